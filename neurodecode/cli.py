@@ -1,0 +1,76 @@
+"""The ``neurodecode`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from .example import run_example
+
+    run_example(args.overrides)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .storage import CollectionStore, open_store
+
+    with open_store(args.path) as store:
+        stores = dict(store.items()) if isinstance(store, CollectionStore) else {"": store}
+        print(f"{args.path}: {'collection of ' + str(len(stores)) + ' subjects' if len(stores) > 1 or '' not in stores else 'epochs'}")
+        for subject, st in stores.items():
+            n, c, t = st.shape
+            head = f"[{subject}] " if subject else ""
+            print(f"{head}{n} epochs × {c} channels × {t} times, {st.sfreq:g} Hz, tmin {st.tmin:g} s, "
+                  f"{st.chunk_epochs} epoch(s)/chunk")
+            print(f"  {st.channels!r}")
+            print(f"  provenance: {[step.get('step') for step in st.provenance]}")
+            cols = [c for c in st.table.columns]
+            print(f"  table columns: {cols}")
+            if args.table:
+                print(st.table.head(args.table).to_string())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurodecode",
+        description="Decode fMRI, EEG, MEG and sEEG recordings into classes, retrieved stimuli, images, captions "
+                    "and 3D objects.")
+    parser.add_argument("--version", action="version", version=f"neurodecode {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ex = sub.add_parser("example", help="run the built-in example (real EEG → epoch store → decoding)",
+                        description="Run the built-in example: PhysioNet EEGMMIDB subject 1, imagined left vs "
+                                    "right fist → epoch store → torch Dataset → OAS + tangent space + LR.")
+    ex.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="override conf/example/eegmmidb_imagery.yaml, e.g. out_dir=/tmp/ex band=[8,30]")
+    ex.set_defaults(func=_cmd_example)
+
+    info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
+                          "(shape, channels, provenance, table) without loading its data.")
+    info.add_argument("path")
+    info.add_argument("--table", type=int, default=0, metavar="N", help="also print the first N table rows")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ConnectionError, KeyError) as err:
+        print(f"neurodecode {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
