@@ -245,7 +245,7 @@ class EpochDataset(Dataset):
     target : str or None
         Table column served as ``"y"``. Numeric columns are served as float32 (or int64 for integers); other
         columns are encoded as int64 class indices into :attr:`classes` (sorted over the whole source, so every
-        split shares one encoding).
+        split shares one encoding). Every served epoch needs a value.
     transform : callable, optional
         Applied to each ``x`` tensor (n_channels, n_times).
 
@@ -284,13 +284,14 @@ class EpochDataset(Dataset):
             if target not in self.table.columns:
                 _fail("target", f"a table column {list(self.table.columns)}", repr(target))
             col = self.table[target]
-            if col.isna().any():
-                _fail(f"table['{target}']", "a target value for every epoch",
-                      f"{int(col.isna().sum())} missing value(s)")
+            served_na = col.iloc[self.indices].isna().to_numpy()
+            if served_na.any():
+                _fail(f"table['{target}']", "a target value for every served epoch",
+                      f"{int(served_na.sum())} missing value(s), first at row {int(self.indices[served_na][0])}")
             if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-                self.classes = sorted(pd.unique(col).tolist(), key=str)
+                self.classes = sorted(pd.unique(col.dropna()).tolist(), key=str)
                 code = {c: i for i, c in enumerate(self.classes)}
-                self._y = np.array([code[v] for v in col], dtype=np.int64)
+                self._y = np.array([code.get(v, -1) if pd.notna(v) else -1 for v in col], dtype=np.int64)
             elif pd.api.types.is_integer_dtype(col):
                 self._y = col.to_numpy(np.int64)
             else:

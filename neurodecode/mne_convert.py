@@ -189,6 +189,12 @@ def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose:
         if missing_labels:
             _fail("event_id", "a code for every label in the table", f"no code for {missing_labels}")
         codes = np.array([event_id[x or "unlabelled"] for x in str_labels], dtype=np.int64)
+    shift = epochs.tmin * epochs.sfreq
+    if abs(shift - round(shift)) > 1e-6:
+        import warnings
+
+        warnings.warn(f"tmin = {epochs.tmin} s is not on the sample grid of {epochs.sfreq} Hz; MNE moves it to "
+                      f"{round(shift) / epochs.sfreq} s", UserWarning, stacklevel=2)
     onset = table["onset"].to_numpy(dtype=np.float64)
     sample = np.where(np.isfinite(onset), np.round(np.nan_to_num(onset) * epochs.sfreq), np.arange(len(onset)))
     events = np.column_stack([sample.astype(np.int64), np.zeros(len(codes), np.int64), codes])

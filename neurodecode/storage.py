@@ -428,6 +428,34 @@ class EpochStore:
         if self.data.shape[0] != n or len(self.table) != n:
             raise ValueError(f"{self.name}: field 'n_epochs': expected {n} data rows and table rows, got "
                              f"{self.data.shape[0]} and {len(self.table)}")
+        self._map_chunks()
+
+    def _map_chunks(self) -> None:
+        """Locate every chunk of an unfiltered store so that epochs are read through a memory map.
+
+        HDF5 chunks of whole epochs are plain C-ordered float32 blocks; reading them through ``np.memmap`` skips
+        h5py's per-call overhead and lets the kernel read ahead (see scripts/bench_storage.py). Compressed stores,
+        file objects and unusual layouts keep the h5py path.
+        """
+        self._offsets: np.ndarray | None = None
+        self._mmap: np.memmap | None = None
+        d = self.data
+        path = self._h5.filename
+        if (d.compression or d.shuffle or d.fletcher32 or d.chunks is None or d.dtype.str != "<f4"
+                or d.chunks[1:] != d.shape[1:] or not path or not Path(path).is_file() or len(self) == 0
+                or not hasattr(d.id, "chunk_iter")):
+            return
+        per = d.chunks[0]
+        offsets = np.full(-(-len(self) // per), -1, dtype=np.int64)
+
+        def visit(info: Any) -> None:
+            offsets[info.chunk_offset[0] // per] = info.byte_offset
+
+        d.id.chunk_iter(visit)
+        if (offsets >= 0).all():
+            self._offsets = offsets
+            self._mmap = np.memmap(path, dtype=np.uint8, mode="r")
+            self._layout = (len(self), per, d.shape[1], d.shape[2], 4 * d.shape[1] * d.shape[2])
 
     # ---- shape -----------------------------------------------------------------------------------------
     @property
@@ -454,8 +482,19 @@ class EpochStore:
         -------
         ndarray, shape (n_channels, n_times) for an int, else (n_selected, n_channels, n_times)
         """
+        single = isinstance(index, (int, np.integer)) and not isinstance(index, bool)
+        if single and self._mmap is not None:  # the hot path of a DataLoader
+            n, per, n_ch, n_t, epoch_bytes = self._layout
+            i = int(index)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} out of range for {n} epochs")
+            chunk, within = divmod(i % n, per)
+            start = int(self._offsets[chunk]) + within * epoch_bytes
+            return np.array(self._mmap[start:start + epoch_bytes].view("<f4").reshape(n_ch, n_t))
         idx = _normalize_index(index, len(self))
-        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+        if self._mmap is not None:
+            return self._read_mapped(idx)
+        if single:
             return self.data[int(idx[0])]
         if idx.size == 0:
             return np.empty((0,) + self.shape[1:], np.float32)
@@ -469,6 +508,18 @@ class EpochStore:
         return out
 
     __getitem__ = read
+
+    def _read_mapped(self, idx: np.ndarray) -> np.ndarray:
+        _, per, n_ch, n_t, epoch_bytes = self._layout
+        chunk, within = np.divmod(idx, per)
+        starts = self._offsets[chunk] + within * epoch_bytes
+        if idx.size and (np.diff(starts) == epoch_bytes).all():  # one contiguous run of bytes
+            raw = self._mmap[starts[0]:starts[0] + idx.size * epoch_bytes]
+            return np.array(raw.view("<f4").reshape(idx.size, n_ch, n_t))
+        out = np.empty((idx.size, n_ch, n_t), np.float32)
+        for k, start in enumerate(starts.tolist()):
+            out[k] = self._mmap[start:start + epoch_bytes].view("<f4").reshape(n_ch, n_t)
+        return out
 
     def iter_blocks(self, n_epochs: int | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """Iterate over consecutive blocks of epochs (default: one chunk) with their table rows."""
@@ -484,6 +535,7 @@ class EpochStore:
         return EpochSet(data, self.sfreq, self.channels, self.table.iloc[idx], self.tmin, self.provenance)
 
     def close(self) -> None:
+        self._mmap = None
         if self._owns and getattr(self, "_h5", None) is not None:
             self._h5.close()
 

@@ -1,0 +1,57 @@
+"""Shared fixtures: random epochs with deliberately unequal dimensions, and the real recordings in ../shared/data."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing weight must fail at once, not retry for ~25 s
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurodecode import Channels, EpochSet
+
+SHARED_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"real recordings not found at {SHARED_DATA} (set NEURODECODE_SHARED_DATA)")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+def make_epochs(n_epochs=7, n_channels=5, n_times=11, subject="sub-01", seed=0, sfreq=128.0, ch_types="eeg",
+                runs=("1", "2")) -> EpochSet:
+    """Random epochs with a varied table (strings, ints, floats, bools, missing values) and some positions."""
+    rng = np.random.default_rng(seed)
+    pos = rng.normal(scale=0.08, size=(n_channels, 3))
+    pos[0] = np.nan  # one channel without a position
+    channels = Channels([f"{subject}-ch{i}" for i in range(n_channels)], ch_types, pos, "head")
+    table = pd.DataFrame({
+        "subject": subject,
+        "session": "1",
+        "run": [runs[i * len(runs) // n_epochs] for i in range(n_epochs)],
+        "stimulus": [f"img{i % 3}" for i in range(n_epochs)],
+        "label": [["face", "house"][i % 2] for i in range(n_epochs)],
+        "onset": np.arange(n_epochs) * 2.5,
+        "reaction_time": [np.nan if i == 2 else 0.3 + 0.01 * i for i in range(n_epochs)],
+        "trial": np.arange(n_epochs, dtype=np.int64),
+        "correct": [bool(i % 3) for i in range(n_epochs)],
+        "note": [None if i == 1 else f"n{i}" for i in range(n_epochs)],
+    })
+    data = rng.normal(size=(n_epochs, n_channels, n_times)).astype(np.float32) * 1e-5
+    return EpochSet(data, sfreq, channels, table, tmin=-0.125, provenance=[{"step": "test", "seed": seed}])
+
+
+@pytest.fixture
+def epochs() -> EpochSet:
+    return make_epochs()

@@ -1,0 +1,72 @@
+"""The command line, the manifests and the built-in example on real EEG."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import make_epochs
+
+import neurodecode
+from neurodecode import EpochCollection
+from neurodecode.cli import main
+from neurodecode.manifests import fetch_file, load_manifest, verify_file
+
+
+def test_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "neurodecode", "--version"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == f"neurodecode {neurodecode.__version__}"
+    helptext = subprocess.run([sys.executable, "-m", "neurodecode", "--help"], capture_output=True, text=True,
+                              check=True).stdout
+    assert "example" in helptext and "info" in helptext
+
+
+def test_info_describes_a_store(tmp_path, capsys):
+    coll = EpochCollection([make_epochs(subject="sub-01"), make_epochs(n_channels=3, subject="sub-02")])
+    coll.save(tmp_path / "c.h5")
+    assert main(["info", str(tmp_path / "c.h5"), "--table", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "collection of 2 subjects" in out
+    assert "[sub-02] 7 epochs × 3 channels × 11 times, 128 Hz" in out
+    assert "reaction_time" in out
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "none.h5")]) == 2
+    assert "neurodecode info: error: " in capsys.readouterr().err
+    assert main(["example", "no_such_key=1"]) == 2
+    assert "overrides name unknown keys ['no_such_key']" in capsys.readouterr().err
+
+
+def test_manifest_checksum_and_offline_fetch(tmp_path, monkeypatch):
+    manifest = load_manifest("eegmmidb")
+    assert manifest["files"]["S001/S001R04.edf"].startswith("3d161f88")
+    (tmp_path / "f.edf").write_bytes(b"not the file")
+    with pytest.raises(ValueError, match=r"f.edf: field 'sha256': expected 3d161f88.* got [0-9a-f]{64}; the file is corrupt"):
+        verify_file(tmp_path / "f.edf", manifest["files"]["S001/S001R04.edf"])
+    monkeypatch.setenv("NEURODECODE_CACHE", str(tmp_path / "cache"))
+    offline = dict(manifest, base_url="http://127.0.0.1:9/")  # nothing listens there
+    with pytest.raises(ConnectionError, match=r"could not download http://127.0.0.1:9/S001/S001R04.edf .* Offline\?"):
+        fetch_file(offline, "S001/S001R04.edf")
+    with pytest.raises(FileNotFoundError, match="no manifest named 'nope'"):
+        load_manifest("nope")
+
+
+@pytest.mark.realdata
+def test_example_reproduces_the_reference(tmp_path):
+    """The README's main command: real EEGMMIDB runs 4/8/12 → store → Dataset → 0.733 (pyRiemann reference)."""
+    from neurodecode.example import run_example
+
+    res = run_example([f"out_dir={tmp_path}"], verbose=False)
+    assert res["shape"] == [45, 64, 161]
+    assert res["class_counts"] == {"left": 23, "right": 22}
+    assert res["cv_accuracy_mean"] >= 0.70
+    assert res["cv_accuracy_mean"] == pytest.approx(0.733, abs=0.005)
+    assert set(res["leave_one_run_out"]) == {"4", "8", "12"}
+    assert json.loads((tmp_path / "results.json").read_text())["cv_fold_accuracy"] == res["cv_fold_accuracy"]
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    stored = neurodecode.load(tmp_path / "sub-S001_eegmmidb.h5")
+    assert stored.channels.coord_frame == "head" and stored.sfreq == 160.0
+    assert [s["step"] for s in stored.provenance][:4] == ["read_raw_edf", "eegbci.standardize", "set_montage", "filter"]
+    assert sorted(stored.table["run"].unique()) == ["12", "4", "8"]
