@@ -431,19 +431,20 @@ class EpochStore:
         self._map_chunks()
 
     def _map_chunks(self) -> None:
-        """Locate every chunk of an unfiltered store so that epochs are read through a memory map.
+        """Locate every chunk of an unfiltered store so that epochs are read with one ``pread`` each.
 
-        HDF5 chunks of whole epochs are plain C-ordered float32 blocks; reading them through ``np.memmap`` skips
-        h5py's per-call overhead and lets the kernel read ahead (see scripts/bench_storage.py). Compressed stores,
-        file objects and unusual layouts keep the h5py path.
+        HDF5 chunks of whole epochs are plain C-ordered float32 blocks; reading them with ``os.preadv`` straight into
+        the output array skips h5py's per-call overhead, reads a run of consecutive epochs in one call and maps no
+        file pages into memory (see scripts/bench_storage.py). Compressed stores, file objects and unusual layouts
+        keep the h5py path.
         """
         self._offsets: np.ndarray | None = None
-        self._mmap: np.memmap | None = None
+        self._fd: int | None = None
         d = self.data
         path = self._h5.filename
         if (d.compression or d.shuffle or d.fletcher32 or d.chunks is None or d.dtype.str != "<f4"
                 or d.chunks[1:] != d.shape[1:] or not path or not Path(path).is_file() or len(self) == 0
-                or not hasattr(d.id, "chunk_iter")):
+                or not hasattr(d.id, "chunk_iter") or not hasattr(os, "preadv")):
             return
         per = d.chunks[0]
         offsets = np.full(-(-len(self) // per), -1, dtype=np.int64)
@@ -454,8 +455,13 @@ class EpochStore:
         d.id.chunk_iter(visit)
         if (offsets >= 0).all():
             self._offsets = offsets
-            self._mmap = np.memmap(path, dtype=np.uint8, mode="r")
+            self._fd = os.open(path, os.O_RDONLY)
             self._layout = (len(self), per, d.shape[1], d.shape[2], 4 * d.shape[1] * d.shape[2])
+
+    def _pread(self, out: np.ndarray, start: int) -> None:
+        got = os.preadv(self._fd, [out], start)
+        if got != out.nbytes:
+            raise OSError(f"{self.name}: expected {out.nbytes} bytes at offset {start}, got {got} (truncated file?)")
 
     # ---- shape -----------------------------------------------------------------------------------------
     @property
@@ -483,17 +489,18 @@ class EpochStore:
         ndarray, shape (n_channels, n_times) for an int, else (n_selected, n_channels, n_times)
         """
         single = isinstance(index, (int, np.integer)) and not isinstance(index, bool)
-        if single and self._mmap is not None:  # the hot path of a DataLoader
+        if single and self._fd is not None:  # the hot path of a DataLoader
             n, per, n_ch, n_t, epoch_bytes = self._layout
             i = int(index)
             if not -n <= i < n:
                 raise IndexError(f"index {i} out of range for {n} epochs")
             chunk, within = divmod(i % n, per)
-            start = int(self._offsets[chunk]) + within * epoch_bytes
-            return np.array(self._mmap[start:start + epoch_bytes].view("<f4").reshape(n_ch, n_t))
+            out = np.empty((n_ch, n_t), np.float32)
+            self._pread(out, int(self._offsets[chunk]) + within * epoch_bytes)
+            return out
         idx = _normalize_index(index, len(self))
-        if self._mmap is not None:
-            return self._read_mapped(idx)
+        if self._fd is not None:
+            return self._read_direct(idx)
         if single:
             return self.data[int(idx[0])]
         if idx.size == 0:
@@ -509,16 +516,17 @@ class EpochStore:
 
     __getitem__ = read
 
-    def _read_mapped(self, idx: np.ndarray) -> np.ndarray:
+    def _read_direct(self, idx: np.ndarray) -> np.ndarray:
         _, per, n_ch, n_t, epoch_bytes = self._layout
+        out = np.empty((idx.size, n_ch, n_t), np.float32)
+        if idx.size == 0:
+            return out
         chunk, within = np.divmod(idx, per)
         starts = self._offsets[chunk] + within * epoch_bytes
-        if idx.size and (np.diff(starts) == epoch_bytes).all():  # one contiguous run of bytes
-            raw = self._mmap[starts[0]:starts[0] + idx.size * epoch_bytes]
-            return np.array(raw.view("<f4").reshape(idx.size, n_ch, n_t))
-        out = np.empty((idx.size, n_ch, n_t), np.float32)
-        for k, start in enumerate(starts.tolist()):
-            out[k] = self._mmap[start:start + epoch_bytes].view("<f4").reshape(n_ch, n_t)
+        # one read per run of epochs that are consecutive on disk
+        breaks = np.flatnonzero(np.diff(starts) != epoch_bytes) + 1
+        for lo, hi in zip(np.r_[0, breaks].tolist(), np.r_[breaks, idx.size].tolist()):
+            self._pread(out[lo:hi], int(starts[lo]))
         return out
 
     def iter_blocks(self, n_epochs: int | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
@@ -535,7 +543,9 @@ class EpochStore:
         return EpochSet(data, self.sfreq, self.channels, self.table.iloc[idx], self.tmin, self.provenance)
 
     def close(self) -> None:
-        self._mmap = None
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._owns and getattr(self, "_h5", None) is not None:
             self._h5.close()
 

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 READER = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 kind, phase, path, n_reads, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-def rss_kb():
+def status_kb(key):  # VmHWM (peak RSS) starts afresh at exec, unlike ru_maxrss, which a child inherits
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+        return next(int(l.split()[1]) for l in f if l.startswith(key))
 if kind == "neurodecode":
     import neurodecode
     store = neurodecode.EpochStore(path)
@@ -38,7 +38,7 @@ if kind == "neurodecode":
 else:
     arr = np.load(path, mmap_mode="r")
     read, n = (lambda i: np.array(arr[i])), arr.shape[0]
-base = rss_kb()
+base = status_kb("VmRSS")
 idx = np.random.default_rng(1).integers(0, n, n_reads).tolist()
 total = 0.0
 if phase == "random_warm":
@@ -52,7 +52,7 @@ else:
     for start in range(0, n, block):
         total += float(read(slice(start, min(start + block, n)))[0, 0, 0])
 elapsed = time.perf_counter() - t
-print(json.dumps({"seconds": elapsed, "peak_rss_added_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+print(json.dumps({"seconds": elapsed, "peak_rss_added_mb": (status_kb("VmHWM") - base) / 1024}))
 """
 
 

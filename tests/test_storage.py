@@ -230,12 +230,12 @@ def test_collection_writer_checks_subject_column(tmp_path):
 
 @pytest.mark.parametrize("chunk_bytes, compression", [(1, None), (3 * 4 * 6 * 50, None), (3 * 4 * 6 * 50, "gzip")])
 def test_memory_mapped_and_h5py_reads_agree(tmp_path, chunk_bytes, compression):
-    """Uncompressed stores read through a memory map of the located chunks; compressed ones through h5py."""
+    """Uncompressed stores are read with pread at the located chunk offsets; compressed ones through h5py."""
     x = np.random.default_rng(2).normal(size=(20, 6, 50)).astype(np.float32)
     EpochSet.from_array(x, 100.0).save(tmp_path / "m.h5", chunk_bytes=chunk_bytes, compression=compression)
     with EpochStore(tmp_path / "m.h5") as store:
         assert store.chunk_epochs == (1 if chunk_bytes == 1 else 3)
-        assert (store._mmap is not None) == (compression is None)
+        assert (store._fd is not None) == (compression is None)
         if compression is None:  # the located offsets are HDF5's own
             for c in range(len(store._offsets)):
                 info = store.data.id.get_chunk_info_by_coord((c * store.chunk_epochs, 0, 0))
