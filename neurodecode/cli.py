@@ -21,7 +21,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     with open_store(args.path) as store:
         stores = dict(store.items()) if isinstance(store, CollectionStore) else {"": store}
-        print(f"{args.path}: {'collection of ' + str(len(stores)) + ' subjects' if len(stores) > 1 or '' not in stores else 'epochs'}")
+        kind = f"collection of {len(stores)} subject(s)" if isinstance(store, CollectionStore) else "epochs"
+        print(f"{args.path}: {kind}")
         for subject, st in stores.items():
             n, c, t = st.shape
             head = f"[{subject}] " if subject else ""
@@ -29,8 +30,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
                   f"{st.chunk_epochs} epoch(s)/chunk")
             print(f"  {st.channels!r}")
             print(f"  provenance: {[step.get('step') for step in st.provenance]}")
-            cols = [c for c in st.table.columns]
-            print(f"  table columns: {cols}")
+            print(f"  table columns: {list(st.table.columns)}")
             if args.table:
                 print(st.table.head(args.table).to_string())
     return 0

@@ -298,6 +298,10 @@ def _check_table(table: pd.DataFrame | Mapping | None, n_epochs: int) -> pd.Data
     if table.columns.has_duplicates:
         _fail("table", "unique column names", f"duplicates {list(table.columns[table.columns.duplicated()])}")
     table = table.reset_index(drop=True)
+    if "onset" in table.columns and not (pd.api.types.is_numeric_dtype(table["onset"])
+                                         and not pd.api.types.is_bool_dtype(table["onset"])):
+        _fail("table['onset']", "numbers (seconds from the start of the recording) or NaN",
+              f"dtype {table['onset'].dtype}", exc=TypeError)
     for col in TABLE_COLUMNS:
         if col not in table.columns:
             table[col] = np.nan if col == "onset" else None

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .epochs import EpochSet
+from .epochs import EpochSet, _compatibility_problems
 from .manifests import fetch_file, load_manifest, verify_file
 from .storage import EpochStore, EpochWriter
 
@@ -94,15 +94,15 @@ def epochs_from_run(path: Path, run: int, cfg: Any) -> EpochSet:
     epochs = mne.Epochs(raw, events, event_id, tmin=cfg.tmin, tmax=cfg.tmax, baseline=None, picks="eeg",
                         preload=True, verbose="error")
     steps = [
-        {"step": "read_raw_edf", "file": path.name},
+        {"step": "read_raw_edf"},
         {"step": "eegbci.standardize"},
         {"step": "set_montage", "montage": montage},
         {"step": "filter", "l_freq": float(cfg.band[0]), "h_freq": float(cfg.band[1]), "method": "fir"},
         {"step": "epochs", "tmin": float(cfg.tmin), "tmax": float(cfg.tmax), "baseline": None},
     ]
     ep = EpochSet.from_mne(epochs, subject=cfg.subject, session="1", run=str(run), provenance=steps)
-    table = ep.table.assign(label=ep.table["label"].map(dict(cfg.events)))
-    return ep.replace(table=table, provenance=ep.provenance[:-1] + ({"step": "from_mne"},))
+    table = ep.table.assign(label=ep.table["label"].map(dict(cfg.events)), source_file=path.name)
+    return ep.replace(table=table)
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -160,9 +160,11 @@ def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
                 writer = EpochWriter(store_path, sfreq=ep.sfreq, channels=ep.channels, n_times=ep.n_times,
                                      tmin=ep.tmin, provenance=ep.provenance, overwrite=True,
                                      chunk_bytes=int(cfg.chunk_bytes))
-            elif ep.channels != first.channels or ep.sfreq != first.sfreq:
-                raise ValueError(f"{path}: expected the channels and sfreq of run {next(iter(files))}, got: "
-                                 + "; ".join(ep.channels.differences(first.channels) or ["sfreq differs"]))
+            else:
+                problems = _compatibility_problems(first, ep)
+                if problems:
+                    raise ValueError(f"{path}: expected epochs like those of run {next(iter(files))}, got: "
+                                     + "; ".join(problems))
             writer.append(ep.data, ep.table)
         writer.close()
     except BaseException:

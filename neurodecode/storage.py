@@ -384,6 +384,7 @@ class EpochStore:
 
     def __init__(self, source: str | os.PathLike | BinaryIO, subject: str | None = None, *,
                  _h5: h5py.File | None = None, _name: str | None = None) -> None:
+        self._subject = subject
         if _h5 is None:
             self._h5, self.name = _open_h5(source)
             self._owns = True
@@ -542,6 +543,16 @@ class EpochStore:
         data = self.read(index if isinstance(index, slice) else idx)
         return EpochSet(data, self.sfreq, self.channels, self.table.iloc[idx], self.tmin, self.provenance)
 
+    def __getstate__(self) -> dict:
+        """Pickled as its file name, so a ``DataLoader`` can hand it to worker processes (reopened there)."""
+        path = self._h5.filename if self._h5 else None
+        if not path or not Path(path).is_file():
+            raise TypeError(f"{self.name}: a store opened from a file object cannot be sent to another process")
+        return {"path": path, "subject": self._subject}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["subject"])
+
     def close(self) -> None:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
@@ -577,6 +588,12 @@ class CollectionStore(Mapping[str, EpochStore]):
         except KeyError:
             raise KeyError(f"{self.name}: subject {subject!r} not stored (subjects: {list(self._stores)})") from None
 
+    def __getstate__(self) -> dict:
+        return {"path": self._h5.filename}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._stores)
 
@@ -591,6 +608,8 @@ class CollectionStore(Mapping[str, EpochStore]):
         return EpochCollection({s: st.load() for s, st in self._stores.items()})
 
     def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
         self._h5.close()
 
     def __enter__(self) -> CollectionStore:

@@ -27,7 +27,7 @@ def test_info_describes_a_store(tmp_path, capsys):
     coll.save(tmp_path / "c.h5")
     assert main(["info", str(tmp_path / "c.h5"), "--table", "2"]) == 0
     out = capsys.readouterr().out
-    assert "collection of 2 subjects" in out
+    assert "collection of 2 subject(s)" in out
     assert "[sub-02] 7 epochs × 3 channels × 11 times, 128 Hz" in out
     assert "reaction_time" in out
 
@@ -70,3 +70,12 @@ def test_example_reproduces_the_reference(tmp_path):
     assert stored.channels.coord_frame == "head" and stored.sfreq == 160.0
     assert [s["step"] for s in stored.provenance][:4] == ["read_raw_edf", "eegbci.standardize", "set_montage", "filter"]
     assert sorted(stored.table["run"].unique()) == ["12", "4", "8"]
+
+
+def test_realdata_tests_skip_with_a_message_without_shared_data(tmp_path):
+    env = dict(__import__("os").environ, NEURODECODE_SHARED_DATA=str(tmp_path / "absent"))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-rs", "-q", "-p", "no:cacheprovider",
+                          "tests/test_mne_convert.py::test_eeglab_recording_round_trip"],
+                         capture_output=True, text=True, env=env, cwd=__import__("pathlib").Path(__file__).parents[1])
+    assert out.returncode == 0, out.stdout
+    assert "1 skipped" in out.stdout and "real recordings not found at" in out.stdout

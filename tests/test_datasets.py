@@ -129,3 +129,22 @@ def test_subject_sampler_drop_last_and_errors():
     assert list(sampler) == [[0, 1], [2, 3], [5, 6]] and len(sampler) == 3
     with pytest.raises(ValueError, match="field 'batch_size': expected a positive integer, got 0"):
         SubjectBatchSampler(codes, batch_size=0)
+
+
+def test_stores_travel_to_dataloader_workers(tmp_path):
+    """Stores pickle as their path, so DataLoader workers (fork or spawn) reopen them."""
+    import pickle
+
+    coll = EpochCollection([make_epochs(n_epochs=8, subject="sub-01"), make_epochs(n_channels=3, subject="sub-02")])
+    coll.save(tmp_path / "c.h5")
+    with open_store(tmp_path / "c.h5") as store:
+        clone = pickle.loads(pickle.dumps(store))
+        np.testing.assert_array_equal(clone["sub-02"][4], coll["sub-02"].data[4])
+        clone.close()
+        ds = EpochDataset(store, target="label")
+        sampler = SubjectBatchSampler(ds.subject_codes, batch_size=3, shuffle=False)
+        loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=2,
+                                             multiprocessing_context="spawn")
+        got = {int(i): x for batch in loader for i, x in zip(batch["index"], batch["x"])}
+    assert sorted(got) == list(range(15))
+    np.testing.assert_array_equal(got[10].numpy(), coll["sub-02"].data[2])

@@ -173,3 +173,8 @@ def test_collection_validation():
         EpochCollection([unnamed])
     with pytest.raises(ValueError, match="expected at least one subject"):
         EpochCollection({})
+
+
+def test_onset_must_be_numeric():
+    with pytest.raises(TypeError, match=r"field 'table\['onset'\]': expected numbers \(seconds .*\) or NaN, got dtype"):
+        EpochSet.from_array(np.zeros((2, 1, 3)), 10.0, table={"onset": ["1.0s", "2.0s"]})
