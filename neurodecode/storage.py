@@ -167,7 +167,44 @@ class _GroupWriter:
         self.group.attrs["n_epochs"] = self.n_epochs
 
 
-class EpochWriter:
+class _AtomicWriter:
+    """Close/abort/context-manager logic shared by the writers; subclasses fill ``_finish``."""
+
+    _file: _AtomicFile
+    _open: bool
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file and move it to its final name."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self._finish()
+            self._file.commit()
+        except BaseException:
+            self._file.abort()
+            raise
+
+    def abort(self) -> None:
+        """Discard everything written; an existing file under the final name is left untouched."""
+        if self._open:
+            self._open = False
+            self._file.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class EpochWriter(_AtomicWriter):
     """Write one EpochSet to disk chunk by chunk (for recordings larger than memory).
 
     Parameters
@@ -218,36 +255,11 @@ class EpochWriter:
             self.abort()
             raise
 
-    def close(self) -> None:
-        """Finish the file and move it to its final name."""
-        if not self._open:
-            return
-        try:
-            self._group.finish()
-            self._file.commit()
-        except BaseException:
-            self._file.abort()
-            raise
-        finally:
-            self._open = False
-
-    def abort(self) -> None:
-        """Discard everything written; an existing file under the final name is left untouched."""
-        if self._open:
-            self._open = False
-            self._file.abort()
-
-    def __enter__(self) -> EpochWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _finish(self) -> None:
+        self._group.finish()
 
 
-class CollectionWriter:
+class CollectionWriter(_AtomicWriter):
     """Write several subjects into one file, each subject's epochs appended chunk by chunk.
 
     >>> with CollectionWriter("study.h5") as w:  # doctest: +SKIP
@@ -283,33 +295,11 @@ class CollectionWriter:
         self._subjects[subject] = group
         return group
 
-    def close(self) -> None:
-        if not self._open:
-            return
-        self._open = False
-        try:
-            if not self._subjects:
-                raise ValueError(f"{self._file.path}: a collection needs at least one subject, got none")
-            for group in self._subjects.values():
-                group.finish()
-            self._file.commit()
-        except BaseException:
-            self._file.abort()
-            raise
-
-    def abort(self) -> None:
-        if self._open:
-            self._open = False
-            self._file.abort()
-
-    def __enter__(self) -> CollectionWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _finish(self) -> None:
+        if not self._subjects:
+            raise ValueError(f"{self._file.path}: a collection needs at least one subject, got none")
+        for group in self._subjects.values():
+            group.finish()
 
 
 def save(obj: EpochSet | EpochCollection, path: str | os.PathLike, *, overwrite: bool = False,

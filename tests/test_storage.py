@@ -246,3 +246,10 @@ def test_memory_mapped_and_h5py_reads_agree(tmp_path, chunk_bytes, compression):
             np.testing.assert_array_equal(store.read(key), x[key])
         with pytest.raises(IndexError, match="out of range for 20 epochs"):
             store[20]
+
+
+def test_empty_collection_is_refused_and_nothing_written(tmp_path):
+    with pytest.raises(ValueError, match=r"e.h5: a collection needs at least one subject, got none"):
+        with nd.CollectionWriter(tmp_path / "e.h5"):
+            pass
+    assert list(tmp_path.iterdir()) == []
