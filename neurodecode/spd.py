@@ -1,0 +1,311 @@
+"""Batched, differentiable maths on symmetric positive-definite (SPD) matrices, in torch.
+
+Pure functions over tensors of shape ``(..., n, n)`` (matrices) or ``(..., n_channels, n_times)`` (signals) that
+follow pyRiemann's definitions (``pyriemann.geometry``) so that results agree to 1e-6 relative, but work on whole
+batches at once (no per-matrix Python loop), on CPU or GPU, and under autograd. Numerically sensitive steps run in
+float64 unless the input is float64 already (then dtype is kept).
+
+The estimators in :mod:`neurodecode.riemann` wrap these functions with the scikit-learn API.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "COV_ESTIMATORS",
+    "covariances",
+    "distance_riemann",
+    "expm",
+    "invsqrtm",
+    "log_map",
+    "logm",
+    "mean_logeuclid",
+    "mean_riemann",
+    "sqrtm",
+    "tangent_space",
+    "time_delay_embedding",
+    "to_tensor",
+    "untangent_space",
+    "unupper",
+    "upper",
+]
+
+COV_ESTIMATORS = ("scm", "cov", "lwf", "oas")
+
+
+def to_tensor(x: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A float64 (by default) tensor view or copy of ``x``; tensors keep their device."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# covariance estimation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _shrink(emp: torch.Tensor, shrinkage: torch.Tensor) -> torch.Tensor:
+    n = emp.shape[-1]
+    mu = torch.diagonal(emp, dim1=-2, dim2=-1).sum(-1) / n
+    eye = torch.eye(n, dtype=emp.dtype, device=emp.device)
+    s = shrinkage[..., None, None]
+    return (1.0 - s) * emp + (s * mu[..., None, None]) * eye
+
+
+def covariances(X: torch.Tensor, estimator: str = "scm", reg: float = 0.0) -> torch.Tensor:
+    """Covariance matrices of multichannel signals.
+
+    Parameters
+    ----------
+    X : tensor, shape (..., n_channels, n_times)
+    estimator : {"scm", "cov", "lwf", "oas"}
+        ``"scm"``: centred sample covariance (divided by n_times), as ``pyriemann`` "scm"; ``"cov"``: unbiased
+        (divided by n_times - 1), as ``numpy.cov``; ``"lwf"``: Ledoit-Wolf shrinkage and ``"oas"``: oracle
+        approximating shrinkage, in closed form per matrix, equal to scikit-learn's ``ledoit_wolf``/``oas``.
+    reg : float
+        Explicit regularisation: ``C + reg * trace(C) / n_channels * I`` (for rank-deficient data).
+
+    Returns
+    -------
+    tensor, shape (..., n_channels, n_channels)
+    """
+    if estimator not in COV_ESTIMATORS:
+        raise ValueError(f"field 'estimator': expected one of {list(COV_ESTIMATORS)}, got {estimator!r}")
+    n_channels, n_times = X.shape[-2], X.shape[-1]
+    Xc = X - X.mean(dim=-1, keepdim=True)
+    emp = Xc @ Xc.mT / n_times
+    if estimator == "scm":
+        C = emp
+    elif estimator == "cov":
+        C = emp * (n_times / (n_times - 1))
+    elif n_channels == 1:
+        C = emp
+    elif estimator == "lwf":  # sklearn.covariance.ledoit_wolf_shrinkage, with samples = time points
+        X2 = Xc**2
+        trace_terms = X2.sum(-1) / n_times  # (..., n_channels)
+        mu = trace_terms.sum(-1) / n_channels
+        beta_ = (X2.sum(-2) ** 2).sum(-1)
+        delta_ = (emp**2).sum((-2, -1))
+        beta = (beta_ / n_times - delta_) / (n_channels * n_times)
+        delta = (delta_ - 2.0 * mu * trace_terms.sum(-1) + n_channels * mu**2) / n_channels
+        beta = torch.minimum(beta, delta)
+        shrinkage = torch.where(delta == 0, torch.zeros_like(delta), beta / torch.where(delta == 0, 1.0, delta))
+        C = _shrink(emp, shrinkage)
+    else:  # oas, as sklearn.covariance.oas
+        alpha = (emp**2).mean((-2, -1))
+        mu = torch.diagonal(emp, dim1=-2, dim2=-1).sum(-1) / n_channels
+        num = alpha + mu**2
+        den = (n_times + 1) * (alpha - mu**2 / n_channels)
+        shrinkage = torch.where(den == 0, torch.ones_like(den),
+                                torch.clamp(num / torch.where(den == 0, 1.0, den), max=1.0))
+        C = _shrink(emp, shrinkage)
+    if reg:
+        if reg < 0:
+            raise ValueError(f"field 'reg': expected a regularisation >= 0, got {reg}")
+        tr = torch.diagonal(C, dim1=-2, dim2=-1).sum(-1) / n_channels
+        C = C + (reg * tr)[..., None, None] * torch.eye(n_channels, dtype=C.dtype, device=C.device)
+    return C
+
+
+def check_spd(C: torch.Tensor, what: str = "covariance matrices", hint: str = "") -> None:
+    """Warn (with counts and a remedy) when some matrices are not (numerically) positive definite.
+
+    A matrix counts as singular when its smallest eigenvalue is below 1e-10 times its largest (condition number
+    above 1e10): rank-deficient data give such matrices, whose logarithm is then dominated by rounding errors.
+    """
+    w = torch.linalg.eigvalsh(C)
+    bad = int((w[..., 0] <= 1e-10 * w[..., -1].clamp(min=0)).sum())
+    if bad:
+        n = int(np.prod(C.shape[:-2])) if C.ndim > 2 else 1
+        warnings.warn(f"{bad} of {n} {what} are not positive definite (rank-deficient data: fewer time samples "
+                      f"than channels, an average reference, removed ICA components, flat channels); {hint}",
+                      RuntimeWarning, stacklevel=3)
+
+
+def time_delay_embedding(X: torch.Tensor, order: int, lag: int) -> torch.Tensor:
+    """Stack ``order`` lagged copies of each channel (the augmented covariance embedding).
+
+    Block ``p`` (0 ≤ p < order) holds ``X[..., p * lag : n_times - (order - p) * lag]``, as MOABB's
+    ``AugmentedDataset`` does, so all blocks have ``n_times - order * lag`` samples.
+
+    Parameters
+    ----------
+    X : tensor, shape (..., n_channels, n_times)
+    order : int >= 1
+    lag : int >= 1
+
+    Returns
+    -------
+    tensor, shape (..., n_channels * order, n_times - order * lag)
+    """
+    n_times = X.shape[-1]
+    if order < 1 or lag < 1:
+        raise ValueError(f"field 'order'/'lag': expected integers >= 1, got order={order}, lag={lag}")
+    if order == 1:
+        return X
+    if order * lag >= n_times:
+        raise ValueError(f"field 'order'/'lag': expected order * lag < n_times = {n_times}, got {order} * {lag}")
+    blocks = [X[..., p * lag: n_times - (order - p) * lag] for p in range(order)]
+    return torch.cat(blocks, dim=-2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# matrix functions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _eig_fn(C: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    w, V = torch.linalg.eigh(C)
+    return (V * fn(w).unsqueeze(-2)) @ V.mT
+
+
+def sqrtm(C: torch.Tensor) -> torch.Tensor:
+    return _eig_fn(C, torch.sqrt)
+
+
+def invsqrtm(C: torch.Tensor) -> torch.Tensor:
+    return _eig_fn(C, lambda w: 1.0 / torch.sqrt(w))
+
+
+def logm(C: torch.Tensor) -> torch.Tensor:
+    return _eig_fn(C, torch.log)
+
+
+def expm(C: torch.Tensor) -> torch.Tensor:
+    return _eig_fn(C, torch.exp)
+
+
+def _first_divided_difference(d: torch.Tensor, fn: Callable, fn_der: Callable) -> torch.Tensor:
+    di, dj = d[..., :, None], d[..., None, :]
+    close = torch.isclose(di, dj, atol=1e-12, rtol=1e-12)
+    diff = torch.where(close, torch.ones_like(di - dj), di - dj)
+    return torch.where(close, fn_der(di).expand_as(diff), (fn(di) - fn(dj)) / diff)
+
+
+def _dd(X: torch.Tensor, A: torch.Tensor, fn: Callable, fn_der: Callable) -> torch.Tensor:
+    """Directional (Fréchet) derivative of the matrix function ``fn`` at symmetric ``A`` applied to ``X``."""
+    d, V = torch.linalg.eigh(A)
+    return V @ (_first_divided_difference(d, fn, fn_der) * (V.mT @ X @ V)) @ V.mT
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# means and distances
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _weights(n: int, sample_weight: torch.Tensor | np.ndarray | None, like: torch.Tensor) -> torch.Tensor:
+    if sample_weight is None:
+        return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+    w = to_tensor(sample_weight, like.dtype).to(like.device)
+    if w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"field 'sample_weight': expected {n} non-negative weights with a positive sum, got "
+                         f"shape {tuple(w.shape)}")
+    return w / w.sum()
+
+
+def mean_logeuclid(C: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-Euclidean mean ``expm(sum_i w_i logm(C_i))`` over axis 0 of ``C`` (n_matrices, ..., n, n)."""
+    w = _weights(C.shape[0], sample_weight, C)
+    return expm(torch.tensordot(w, logm(C), dims=([0], [0])))
+
+
+def mean_riemann(C: torch.Tensor, sample_weight: torch.Tensor | None = None, tol: float = 1e-8,
+                 maxiter: int = 50, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Affine-invariant Riemannian (Karcher) mean over axis 0 of ``C`` (n_matrices, ..., n, n).
+
+    The gradient iteration and stopping rule of ``pyriemann.geometry.mean.mean_riemann`` (step-size adaptation,
+    Frobenius norm of the mean tangent vector <= ``tol``), started from the log-Euclidean mean, which is usually
+    close and saves iterations. Extra leading axes after the first (e.g. filter-bank bands) get one mean each.
+    """
+    w = _weights(C.shape[0], sample_weight, C)
+    M = mean_logeuclid(C, w) if init is None else to_tensor(init, C.dtype).to(C.device)
+    nu, tau = 1.0, float(np.finfo(np.float64).max)
+    for _ in range(maxiter):
+        evals, V = torch.linalg.eigh(M)
+        M12 = (V * evals.sqrt().unsqueeze(-2)) @ V.mT
+        Mm12 = (V * evals.rsqrt().unsqueeze(-2)) @ V.mT
+        J = torch.tensordot(w, logm(Mm12 @ C @ Mm12), dims=([0], [0]))
+        M = M12 @ expm(nu * J) @ M12
+        crit = float(torch.linalg.matrix_norm(J).max())
+        h = nu * crit
+        if h < tau:
+            nu, tau = 0.95 * nu, h
+        else:
+            nu = 0.5 * nu
+        if crit <= tol or nu <= tol:
+            break
+    else:
+        warnings.warn(f"mean_riemann: not converged after {maxiter} iterations (gradient norm {crit:.2e} > "
+                      f"{tol:.0e})", RuntimeWarning, stacklevel=2)
+    return M
+
+
+def distance_riemann(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Affine-invariant distance ``sqrt(sum(log(eig(B^-1/2 A B^-1/2))^2))``, broadcast over leading axes."""
+    Bm12 = invsqrtm(B)
+    ev = torch.linalg.eigvalsh(Bm12 @ A @ Bm12)
+    return torch.sqrt((torch.log(ev) ** 2).sum(-1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tangent space
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _upper_coeffs(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows, cols = torch.triu_indices(n, n, device=like.device)
+    coeffs = torch.where(rows == cols, 1.0, math.sqrt(2.0)).to(like.dtype)
+    return rows, cols, coeffs
+
+
+def upper(S: torch.Tensor) -> torch.Tensor:
+    """Upper triangle of symmetric matrices (..., n, n) → (..., n(n+1)/2), off-diagonal terms weighted by √2."""
+    rows, cols, coeffs = _upper_coeffs(S.shape[-1], S)
+    return S[..., rows, cols] * coeffs
+
+
+def unupper(T: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`upper`: (..., n(n+1)/2) → symmetric (..., n, n)."""
+    n = int((math.sqrt(1 + 8 * T.shape[-1]) - 1) / 2)
+    if n * (n + 1) // 2 != T.shape[-1]:
+        raise ValueError(f"field 'T': expected n(n+1)/2 features, got {T.shape[-1]}")
+    rows, cols, coeffs = _upper_coeffs(n, T)
+    S = T.new_zeros(T.shape[:-1] + (n, n))
+    S[..., rows, cols] = T / coeffs
+    S[..., cols, rows] = T / coeffs
+    return S
+
+
+def log_map(C: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
+    """Logarithmic map of SPD matrices at ``ref`` (as ``pyriemann`` ``log_map_riemann``/``log_map_logeuclid``)."""
+    if metric == "riemann":
+        R = invsqrtm(ref)
+        return logm(R @ C @ R)
+    if metric == "logeuclid":
+        log_ref = logm(ref)
+        return _dd(logm(C) - log_ref, log_ref, torch.exp, torch.exp)
+    raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {metric!r}")
+
+
+def tangent_space(C: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
+    """Tangent vectors (..., n(n+1)/2) of ``C`` (..., n, n) at ``ref``: ``upper(log_map(C, ref))``."""
+    return upper(log_map(C, ref, metric))
+
+
+def untangent_space(T: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
+    """Inverse of :func:`tangent_space` (the exponential map back onto the SPD manifold)."""
+    S = unupper(T)
+    if metric == "riemann":
+        R = sqrtm(ref)
+        return R @ expm(S) @ R
+    if metric == "logeuclid":
+        log_ref = logm(ref)
+        return expm(_dd(S, ref, torch.log, lambda x: 1.0 / x) + log_ref)
+    raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {metric!r}")
