@@ -36,6 +36,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_features(args: argparse.Namespace) -> int:
+    from .features import extract_features, load_recipe_config
+    from .storage import CollectionStore, open_store
+
+    with open_store(args.path) as store:
+        if isinstance(store, CollectionStore):
+            if args.subject is None:
+                raise ValueError(f"{args.path}: field 'subject': expected --subject with one of {list(store)} "
+                                 "(this file is a collection), got none")
+            store = store[args.subject]
+        elif args.subject is not None:
+            raise ValueError(f"{args.path}: field 'subject': this file holds one EpochSet, got {args.subject!r}")
+        epochs = store.load()
+    params = load_recipe_config(args.recipe, args.overrides, sfreq=epochs.sfreq)
+    name = params.pop("name")
+    feats = extract_features(epochs, name, **params)
+    feats.save(args.out)
+    print(f"{args.out}: {feats.X.shape[0]} epochs × {feats.X.shape[1]} features ({name}) + "
+          f"{len(feats.table.columns)} table columns")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurodecode",
@@ -50,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="override conf/example/eegmmidb_imagery.yaml, e.g. out_dir=/tmp/ex band=[8,30]")
     ex.set_defaults(func=_cmd_example)
+
+    feats = sub.add_parser("features", help="compute a feature recipe on a stored epoch file → Parquet/CSV",
+                           description="Compute Riemannian features (conf/features/<recipe>.yaml) on a stored epoch "
+                                       "file and write them with the per-epoch table as Parquet or CSV.")
+    feats.add_argument("path", help="epoch store (.h5) written by neurodecode")
+    feats.add_argument("--recipe", default="tangent_space",
+                       help="tangent_space, augmented_tangent_space, filterbank_tangent_space or covariance")
+    feats.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    feats.add_argument("--subject", default=None, help="subject to use in a collection file")
+    feats.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="recipe parameter, repeatable, e.g. -p estimator=lwf -p 'bands=[[8,12],[12,30]]'")
+    feats.set_defaults(func=_cmd_features)
 
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")

@@ -25,7 +25,9 @@ from .epochs import EpochSet, _fail
 from .riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
 from .spd import to_tensor, upper
 
-__all__ = ["RECIPES", "Features", "extract_features", "make_recipe"]
+__all__ = ["RECIPES", "Features", "extract_features", "load_recipe_config", "make_recipe"]
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "features"
 
 
 class _Upper(Covariances):
@@ -170,3 +172,24 @@ def extract_features(epochs: EpochSet | np.ndarray, recipe: str = "tangent_space
     X = pipeline.fit_transform(data.astype(np.float64))
     return Features(X, _feature_names(recipe, pipeline, names), tab.reset_index(drop=True),
                     {"recipe": recipe, **{k: v for k, v in params.items()}})
+
+
+def load_recipe_config(recipe: str, overrides: Sequence[str] = (), sfreq: float | None = None) -> dict:
+    """The parameters of ``conf/features/<recipe>.yaml`` with ``key=value`` overrides (``sfreq`` filled in)."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / f"{recipe}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no feature recipe config {recipe!r} (known: {known})")
+    cfg = OmegaConf.load(path)
+    keys = list(cfg.keys())  # `in cfg` is False for mandatory (???) values
+    bad = [o for o in overrides if "=" not in o or o.split("=", 1)[0] not in keys]
+    if bad:
+        raise ValueError(f"{path}: overrides: expected key=value with keys among {sorted(keys)}, got {bad}")
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    if "sfreq" in keys and OmegaConf.is_missing(cfg, "sfreq") and sfreq is not None:
+        cfg.sfreq = float(sfreq)
+    params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    params.pop("_target_", None)
+    return params

@@ -43,7 +43,10 @@ def to_tensor(x: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float64) 
     """A float64 (by default) tensor view or copy of ``x``; tensors keep their device."""
     if isinstance(x, torch.Tensor):
         return x.to(dtype)
-    return torch.as_tensor(np.asarray(x), dtype=dtype)
+    arr = np.asarray(x)
+    if not arr.flags.writeable:  # e.g. EpochSet.data: torch cannot share read-only memory, so copy
+        return torch.tensor(arr, dtype=dtype)
+    return torch.as_tensor(arr, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------
