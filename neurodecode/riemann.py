@@ -324,7 +324,15 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         return T.reshape(T.shape[0], -1).cpu().numpy()
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
-        return self.fit(X, y, sample_weight).transform(X)
+        if self.metric != "riemann" or self.tsupdate:
+            return self.fit(X, y, sample_weight).transform(X)
+        # the Karcher iteration already computed the logarithms at the mean: reuse them
+        C = _check_spd(X)
+        ref, logs = spd.mean_riemann(_tensor(C, self.device), sample_weight, return_log=True)
+        self.reference_ = ref.cpu().numpy()
+        self.n_features_in_ = int(np.prod(C.shape[1:]))
+        T = spd.upper(logs)
+        return T.reshape(T.shape[0], -1).cpu().numpy()
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """SPD matrices from tangent vectors (single-band input only)."""

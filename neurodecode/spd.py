@@ -120,11 +120,15 @@ def covariances(X: torch.Tensor, estimator: str = "scm", reg: float = 0.0) -> to
 def check_spd(C: torch.Tensor, what: str = "covariance matrices", hint: str = "") -> None:
     """Warn (with counts and a remedy) when some matrices are not (numerically) positive definite.
 
-    A matrix counts as singular when its smallest eigenvalue is below 1e-10 times its largest (condition number
-    above 1e10): rank-deficient data give such matrices, whose logarithm is then dominated by rounding errors.
+    A matrix counts as singular when ``C - 1e-10 * trace(C) * I`` has no Cholesky factor, i.e. its smallest
+    eigenvalue is below 1e-10 of its trace: rank-deficient data give such matrices, whose logarithm is then
+    dominated by rounding errors. (A Cholesky factorisation costs a fraction of an eigendecomposition.)
     """
-    w = torch.linalg.eigvalsh(C)
-    bad = int((w[..., 0] <= 1e-10 * w[..., -1].clamp(min=0)).sum())
+    n = C.shape[-1]
+    tr = torch.diagonal(C, dim1=-2, dim2=-1).sum(-1).clamp(min=0)
+    shift = (1e-10 * tr)[..., None, None] * torch.eye(n, dtype=C.dtype, device=C.device)
+    _, info = torch.linalg.cholesky_ex(C - shift)
+    bad = int((info > 0).sum())
     if bad:
         n = int(np.prod(C.shape[:-2])) if C.ndim > 2 else 1
         warnings.warn(f"{bad} of {n} {what} are not positive definite (rank-deficient data: fewer time samples "
@@ -220,34 +224,45 @@ def mean_logeuclid(C: torch.Tensor, sample_weight: torch.Tensor | None = None) -
 
 
 def mean_riemann(C: torch.Tensor, sample_weight: torch.Tensor | None = None, tol: float = 1e-8,
-                 maxiter: int = 50, init: torch.Tensor | None = None) -> torch.Tensor:
+                 maxiter: int = 50, init: torch.Tensor | None = None,
+                 return_log: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Affine-invariant Riemannian (Karcher) mean over axis 0 of ``C`` (n_matrices, ..., n, n).
 
-    The gradient iteration and stopping rule of ``pyriemann.geometry.mean.mean_riemann`` (step-size adaptation,
-    Frobenius norm of the mean tangent vector <= ``tol``), started from the log-Euclidean mean, which is usually
-    close and saves iterations. Extra leading axes after the first (e.g. filter-bank bands) get one mean each.
+    The gradient iteration, initialisation (Euclidean mean) and stopping rule of
+    ``pyriemann.geometry.mean.mean_riemann`` (step-size adaptation, Frobenius norm of the mean tangent vector
+    <= ``tol``). It returns the point at which the gradient was found small enough rather than one step past it
+    (a difference of order ``tol``), so that with ``return_log=True`` the logarithms computed there,
+    ``logm(M^-1/2 C_i M^-1/2)``, come back too and a tangent-space projection needs no further
+    eigendecomposition. Extra leading axes after the first (e.g. filter-bank bands) get one mean each.
     """
     w = _weights(C.shape[0], sample_weight, C)
-    M = mean_logeuclid(C, w) if init is None else to_tensor(init, C.dtype).to(C.device)
+    M = torch.tensordot(w, C, dims=([0], [0])) if init is None else to_tensor(init, C.dtype).to(C.device)
     nu, tau = 1.0, float(np.finfo(np.float64).max)
     for _ in range(maxiter):
         evals, V = torch.linalg.eigh(M)
         M12 = (V * evals.sqrt().unsqueeze(-2)) @ V.mT
         Mm12 = (V * evals.rsqrt().unsqueeze(-2)) @ V.mT
-        J = torch.tensordot(w, logm(Mm12 @ C @ Mm12), dims=([0], [0]))
-        M = M12 @ expm(nu * J) @ M12
+        logs = logm(Mm12 @ C @ Mm12)
+        J = torch.tensordot(w, logs, dims=([0], [0]))
         crit = float(torch.linalg.matrix_norm(J).max())
+        if crit <= tol:
+            break
+        M = M12 @ expm(nu * J) @ M12
         h = nu * crit
         if h < tau:
             nu, tau = 0.95 * nu, h
         else:
             nu = 0.5 * nu
-        if crit <= tol or nu <= tol:
+        if nu <= tol:
+            logs = None
             break
     else:
+        logs = None
         warnings.warn(f"mean_riemann: not converged after {maxiter} iterations (gradient norm {crit:.2e} > "
                       f"{tol:.0e})", RuntimeWarning, stacklevel=2)
-    return M
+    if not return_log:
+        return M
+    return M, (logs if logs is not None else log_map(C, M))
 
 
 def distance_riemann(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
