@@ -64,6 +64,9 @@ def test_example_reproduces_the_reference(tmp_path):
     assert res["cv_accuracy_mean"] >= 0.70
     assert res["cv_accuracy_mean"] == pytest.approx(0.733, abs=0.005)
     assert set(res["leave_one_run_out"]) == {"4", "8", "12"}
+    assert (res["augmented"]["order"], res["augmented"]["lag"]) == (3, 3)
+    assert res["augmented"]["cv_accuracy_mean"] == pytest.approx(0.778, abs=0.005)
+    assert json.loads((tmp_path / "scores_tangent_space.json").read_text())["summary"][0]["metric"] == "accuracy"
     assert json.loads((tmp_path / "results.json").read_text())["cv_fold_accuracy"] == res["cv_fold_accuracy"]
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
     stored = neurodecode.load(tmp_path / "sub-S001_eegmmidb.h5")
