@@ -65,7 +65,17 @@ def _tensor(X: np.ndarray, device: str | None) -> torch.Tensor:
     return spd.to_tensor(X).to(device or "cpu")
 
 
-class Covariances(TransformerMixin, BaseEstimator):
+class _ArrayInput:
+    """Tells scikit-learn that the estimator takes 3-D (or 4-D) arrays, not 2-D feature tables."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
     """Covariance matrices of epochs.
 
     Parameters
@@ -107,12 +117,6 @@ class Covariances(TransformerMixin, BaseEstimator):
         if self.estimator in ("scm", "cov") and not self.reg:
             spd.check_spd(C, hint="use estimator='oas' or 'lwf', or set reg (e.g. reg=1e-3)")
         return C.cpu().numpy()
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
 
 
 def _average_mutual_information(x: np.ndarray, lag: int, bins: int = 16) -> float:
@@ -223,7 +227,7 @@ class AugmentedCovariances(Covariances):
         return spd.time_delay_embedding(_tensor(X, self.device), self.order_, self.lag_)
 
 
-class FilterBankCovariances(TransformerMixin, BaseEstimator):
+class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
     """One covariance matrix per frequency band (band-pass with MNE's FIR filter).
 
     Parameters
@@ -267,14 +271,8 @@ class FilterBankCovariances(TransformerMixin, BaseEstimator):
             out.append(spd.covariances(_tensor(Xf, self.device), self.estimator, self.reg))
         return torch.stack(out, dim=1).cpu().numpy()
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
 
-
-class TangentSpace(TransformerMixin, BaseEstimator):
+class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
     """Map SPD matrices to vectors in the tangent space at their mean (as ``pyriemann.TangentSpace``).
 
     Parameters
@@ -342,14 +340,8 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         return spd.untangent_space(_tensor(_as_array(X), self.device), _tensor(self.reference_, self.device),
                                    self.metric).cpu().numpy()
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
 
-
-class MDM(ClassifierMixin, BaseEstimator):
+class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
     """Minimum distance to mean: the class whose Riemannian mean is nearest (as ``pyriemann.MDM``).
 
     Parameters
@@ -405,14 +397,8 @@ class MDM(ClassifierMixin, BaseEstimator):
         p = np.exp(d2)
         return p / p.sum(axis=1, keepdims=True)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
 
-
-class Recenter(TransformerMixin, BaseEstimator):
+class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
     """Re-centre the matrices of each group (subject, session) at the identity: ``M_g^-1/2 C M_g^-1/2``.
 
     ``M_g`` is the Riemannian mean of group ``g``'s matrices. It needs no labels, so a new subject is re-centred on
@@ -459,12 +445,6 @@ class Recenter(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
         return self.fit(X, y, groups).transform(X, groups)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
 
 
 class Procrustes(TransformerMixin, BaseEstimator):

@@ -164,6 +164,7 @@ ESTIMATORS = [Covariances(), AugmentedCovariances(), FilterBankCovariances(), Ta
 def test_scikit_learn_api_contract(est, check):
     """The API checks hold for every estimator (the 3-D input ones are skipped by scikit-learn's data checks)."""
     check(type(est).__name__, clone(est))
+    assert est.__sklearn_tags__().input_tags.three_d_array == (not isinstance(est, Procrustes))
 
 
 @parametrize_with_checks([Procrustes()])
