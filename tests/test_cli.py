@@ -82,3 +82,11 @@ def test_realdata_tests_skip_with_a_message_without_shared_data(tmp_path):
                          capture_output=True, text=True, env=env, cwd=__import__("pathlib").Path(__file__).parents[1])
     assert out.returncode == 0, out.stdout
     assert "1 skipped" in out.stdout and "real recordings not found at" in out.stdout
+
+
+def test_import_is_light_and_heavy_names_load_on_use():
+    code = ("import sys, neurodecode as nd; assert 'torch' not in sys.modules; "
+            "from neurodecode.features import extract_features; assert nd.extract_features is extract_features; "
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
