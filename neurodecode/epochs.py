@@ -89,6 +89,9 @@ class Channels:
         Unit of each channel's data; defaults to :data:`DEFAULT_UNITS` of its type.
     bads : sequence of str
         Names of channels marked bad (they stay in the data; loaders decide whether to drop or interpolate them).
+    regions : sequence of str or None, optional
+        Anatomical region of each channel (sEEG/ECoG contacts, fMRI parcels), None where unknown; encoders pool
+        channels by region. Omitted: no region known.
     """
 
     names: tuple[str, ...]
@@ -97,6 +100,7 @@ class Channels:
     coord_frame: str = "unknown"
     units: tuple[str, ...] = ()
     bads: tuple[str, ...] = ()
+    regions: tuple[str | None, ...] = ()
 
     def __init__(
         self,
@@ -106,6 +110,7 @@ class Channels:
         coord_frame: str = "unknown",
         units: str | Sequence[str] | None = None,
         bads: Sequence[str] = (),
+        regions: Sequence[str | None] | None = None,
     ) -> None:
         if isinstance(names, str) or not isinstance(names, Iterable):
             _fail("ch_names", "a sequence of channel-name strings", repr(names), exc=TypeError)
@@ -165,12 +170,20 @@ class Channels:
         if unknown:
             _fail("bads", "names of channels in the set", f"unknown channel(s) {unknown}")
 
+        regions = (None,) * n if regions is None else tuple(regions)
+        if len(regions) != n:
+            _fail("regions", f"one region label (or None) per channel ({n})", f"{len(regions)} labels")
+        for i, r in enumerate(regions):
+            if r is not None and (not isinstance(r, str) or not r):
+                _fail("regions", "non-empty strings or None", f"{r!r} at index {i}", exc=TypeError)
+
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "types", types)
         object.__setattr__(self, "pos", pos_arr)
         object.__setattr__(self, "coord_frame", coord_frame)
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "bads", bads)
+        object.__setattr__(self, "regions", regions)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -184,6 +197,7 @@ class Channels:
             and self.units == other.units
             and self.coord_frame == other.coord_frame
             and self.bads == other.bads
+            and self.regions == other.regions
             and np.array_equal(self.pos, other.pos, equal_nan=True)
         )
 
@@ -211,6 +225,8 @@ class Channels:
                 out.append("channel units differ")
             if not np.array_equal(self.pos, other.pos, equal_nan=True):
                 out.append("channel positions differ")
+            if self.regions != other.regions:
+                out.append("channel region labels differ")
         if self.coord_frame != other.coord_frame:
             out.append(f"coordinate frames differ ({self.coord_frame!r} vs {other.coord_frame!r})")
         if self.bads != other.bads:
@@ -227,7 +243,15 @@ class Channels:
             self.coord_frame,
             tuple(self.units[i] for i in idx),
             tuple(b for b in self.bads if b in names),
+            tuple(self.regions[i] for i in idx),
         )
+
+    def replace(self, **changes: Any) -> Channels:
+        """A copy with some fields replaced (validated again)."""
+        fields = {"names": self.names, "types": self.types, "pos": self.pos, "coord_frame": self.coord_frame,
+                  "units": self.units, "bads": self.bads, "regions": self.regions}
+        fields.update(changes)
+        return Channels(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description (positions as nested lists, NaN as None)."""
@@ -238,6 +262,7 @@ class Channels:
             "coord_frame": self.coord_frame,
             "units": list(self.units),
             "bads": list(self.bads),
+            "regions": list(self.regions),
         }
 
 

@@ -130,7 +130,7 @@ class _GroupWriter:
             chunks=(_chunk_epochs(n_ch, n_times, chunk_bytes), n_ch, n_times), compression=compression)
         group.create_dataset("ch_pos", data=channels.pos)
         meta = {"ch_names": list(channels.names), "ch_types": list(channels.types), "ch_units": list(channels.units),
-                "bads": list(channels.bads), "coord_frame": channels.coord_frame,
+                "bads": list(channels.bads), "regions": list(channels.regions), "coord_frame": channels.coord_frame,
                 "provenance": list(probe.provenance)}
         group.attrs["meta"] = json.dumps(meta)
         group.attrs["sfreq"] = probe.sfreq
@@ -413,7 +413,7 @@ class EpochStore:
         self.tmin = float(group.attrs["tmin"])
         self.provenance = tuple(meta["provenance"])
         self.channels = Channels(meta["ch_names"], meta["ch_types"], group["ch_pos"][()], meta["coord_frame"],
-                                 meta["ch_units"], meta["bads"])
+                                 meta["ch_units"], meta["bads"], meta.get("regions"))
         self.table = _table_from_bytes(group["table"][()])
         n = int(group.attrs["n_epochs"])
         if self.data.shape[0] != n or len(self.table) != n:

@@ -178,3 +178,18 @@ def test_collection_validation():
 def test_onset_must_be_numeric():
     with pytest.raises(TypeError, match=r"field 'table\['onset'\]': expected numbers \(seconds .*\) or NaN, got dtype"):
         EpochSet.from_array(np.zeros((2, 1, 3)), 10.0, table={"onset": ["1.0s", "2.0s"]})
+
+
+def test_region_labels_validated_picked_and_stored(tmp_path):
+    ch = Channels(["LA1", "LA2", "RH1"], "seeg", regions=["amygdala", "amygdala", None])
+    assert ch.regions == ("amygdala", "amygdala", None)
+    assert Channels(["a"], "eeg").regions == (None,)
+    with pytest.raises(ValueError, match=r"field 'regions': expected one region label \(or None\) per channel \(3\), got 2 labels"):
+        Channels(["LA1", "LA2", "RH1"], "seeg", regions=["a", "b"])
+    ep = EpochSet(np.zeros((2, 3, 4), np.float32), 512.0, ch)
+    assert ep.pick_channels(["RH1", "LA2"]).channels.regions == (None, "amygdala")
+    ep.save(tmp_path / "s.h5")
+    from neurodecode import load
+
+    assert load(tmp_path / "s.h5").channels.regions == ("amygdala", "amygdala", None)
+    assert ch.differences(ch.replace(regions=["x", "amygdala", None])) == ["channel region labels differ"]
