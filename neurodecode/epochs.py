@@ -587,6 +587,17 @@ class EpochSet:
 # --------------------------------------------------------------------------------------------------------------
 
 
+#: provenance keys that describe one recording rather than the processing (ignored when comparing sets)
+PER_RECORDING_KEYS = frozenset({"file", "n_kept", "n_dropped", "sources"})
+
+
+def _processing(provenance: Sequence[dict]) -> list[dict]:
+    """The processing a provenance describes, without per-recording details (file names, drop counts)."""
+    if len(provenance) == 1 and provenance[0].get("step") == "concatenate":
+        return list(provenance[0]["processing"])
+    return [{k: v for k, v in step.items() if k not in PER_RECORDING_KEYS} for step in provenance]
+
+
 def _compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:
     out = []
     if a.sfreq != b.sfreq:
@@ -596,13 +607,16 @@ def _compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:
     if a.n_times != b.n_times:
         out.append(f"n_times differs ({a.n_times} vs {b.n_times})")
     out += a.channels.differences(b.channels)
-    if a.provenance != b.provenance:
+    if _processing(a.provenance) != _processing(b.provenance):
         out.append("provenance (processing steps) differs")
     return out
 
 
 def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
-    """Concatenate EpochSets that share channels, sampling rate, timing and provenance along the epoch axis.
+    """Concatenate EpochSets that share channels, sampling rate, timing and processing along the epoch axis.
+
+    Sets whose provenance differs only in per-recording details (file names, drop counts) are concatenated; the
+    result's provenance is one ``concatenate`` step holding the shared ``processing`` and each set's ``sources``.
 
     Subjects with different channel sets belong in an :class:`EpochCollection` instead.
 
@@ -633,7 +647,15 @@ def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
                 + ". Sets of subjects with different channels go into an EpochCollection.")
     data = np.concatenate([ep.data for ep in epoch_sets], axis=0)
     table = pd.concat([ep.table for ep in epoch_sets], ignore_index=True)
-    return EpochSet(data, first.sfreq, first.channels, table, first.tmin, first.provenance)
+    provenance = first.provenance
+    if any(ep.provenance != first.provenance for ep in epoch_sets):  # same processing, different recordings
+        sources = []
+        for ep in epoch_sets:
+            prov = ep.provenance
+            nested = len(prov) == 1 and prov[0].get("step") == "concatenate"
+            sources += prov[0]["sources"] if nested else [list(prov)]
+        provenance = ({"step": "concatenate", "processing": _processing(first.provenance), "sources": sources},)
+    return EpochSet(data, first.sfreq, first.channels, table, first.tmin, provenance)
 
 
 class EpochCollection(Mapping[str, EpochSet]):

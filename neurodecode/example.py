@@ -22,6 +22,7 @@ import numpy as np
 
 from .epochs import EpochSet, _compatibility_problems
 from .manifests import fetch_file, load_manifest, verify_file
+from .preprocessing import _builtin_montage
 from .storage import EpochStore, EpochWriter
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -45,19 +46,6 @@ def load_config(overrides: Sequence[str] = ()) -> Any:
     if unknown:
         raise ValueError(f"{EXAMPLE_CONFIG}: overrides name unknown keys {unknown}")
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-
-
-def _builtin_montage(name: str) -> str:
-    """MNE renamed standard_* montages to colin27_* (1.13); accept either name on any MNE version."""
-    import mne
-
-    available = set(mne.channels.get_builtin_montages())
-    if name in available:
-        return name
-    for old, new in (("standard_", "colin27_"), ("colin27_", "standard_")):
-        if name.startswith(old) and new + name[len(old):] in available:
-            return new + name[len(old):]
-    raise ValueError(f"field 'montage': expected an MNE built-in montage, got {name!r}")
 
 
 def locate_runs(cfg: Any) -> dict[int, Path]:
