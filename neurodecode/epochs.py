@@ -311,8 +311,11 @@ def _check_float(name: str, value: Any, positive: bool = False) -> float:
 def _check_table(table: pd.DataFrame | Mapping | None, n_epochs: int) -> pd.DataFrame:
     if table is None:
         table = pd.DataFrame(index=pd.RangeIndex(n_epochs))
-    elif isinstance(table, Mapping):
-        table = pd.DataFrame(dict(table))
+    elif isinstance(table, Mapping):  # columns; a scalar value fills its column
+        for key, value in table.items():
+            if not np.isscalar(value) and value is not None and len(value) != n_epochs:
+                _fail("table", f"one row per epoch (n_epochs = {n_epochs})", f"{len(value)} values in column {key!r}")
+        table = pd.DataFrame(dict(table), index=pd.RangeIndex(n_epochs))
     elif not isinstance(table, pd.DataFrame):
         _fail("table", "a pandas DataFrame with one row per epoch", type(table).__name__, exc=TypeError)
     if len(table) != n_epochs:

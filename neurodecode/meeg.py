@@ -468,7 +468,9 @@ def assign_regions(epochs: EpochSet, table: Mapping[str, str] | pd.DataFrame | N
         vol = np.asarray(img.dataobj)
         if epochs.channels.coord_frame not in ("mni_tal", "mri", "ras", "scanner"):
             raise ValueError(f"field 'channels.coord_frame': expected positions in the atlas' world space "
-                             f"(mni_tal, mri, ras or scanner), got {epochs.channels.coord_frame!r}")
+                             f"(mni_tal, mri, ras or scanner), got {epochs.channels.coord_frame!r}; MNE stores montage "
+                             "positions in its head frame (identity without fiducials): if they are MNI, say so "
+                             "with epochs.replace(channels=epochs.channels.replace(coord_frame='mni_tal'))")
         ijk = nib.affines.apply_affine(np.linalg.inv(img.affine), epochs.channels.pos * 1000.0)  # m → mm
         regions = []
         for p in ijk:
@@ -495,13 +497,14 @@ def assign_regions(epochs: EpochSet, table: Mapping[str, str] | pd.DataFrame | N
 
 def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str | None = None,
               run: str | None = None, datatype: str | None = None, steps: Sequence[Mapping[str, Any]] = (),
-              **epoch_kwargs: Any) -> tuple[EpochSet, DropReport]:
+              on_ch_mismatch: str = "raise", **epoch_kwargs: Any) -> tuple[EpochSet, DropReport]:
     """Epochs of one BIDS recording (EEG, MEG or iEEG) read with mne-bids.
 
     Events come from ``*_events.tsv``: ``trial_type`` is the description mapped by ``labels``, and every other
     column (``value``, ``stim_file``, ``response_time``, ...) goes into the per-epoch table; the subject, session,
     task and run entities fill the table too. Positions come from ``*_electrodes.tsv``/``*_coordsystem.json`` as
-    mne-bids reads them.
+    mne-bids reads them. When ``*_channels.tsv`` names channels differently from the data file, mne-bids refuses;
+    ``on_ch_mismatch="rename"`` takes the names of ``channels.tsv`` (``"reorder"`` matches them by name).
     """
     import mne_bids
 
@@ -519,7 +522,7 @@ def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str 
                          f"{[m.basename for m in recordings]}")
     bp = recordings[0]
     try:
-        raw = mne_bids.read_raw_bids(bp, verbose="error")
+        raw = mne_bids.read_raw_bids(bp, on_ch_mismatch=on_ch_mismatch, verbose="error")
     except (ValueError, OSError, RuntimeError) as err:
         raise ValueError(f"{bp.fpath}: expected a readable BIDS recording, got an error from mne-bids: {err}") \
             from None
