@@ -1,8 +1,8 @@
 """The built-in example: real EEG → common epoch format → on-disk store → torch Dataset → a decoding score.
 
-PhysioNet EEG Motor Movement/Imagery, subject 1, runs 4/8/12 (imagined left vs right fist): each EDF run is read
-with MNE, band-passed, epoched 1–2 s after the cue, converted to an :class:`~neurodecode.EpochSet` and appended to
-one chunked HDF5 store. The store is reopened lazily, served through :class:`~neurodecode.datasets.EpochDataset`
+PhysioNet EEG Motor Movement/Imagery, subject 1, runs 4/8/12 (imagined left vs right fist): each EDF run goes
+through :func:`neurodecode.meeg.load_epochs` (standard channel names and positions, band-pass, epochs 1–2 s after
+the cue); the runs are concatenated into one :class:`~neurodecode.EpochSet` and written to one chunked HDF5 store. The store is reopened lazily, served through :class:`~neurodecode.datasets.EpochDataset`
 with per-subject batches, and decoded with neurodecode's Riemannian recipes (OAS covariance → tangent space →
 logistic regression, and the augmented covariance with Takens-selected order/lag) through the evaluation harness:
 5-fold stratified CV (seed 42), plus leave-one-run-out splits from :func:`~neurodecode.datasets.split_epochs`.
@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .epochs import EpochSet, _compatibility_problems
+from .epochs import EpochSet, concatenate
 from .manifests import fetch_file, load_manifest, verify_file
-from .preprocessing import _builtin_montage
-from .storage import EpochStore, EpochWriter
+from .storage import EpochStore, save
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EXAMPLE_CONFIG = CONF_DIR / "example" / "eegmmidb_imagery.yaml"
@@ -70,28 +69,15 @@ def locate_runs(cfg: Any) -> dict[int, Path]:
 
 
 def epochs_from_run(path: Path, run: int, cfg: Any) -> EpochSet:
-    """Read one EDF run with MNE and cut it into labelled epochs."""
-    import mne
+    """Read one EDF run, apply the recipe's preprocessing steps and cut it into labelled epochs."""
+    from omegaconf import OmegaConf
 
-    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
-    mne.datasets.eegbci.standardize(raw)
-    montage = _builtin_montage(cfg.montage)
-    raw.set_montage(montage, verbose="error")
-    raw.filter(cfg.band[0], cfg.band[1], picks="eeg", verbose="error")
-    events, codes = mne.events_from_annotations(raw, verbose="error")
-    event_id = {name: codes[name] for name in cfg.events}
-    epochs = mne.Epochs(raw, events, event_id, tmin=cfg.tmin, tmax=cfg.tmax, baseline=None, picks="eeg",
-                        preload=True, verbose="error")
-    steps = [
-        {"step": "read_raw_edf"},
-        {"step": "eegbci.standardize"},
-        {"step": "set_montage", "montage": montage},
-        {"step": "filter", "l_freq": float(cfg.band[0]), "h_freq": float(cfg.band[1]), "method": "fir"},
-        {"step": "epochs", "tmin": float(cfg.tmin), "tmax": float(cfg.tmax), "baseline": None},
-    ]
-    ep = EpochSet.from_mne(epochs, subject=cfg.subject, session="1", run=str(run), provenance=steps)
-    table = ep.table.assign(label=ep.table["label"].map(dict(cfg.events)), source_file=path.name)
-    return ep.replace(table=table)
+    from .meeg import load_epochs
+
+    steps = OmegaConf.to_container(cfg.preprocessing, resolve=True)
+    ep, _ = load_epochs(path, steps=steps, tmin=float(cfg.tmin), tmax=float(cfg.tmax), labels=dict(cfg.events),
+                        subject=cfg.subject, session="1", run=str(run))
+    return ep
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -138,27 +124,11 @@ def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path = out_dir / f"sub-{cfg.subject}_{cfg.dataset}.h5"
 
-    # 1. recordings → EpochSets → one chunked store, run by run
-    writer = None
-    try:
-        for run, path in tqdm(files.items(), desc="epoching runs", disable=not verbose):
-            ep = epochs_from_run(path, run, cfg)
-            if writer is None:
-                first = ep
-                writer = EpochWriter(store_path, sfreq=ep.sfreq, channels=ep.channels, n_times=ep.n_times,
-                                     tmin=ep.tmin, provenance=ep.provenance, overwrite=True,
-                                     chunk_bytes=int(cfg.chunk_bytes))
-            else:
-                problems = _compatibility_problems(first, ep)
-                if problems:
-                    raise ValueError(f"{path}: expected epochs like those of run {next(iter(files))}, got: "
-                                     + "; ".join(problems))
-            writer.append(ep.data, ep.table)
-        writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+    # 1. recordings → EpochSets (one per run) → one chunked, atomically written store
+    runs = [epochs_from_run(path, run, cfg) for run, path in tqdm(files.items(), desc="epoching runs",
+                                                                   disable=not verbose)]
+    first = concatenate(runs)
+    save(first, store_path, overwrite=True, chunk_bytes=int(cfg.chunk_bytes))
     t_store = time.perf_counter()
 
     # 2. lazy store → torch Dataset → per-subject batches

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +38,10 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
-__all__ = ["STEPS", "apply_steps", "bipolar_pairs", "check_steps"]
+__all__ = ["CONF_DIR", "STEPS", "apply_steps", "bipolar_pairs", "check_steps"]
+
+#: ready-made step lists (``steps:`` key), usable as a Hydra config group
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "preprocessing"
 
 #: step name → allowed parameters
 STEPS: dict[str, set[str]] = {

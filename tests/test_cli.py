@@ -71,7 +71,10 @@ def test_example_reproduces_the_reference(tmp_path):
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
     stored = neurodecode.load(tmp_path / "sub-S001_eegmmidb.h5")
     assert stored.channels.coord_frame == "head" and stored.sfreq == 160.0
-    assert [s["step"] for s in stored.provenance][:4] == ["read_raw_edf", "eegbci.standardize", "set_montage", "filter"]
+    prov = stored.provenance[0]
+    assert prov["step"] == "concatenate" and [s["file"] for s in (src[0] for src in prov["sources"])] == \
+        ["S001R04.edf", "S001R08.edf", "S001R12.edf"]
+    assert [s["step"] for s in prov["processing"]] == ["read", "rename", "montage", "filter", "epochs"]
     assert sorted(stored.table["run"].unique()) == ["12", "4", "8"]
 
 

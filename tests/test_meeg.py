@@ -323,3 +323,33 @@ def test_harmonize_rate_and_channels():
     assert renamed[1].channels.names == ("Fz",) == renamed[0].channels.names
     with pytest.raises(ValueError, match="expected channels shared by every set, got none in common"):
         harmonize([b, EpochSet(np.ones((3, 1, 128)), 128.0, Channels(["Oz"], "eeg"), {"subject": "f"})])
+
+
+def test_preprocessing_configs_are_valid_steps():
+    from omegaconf import OmegaConf
+
+    from neurodecode.preprocessing import CONF_DIR
+
+    files = sorted(CONF_DIR.glob("*.yaml"))
+    assert {f.stem for f in files} >= {"eeg_motor_imagery", "erp_consumer_eeg", "seeg_bipolar", "meg_sensors"}
+    for f in files:
+        steps = OmegaConf.to_container(OmegaConf.load(f), resolve=True)["steps"]
+        assert check_steps(steps) == steps
+    raw, _ = seeg_raw()
+    steps = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "seeg_bipolar.yaml"))["steps"]
+    out, applied = apply_steps(raw, steps)
+    assert out.info["sfreq"] == 500.0 and out.ch_names[0] == "LA1-LA2" and len(applied) == 5
+
+
+def test_events_from_a_stim_channel():
+    rng = np.random.default_rng(3)
+    data = np.vstack([rng.normal(scale=1e-5, size=(2, 3000)), np.zeros((1, 3000))])
+    data[2, [500, 1200, 2100]] = [1, 2, 1]
+    raw = mne.io.RawArray(data, mne.create_info(["C3", "C4", "STI"], 500.0, ["eeg", "eeg", "stim"]),
+                          verbose="error")
+    ep, report = make_epochs(raw, tmin=-0.1, tmax=0.4, events="stim", stim_channel="STI",
+                             labels={"1": "left", "2": "right"}, stimulus={"1": "arrow_left", "2": "arrow_right"})
+    assert ep.channels.names == ("C3", "C4")
+    assert ep.table["label"].tolist() == ["left", "right", "left"]
+    assert ep.table["stimulus"].tolist() == ["arrow_left", "arrow_right", "arrow_left"]
+    np.testing.assert_allclose(ep.table["onset"], [1.0, 2.4, 4.2])
