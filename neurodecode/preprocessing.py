@@ -129,6 +129,13 @@ def _builtin_montage(name: str) -> str:
     raise ValueError(f"field 'name': expected an MNE built-in montage, got {name!r}")
 
 
+def _require_channels(raw: mne.io.BaseRaw, names: Sequence[str], i: int, step: Mapping) -> list[str]:
+    missing = [c for c in names if c not in raw.ch_names]
+    if missing:
+        raise _step_error(i, step, f"expected channels of the recording, got unknown {missing}")
+    return list(names)
+
+
 def _bipolar(raw: mne.io.BaseRaw, i: int, step: Mapping) -> mne.io.BaseRaw:
     import mne
 
@@ -170,18 +177,13 @@ def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tupl
                 if "preset" in step:
                     mne.datasets.eegbci.standardize(raw)
                 else:
-                    missing = [c for c in step["mapping"] if c not in raw.ch_names]
-                    if missing:
-                        raise _step_error(i, step, f"expected channels of the recording, got unknown {missing}")
+                    _require_channels(raw, list(step["mapping"]), i, step)
                     raw.rename_channels(dict(step["mapping"]))
             elif name == "pick":
                 if "types" in step:
                     raw.pick(list(step["types"]))
                 if "channels" in step:
-                    missing = [c for c in step["channels"] if c not in raw.ch_names]
-                    if missing:
-                        raise _step_error(i, step, f"expected channels of the recording, got unknown {missing}")
-                    raw.pick(list(step["channels"]))
+                    raw.pick(_require_channels(raw, step["channels"], i, step))
             elif name == "montage":
                 if "name" in step:
                     montage = _builtin_montage(step["name"])
@@ -211,10 +213,7 @@ def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tupl
                 else:
                     raw = mne.preprocessing.compute_current_source_density(raw, verbose="error")
             elif name == "bads":
-                chans = list(step.get("channels", []))
-                missing = [c for c in chans if c not in raw.ch_names]
-                if missing:
-                    raise _step_error(i, step, f"expected channels of the recording, got unknown {missing}")
+                chans = _require_channels(raw, step.get("channels", []), i, step)
                 raw.info["bads"] = sorted(set(raw.info["bads"]) | set(chans))
                 action = step.get("action", "auto")
                 types = dict(zip(raw.ch_names, raw.get_channel_types()))

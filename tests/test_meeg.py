@@ -353,3 +353,11 @@ def test_events_from_a_stim_channel():
     assert ep.table["label"].tolist() == ["left", "right", "left"]
     assert ep.table["stimulus"].tolist() == ["arrow_left", "arrow_right", "arrow_left"]
     np.testing.assert_allclose(ep.table["onset"], [1.0, 2.4, 4.2])
+
+
+def test_steps_naming_unknown_channels_are_refused():
+    raw, _ = seeg_raw()
+    for step in ({"step": "pick", "channels": ["LA9"]}, {"step": "rename", "mapping": {"LA9": "X"}},
+                 {"step": "bads", "channels": ["LA9"]}):
+        with pytest.raises(ValueError, match=r"preprocessing step 0 \('\w+'\): expected channels of the recording, got unknown \['LA9'\]"):
+            apply_steps(raw, [step])
