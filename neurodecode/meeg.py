@@ -569,10 +569,15 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
     steps = check_steps(steps)
     events = epoch_kwargs.pop("events", "annotations")
     table = _events_table(raw, events, epoch_kwargs.pop("stim_channel", None), where)
-    labels = epoch_kwargs.get("labels")
-    if labels is not None:
-        keys = [str(k) for k in (labels if not isinstance(labels, Mapping) else labels.keys())]
-        table = table[table["description"].isin(keys)] if set(keys) <= set(table["description"]) else table
+    labels = epoch_kwargs.pop("labels", None)
+    present = list(dict.fromkeys(table["description"]))
+    label_of = ({d: d for d in present} if labels is None else {str(k): v for k, v in labels.items()}
+                if isinstance(labels, Mapping) else {str(k): str(k) for k in labels})
+    absent = [d for d in label_of if d not in present]
+    if absent:  # checked on the whole recording; a chunk may hold only some of the labels
+        raise ValueError(f"{where}: field 'labels': expected events present in the recording {present[:20]}, got "
+                         f"absent {absent}")
+    table = table[table["description"].isin(list(label_of))]
     table = table.sort_values("sample", kind="stable").reset_index(drop=True)
     sfreq = raw.info["sfreq"]
     writer, reports = None, []
@@ -586,7 +591,8 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
             offset = (seg.first_samp - raw.first_samp) / sfreq
             seg, applied = apply_steps(seg, steps)
             ev = part.drop(columns=["sample"]).assign(onset=(part["sample"] - seg.first_samp) / sfreq)
-            ep, report = make_epochs(seg, tmin=tmin, tmax=tmax, events=ev, provenance=[
+            chunk_labels = {d: label_of[d] for d in dict.fromkeys(part["description"])}
+            ep, report = make_epochs(seg, tmin=tmin, tmax=tmax, events=ev, labels=chunk_labels, provenance=[
                 {"step": "read", "file": Path(where).name}] + applied, **epoch_kwargs)
             ep = ep.replace(table=ep.table.assign(onset=ep.table["onset"] + offset))
             reports.append(report.events.assign(onset=report.events["onset"] + offset))

@@ -137,6 +137,13 @@ def test_chunked_epoching_equals_whole_recording(shared_data, tmp_path):
     np.testing.assert_allclose(stored.data, whole.data, atol=1e-9, rtol=1e-4)
     np.testing.assert_allclose(stored.table["onset"], whole.table["onset"])
     assert stored.table["label"].tolist() == whole.table["label"].tolist()
+    # one event per chunk: every chunk holds only one of the two labels
+    one = epochs_to_store(f, tmp_path / "one.h5", tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"},
+                          steps=MI_STEPS, events_per_chunk=1, progress=False)
+    assert one.n_kept == 15 and np.allclose(load(tmp_path / "one.h5").data, whole.data, atol=1e-9, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"S001R04.edf: field 'labels': expected events present in the recording .* got absent \['T7'\]"):
+        epochs_to_store(f, tmp_path / "bad.h5", tmin=1.0, tmax=2.0, labels={"T7": "x"}, progress=False)
+    assert not (tmp_path / "bad.h5").exists()
 
 
 @pytest.mark.realdata
