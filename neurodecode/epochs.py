@@ -337,6 +337,36 @@ def _check_table(table: pd.DataFrame | Mapping | None, n_epochs: int) -> pd.Data
     return table[list(TABLE_COLUMNS) + extra]
 
 
+def _check_stimuli(stimuli: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame | None:
+    if stimuli is None:
+        return None
+    if not isinstance(stimuli, pd.DataFrame):
+        _fail("stimuli", "a pandas DataFrame with a 'stimulus' id column", type(stimuli).__name__, exc=TypeError)
+    if "stimulus" not in stimuli.columns:
+        _fail("stimuli", "a 'stimulus' id column", f"columns {list(stimuli.columns)}")
+    ids = stimuli["stimulus"]
+    if ids.isna().any() or ids.duplicated().any():
+        _fail("stimuli['stimulus']", "unique, non-missing ids",
+              f"duplicates {sorted(map(str, ids[ids.duplicated()].unique()))[:5]}" if ids.duplicated().any()
+              else f"{int(ids.isna().sum())} missing")
+    known = set(ids.tolist())
+    unknown = sorted({s for s in table["stimulus"].dropna().tolist() if s not in known}, key=str)
+    if unknown:
+        _fail("stimuli", "a row for every stimulus id of the table", f"no row for {unknown[:5]}"
+              + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+    return stimuli.reset_index(drop=True)
+
+
+def _frames_equal(a: pd.DataFrame | None, b: pd.DataFrame | None) -> bool:
+    """Equality of two tables that may hold arrays in cells (compared through Arrow)."""
+    if a is None or b is None:
+        return a is b
+    import pyarrow as pa
+
+    return list(a.columns) == list(b.columns) and pa.Table.from_pandas(a, preserve_index=False).equals(
+        pa.Table.from_pandas(b, preserve_index=False))
+
+
 def _normalize_index(key: Any, n: int, field: str = "index") -> np.ndarray:
     """Turn an int, slice, boolean mask or integer array into sorted-as-given integer positions."""
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
@@ -385,6 +415,10 @@ class EpochSet:
         Time of the first sample relative to the event, in seconds.
     provenance : sequence of dict
         JSON-serialisable description of the steps that produced the data, oldest first.
+    stimuli : DataFrame, optional
+        The stimulus table: one row per stimulus, a unique ``stimulus`` id column and any description (``file``,
+        ``caption``, ``asset``, 1-D ``pixels`` arrays, ...). Every stimulus id of ``table`` must have a row. Kept whole
+        by selection; stored in the same file.
 
     Examples
     --------
@@ -401,6 +435,7 @@ class EpochSet:
     table: pd.DataFrame
     tmin: float = 0.0
     provenance: tuple[dict, ...] = ()
+    stimuli: pd.DataFrame | None = None
 
     def __init__(
         self,
@@ -410,6 +445,7 @@ class EpochSet:
         table: pd.DataFrame | Mapping | None = None,
         tmin: float = 0.0,
         provenance: Sequence[dict] = (),
+        stimuli: pd.DataFrame | None = None,
     ) -> None:
         data = _check_data(data)
         sfreq = _check_float("sfreq", sfreq, positive=True)
@@ -434,6 +470,7 @@ class EpochSet:
         object.__setattr__(self, "table", table)
         object.__setattr__(self, "tmin", tmin)
         object.__setattr__(self, "provenance", tuple(dict(s) for s in provenance))
+        object.__setattr__(self, "stimuli", _check_stimuli(stimuli, table))
 
     # ---- convenience constructors ----------------------------------------------------------------------
     @classmethod
@@ -521,6 +558,7 @@ class EpochSet:
             and self.tmin == other.tmin
             and self.channels == other.channels
             and self.provenance == other.provenance
+            and _frames_equal(self.stimuli, other.stimuli)
             and np.array_equal(self.data, other.data)
             and self.table.equals(other.table)
             and list(self.table.dtypes) == list(other.table.dtypes)
@@ -542,7 +580,7 @@ class EpochSet:
                             "and .pick_channels(names) for channels")
         idx = _normalize_index(key, self.n_epochs)
         return EpochSet(self.data[idx], self.sfreq, self.channels, self.table.iloc[idx], self.tmin,
-                        self.provenance)
+                        self.provenance, self.stimuli)
 
     def query(self, expr: str, **kwargs: Any) -> EpochSet:
         """Epochs whose table rows satisfy a :meth:`pandas.DataFrame.query` expression, e.g. ``"run == '2'"``."""
@@ -559,7 +597,7 @@ class EpochSet:
             _fail("names", f"channels of this set ({self.n_channels} channels)", f"unknown channel(s) {missing}")
         idx = np.array([lookup[n] for n in names], dtype=np.intp)
         return EpochSet(self.data[:, idx], self.sfreq, self.channels.pick(idx), self.table, self.tmin,
-                        self.provenance)
+                        self.provenance, self.stimuli)
 
     # ---- conversion ---------------------------------------------------------------------------------------
     def to_numpy(self) -> np.ndarray:
@@ -658,7 +696,18 @@ def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
             nested = len(prov) == 1 and prov[0].get("step") == "concatenate"
             sources += prov[0]["sources"] if nested else [list(prov)]
         provenance = ({"step": "concatenate", "processing": _processing(first.provenance), "sources": sources},)
-    return EpochSet(data, first.sfreq, first.channels, table, first.tmin, provenance)
+    tables = [ep.stimuli for ep in epoch_sets if ep.stimuli is not None]
+    stimuli = None
+    if tables:  # union of the stimulus tables; one id must describe one stimulus
+        stimuli = pd.concat(tables, ignore_index=True)
+        dup = stimuli["stimulus"].duplicated(keep="first")
+        for sid in stimuli.loc[dup, "stimulus"].unique():
+            rows = stimuli[stimuli["stimulus"] == sid]
+            if not all(_frames_equal(rows.iloc[[0]].reset_index(drop=True), rows.iloc[[k]].reset_index(drop=True))
+                       for k in range(1, len(rows))):
+                _fail("epoch_sets", "stimulus tables that agree on every shared id", f"different rows for {sid!r}")
+        stimuli = stimuli[~dup].reset_index(drop=True)
+    return EpochSet(data, first.sfreq, first.channels, table, first.tmin, provenance, stimuli)
 
 
 class EpochCollection(Mapping[str, EpochSet]):

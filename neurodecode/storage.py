@@ -6,6 +6,7 @@ subject of an :class:`~neurodecode.EpochCollection`)::
     data      float32 (n_epochs, n_channels, n_times), chunked along epochs (a chunk holds whole epochs)
     ch_pos    float64 (n_channels, 3), NaN where unknown
     table     uint8, the per-epoch table as Parquet bytes (dtypes round-trip exactly)
+    stimuli   uint8, the stimulus table as Parquet bytes (only when the epochs have one)
     attrs     sfreq, tmin, n_epochs and a JSON "meta" attribute: channel names/types/units/bads, coordinate
               frame, provenance
 
@@ -137,6 +138,7 @@ class _GroupWriter:
         group.attrs["tmin"] = probe.tmin
         self.group = group
         self.subject = subject
+        self.stimuli: pd.DataFrame | None = None
         self.tables: list[pd.DataFrame] = []
         self.n_epochs = 0
 
@@ -161,9 +163,13 @@ class _GroupWriter:
         self.dset[self.n_epochs:self.n_epochs + n] = data
         self.n_epochs += n
 
-    def finish(self) -> None:
+    def finish(self, stimuli: pd.DataFrame | None = None) -> None:
         table = pd.concat(self.tables, ignore_index=True) if self.tables else _check_table(None, 0)
         self.group.create_dataset("table", data=_table_to_bytes(table, self.where))
+        if stimuli is not None:
+            EpochSet(np.zeros((len(table), 1, 1), np.float32), 1.0, Channels(["x"], "eeg"), table,
+                     stimuli=stimuli)  # checks every stimulus id has a row
+            self.group.create_dataset("stimuli", data=_table_to_bytes(stimuli, self.where + " stimuli"))
         self.group.attrs["n_epochs"] = self.n_epochs
 
 
@@ -220,6 +226,8 @@ class EpochWriter(_AtomicWriter):
         Upper bound of one HDF5 chunk; a chunk holds ``max(1, chunk_bytes // epoch_bytes)`` whole epochs.
     compression : str or None
         HDF5 filter (``"gzip"``, ``"lzf"``) or None (default, fastest random access).
+    stimuli : DataFrame, optional
+        The stimulus table (see :class:`~neurodecode.EpochSet`), written at :meth:`close`.
 
     Examples
     --------
@@ -230,7 +238,9 @@ class EpochWriter(_AtomicWriter):
 
     def __init__(self, path: str | os.PathLike, *, sfreq: float, channels: Channels, n_times: int,
                  tmin: float = 0.0, provenance: Sequence[dict] = (), overwrite: bool = False,
-                 chunk_bytes: int = CHUNK_BYTES, compression: str | None = None) -> None:
+                 chunk_bytes: int = CHUNK_BYTES, compression: str | None = None,
+                 stimuli: pd.DataFrame | None = None) -> None:
+        self._stimuli = stimuli
         self._file = _AtomicFile(path, overwrite)
         try:
             self._file.h5.attrs["kind"] = "epochs"
@@ -256,7 +266,7 @@ class EpochWriter(_AtomicWriter):
             raise
 
     def _finish(self) -> None:
-        self._group.finish()
+        self._group.finish(self._stimuli)
 
 
 class CollectionWriter(_AtomicWriter):
@@ -277,7 +287,7 @@ class CollectionWriter(_AtomicWriter):
         self._open = True
 
     def add_subject(self, subject: str, *, sfreq: float, channels: Channels, n_times: int, tmin: float = 0.0,
-                    provenance: Sequence[dict] = ()) -> _GroupWriter:
+                    provenance: Sequence[dict] = (), stimuli: pd.DataFrame | None = None) -> _GroupWriter:
         """Start a subject's group; append to the returned writer with ``.append(data, table)``."""
         if not isinstance(subject, str) or not subject or "/" in subject:
             self.abort()
@@ -292,6 +302,7 @@ class CollectionWriter(_AtomicWriter):
         except BaseException:
             self.abort()
             raise
+        group.stimuli = stimuli
         self._subjects[subject] = group
         return group
 
@@ -299,7 +310,7 @@ class CollectionWriter(_AtomicWriter):
         if not self._subjects:
             raise ValueError(f"{self._file.path}: a collection needs at least one subject, got none")
         for group in self._subjects.values():
-            group.finish()
+            group.finish(group.stimuli)
 
 
 def save(obj: EpochSet | EpochCollection, path: str | os.PathLike, *, overwrite: bool = False,
@@ -314,13 +325,13 @@ def save(obj: EpochSet | EpochCollection, path: str | os.PathLike, *, overwrite:
     if isinstance(obj, EpochSet):
         with EpochWriter(path, sfreq=obj.sfreq, channels=obj.channels, n_times=obj.n_times, tmin=obj.tmin,
                          provenance=obj.provenance, overwrite=overwrite, chunk_bytes=chunk_bytes,
-                         compression=compression) as w:
+                         compression=compression, stimuli=obj.stimuli) as w:
             w.append(obj.data, obj.table)
     elif isinstance(obj, EpochCollection):
         with CollectionWriter(path, overwrite=overwrite, chunk_bytes=chunk_bytes, compression=compression) as w:
             for subject, ep in obj.items():
                 w.add_subject(subject, sfreq=ep.sfreq, channels=ep.channels, n_times=ep.n_times, tmin=ep.tmin,
-                              provenance=ep.provenance).append(ep.data, ep.table)
+                              provenance=ep.provenance, stimuli=ep.stimuli).append(ep.data, ep.table)
     else:
         raise TypeError(f"field 'obj': expected an EpochSet or EpochCollection, got {type(obj).__name__}")
 
@@ -415,6 +426,7 @@ class EpochStore:
         self.channels = Channels(meta["ch_names"], meta["ch_types"], group["ch_pos"][()], meta["coord_frame"],
                                  meta["ch_units"], meta["bads"], meta.get("regions"))
         self.table = _table_from_bytes(group["table"][()])
+        self.stimuli = _table_from_bytes(group["stimuli"][()]) if "stimuli" in group else None
         n = int(group.attrs["n_epochs"])
         if self.data.shape[0] != n or len(self.table) != n:
             raise ValueError(f"{self.name}: field 'n_epochs': expected {n} data rows and table rows, got "
@@ -531,7 +543,8 @@ class EpochStore:
         """Read the selected epochs (default all) into an in-memory :class:`~neurodecode.EpochSet`."""
         idx = _normalize_index(index, len(self))
         data = self.read(index if isinstance(index, slice) else idx)
-        return EpochSet(data, self.sfreq, self.channels, self.table.iloc[idx], self.tmin, self.provenance)
+        return EpochSet(data, self.sfreq, self.channels, self.table.iloc[idx], self.tmin, self.provenance,
+                        self.stimuli)
 
     def __getstate__(self) -> dict:
         """Pickled as its file name, so a ``DataLoader`` can hand it to worker processes (reopened there)."""

@@ -253,3 +253,25 @@ def test_empty_collection_is_refused_and_nothing_written(tmp_path):
         with nd.CollectionWriter(tmp_path / "e.h5"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stimulus_table_travels_with_the_epochs(tmp_path):
+    ep = make_epochs()
+    stimuli = pd.DataFrame({"stimulus": ["img0", "img1", "img2"], "file": ["a.png", "b.png", "c.png"],
+                            "pixels": [np.arange(4, dtype=np.uint8) + k for k in range(3)]})
+    ep = ep.replace(stimuli=stimuli)
+    ep.save(tmp_path / "s.h5")
+    back = load(tmp_path / "s.h5")
+    assert back == ep and back.stimuli["file"].tolist() == ["a.png", "b.png", "c.png"]
+    np.testing.assert_array_equal(back.stimuli["pixels"][2], [2, 3, 4, 5])
+    assert back[[0, 1]].stimuli is not None and len(back[[0, 1]].stimuli) == 3  # kept whole by selection
+    with pytest.raises(ValueError, match=r"field 'stimuli': expected a row for every stimulus id of the table, got no row for \['img2'\]"):
+        ep.replace(stimuli=stimuli.iloc[:2])
+    with pytest.raises(ValueError, match=r"field 'stimuli\['stimulus'\]': expected unique, non-missing ids, got duplicates \['img0'\]"):
+        ep.replace(stimuli=pd.concat([stimuli, stimuli.iloc[[0]]]))
+    other = make_epochs(seed=3).replace(channels=ep.channels, provenance=ep.provenance,
+                                        stimuli=stimuli.assign(file=["a.png", "B.png", "c.png"]))
+    with pytest.raises(ValueError, match=r"expected stimulus tables that agree on every shared id, got different rows for 'img1'"):
+        nd.concatenate([ep, other])
+    same = make_epochs(seed=3).replace(channels=ep.channels, provenance=ep.provenance, stimuli=stimuli)
+    assert len(nd.concatenate([ep, same]).stimuli) == 3
