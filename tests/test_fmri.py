@@ -65,6 +65,7 @@ def test_glm_recovers_planted_trial_amplitudes(tmp_path, method):
     assert [s["step"] for s in ep.provenance] == ["read_run", "mask", "trial_responses"]
 
 
+@pytest.mark.filterwarnings("ignore:Computed an empty mask")
 def test_repeats_averaged_and_stimulus_files_checked(tmp_path):
     files, _, weights = synthetic_bids(tmp_path)
     runs = [read_run(b, e, run=str(i + 1)) for i, (b, e) in enumerate(files)]
@@ -218,3 +219,47 @@ def test_mind3d_sample_with_mask(shared_data):
     np.testing.assert_array_equal(ep.data[0, :, 3], raw[3][np.load(d / "cmask.npy").astype(bool)])
     with pytest.raises(ValueError, match=r"field 'mask': expected frames of the mask's shape \(10, 10\), got \(256, 256\)"):
         load_surface(files[:1], mask=np.ones((10, 10)))
+
+
+def test_fmriprep_confounds_are_regressed(tmp_path):
+    """A fake fMRIPrep output: motion confounds (24 columns) that explain a drift planted in the signal."""
+    files, planted, weights = synthetic_bids(tmp_path)
+    img = nib.load(files[0][0])
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    bold = prep / "sub-01_task-img_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    rng = np.random.default_rng(4)
+    motion = rng.normal(size=(150, 6)).cumsum(0)
+    data = np.asarray(img.dataobj) + 0.5 * weights[..., None] * motion[:, 0]  # a motion artefact
+    nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine), bold)
+    bold.with_name(bold.name.replace(".nii.gz", ".json")).write_text(json.dumps({"RepetitionTime": TR}))
+    cols = {}
+    for k, name in enumerate(["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]):
+        d = np.r_[np.nan, np.diff(motion[:, k])]
+        cols.update({name: motion[:, k], f"{name}_derivative1": d, f"{name}_power2": motion[:, k] ** 2,
+                     f"{name}_derivative1_power2": d ** 2})
+    conf_tsv = prep / "sub-01_task-img_run-1_desc-confounds_timeseries.tsv"
+    pd.DataFrame(cols).to_csv(conf_tsv, sep="\t", index=False, na_rep="n/a")
+    conf_tsv.with_suffix(".json").write_text("{}")
+    run = read_run(bold, files[0][1], confounds_strategy=["motion"])
+    assert run.confounds.shape == (150, 24)
+    mask = nib.Nifti1Image((weights > 0).astype(np.uint8), img.affine)
+    with_conf = trial_responses([run], mask, method="lsa").data[:, :, 0].mean(1)
+    without = trial_responses([read_run(bold, files[0][1])], mask, method="lsa").data[:, :, 0].mean(1)
+    truth = planted[:12]
+    assert np.corrcoef(with_conf, truth)[0, 1] > np.corrcoef(without, truth)[0, 1]
+    assert np.corrcoef(with_conf, truth)[0, 1] >= 0.9
+
+
+def test_gifti_surface_frames(tmp_path):
+    from nibabel.gifti import GiftiDataArray, GiftiImage
+
+    rng = np.random.default_rng(5)
+    frames = rng.normal(size=(3, 40)).astype(np.float32)
+    gii = GiftiImage(darrays=[GiftiDataArray(f) for f in frames])
+    nib.save(gii, tmp_path / "trial1.func.gii")
+    nib.save(gii, tmp_path / "trial2.func.gii")
+    ep = load_surface([tmp_path / "trial1.func.gii", tmp_path / "trial2.func.gii"], stimulus_ids=["cat", "dog"])
+    assert ep.shape == (2, 40, 3) and ep.channels.coord_frame == "fsaverage"
+    np.testing.assert_array_equal(ep.data[0], frames.T)
+    assert ep.table["stimulus"].tolist() == ["cat", "dog"]
