@@ -29,8 +29,8 @@ import pandas as pd
 
 from .epochs import Channels, EpochSet, _fail
 
-__all__ = ["DIGITS69", "Run", "load_betas", "load_mat", "load_surface", "make_masker", "read_run", "read_volumes",
-           "roi_timeseries", "to_nifti", "trial_responses"]
+__all__ = ["DIGITS69", "Run", "load_betas", "load_mat", "load_surface", "make_masker", "pool_rois", "read_run",
+           "read_volumes", "roi_timeseries", "to_nifti", "trial_responses"]
 
 
 def _name(img: Any) -> str:
@@ -508,6 +508,35 @@ def roi_timeseries(runs: Sequence[Run], labels_img: Any, *, window: float, strid
     step = {"step": "roi_timeseries", "labels": _name(labels_img), "window": n_win * tr, "stride": n_step * tr,
             "standardize": standardize}
     return EpochSet(np.stack(data), 1.0 / tr, channels, pd.DataFrame(rows), 0.0, [step])
+
+
+def pool_rois(epochs: EpochSet, labels_img: Any, *, names: Mapping[int, str] | None = None) -> EpochSet:
+    """Average voxel channels within each parcel of an atlas on the epochs' grid: ``(n_epochs, n_rois, n_times)``.
+
+    Parcels without any voxel of the epochs are left out; ROI channels sit at the parcel centres.
+    """
+    labels_img = _load_img(labels_img, "parcellation")
+    mask_steps = [st for st in epochs.provenance if st.get("step") == "mask"]
+    if not mask_steps or set(epochs.channels.types) != {"fmri-voxel"}:
+        _fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
+              f"types {sorted(set(epochs.channels.types))}")
+    step = mask_steps[-1]
+    if list(labels_img.shape[:3]) != step["shape"] or not np.allclose(labels_img.affine, step["affine"], atol=1e-3):
+        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the epochs' grid (shape {step['shape']}), "
+                         f"got shape {list(labels_img.shape[:3])}")
+    vol = np.asarray(labels_img.dataobj).astype(int)
+    ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
+    codes_of_voxel = vol[tuple(ijk.T)]
+    codes = [int(c) for c in np.unique(codes_of_voxel) if c != 0]
+    if not codes:
+        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected parcels covering the epochs' voxels, got "
+                         "none")
+    data = np.stack([epochs.data[:, codes_of_voxel == c].mean(1) for c in codes], axis=1)
+    channels = Channels([(names or {}).get(c, f"roi{c}") for c in codes], "fmri-roi",
+                        _parcel_centres(labels_img, codes), epochs.channels.coord_frame)
+    pool = {"step": "pool_rois", "labels": _name(labels_img), "n_rois": len(codes)}
+    return EpochSet(data, epochs.sfreq, channels, epochs.table, epochs.tmin, epochs.provenance + (pool,),
+                    epochs.stimuli)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from neurodecode import load
-from neurodecode.fmri import (DIGITS69, load_betas, load_mat, load_surface, make_masker, read_run, read_volumes,
+from neurodecode.fmri import (DIGITS69, load_betas, load_mat, load_surface, make_masker, pool_rois, read_run, read_volumes,
                               roi_timeseries, to_nifti, trial_responses)
 
 TR = 2.0
@@ -263,3 +263,35 @@ def test_gifti_surface_frames(tmp_path):
     assert ep.shape == (2, 40, 3) and ep.channels.coord_frame == "fsaverage"
     np.testing.assert_array_equal(ep.data[0], frames.T)
     assert ep.table["stimulus"].tolist() == ["cat", "dog"]
+
+
+def test_lsa_equals_nilearn_first_level_model(tmp_path):
+    """Our batched OLS on nilearn's design matrix gives FirstLevelModel's (noise_model='ols') effect sizes."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    files, _, weights = synthetic_bids(tmp_path, n_runs=1, n_trials=6)
+    run = read_run(*files[0])
+    mask = nib.Nifti1Image((weights > 0).astype(np.uint8), run.img.affine)
+    ours = trial_responses([run], mask, method="lsa")
+    events = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(6)])
+    flm = FirstLevelModel(t_r=TR, hrf_model="glover", drift_model="cosine", high_pass=0.01, noise_model="ols",
+                          mask_img=mask, signal_scaling=0, minimize_memory=False).fit(run.img, events[["onset", "duration", "trial_type"]])
+    masker = make_masker(mask, run.img)
+    for k in (0, 3, 5):
+        ref = np.ravel(masker.transform(flm.compute_contrast(f"trial{k:05d}", output_type="effect_size")))
+        np.testing.assert_allclose(ours.data[k, :, 0], ref, rtol=1e-4, atol=1e-6)
+
+
+def test_pool_rois_averages_voxels_per_parcel(tmp_path):
+    files, _, weights = synthetic_bids(tmp_path, n_runs=1)
+    run = read_run(*files[0])
+    mask = nib.Nifti1Image((weights > 0).astype(np.uint8), run.img.affine)
+    ep = trial_responses([run], mask, method="lsa")
+    labels = np.zeros((7, 8, 9), np.int16)
+    labels[:4], labels[4:] = 3, 5
+    rois = pool_rois(ep, nib.Nifti1Image(labels, run.img.affine), names={3: "a", 5: "b"})
+    assert rois.shape == (12, 2, 1) and rois.channels.names == ("a", "b")
+    front = np.array([n.startswith(("v1_", "v2_", "v3_")) for n in ep.channels.names])
+    np.testing.assert_allclose(rois.data[:, 0, 0], ep.data[:, front, 0].mean(1), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"field 'labels_img': expected the epochs' grid \(shape \[7, 8, 9\]\), got shape \[7, 8, 8\]"):
+        pool_rois(ep, nib.Nifti1Image(np.ones((7, 8, 8), np.int16), run.img.affine))
