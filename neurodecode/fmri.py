@@ -52,6 +52,16 @@ def _load_img(img: Any, what: str = "image") -> Any:
     return img
 
 
+def _load_4d(bold: Any, tr: float | None) -> tuple[Any, str, float]:
+    """A 4D BOLD image, its name and its TR (3D images and a missing TR are refused)."""
+    img = _load_img(bold, "BOLD run")
+    name = _name(img)
+    if img.ndim != 4:
+        raise ValueError(f"{name}: field 'bold': expected a 4D image (x, y, z, time), got {img.ndim}D with shape "
+                         f"{img.shape}")
+    return img, name, _tr_from(img, tr)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # runs
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,12 +138,7 @@ def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, 
         fMRIPrep confounds via ``nilearn.interfaces.fmriprep.load_confounds`` (e.g. ``["motion", "wm_csf"]``);
         needs the fMRIPrep ``*_desc-confounds_timeseries.tsv`` beside ``bold``.
     """
-    img = _load_img(bold, "BOLD run")
-    name = _name(img)
-    if img.ndim != 4:
-        raise ValueError(f"{name}: field 'bold': expected a 4D image (x, y, z, time), got {img.ndim}D with shape "
-                         f"{img.shape}")
-    tr = _tr_from(img, tr)
+    img, name, tr = _load_4d(bold, tr)
     n_vol = int(img.shape[3])
     table = None
     if events is not None:
@@ -226,6 +231,19 @@ def _voxel_channels(masker: Any, space: str) -> tuple[Channels, dict]:
     return Channels(names, "fmri-voxel", xyz, space), step
 
 
+def _voxel_grid(epochs: EpochSet) -> tuple[dict, np.ndarray]:
+    """The ``mask`` provenance step (shape, affine) and the voxel indices (n_voxels, 3) of voxel epochs."""
+    prov = epochs.provenance
+    if len(prov) == 1 and prov[0].get("step") == "concatenate":
+        prov = tuple(prov[0]["processing"])
+    steps = [st for st in prov if st.get("step") == "mask"]
+    if not steps or set(epochs.channels.types) != {"fmri-voxel"}:
+        _fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
+              f"types {sorted(set(epochs.channels.types))} and steps {[st.get('step') for st in prov]}")
+    ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
+    return steps[-1], ijk
+
+
 def to_nifti(values: np.ndarray, epochs: EpochSet) -> Any:
     """A per-voxel vector (n_voxels,) — decoder weights, scores — as a NIfTI image in the epochs' original space.
 
@@ -237,15 +255,8 @@ def to_nifti(values: np.ndarray, epochs: EpochSet) -> Any:
     values = np.asarray(values, dtype=np.float32)
     if values.shape != (epochs.n_channels,):
         _fail("values", f"one value per voxel channel ({epochs.n_channels},)", f"shape {values.shape}")
-    steps = [s for s in epochs.provenance if s.get("step") == "mask"]
-    if len(epochs.provenance) == 1 and epochs.provenance[0].get("step") == "concatenate":
-        steps = [s for s in epochs.provenance[0]["processing"] if s.get("step") == "mask"]
-    if not steps or set(epochs.channels.types) != {"fmri-voxel"}:
-        _fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
-              f"types {sorted(set(epochs.channels.types))} and steps {[s.get('step') for s in epochs.provenance]}")
-    step = steps[-1]
+    step, ijk = _voxel_grid(epochs)
     vol = np.zeros(step["shape"], np.float32)
-    ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
     vol[tuple(ijk.T)] = values
     return nib.Nifti1Image(vol, np.array(step["affine"]))
 
@@ -421,12 +432,7 @@ def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[
     """
     from nilearn.signal import clean
 
-    img = _load_img(bold, "BOLD image")
-    name = _name(img)
-    if img.ndim != 4:
-        raise ValueError(f"{name}: field 'bold': expected a 4D image (x, y, z, time), got {img.ndim}D with shape "
-                         f"{img.shape}")
-    tr = _tr_from(img, tr)
+    img, name, tr = _load_4d(bold, tr)
     n = img.shape[3]
     labels, runs = np.asarray(labels), np.asarray(runs).astype(str)
     if labels.shape != (n,) or runs.shape != (n,):
@@ -516,16 +522,11 @@ def pool_rois(epochs: EpochSet, labels_img: Any, *, names: Mapping[int, str] | N
     Parcels without any voxel of the epochs are left out; ROI channels sit at the parcel centres.
     """
     labels_img = _load_img(labels_img, "parcellation")
-    mask_steps = [st for st in epochs.provenance if st.get("step") == "mask"]
-    if not mask_steps or set(epochs.channels.types) != {"fmri-voxel"}:
-        _fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
-              f"types {sorted(set(epochs.channels.types))}")
-    step = mask_steps[-1]
+    step, ijk = _voxel_grid(epochs)
     if list(labels_img.shape[:3]) != step["shape"] or not np.allclose(labels_img.affine, step["affine"], atol=1e-3):
         raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the epochs' grid (shape {step['shape']}), "
                          f"got shape {list(labels_img.shape[:3])}")
     vol = np.asarray(labels_img.dataobj).astype(int)
-    ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
     codes_of_voxel = vol[tuple(ijk.T)]
     codes = [int(c) for c in np.unique(codes_of_voxel) if c != 0]
     if not codes:

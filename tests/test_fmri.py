@@ -295,3 +295,18 @@ def test_pool_rois_averages_voxels_per_parcel(tmp_path):
     np.testing.assert_allclose(rois.data[:, 0, 0], ep.data[:, front, 0].mean(1), rtol=1e-6)
     with pytest.raises(ValueError, match=r"field 'labels_img': expected the epochs' grid \(shape \[7, 8, 9\]\), got shape \[7, 8, 8\]"):
         pool_rois(ep, nib.Nifti1Image(np.ones((7, 8, 8), np.int16), run.img.affine))
+
+
+def test_to_nifti_after_concatenating_runs_and_on_non_voxel_epochs(tmp_path):
+    from neurodecode import EpochSet, concatenate
+
+    files, _, weights = synthetic_bids(tmp_path)
+    mask = nib.Nifti1Image((weights > 0).astype(np.uint8), nib.load(files[0][0]).affine)
+    per_run = [trial_responses([read_run(b, e, run=str(i))], mask, method="lsa") for i, (b, e) in enumerate(files)]
+    both = concatenate(per_run)
+    assert both.provenance[0]["step"] == "concatenate"
+    assert to_nifti(np.ones(both.n_channels), both).shape == (7, 8, 9)
+    with pytest.raises(ValueError, match=r"field 'epochs': expected voxel epochs made by neurodecode.fmri"):
+        to_nifti(np.ones(3), EpochSet.from_array(np.zeros((2, 3, 1)), 1.0, ch_types="fmri-roi"))
+    with pytest.raises(ValueError, match=r"field 'values': expected one value per voxel channel"):
+        to_nifti(np.ones(3), both)
