@@ -69,6 +69,21 @@ class _Contrastive(nn.Module):
         rank, _ = _dist()
         return rank * batch + torch.arange(batch)
 
+    def _prepare(self, brain: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Normalised local rows, the gathered global batch, the temperature and this process's row offsets."""
+        _check(brain, target)
+        b, t = F.normalize(brain, dim=-1), F.normalize(target, dim=-1)
+        return b, t, gather(b), gather(t), self._tau(b), self._offset(b.shape[0]).to(b.device)
+
+    def _soft_cross_entropy(self, b: torch.Tensor, t: torch.Tensor, b_all: torch.Tensor, t_all: torch.Tensor,
+                            tau: torch.Tensor, labels_bt: torch.Tensor, labels_tb: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of local brain rows against all targets (labels_bt), and of local targets against all
+        brains (labels_tb) when bidirectional; both (B, global batch)."""
+        loss = -(labels_bt * (b @ t_all.T / tau).log_softmax(-1)).sum(-1).mean()
+        if self.bidirectional:
+            loss = (loss - (labels_tb * (t @ b_all.T / tau).log_softmax(-1)).sum(-1).mean()) / 2
+        return loss
+
 
 class InfoNCELoss(_Contrastive):
     """CLIP / InfoNCE loss between brain latents and targets (both L2-normalised inside).
@@ -86,15 +101,9 @@ class InfoNCELoss(_Contrastive):
     """
 
     def forward(self, brain: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check(brain, target)
-        b, t = F.normalize(brain, dim=-1), F.normalize(target, dim=-1)
-        b_all, t_all = gather(b), gather(t)
-        tau = self._tau(b)
-        labels = self._offset(b.shape[0]).to(b.device)
-        loss = F.cross_entropy(b @ t_all.T / tau, labels)
-        if self.bidirectional:
-            loss = (loss + F.cross_entropy(t @ b_all.T / tau, labels)) / 2
-        return loss
+        b, t, b_all, t_all, tau, offset = self._prepare(brain, target)
+        onehot = F.one_hot(offset, t_all.shape[0]).to(b.dtype)
+        return self._soft_cross_entropy(b, t, b_all, t_all, tau, onehot, onehot)
 
 
 class SoftCLIPLoss(_Contrastive):
@@ -104,15 +113,9 @@ class SoftCLIPLoss(_Contrastive):
     """
 
     def forward(self, brain: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check(brain, target)
-        b, t = F.normalize(brain, dim=-1), F.normalize(target, dim=-1)
-        b_all, t_all = gather(b), gather(t)
-        tau = self._tau(b)
+        b, t, b_all, t_all, tau, _ = self._prepare(brain, target)
         soft = (t @ t_all.T / tau).softmax(-1).detach()
-        loss = -(soft * (b @ t_all.T / tau).log_softmax(-1)).sum(-1).mean()
-        if self.bidirectional:
-            loss = (loss - (soft * (t @ b_all.T / tau).log_softmax(-1)).sum(-1).mean()) / 2
-        return loss
+        return self._soft_cross_entropy(b, t, b_all, t_all, tau, soft, soft)
 
 
 def mixco(x: torch.Tensor, beta: float = 0.15,
@@ -157,22 +160,15 @@ class BiMixCoLoss(_Contrastive):
 
     def forward(self, brain: torch.Tensor, target: torch.Tensor, perm: torch.Tensor,
                 betas: torch.Tensor) -> torch.Tensor:
-        _check(brain, target)
         B = brain.shape[0]
         if perm.shape != (B,) or betas.shape != (B,):
             raise ValueError(f"field 'perm'/'betas': expected shape ({B},), got {tuple(perm.shape)} and "
                              f"{tuple(betas.shape)}")
-        b, t = F.normalize(brain, dim=-1), F.normalize(target, dim=-1)
-        b_all, t_all = gather(b), gather(t)
-        tau = self._tau(b)
-        offset = self._offset(B).to(b.device)
+        b, t, b_all, t_all, tau, offset = self._prepare(brain, target)
         probs = torch.zeros(B, t_all.shape[0], dtype=b.dtype, device=b.device)
         rows = torch.arange(B, device=b.device)
         probs[rows, offset] = betas.to(b.dtype)
         probs[rows, offset[perm]] += 1 - betas.to(b.dtype)
-        loss = -(probs * (b @ t_all.T / tau).log_softmax(-1)).sum(-1).mean()
-        if self.bidirectional:  # target j's labels: the brains that hold j (its own and those mixed with it)
-            probs_t = torch.zeros_like(probs)
-            probs_t[:, offset] = probs[:, offset].T
-            loss = (loss - (probs_t * (t @ b_all.T / tau).log_softmax(-1)).sum(-1).mean()) / 2
-        return loss
+        probs_t = torch.zeros_like(probs)  # target j's labels: the brains that hold j (its own and those mixed with it)
+        probs_t[:, offset] = probs[:, offset].T
+        return self._soft_cross_entropy(b, t, b_all, t_all, tau, probs, probs_t)
