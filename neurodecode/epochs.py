@@ -253,18 +253,6 @@ class Channels:
         fields.update(changes)
         return Channels(**fields)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable description (positions as nested lists, NaN as None)."""
-        return {
-            "names": list(self.names),
-            "types": list(self.types),
-            "pos": [[None if math.isnan(v) else v for v in row] for row in self.pos.tolist()],
-            "coord_frame": self.coord_frame,
-            "units": list(self.units),
-            "bads": list(self.bads),
-            "regions": list(self.regions),
-        }
-
 
 # --------------------------------------------------------------------------------------------------------------
 # validation helpers

@@ -20,31 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from .configs import CONF_DIR, load_yaml
 from .epochs import EpochSet, concatenate
 from .manifests import fetch_file, load_manifest, verify_file
 from .storage import EpochStore, save
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EXAMPLE_CONFIG = CONF_DIR / "example" / "eegmmidb_imagery.yaml"
 
 
 def load_config(overrides: Sequence[str] = ()) -> Any:
     """The example recipe with ``key=value`` overrides (OmegaConf dot-list syntax) applied."""
-    from omegaconf import OmegaConf
-
     if not EXAMPLE_CONFIG.is_file():
         raise FileNotFoundError(f"{EXAMPLE_CONFIG}: example recipe missing; install neurodecode from its source tree "
                                 "(pip install -e .)")
-    cfg = OmegaConf.load(EXAMPLE_CONFIG)
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise ValueError(f"overrides: expected key=value items, got {bad}")
-    absent = object()
-    unknown = [o.split("=", 1)[0] for o in overrides
-               if OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
-    if unknown:
-        raise ValueError(f"{EXAMPLE_CONFIG}: overrides name unknown keys {unknown}")
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    return load_yaml(EXAMPLE_CONFIG, overrides)
 
 
 def locate_runs(cfg: Any) -> dict[int, Path]:

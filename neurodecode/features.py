@@ -21,13 +21,15 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .configs import CONF_DIR as CONFIGS
+from .configs import load_yaml
 from .epochs import EpochSet, _fail
 from .riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
 from .spd import to_tensor, upper
 
 __all__ = ["RECIPES", "Features", "extract_features", "load_recipe_config", "make_recipe"]
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "features"
+CONF_DIR = CONFIGS / "features"
 
 
 class _Upper(Covariances):
@@ -182,13 +184,8 @@ def load_recipe_config(recipe: str, overrides: Sequence[str] = (), sfreq: float 
     if not path.is_file():
         known = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"{path}: no feature recipe config {recipe!r} (known: {known})")
-    cfg = OmegaConf.load(path)
-    keys = list(cfg.keys())  # `in cfg` is False for mandatory (???) values
-    bad = [o for o in overrides if "=" not in o or o.split("=", 1)[0] not in keys]
-    if bad:
-        raise ValueError(f"{path}: overrides: expected key=value with keys among {sorted(keys)}, got {bad}")
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    if "sfreq" in keys and OmegaConf.is_missing(cfg, "sfreq") and sfreq is not None:
+    cfg = load_yaml(path, overrides)
+    if "sfreq" in cfg.keys() and OmegaConf.is_missing(cfg, "sfreq") and sfreq is not None:
         cfg.sfreq = float(sfreq)
     params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     params.pop("_target_", None)

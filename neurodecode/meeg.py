@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .epochs import Channels, EpochSet, _fail
+from .epochs import EpochSet
 from .preprocessing import apply_steps, check_steps
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -8,7 +8,7 @@ for the whole set. The per-epoch table travels as ``epochs.metadata``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .configs import CONF_DIR as CONFIGS
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CONF_DIR", "STEPS", "apply_steps", "bipolar_pairs", "check_steps"]
 
 #: ready-made step lists (``steps:`` key), usable as a Hydra config group
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "preprocessing"
+CONF_DIR = CONFIGS / "preprocessing"
 
 #: step name → allowed parameters
 STEPS: dict[str, set[str]] = {

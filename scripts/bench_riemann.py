@@ -68,8 +68,8 @@ def main() -> None:
         return ref
 
     for est in ("scm", "lwf", "oas"):
-        C = row(f"covariances {est}", lambda: PyCov(est).fit_transform(X),
-                lambda: Covariances(est, device=args.device).fit_transform(X))
+        C = row(f"covariances {est}", lambda est=est: PyCov(est).fit_transform(X),
+                lambda est=est: Covariances(est, device=args.device).fit_transform(X))
     row("TangentSpace fit_transform", lambda: PyTS().fit_transform(C),
         lambda: TangentSpace(device=args.device).fit_transform(C))
     row("MDM fit + predict_proba", lambda: PyMDM().fit(C, y).predict_proba(C),

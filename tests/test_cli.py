@@ -93,3 +93,15 @@ def test_import_is_light_and_heavy_names_load_on_use():
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_recipe_overrides_reach_nested_and_mandatory_keys():
+    from neurodecode.example import load_config
+    from neurodecode.features import load_recipe_config
+
+    assert load_config(["decoder.covariance=lwf"]).decoder.covariance == "lwf"
+    with pytest.raises(ValueError, match=r"overrides name unknown keys \['decoder.shrinkage'\]"):
+        load_config(["decoder.shrinkage=0.1"])
+    with pytest.raises(ValueError, match=r"overrides: expected key=value items, got \['tmax'\]"):
+        load_config(["tmax"])
+    assert load_recipe_config("filterbank_tangent_space", ["sfreq=100"])["sfreq"] == 100  # a ??? entry

@@ -1,7 +1,6 @@
 """EEG/MEG/sEEG loaders: real recordings, synthetic sEEG, BIDS, chunked epoching, harmonising, bad input."""
 
 import hashlib
-import shutil
 
 import mne
 import nibabel as nib

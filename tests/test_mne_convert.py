@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_epochs
 
 from neurodecode import EpochSet, load
 
