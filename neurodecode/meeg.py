@@ -260,6 +260,20 @@ def _events_table(raw: mne.io.BaseRaw, events: Any, stim_channel: str | None, wh
     return pd.DataFrame({"sample": sample, "onset": onset, "description": [str(d) for d in ann.description]})
 
 
+def _label_map(labels: Mapping[str, Any] | Sequence[str] | None, events: pd.DataFrame, where: str) -> dict[str, Any]:
+    """Event description → label; descriptions asked for but absent from ``events`` are an error."""
+    present = list(dict.fromkeys(events["description"]))
+    if labels is None:
+        return {d: d for d in present}
+    label_of = ({str(k): v for k, v in labels.items()} if isinstance(labels, Mapping)
+                else {str(k): str(k) for k in labels})
+    absent = [d for d in label_of if d not in present]
+    if absent:
+        raise ValueError(f"{where}: field 'labels': expected events present in the recording {present[:20]}, got "
+                         f"absent {absent}")
+    return label_of
+
+
 def make_epochs(
     raw: mne.io.BaseRaw,
     *,
@@ -311,17 +325,7 @@ def make_epochs(
     if not tmax > tmin:
         raise ValueError(f"{where}: field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
     table = _events_table(raw, events, stim_channel, where)
-    present = list(dict.fromkeys(table["description"]))
-    if labels is None:
-        label_of = {d: d for d in present}
-    elif isinstance(labels, Mapping):
-        label_of = {str(k): v for k, v in labels.items()}
-    else:
-        label_of = {str(k): str(k) for k in labels}
-    absent = [d for d in label_of if d not in present]
-    if absent:
-        raise ValueError(f"{where}: field 'labels': expected events present in the recording {present[:20]}, got "
-                         f"absent {absent}")
+    label_of = _label_map(labels, table, where)
     table = table[table["description"].isin(list(label_of))].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{where}: field 'events': expected at least one event, got none")
@@ -570,13 +574,7 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
     events = epoch_kwargs.pop("events", "annotations")
     table = _events_table(raw, events, epoch_kwargs.pop("stim_channel", None), where)
     labels = epoch_kwargs.pop("labels", None)
-    present = list(dict.fromkeys(table["description"]))
-    label_of = ({d: d for d in present} if labels is None else {str(k): v for k, v in labels.items()}
-                if isinstance(labels, Mapping) else {str(k): str(k) for k in labels})
-    absent = [d for d in label_of if d not in present]
-    if absent:  # checked on the whole recording; a chunk may hold only some of the labels
-        raise ValueError(f"{where}: field 'labels': expected events present in the recording {present[:20]}, got "
-                         f"absent {absent}")
+    label_of = _label_map(labels, table, where)  # on the whole recording: a chunk may hold only some labels
     table = table[table["description"].isin(list(label_of))]
     table = table.sort_values("sample", kind="stable").reset_index(drop=True)
     sfreq = raw.info["sfreq"]

@@ -33,7 +33,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .epochs import Channels, EpochCollection, EpochSet, _check_data, _check_table, _normalize_index
+from .epochs import (Channels, EpochCollection, EpochSet, _check_data, _check_stimuli, _check_table,
+                     _normalize_index)
 
 __all__ = [
     "FORMAT_NAME",
@@ -167,8 +168,7 @@ class _GroupWriter:
         table = pd.concat(self.tables, ignore_index=True) if self.tables else _check_table(None, 0)
         self.group.create_dataset("table", data=_table_to_bytes(table, self.where))
         if stimuli is not None:
-            EpochSet(np.zeros((len(table), 1, 1), np.float32), 1.0, Channels(["x"], "eeg"), table,
-                     stimuli=stimuli)  # checks every stimulus id has a row
+            _check_stimuli(stimuli, table)  # every stimulus id of the table has a row
             self.group.create_dataset("stimuli", data=_table_to_bytes(stimuli, self.where + " stimuli"))
         self.group.attrs["n_epochs"] = self.n_epochs
 

@@ -275,3 +275,11 @@ def test_stimulus_table_travels_with_the_epochs(tmp_path):
         nd.concatenate([ep, other])
     same = make_epochs(seed=3).replace(channels=ep.channels, provenance=ep.provenance, stimuli=stimuli)
     assert len(nd.concatenate([ep, same]).stimuli) == 3
+
+
+def test_writer_refuses_a_stimulus_table_missing_ids(tmp_path):
+    with pytest.raises(ValueError, match=r"field 'stimuli': expected a row for every stimulus id of the table, got no row for \['b'\]"):
+        with EpochWriter(tmp_path / "w.h5", sfreq=10.0, channels=Channels(["x"], "eeg"), n_times=2,
+                         stimuli=pd.DataFrame({"stimulus": ["a"]})) as w:
+            w.append(np.zeros((2, 1, 2)), {"stimulus": ["a", "b"]})
+    assert list(tmp_path.iterdir()) == []
