@@ -1,14 +1,21 @@
-"""Alignment of brain features with a target space: closed-form ridge regression, batched in torch.
+"""Alignment of brain features with a target space: closed-form ridge and a learned (contrastive) mapper.
 
-:class:`RidgeAlignment` maps brain features ``(n_samples, n_features)`` (e.g. voxels of single-trial responses)
-to targets ``(n_samples, n_targets)`` (pixels, image or text embeddings). The regularisation is chosen per target
-(or shared) by efficient leave-one-out or k-fold cross-validation on one eigendecomposition of the Gram matrix,
-so dozens of alphas cost about one fit; it runs on CPU or GPU (``device``) in float64.
+Both map brain features ``(n_samples, n_features)`` (e.g. voxels of single-trial responses) to targets
+``(n_samples, n_targets)`` (pixels, image or text embeddings) with scikit-learn's ``fit``/``predict``.
+
+* :class:`RidgeAlignment` — the baseline. The regularisation is chosen per target (or shared) by efficient
+  leave-one-out or k-fold cross-validation on one eigendecomposition of the Gram matrix, so dozens of alphas cost
+  about one fit; it runs on CPU or GPU (``device``) in float64.
+* :class:`LearnedAlignment` — a torch backbone (MindEye's residual MLP by default, or any module) trained by
+  :class:`~neurodecode.training.Trainer` with MSE plus a contrastive loss (InfoNCE, SoftCLIP, BiMixCo as a warm-up as
+  in MindEye) whose negatives are gathered across processes; saved and loaded as a safetensors checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["RidgeAlignment"]
+__all__ = ["LearnedAlignment", "RidgeAlignment"]
 
 
 def _as_2d(X: Any, name: str) -> np.ndarray:
@@ -137,3 +144,198 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
         return X @ self.coef_.T + self.intercept_
+
+
+CONTRASTIVE = ("infonce", "softclip", None)
+
+
+class _Aligner(torch.nn.Module):
+    """Standardise inputs, run the backbone, undo the target scaling; the statistics are buffers (in the weights)."""
+
+    def __init__(self, backbone: torch.nn.Module, n_features: int, n_targets: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        for name, size in (("x_mean", n_features), ("x_scale", n_features), ("y_mean", n_targets),
+                           ("y_scale", n_targets)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone output in the standardised target space, (B, n_targets)."""
+        return self.backbone((x - self.x_mean) / self.x_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.latent(x) * self.y_scale + self.y_mean
+
+
+class LearnedAlignment(RegressorMixin, BaseEstimator):
+    """A trained mapper from brain features to a target space (MindEye's recipe, any backbone).
+
+    The loss is ``mse_weight · MSE + contrastive_weight · contrastive`` on standardised targets; during the first
+    ``mixco_fraction`` of the epochs the contrastive term is BiMixCo on mixed inputs (MindEye) and the MSE is taken
+    on the unmixed items only.
+
+    Parameters
+    ----------
+    backbone : callable, optional
+        ``backbone(n_features, n_targets) -> nn.Module`` mapping (B, n_features) to (B, n_targets) — e.g. an encoder
+        from :mod:`neurodecode.models` with a head. Default: :class:`~neurodecode.models.ResidualMLP` with
+        ``hidden``, ``n_blocks``, ``dropout``.
+    hidden, n_blocks, dropout : int, int, float
+        The default backbone's size.
+    mse_weight, contrastive_weight : float
+    contrastive : {"softclip", "infonce", None}
+    temperature : float
+    mixco_fraction : float
+        Fraction of the epochs trained with BiMixCo first (0: never).
+    max_epochs, batch_size, lr, weight_decay, seed, device, precision :
+        Passed to :class:`~neurodecode.training.Trainer`.
+    checkpoint_dir : path, optional
+        Trainer checkpoints (resumable); :meth:`save` writes a final one anywhere.
+    standardize : bool
+        Z-score inputs and targets with the training statistics (kept in the checkpoint).
+
+    Attributes
+    ----------
+    model_ : nn.Module
+    history_ : list of dict
+        Per-epoch training losses.
+    """
+
+    def __init__(self, backbone: Callable[[int, int], torch.nn.Module] | None = None, hidden: int = 1024,
+                 n_blocks: int = 2, dropout: float = 0.15, mse_weight: float = 1.0, contrastive: str | None = "softclip",
+                 contrastive_weight: float = 1.0, temperature: float = 0.05, mixco_fraction: float = 0.0,
+                 max_epochs: int = 100, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 seed: int = 0, device: str = "cpu", precision: str = "32", checkpoint_dir: str | None = None,
+                 standardize: bool = True) -> None:
+        self.backbone = backbone
+        self.hidden = hidden
+        self.n_blocks = n_blocks
+        self.dropout = dropout
+        self.mse_weight = mse_weight
+        self.contrastive = contrastive
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.mixco_fraction = mixco_fraction
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.standardize = standardize
+
+    def _build(self, n_features: int, n_targets: int) -> _Aligner:
+        from .models import ResidualMLP
+
+        torch.manual_seed(self.seed)
+        net = (self.backbone(n_features, n_targets) if self.backbone is not None else
+               ResidualMLP(n_features, n_targets, hidden=self.hidden, n_blocks=self.n_blocks, dropout=self.dropout))
+        return _Aligner(net, n_features, n_targets)
+
+    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], dict[str, torch.Tensor]]:
+        from .losses import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
+
+        contrastive = {"infonce": InfoNCELoss, "softclip": SoftCLIPLoss, None: None}[self.contrastive]
+        contrastive = contrastive(self.temperature) if contrastive is not None else None
+        bimixco = BiMixCoLoss(self.temperature)
+        mixco_epochs = round(self.mixco_fraction * self.max_epochs)
+
+        def objective(model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+            x, y = batch
+            inner = model.module if hasattr(model, "module") else model
+            y = (y - inner.y_mean) / inner.y_scale
+            out: dict[str, torch.Tensor] = {}
+            if trainer.epoch < mixco_epochs:
+                xm, perm, betas, select = mixco(x)
+                pred = (model(xm) - inner.y_mean) / inner.y_scale  # through the (DDP) wrapper: synchronised grads
+                out["bimixco"] = bimixco(pred, y, perm, betas)
+                keep = ~select
+                out["mse"] = torch.nn.functional.mse_loss(pred[keep], y[keep]) if keep.any() else pred.sum() * 0
+                out["loss"] = self.mse_weight * out["mse"] + self.contrastive_weight * out["bimixco"]
+                return out
+            pred = (model(x) - inner.y_mean) / inner.y_scale
+            out["mse"] = torch.nn.functional.mse_loss(pred, y)
+            out["loss"] = self.mse_weight * out["mse"]
+            if contrastive is not None:
+                out["contrastive"] = contrastive(pred, y)
+                out["loss"] = out["loss"] + self.contrastive_weight * out["contrastive"]
+            return out
+
+        return objective
+
+    def fit(self, X: Any, y: Any, resume: bool = False) -> LearnedAlignment:
+        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``."""
+        from .training import Trainer
+
+        X = _as_2d(X, "X")
+        Y = _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
+        if self.contrastive not in CONTRASTIVE:
+            raise ValueError(f"field 'contrastive': expected one of {CONTRASTIVE}, got {self.contrastive!r}")
+        if not 0 <= self.mixco_fraction <= 1:
+            raise ValueError(f"field 'mixco_fraction': expected a fraction in [0, 1], got {self.mixco_fraction}")
+        model = self._build(X.shape[1], Y.shape[1])
+        if self.standardize:
+            sx, sy = X.std(0), Y.std(0)
+            model.x_mean.copy_(torch.as_tensor(X.mean(0)))
+            model.x_scale.copy_(torch.as_tensor(np.where(sx > 0, sx, 1.0)))
+            model.y_mean.copy_(torch.as_tensor(Y.mean(0)))
+            model.y_scale.copy_(torch.as_tensor(np.where(sy > 0, sy, 1.0)))
+        trainer = Trainer(max_epochs=self.max_epochs, batch_size=min(self.batch_size, X.shape[0]), lr=self.lr,
+                          weight_decay=self.weight_decay, seed=self.seed, device=self.device,
+                          precision=self.precision, checkpoint_dir=self.checkpoint_dir, drop_last=True)
+        data = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
+                                              torch.as_tensor(Y, dtype=torch.float32))
+        trainer.fit(model, self._objective(trainer), data, config=self._config(X.shape[1], Y.shape[1]), resume=resume)
+        self.model_, self.history_ = model.eval(), trainer.history
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _config(self, n_features: int, n_targets: int) -> dict[str, Any]:
+        params = {k: v for k, v in self.get_params().items() if k != "backbone"}
+        return {"_target_": "neurodecode.alignment.LearnedAlignment", "params": params, "n_features": n_features,
+                "n_targets": n_targets, "custom_backbone": self.backbone is not None}
+
+    @torch.no_grad()
+    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Predicted targets, shape (n_samples, n_targets)."""
+        check_is_fitted(self, "model_")
+        X = _as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        self.model_.eval()
+        dev = next(self.model_.parameters()).device
+        out = [self.model_(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=dev)).double().cpu()
+               for i in range(0, len(X), batch_size)]
+        return torch.cat(out).numpy()
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the trained mapper as a checkpoint folder (safetensors + JSON config)."""
+        from .training import save_checkpoint
+
+        check_is_fitted(self, "model_")
+        return save_checkpoint(path, self.model_, self._config(self.n_features_in_, self.model_.y_mean.numel()),
+                               overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
+             device: str = "cpu") -> LearnedAlignment:
+        """Rebuild a mapper saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
+        from .training import load_checkpoint
+
+        meta = load_checkpoint(path)
+        cfg = meta["config"]
+        if cfg.get("_target_") != "neurodecode.alignment.LearnedAlignment":
+            raise ValueError(f"{path}: field '_target_': expected 'neurodecode.alignment.LearnedAlignment', got "
+                             f"{cfg.get('_target_')!r}")
+        if cfg["custom_backbone"] and backbone is None:
+            raise ValueError(f"{path}: this mapper was trained with a custom backbone; pass backbone= to rebuild it")
+        est = cls(backbone=backbone, **{**cfg["params"], "device": device})
+        est.model_ = est._build(cfg["n_features"], cfg["n_targets"])
+        load_checkpoint(path, est.model_)
+        est.model_.to(device).eval()
+        est.n_features_in_, est.history_ = cfg["n_features"], []
+        return est
