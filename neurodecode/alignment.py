@@ -23,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LearnedAlignment", "RidgeAlignment"]
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment"]
 
 
 def _as_2d(X: Any, name: str) -> np.ndarray:
@@ -150,24 +150,125 @@ CONTRASTIVE = ("infonce", "softclip", None)
 
 
 class _Aligner(torch.nn.Module):
-    """Standardise inputs, run the backbone, undo the target scaling; the statistics are buffers (in the weights)."""
+    """A network between standardised inputs and targets; the statistics are buffers, saved with the weights."""
 
-    def __init__(self, backbone: torch.nn.Module, n_features: int, n_targets: int) -> None:
+    def __init__(self, net: torch.nn.Module, n_features: int, n_targets: int) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.net = net
         for name, size in (("x_mean", n_features), ("x_scale", n_features), ("y_mean", n_targets),
                            ("y_scale", n_targets)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
 
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone output in the standardised target space, (B, n_targets)."""
-        return self.backbone((x - self.x_mean) / self.x_scale)
+    def std_y(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.y_mean) / self.y_scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.latent(x) * self.y_scale + self.y_mean
+    def unstd_y(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.y_scale + self.y_mean
+
+    def std_x(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_mean) / self.x_scale
+
+    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        """The network on standardised inputs (and extra arguments), in the standardised target space."""
+        return self.net(self.std_x(x), *args)
 
 
-class LearnedAlignment(RegressorMixin, BaseEstimator):
+class _TorchAlignment(RegressorMixin, BaseEstimator):
+    """fit / predict / save / load around a torch network trained by :class:`~neurodecode.training.Trainer`.
+
+    Subclasses define ``_network(n_features, n_targets)``, ``_objective(trainer)`` (a Trainer objective over
+    ``(x, y)`` batches, through the :class:`_Aligner`) and ``_predict(aligner, x)`` (standardised target space).
+    """
+
+    _TRAINER_PARAMS = ("max_epochs", "batch_size", "lr", "weight_decay", "seed", "device", "precision",
+                       "checkpoint_dir")
+
+    def _check_params(self) -> None:
+        return None
+
+    def _build(self, n_features: int, n_targets: int) -> _Aligner:
+        torch.manual_seed(self.seed)
+        return _Aligner(self._network(n_features, n_targets), n_features, n_targets)
+
+    def fit(self, X: Any, y: Any, resume: bool = False) -> _TorchAlignment:
+        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``.
+
+        ``resume=True`` continues an interrupted run from ``checkpoint_dir``.
+        """
+        from .training import Trainer
+
+        X = _as_2d(X, "X")
+        Y = _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
+        self._check_params()
+        model = self._build(X.shape[1], Y.shape[1])
+        if self.standardize:
+            sx, sy = X.std(0), Y.std(0)
+            model.x_mean.copy_(torch.as_tensor(X.mean(0)))
+            model.x_scale.copy_(torch.as_tensor(np.where(sx > 0, sx, 1.0)))
+            model.y_mean.copy_(torch.as_tensor(Y.mean(0)))
+            model.y_scale.copy_(torch.as_tensor(np.where(sy > 0, sy, 1.0)))
+        params = {k: getattr(self, k) for k in self._TRAINER_PARAMS}
+        trainer = Trainer(**{**params, "batch_size": min(self.batch_size, X.shape[0])}, drop_last=True)
+        data = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
+                                              torch.as_tensor(Y, dtype=torch.float32))
+        trainer.fit(model, self._objective(trainer), data, config=self._config(X.shape[1], Y.shape[1]), resume=resume)
+        self.model_, self.history_ = model.eval(), trainer.history
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _config(self, n_features: int, n_targets: int) -> dict[str, Any]:
+        params = {k: v for k, v in self.get_params().items() if k != "backbone"}
+        return {"_target_": f"{type(self).__module__}.{type(self).__name__}", "params": params,
+                "n_features": n_features, "n_targets": n_targets,
+                "custom_backbone": getattr(self, "backbone", None) is not None}
+
+    @torch.no_grad()
+    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Predicted targets, shape (n_samples, n_targets)."""
+        check_is_fitted(self, "model_")
+        X = _as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        self.model_.eval()
+        dev = self.model_.x_mean.device
+        out = []
+        for i in range(0, len(X), batch_size):
+            x = torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=dev)
+            out.append(self.model_.unstd_y(self._predict(self.model_, x, i)).double().cpu())
+        return torch.cat(out).numpy()
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the trained model as a checkpoint folder (safetensors weights + JSON config, no pickle)."""
+        from .training import save_checkpoint
+
+        check_is_fitted(self, "model_")
+        return save_checkpoint(path, self.model_, self._config(self.n_features_in_, self.model_.y_mean.numel()),
+                               overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
+             device: str = "cpu") -> _TorchAlignment:
+        """Rebuild a model saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
+        from .training import load_checkpoint
+
+        meta = load_checkpoint(path)
+        cfg, target = meta["config"], f"{cls.__module__}.{cls.__name__}"
+        if cfg.get("_target_") != target:
+            raise ValueError(f"{path}: field '_target_': expected {target!r}, got {cfg.get('_target_')!r}")
+        if cfg["custom_backbone"] and backbone is None:
+            raise ValueError(f"{path}: this model was trained with a custom backbone; pass backbone= to rebuild it")
+        extra = {"backbone": backbone} if "backbone" in cls._get_param_names() else {}
+        est = cls(**extra, **{**cfg["params"], "device": device})
+        est.model_ = est._build(cfg["n_features"], cfg["n_targets"])
+        load_checkpoint(path, est.model_)
+        est.model_.to(device).eval()
+        est.n_features_in_, est.history_ = cfg["n_features"], []
+        return est
+
+
+class LearnedAlignment(_TorchAlignment):
     """A trained mapper from brain features to a target space (MindEye's recipe, any backbone).
 
     The loss is ``mse_weight · MSE + contrastive_weight · contrastive`` on standardised targets; during the first
@@ -187,10 +288,9 @@ class LearnedAlignment(RegressorMixin, BaseEstimator):
     temperature : float
     mixco_fraction : float
         Fraction of the epochs trained with BiMixCo first (0: never).
-    max_epochs, batch_size, lr, weight_decay, seed, device, precision :
-        Passed to :class:`~neurodecode.training.Trainer`.
-    checkpoint_dir : path, optional
-        Trainer checkpoints (resumable); :meth:`save` writes a final one anywhere.
+    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir :
+        Passed to :class:`~neurodecode.training.Trainer` (``checkpoint_dir``: resumable training checkpoints;
+        :meth:`save` writes the final model anywhere).
     standardize : bool
         Z-score inputs and targets with the training statistics (kept in the checkpoint).
 
@@ -226,13 +326,18 @@ class LearnedAlignment(RegressorMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.standardize = standardize
 
-    def _build(self, n_features: int, n_targets: int) -> _Aligner:
+    def _check_params(self) -> None:
+        if self.contrastive not in CONTRASTIVE:
+            raise ValueError(f"field 'contrastive': expected one of {CONTRASTIVE}, got {self.contrastive!r}")
+        if not 0 <= self.mixco_fraction <= 1:
+            raise ValueError(f"field 'mixco_fraction': expected a fraction in [0, 1], got {self.mixco_fraction}")
+
+    def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
         from .models import ResidualMLP
 
-        torch.manual_seed(self.seed)
-        net = (self.backbone(n_features, n_targets) if self.backbone is not None else
-               ResidualMLP(n_features, n_targets, hidden=self.hidden, n_blocks=self.n_blocks, dropout=self.dropout))
-        return _Aligner(net, n_features, n_targets)
+        if self.backbone is not None:
+            return self.backbone(n_features, n_targets)
+        return ResidualMLP(n_features, n_targets, hidden=self.hidden, n_blocks=self.n_blocks, dropout=self.dropout)
 
     def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], dict[str, torch.Tensor]]:
         from .losses import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
@@ -244,18 +349,17 @@ class LearnedAlignment(RegressorMixin, BaseEstimator):
 
         def objective(model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
             x, y = batch
-            inner = model.module if hasattr(model, "module") else model
-            y = (y - inner.y_mean) / inner.y_scale
+            y = (model.module if hasattr(model, "module") else model).std_y(y)
             out: dict[str, torch.Tensor] = {}
             if trainer.epoch < mixco_epochs:
                 xm, perm, betas, select = mixco(x)
-                pred = (model(xm) - inner.y_mean) / inner.y_scale  # through the (DDP) wrapper: synchronised grads
+                pred = model(xm)  # through the (DDP) wrapper: synchronised gradients
                 out["bimixco"] = bimixco(pred, y, perm, betas)
                 keep = ~select
                 out["mse"] = torch.nn.functional.mse_loss(pred[keep], y[keep]) if keep.any() else pred.sum() * 0
                 out["loss"] = self.mse_weight * out["mse"] + self.contrastive_weight * out["bimixco"]
                 return out
-            pred = (model(x) - inner.y_mean) / inner.y_scale
+            pred = model(x)
             out["mse"] = torch.nn.functional.mse_loss(pred, y)
             out["loss"] = self.mse_weight * out["mse"]
             if contrastive is not None:
@@ -265,77 +369,77 @@ class LearnedAlignment(RegressorMixin, BaseEstimator):
 
         return objective
 
-    def fit(self, X: Any, y: Any, resume: bool = False) -> LearnedAlignment:
-        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``."""
-        from .training import Trainer
+    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
+        return aligner(x)
 
-        X = _as_2d(X, "X")
-        Y = _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
-        if self.contrastive not in CONTRASTIVE:
-            raise ValueError(f"field 'contrastive': expected one of {CONTRASTIVE}, got {self.contrastive!r}")
-        if not 0 <= self.mixco_fraction <= 1:
-            raise ValueError(f"field 'mixco_fraction': expected a fraction in [0, 1], got {self.mixco_fraction}")
-        model = self._build(X.shape[1], Y.shape[1])
-        if self.standardize:
-            sx, sy = X.std(0), Y.std(0)
-            model.x_mean.copy_(torch.as_tensor(X.mean(0)))
-            model.x_scale.copy_(torch.as_tensor(np.where(sx > 0, sx, 1.0)))
-            model.y_mean.copy_(torch.as_tensor(Y.mean(0)))
-            model.y_scale.copy_(torch.as_tensor(np.where(sy > 0, sy, 1.0)))
-        trainer = Trainer(max_epochs=self.max_epochs, batch_size=min(self.batch_size, X.shape[0]), lr=self.lr,
-                          weight_decay=self.weight_decay, seed=self.seed, device=self.device,
-                          precision=self.precision, checkpoint_dir=self.checkpoint_dir, drop_last=True)
-        data = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
-                                              torch.as_tensor(Y, dtype=torch.float32))
-        trainer.fit(model, self._objective(trainer), data, config=self._config(X.shape[1], Y.shape[1]), resume=resume)
-        self.model_, self.history_ = model.eval(), trainer.history
-        self.n_features_in_ = X.shape[1]
-        return self
 
-    def _config(self, n_features: int, n_targets: int) -> dict[str, Any]:
-        params = {k: v for k, v in self.get_params().items() if k != "backbone"}
-        return {"_target_": "neurodecode.alignment.LearnedAlignment", "params": params, "n_features": n_features,
-                "n_targets": n_targets, "custom_backbone": self.backbone is not None}
+class PriorAlignment(_TorchAlignment):
+    """Brain features → target embeddings by a diffusion prior (:class:`~neurodecode.models.DiffusionPrior`).
 
-    @torch.no_grad()
-    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
-        """Predicted targets, shape (n_samples, n_targets)."""
-        check_is_fitted(self, "model_")
-        X = _as_2d(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
-        self.model_.eval()
-        dev = next(self.model_.parameters()).device
-        out = [self.model_(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=dev)).double().cpu()
-               for i in range(0, len(X), batch_size)]
-        return torch.cat(out).numpy()
+    The prior samples embeddings that lie where targets lie (MindEye's prior turns its mapper's output into
+    CLIP image embeddings that an unCLIP decoder accepts). Give it brain features directly, or another aligner's
+    predictions / an encoder's latents.
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the trained mapper as a checkpoint folder (safetensors + JSON config)."""
-        from .training import save_checkpoint
+    Parameters
+    ----------
+    n_tokens, num_layers, num_attention_heads, attention_head_dim, timesteps, cond_drop_prob, dropout :
+        The prior's size and schedule (see :class:`~neurodecode.models.DiffusionPrior`).
+    num_inference_steps : int, optional
+        Sampling steps at prediction (default: ``timesteps``).
+    guidance_scale : float
+        Classifier-free guidance at prediction (1: none).
+    n_samples : int
+        Samples averaged per item at prediction (1: one draw; more approach the posterior mean).
+    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir, standardize :
+        As :class:`LearnedAlignment`. ``seed`` also seeds the sampling, so predictions are reproducible.
+    """
 
-        check_is_fitted(self, "model_")
-        return save_checkpoint(path, self.model_, self._config(self.n_features_in_, self.model_.y_mean.numel()),
-                               overwrite=overwrite)
+    def __init__(self, n_tokens: int = 1, num_layers: int = 6, num_attention_heads: int = 8,
+                 attention_head_dim: int = 64, timesteps: int = 100, cond_drop_prob: float = 0.2,
+                 dropout: float = 0.0, num_inference_steps: int | None = None, guidance_scale: float = 1.0,
+                 n_samples: int = 1, max_epochs: int = 100, batch_size: int = 32, lr: float = 3e-4,
+                 weight_decay: float = 1e-2, seed: int = 0, device: str = "cpu", precision: str = "32",
+                 checkpoint_dir: str | None = None, standardize: bool = True) -> None:
+        self.n_tokens = n_tokens
+        self.num_layers = num_layers
+        self.num_attention_heads = num_attention_heads
+        self.attention_head_dim = attention_head_dim
+        self.timesteps = timesteps
+        self.cond_drop_prob = cond_drop_prob
+        self.dropout = dropout
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.n_samples = n_samples
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.standardize = standardize
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
-             device: str = "cpu") -> LearnedAlignment:
-        """Rebuild a mapper saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
-        from .training import load_checkpoint
+    def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
+        from .models.prior import DiffusionPrior
 
-        meta = load_checkpoint(path)
-        cfg = meta["config"]
-        if cfg.get("_target_") != "neurodecode.alignment.LearnedAlignment":
-            raise ValueError(f"{path}: field '_target_': expected 'neurodecode.alignment.LearnedAlignment', got "
-                             f"{cfg.get('_target_')!r}")
-        if cfg["custom_backbone"] and backbone is None:
-            raise ValueError(f"{path}: this mapper was trained with a custom backbone; pass backbone= to rebuild it")
-        est = cls(backbone=backbone, **{**cfg["params"], "device": device})
-        est.model_ = est._build(cfg["n_features"], cfg["n_targets"])
-        load_checkpoint(path, est.model_)
-        est.model_.to(device).eval()
-        est.n_features_in_, est.history_ = cfg["n_features"], []
-        return est
+        return DiffusionPrior(n_features, n_targets, n_tokens=self.n_tokens, num_layers=self.num_layers,
+                              num_attention_heads=self.num_attention_heads,
+                              attention_head_dim=self.attention_head_dim, timesteps=self.timesteps,
+                              cond_drop_prob=self.cond_drop_prob, dropout=self.dropout)
+
+    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], torch.Tensor]:
+        def objective(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+            x, y = batch
+            return model(x, (model.module if hasattr(model, "module") else model).std_y(y))
+
+        return objective
+
+    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
+        if self.n_samples < 1:
+            raise ValueError(f"field 'n_samples': expected >= 1, got {self.n_samples}")
+        gen = torch.Generator(x.device).manual_seed(self.seed + start)  # the same draws for the same rows
+        xs = aligner.std_x(x)
+        draws = [aligner.net.sample(xs, self.num_inference_steps, self.guidance_scale, generator=gen)
+                 for _ in range(self.n_samples)]
+        return torch.stack(draws).mean(0)

@@ -183,3 +183,47 @@ def test_learned_alignment_is_deterministic():
     X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
     kw = dict(hidden=16, n_blocks=1, dropout=0.2, max_epochs=5, batch_size=10, seed=4)
     np.testing.assert_array_equal(LearnedAlignment(**kw).fit(X, Y).predict(X), LearnedAlignment(**kw).fit(X, Y).predict(X))
+
+
+def cluster_data(n=64, seed=0):
+    """Targets in two tight clusters chosen by the sign of the first brain feature."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 10))
+    X[:, 0] = np.sign(X[:, 0]) * (1 + np.abs(X[:, 0]))  # a margin between the classes
+    centres = rng.normal(size=(2, 8)) * 3
+    cls = (X[:, 0] > 0).astype(int)
+    return X, centres[cls] + 0.1 * rng.normal(size=(n, 8)), cls, centres
+
+
+TINY_PRIOR = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8, "timesteps": 20,
+              "max_epochs": 200, "batch_size": 16, "lr": 3e-3}
+
+
+def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
+    from neurodecode.alignment import PriorAlignment
+
+    X, Y, cls, centres = cluster_data()
+    m = PriorAlignment(**TINY_PRIOR).fit(X[:48], Y[:48])
+    P = m.predict(X[48:])
+    assert P.shape == (16, 8)
+    nearest = np.argmin(((P[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == cls[48:]).mean() >= 0.9
+    np.testing.assert_array_equal(m.predict(X[48:]), P)  # seeded sampling
+    m.save(tmp_path / "prior")
+    np.testing.assert_allclose(PriorAlignment.load(tmp_path / "prior").predict(X[48:]), P, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"field '_target_': expected 'neurodecode.alignment.LearnedAlignment'"):
+        LearnedAlignment.load(tmp_path / "prior")
+
+
+def test_diffusion_prior_module_shapes_and_errors():
+    from neurodecode.models import DiffusionPrior
+
+    prior = DiffusionPrior(10, 8, n_tokens=3, num_layers=1, num_attention_heads=2, attention_head_dim=8, timesteps=10)
+    brain = torch.randn(4, 10)
+    assert prior.loss(brain, torch.randn(4, 8)).ndim == 0
+    out = prior.sample(brain, num_inference_steps=5, guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (4, 8)
+    with pytest.raises(ValueError, match=r"field 'brain': expected \(batch, 10\), got \(4, 9\)"):
+        prior.sample(torch.randn(4, 9))
+    with pytest.raises(ValueError, match=r"field 'target': expected \(batch, 8\), got \(4, 7\)"):
+        prior.loss(brain, torch.randn(4, 7))
