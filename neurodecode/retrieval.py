@@ -7,7 +7,8 @@
   pools so every run scores the same candidates.
 * :func:`gallery_rank`: rank of the true item in a user's large gallery, computed in blocks (memory linear in the
   gallery size, never a full query × gallery matrix).
-* :func:`pixcorr` and :func:`ssim`: low-level image metrics (SSIM by scikit-image, MindEye's settings).
+
+Image, caption and 3D metrics and the harness that combines them all are in :mod:`neurodecode.metrics`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["gallery_rank", "pixcorr", "retrieval_accuracy", "similarity", "ssim", "two_way_identification"]
+__all__ = ["gallery_rank", "retrieval_accuracy", "similarity", "two_way_identification"]
 
 
 def _as_2d(a: Any, name: str) -> torch.Tensor:
@@ -141,24 +142,3 @@ def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "co
         sims[cols[None, :] == true[:, None]] = -torch.inf  # the true item never outranks itself through rounding
         rank += (sims > own).sum(1)
     return rank.numpy()
-
-
-def pixcorr(pred: Any, true: Any) -> float:
-    """Mean Pearson correlation between flattened predicted and true images."""
-    p, t = _pair(pred, true)
-    return float((_normalise(p, "pearson") * _normalise(t, "pearson")).sum(1).mean())
-
-
-def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
-    """Mean structural similarity of grey-level images (n, H, W) — scikit-image, Gaussian weights σ = 1.5, as MindEye.
-
-    ``data_range`` defaults to the range of ``true``.
-    """
-    from skimage.metrics import structural_similarity
-
-    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    if p.shape != t.shape or p.ndim != 3:
-        raise ValueError(f"field 'pred': expected images (n, H, W) of the shape of 'true' {t.shape}, got {p.shape}")
-    rng = float(t.max() - t.min()) if data_range is None else float(data_range)
-    return float(np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                                data_range=rng) for a, b in zip(p, t)]))

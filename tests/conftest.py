@@ -1,5 +1,6 @@
 """Shared fixtures: random epochs with deliberately unequal dimensions, and the real recordings in ../shared/data."""
 
+import json
 import os
 from pathlib import Path
 
@@ -55,3 +56,28 @@ def make_epochs(n_epochs=7, n_channels=5, n_times=11, subject="sub-01", seed=0, 
 @pytest.fixture
 def epochs() -> EpochSet:
     return make_epochs()
+
+
+# a tiny open_clip model from a local config (no download), shared by the embedding and metric tests
+TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import open_clip
+
+    path = tmp_path_factory.mktemp("cfg") / "nd-tiny-clip.json"
+    path.write_text(json.dumps(TINY))
+    open_clip.add_model_config(path)
+    return "nd-tiny-clip"
+
+
+@pytest.fixture
+def embedder(tiny_model, tmp_path):
+    import torch
+
+    from neurodecode.embeddings import OpenCLIPEmbedder
+
+    torch.manual_seed(0)
+    return OpenCLIPEmbedder(tiny_model, pretrained=None, cache_dir=tmp_path / "cache")

@@ -5,7 +5,8 @@ import pytest
 from sklearn.linear_model import Ridge, RidgeCV
 
 from neurodecode.alignment import RidgeAlignment
-from neurodecode.retrieval import gallery_rank, pixcorr, retrieval_accuracy, similarity, ssim, two_way_identification
+from neurodecode.metrics import pixcorr, ssim
+from neurodecode.retrieval import gallery_rank, retrieval_accuracy, similarity, two_way_identification
 
 
 def data(n=40, p=100, q=5, seed=0):

@@ -1,33 +1,11 @@
 """Stimulus embeddings with a tiny open_clip model built from a local config (no download)."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from neurodecode.embeddings import OpenCLIPEmbedder, embed_stimuli
-
-TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import open_clip
-
-    path = tmp_path_factory.mktemp("cfg") / "nd-tiny-clip.json"
-    path.write_text(json.dumps(TINY))
-    open_clip.add_model_config(path)
-    return "nd-tiny-clip"
-
-
-@pytest.fixture
-def embedder(tiny_model, tmp_path):
-    torch.manual_seed(0)
-    return OpenCLIPEmbedder(tiny_model, pretrained=None, cache_dir=tmp_path / "cache")
-
 
 def images(n=5, seed=0):
     return list(np.random.default_rng(seed).uniform(size=(n, 28, 28)))
