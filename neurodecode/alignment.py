@@ -23,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment"]
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "make_aligner"]
 
 
 def _as_2d(X: Any, name: str) -> np.ndarray:
@@ -443,3 +443,19 @@ class PriorAlignment(_TorchAlignment):
         draws = [aligner.net.sample(xs, self.num_inference_steps, self.guidance_scale, generator=gen)
                  for _ in range(self.n_samples)]
         return torch.stack(draws).mean(0)
+
+
+def make_aligner(name: str, overrides: Sequence[str] = ()) -> Any:
+    """Instantiate an aligner from its config ``conf/aligner/NAME.yaml`` (or a path) with ``key=value`` overrides.
+
+    Example: ``make_aligner("mlp", ["max_epochs=50", "contrastive=infonce"])``.
+    """
+    from hydra.utils import instantiate
+
+    from .configs import CONF_DIR, load_yaml
+
+    path = Path(name) if str(name).endswith((".yaml", ".yml")) else CONF_DIR / "aligner" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / "aligner").glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no aligner config {name!r} (known: {known})")
+    return instantiate(load_yaml(path, overrides), _convert_="all")

@@ -271,7 +271,8 @@ class Scores:
         return text
 
     def plot(self, path: str | Path) -> None:
-        """One bar per metric (grouped by pipeline when there are several), chance as a tick."""
+        """One bar per metric (grouped by pipeline when there are several; mean ± sd over repeated rows, e.g.
+        seeds), chance as a black tick."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -279,14 +280,17 @@ class Scores:
 
         tab = self.table.copy()
         tab["pipeline"] = tab["pipeline"] if "pipeline" in tab else ""
-        metrics = list(dict.fromkeys(tab["kind"] + ":" + tab["metric"]))
-        pipelines = list(dict.fromkeys(tab["pipeline"]))
+        tab["name"] = tab["kind"] + ":" + tab["metric"]
+        stats = tab.groupby(["pipeline", "name"], sort=False).agg(mean=("value", "mean"), sd=("value", "std"),
+                                                                  chance=("chance", "first")).reset_index()
+        metrics = list(dict.fromkeys(stats["name"]))
+        pipelines = list(dict.fromkeys(stats["pipeline"]))
         width = 0.8 / len(pipelines)
-        fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(metrics) * len(pipelines) + 2), 3.5))
+        fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(metrics) * len(pipelines) + 2), 3.5))
         for k, pl in enumerate(pipelines):
-            sub = tab[tab["pipeline"] == pl].set_index(tab["kind"] + ":" + tab["metric"])
-            xs = [metrics.index(m) + k * width for m in sub.index]
-            ax.bar(xs, sub["value"], width=width, label=pl or None)
+            sub = stats[stats["pipeline"] == pl]
+            xs = [metrics.index(m) + k * width for m in sub["name"]]
+            ax.bar(xs, sub["mean"], width=width, yerr=sub["sd"].fillna(0), label=pl or None)
             ax.scatter(xs, sub["chance"], marker="_", color="k", s=200, zorder=3)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))], metrics, rotation=45, ha="right")
         if len(pipelines) > 1:

@@ -120,3 +120,45 @@ def test_digits69_ridge_in_pixel_space(shared_data):
     print(f"\ndigits69 ridge, pixel space: {figures}")
     assert figures["pixcorr"] == pytest.approx(0.787, abs=0.005)
     assert figures["two_way"] >= 0.93 and figures["image_top1"] >= 0.60
+
+
+def test_aligner_configs_instantiate_and_refuse_unknown_keys():
+    from neurodecode.alignment import LearnedAlignment, PriorAlignment, make_aligner
+    from neurodecode.configs import CONF_DIR
+
+    names = sorted(p.stem for p in (CONF_DIR / "aligner").glob("*.yaml"))
+    assert names == ["mlp", "prior", "ridge", "tiny_prior"]
+    models = {n: make_aligner(n) for n in names}
+    assert isinstance(models["mlp"], LearnedAlignment) and isinstance(models["prior"], PriorAlignment)
+    assert isinstance(models["ridge"], RidgeAlignment) and len(models["ridge"].alphas) == 17
+    assert make_aligner("mlp", ["contrastive=infonce", "max_epochs=7"]).max_epochs == 7
+    with pytest.raises(ValueError, match=r"overrides name unknown keys \['epochs'\]"):
+        make_aligner("mlp", ["epochs=7"])
+    with pytest.raises(FileNotFoundError, match=r"no aligner config 'svm' \(known: \['mlp', 'prior'"):
+        make_aligner("svm")
+
+
+@pytest.mark.realdata
+def test_digits69_learned_mapper_beats_ridge_in_pixel_space(shared_data):
+    import importlib.util
+    from pathlib import Path
+
+    from neurodecode.alignment import make_aligner
+    from neurodecode.metrics import score_outputs
+
+    spec = importlib.util.spec_from_file_location("eval_alignment", Path(__file__).parents[1] / "scripts" /
+                                                  "eval_alignment.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    X, images, train = script.load_digits69(shared_data / "fmri_digits69" / "digit69_28x28.mat")
+    Y = images.reshape(len(images), -1)
+    scores = {}
+    for name in ("ridge", "mlp"):
+        P = make_aligner(name).fit(X[train], Y[train]).predict(X[~train])
+        tab = score_outputs("retrieval", P, Y[~train], k=1, pool_size=None, metric="pearson").table
+        scores[name] = tab.set_index("metric")["value"].to_dict()
+    print(f"\ndigits69 pixel space, ridge {scores['ridge']}, mlp (seed 0) {scores['mlp']}")
+    assert scores["ridge"]["two_way"] == pytest.approx(0.933, abs=0.001)
+    assert scores["mlp"]["two_way"] >= 0.93 and scores["mlp"]["image_top1"] >= 0.60
+    assert scores["mlp"]["two_way"] > scores["ridge"]["two_way"]
+    assert scores["mlp"]["image_top1"] > scores["ridge"]["image_top1"]
