@@ -227,3 +227,14 @@ def test_diffusion_prior_module_shapes_and_errors():
         prior.sample(torch.randn(4, 9))
     with pytest.raises(ValueError, match=r"field 'target': expected \(batch, 8\), got \(4, 7\)"):
         prior.loss(brain, torch.randn(4, 7))
+
+
+def test_chaining_aligners_checks_the_latent_dimension():
+    """A prior trained on 8-d latents refuses a mapper's 6-d predictions with a clear error."""
+    from neurodecode.alignment import PriorAlignment
+
+    X, Y, _, _ = cluster_data(n=32)
+    prior = PriorAlignment(**{**TINY_PRIOR, "max_epochs": 1}).fit(Y, Y)
+    mapper = LearnedAlignment(hidden=8, n_blocks=0, max_epochs=1, batch_size=16).fit(X, Y[:, :6])
+    with pytest.raises(ValueError, match="field 'X': expected 8 features as in fit, got 6"):
+        prior.predict(mapper.predict(X))
