@@ -1,0 +1,378 @@
+"""Shared encoders from Python: build from configs, pretrain, save/load, extract features, fine-tune.
+
+* :func:`build_model` / :func:`save_model` / :func:`load_model` — any model of :mod:`neurodecode.models` from its
+  config (``conf/encoder/*.yaml``, ``_target_`` + arguments), and a checkpoint folder (safetensors weights + the
+  config) that rebuilds it by path.
+* :func:`pretrain` — masked-autoencoder pretraining of a :class:`~neurodecode.models.mae.SignalMAE` on epochs
+  (in memory or a lazily read store) with :class:`~neurodecode.training.Trainer`, reporting the held-out
+  masked-reconstruction error before and after (same seeded masks).
+* :class:`EncoderFeatures` — a scikit-learn transformer ``(n_epochs, n_channels, n_times) → (n_epochs, embed_dim)``
+  from a trained encoder: linear probing is ``make_pipeline(EncoderFeatures(...), LogisticRegression())``, which
+  :func:`neurodecode.evaluate` runs like any other pipeline.
+* :class:`FineTunedEncoder` — a scikit-learn classifier/regressor that trains a head on the encoder (and the
+  encoder with it unless ``freeze=True``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .configs import CONF_DIR, load_yaml
+from .epochs import Channels, EpochSet
+from .models.tokenizers import SignalSpec, input_spec
+from .training import Trainer, load_checkpoint, save_checkpoint
+
+__all__ = ["EncoderFeatures", "FineTunedEncoder", "PretrainResult", "build_model", "load_model",
+           "masked_reconstruction_error", "pretrain", "pretrain_tokenizer", "save_model"]
+
+
+def build_model(config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str] = ()) -> nn.Module:
+    """Instantiate a model from ``conf/encoder/NAME.yaml``, a YAML path, or a config mapping with ``_target_``."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    if isinstance(config, Mapping):
+        cfg = OmegaConf.merge(OmegaConf.create(dict(config)), OmegaConf.from_dotlist(list(overrides)))
+    else:
+        path = Path(config) if str(config).endswith((".yaml", ".yml")) else CONF_DIR / "encoder" / f"{config}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml"))
+            raise FileNotFoundError(f"{path}: no encoder config {config!r} (known: {known})")
+        cfg = load_yaml(path, overrides)
+    if "_target_" not in cfg:
+        raise ValueError(f"field '_target_': expected the model class path in the config, got keys {list(cfg)}")
+    return instantiate(cfg, _convert_="all")
+
+
+def _model_config(model: nn.Module) -> dict[str, Any]:
+    if not hasattr(model, "config"):
+        raise TypeError(f"field 'model': expected a neurodecode model with a .config, got {type(model).__name__}")
+    return {"_target_": f"{type(model).__module__}.{type(model).__name__}", **model.config}
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, overwrite: bool = False,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` as a checkpoint folder (``model.safetensors`` + ``checkpoint.json`` with its config)."""
+    return save_checkpoint(path, model, {"model": _model_config(model), **dict(extra or {})}, overwrite=overwrite)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save_model` or by a training run (``Trainer`` checkpoints), by path."""
+    meta = load_checkpoint(path)
+    cfg = meta["config"].get("model")
+    if cfg is None:
+        raise ValueError(f"{path}: field 'config.model': expected the model's config in checkpoint.json, got keys "
+                         f"{list(meta['config'])}")
+    model = build_model(cfg)
+    load_checkpoint(path, model)
+    return model.to(device).eval()
+
+
+def _spec(model: nn.Module, channels: Channels, sfreq: float, type_map: Mapping[str, str] | None,
+          missing_positions: str, where: str) -> SignalSpec:
+    encoder = getattr(model, "encoder", model)
+    return input_spec(channels, sfreq, getattr(encoder, "channel_types", ()), type_map=type_map,
+                      missing_positions=missing_positions, where=where)
+
+
+def _batches(source: Any, indices: np.ndarray, batch_size: int) -> Any:
+    """Blocks of epochs (B, C, T) float32 from an EpochSet (``data``) or an EpochStore (``read``)."""
+    for start in range(0, len(indices), batch_size):
+        idx = np.sort(indices[start:start + batch_size])
+        block = source.read(idx) if hasattr(source, "read") else source.data[idx]
+        yield torch.as_tensor(np.asarray(block, dtype=np.float32))
+
+
+@torch.no_grad()
+def masked_reconstruction_error(model: nn.Module, source: Any, indices: Sequence[int] | None = None, *,
+                                batch_size: int = 64, seed: int = 0, type_map: Mapping[str, str] | None = None,
+                                missing_positions: str = "error", device: str = "cpu") -> float:
+    """Mean masked-reconstruction loss of a :class:`SignalMAE` on epochs, with seeded masks (comparable across
+    checkpoints)."""
+    spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, "source").to(device)
+    idx = np.arange(len(source)) if indices is None else np.asarray(indices)
+    model.eval().to(device)
+    total, n = 0.0, 0
+    for k, x in enumerate(_batches(source, idx, batch_size)):
+        g = torch.Generator(device).manual_seed(seed + k)
+        total += float(model.reconstruct(x.to(device), spec, generator=g)["loss"]) * len(x)
+        n += len(x)
+    return total / n
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    """What :func:`pretrain` returns: the trained model, per-epoch history, and held-out errors."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    val_error_before: float
+    val_error_after: float
+    train_indices: np.ndarray
+    val_indices: np.ndarray
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"field 'val_fraction': expected a fraction in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(val_fraction * n))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, Any], *, sfreq: float,
+                       trainer: Trainer | Mapping[str, Any] | None = None, val_fraction: float = 0.1,
+                       seed: int = 0) -> PretrainResult:
+    """Train a :class:`~neurodecode.models.mae.VQTokenizer` on the patches of unlabeled epochs.
+
+    ``sfreq`` is the rate of the MAE that will use it (patches are cut after resampling to it). The returned
+    ``val_error_*`` are the tokenizer's reconstruction + commitment losses on held-out epochs.
+    """
+    from .datasets import EpochDataset
+    from .models.tokenizers import patchify
+
+    vq = tokenizer if isinstance(tokenizer, nn.Module) else build_model(tokenizer)
+    trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
+    train, val = _split(len(source), val_fraction, seed)
+
+    def objective(m: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return m(patchify(batch["x"], source.sfreq, sfreq, vq.patch_len))
+
+    @torch.no_grad()
+    def val_loss() -> float:
+        if not len(val):
+            return float("nan")
+        vq.eval()
+        return float(np.mean([float(objective(vq, {"x": x.to(trainer.device)})) for x in _batches(source, val, 64)]))
+
+    before = val_loss()
+    trainer.drop_last = True
+    trainer.fit(vq, objective, EpochDataset(source, indices=train, target=None),
+                config={"model": _model_config(vq), "sfreq": sfreq})
+    return PretrainResult(vq.eval(), trainer.history, before, val_loss(), train, val)
+
+
+def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer: Trainer | Mapping[str, Any] | None = None,
+             val_fraction: float = 0.1, seed: int = 0, type_map: Mapping[str, str] | None = None,
+             missing_positions: str = "error", tokenizer: nn.Module | None = None,
+             resume: bool = False) -> PretrainResult:
+    """Masked-autoencoder pretraining on unlabeled epochs.
+
+    Parameters
+    ----------
+    source : EpochSet or EpochStore
+        One channel set (a store is read lazily, one epoch per item).
+    model : SignalMAE, or a config name / mapping for :func:`build_model`
+    trainer : Trainer or dict of its parameters
+        ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
+        :func:`load_model` rebuilds the result by path.
+    val_fraction : float
+        Epochs held out (seeded) to measure the masked-reconstruction error before and after.
+    type_map, missing_positions :
+        The input contract (see :func:`neurodecode.models.tokenizers.input_spec`).
+    tokenizer : VQTokenizer, optional
+        A trained tokenizer (:func:`pretrain_tokenizer`) whose weights are loaded into a ``target="codes"`` model.
+    """
+    from .datasets import EpochDataset
+
+    model = model if isinstance(model, nn.Module) else build_model(model)
+    if not hasattr(model, "reconstruct"):
+        raise TypeError(f"field 'model': expected a masked autoencoder (SignalMAE), got {type(model).__name__}")
+    if tokenizer is not None:
+        if getattr(model, "tokenizer", None) is None:
+            raise ValueError("field 'tokenizer': this model does not predict codes (target != 'codes')")
+        model.tokenizer.load_state_dict(tokenizer.state_dict())
+    trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
+    where = str(getattr(source, "path", "source"))
+    spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, where)
+    train, val = _split(len(source), val_fraction, seed)
+    n_val = len(val)
+    if len(train) < trainer.batch_size:
+        raise ValueError(f"field 'batch_size': expected at most the {len(train)} training epochs, got "
+                         f"{trainer.batch_size}")
+    device_spec = spec.to(trainer.device)
+
+    def objective(m: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return m(batch["x"], device_spec)
+
+    kw = {"type_map": type_map, "missing_positions": missing_positions, "device": trainer.device}
+    before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
+    data = EpochDataset(source, indices=train, target=None)
+    trainer.drop_last = True
+    trainer.fit(model, objective, data, config={"model": _model_config(model), "sfreq": source.sfreq,
+                                                "channels": list(source.channels.names)}, resume=resume)
+    after = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
+    return PretrainResult(model.eval(), trainer.history, before, after, train, val)
+
+
+class EncoderFeatures(TransformerMixin, BaseEstimator):
+    """Pooled latents of a trained encoder as features: ``(n_epochs, n_channels, n_times) → (n_epochs, embed_dim)``.
+
+    Parameters
+    ----------
+    model : path or nn.Module
+        A checkpoint folder or a model (a :class:`SignalMAE`'s encoder is used).
+    channels : Channels
+        The channels of the epochs that will be transformed (the input contract is checked at ``fit``).
+    sfreq : float
+    batch_size, device : int, str
+    type_map, missing_positions :
+        See :func:`~neurodecode.models.tokenizers.input_spec`.
+    """
+
+    def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
+                 batch_size: int = 64, device: str = "cpu", type_map: Mapping[str, str] | None = None,
+                 missing_positions: str = "error") -> None:
+        self.model = model
+        self.channels = channels
+        self.sfreq = sfreq
+        self.batch_size = batch_size
+        self.device = device
+        self.type_map = type_map
+        self.missing_positions = missing_positions
+
+    @classmethod
+    def for_epochs(cls, model: Any, epochs: EpochSet, **kw: Any) -> EncoderFeatures:
+        """Features for epochs like ``epochs`` (their channels and rate)."""
+        return cls(model, epochs.channels, epochs.sfreq, **kw)
+
+    def fit(self, X: Any = None, y: Any = None) -> EncoderFeatures:
+        model = load_model(self.model, self.device) if isinstance(self.model, (str, os.PathLike)) else self.model
+        if model is None or self.channels is None or self.sfreq is None:
+            raise ValueError("field 'model'/'channels'/'sfreq': expected a trained model and the epochs' channels "
+                             "and rate")
+        self.encoder_ = getattr(model, "encoder", model).to(self.device).eval()
+        self.spec_ = _spec(self.encoder_, self.channels, self.sfreq, self.type_map, self.missing_positions,
+                           "channels").to(self.device)
+        self.n_features_in_ = len(self.channels.names)
+        return self
+
+    @torch.no_grad()
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "encoder_")
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 3 or X.shape[1] != self.spec_.n_channels:
+            raise ValueError(f"field 'X': expected (n_epochs, {self.spec_.n_channels}, n_times), got {X.shape}")
+        out = [self.encoder_(torch.as_tensor(X[i:i + self.batch_size], device=self.device), self.spec_).cpu()
+               for i in range(0, len(X), self.batch_size)]
+        return torch.cat(out).double().numpy()
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class _Head(nn.Module):
+    def __init__(self, encoder: nn.Module, n_outputs: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.LayerNorm(encoder.embed_dim), nn.Dropout(dropout),
+                                  nn.Linear(encoder.embed_dim, n_outputs))
+
+    def forward(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
+        return self.head(self.encoder(x, spec))
+
+
+class FineTunedEncoder(ClassifierMixin, BaseEstimator):
+    """A pretrained encoder with a classification (or regression) head, trained end to end or frozen.
+
+    Parameters
+    ----------
+    model : path or nn.Module
+        Pretrained model (a :class:`SignalMAE`'s encoder is used); it is copied, never modified.
+    channels, sfreq :
+        The epochs' channels and rate.
+    task : {"classification", "regression"}
+    freeze : bool
+        Train only the head (linear probing in torch).
+    dropout : float
+    trainer : dict
+        :class:`~neurodecode.training.Trainer` parameters.
+    """
+
+    def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
+                 task: str = "classification", freeze: bool = False, dropout: float = 0.1,
+                 trainer: Mapping[str, Any] | None = None, type_map: Mapping[str, str] | None = None,
+                 missing_positions: str = "error") -> None:
+        self.model = model
+        self.channels = channels
+        self.sfreq = sfreq
+        self.task = task
+        self.freeze = freeze
+        self.dropout = dropout
+        self.trainer = trainer
+        self.type_map = type_map
+        self.missing_positions = missing_positions
+
+    def fit(self, X: Any, y: Any) -> FineTunedEncoder:
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"field 'task': expected 'classification' or 'regression', got {self.task!r}")
+        model = load_model(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model
+        encoder = copy.deepcopy(getattr(model, "encoder", model))
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        params = dict(self.trainer or {})
+        device = params.get("device", "cpu")
+        self.spec_ = _spec(encoder, self.channels, self.sfreq, self.type_map, self.missing_positions,
+                           "channels").to(device)
+        if self.task == "classification":
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            target = torch.as_tensor(codes, dtype=torch.long)
+            n_out = len(self.classes_)
+        else:
+            target = torch.as_tensor(y.reshape(len(y), -1), dtype=torch.float32)
+            n_out = target.shape[1]
+        net = _Head(encoder, n_out, self.dropout)
+        if self.freeze:
+            net.encoder.requires_grad_(False)
+        spec = self.spec_
+
+        def objective(m: nn.Module, batch: Any) -> torch.Tensor:
+            xb, yb = batch
+            out = m(xb, spec)
+            if self.task == "classification":
+                return nn.functional.cross_entropy(out, yb)
+            return nn.functional.mse_loss(out, yb)
+
+        params.setdefault("batch_size", min(32, len(X)))
+        params["batch_size"] = min(params["batch_size"], len(X))
+        trainer = Trainer(**{**params, "drop_last": True})
+        trainer.fit(net, objective, torch.utils.data.TensorDataset(torch.as_tensor(X), target))
+        self.net_, self.history_ = net.eval(), trainer.history
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    @torch.no_grad()
+    def _outputs(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "net_")
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.spec_.types.device)
+        return torch.cat([self.net_(X[i:i + 64], self.spec_).cpu() for i in range(0, len(X), 64)])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.task != "classification":
+            raise AttributeError("predict_proba is for task='classification'")
+        return self._outputs(X).softmax(-1).double().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = self._outputs(X)
+        if self.task == "classification":
+            return self.classes_[out.argmax(-1).numpy()]
+        out = out.double().numpy()
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
