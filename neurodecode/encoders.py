@@ -94,19 +94,30 @@ def _batches(source: Any, indices: np.ndarray, batch_size: int) -> Any:
         yield torch.as_tensor(np.asarray(block, dtype=np.float32))
 
 
+def _subject(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    encoder = getattr(model, "encoder", model)
+    return batch["subject"] if hasattr(encoder, "subject_layers") else None
+
+
 @torch.no_grad()
 def masked_reconstruction_error(model: nn.Module, source: Any, indices: Sequence[int] | None = None, *,
                                 batch_size: int = 64, seed: int = 0, type_map: Mapping[str, str] | None = None,
                                 missing_positions: str = "error", device: str = "cpu") -> float:
     """Mean masked-reconstruction loss of a :class:`SignalMAE` on epochs, with seeded masks (comparable across
     checkpoints)."""
+    from .datasets import EpochDataset
+
     spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, "source").to(device)
-    idx = np.arange(len(source)) if indices is None else np.asarray(indices)
+    data = EpochDataset(source, indices=indices, target=None)
     model.eval().to(device)
     total, n = 0.0, 0
-    for k, x in enumerate(_batches(source, idx, batch_size)):
+    for k, start in enumerate(range(0, len(data), batch_size)):
+        batch = torch.utils.data.default_collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
         g = torch.Generator(device).manual_seed(seed + k)
-        total += float(model.reconstruct(x.to(device), spec, generator=g)["loss"]) * len(x)
+        x = batch["x"].to(device)
+        subject = _subject(model, batch)
+        loss = model.reconstruct(x, spec, generator=g, subject=None if subject is None else subject.to(device))["loss"]
+        total += float(loss) * len(x)
         n += len(x)
     return total / n
 
@@ -142,6 +153,8 @@ def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, An
     from .datasets import EpochDataset
     from .models.tokenizers import patchify
 
+    if not isinstance(tokenizer, nn.Module):
+        torch.manual_seed(seed)
     vq = tokenizer if isinstance(tokenizer, nn.Module) else build_model(tokenizer)
     trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
     train, val = _split(len(source), val_fraction, seed)
@@ -173,7 +186,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     ----------
     source : EpochSet or EpochStore
         One channel set (a store is read lazily, one epoch per item).
-    model : SignalMAE, or a config name / mapping for :func:`build_model`
+    model : SignalMAE, or a config name / mapping for :func:`build_model` (then initialised with ``seed``)
     trainer : Trainer or dict of its parameters
         ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
         :func:`load_model` rebuilds the result by path.
@@ -186,7 +199,9 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     """
     from .datasets import EpochDataset
 
-    model = model if isinstance(model, nn.Module) else build_model(model)
+    if not isinstance(model, nn.Module):
+        torch.manual_seed(seed)  # the initial weights of a model built here are part of the run's seed
+        model = build_model(model)
     if not hasattr(model, "reconstruct"):
         raise TypeError(f"field 'model': expected a masked autoencoder (SignalMAE), got {type(model).__name__}")
     if tokenizer is not None:
@@ -204,7 +219,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     device_spec = spec.to(trainer.device)
 
     def objective(m: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return m(batch["x"], device_spec)
+        return m(batch["x"], device_spec, _subject(model, batch))
 
     kw = {"type_map": type_map, "missing_positions": missing_positions, "device": trainer.device}
     before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
@@ -227,14 +242,18 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
         The channels of the epochs that will be transformed (the input contract is checked at ``fit``).
     sfreq : float
     batch_size, device : int, str
+    pool : {"mean", "channels", "none"}
+        Mean of all tokens (embed_dim features); mean over channels keeping the patches in time
+        (n_patches × embed_dim — for time-locked responses such as ERPs); or every token (S × P × embed_dim).
     type_map, missing_positions :
         See :func:`~neurodecode.models.tokenizers.input_spec`.
     """
 
     def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
-                 batch_size: int = 64, device: str = "cpu", type_map: Mapping[str, str] | None = None,
-                 missing_positions: str = "error") -> None:
+                 pool: str = "mean", batch_size: int = 64, device: str = "cpu",
+                 type_map: Mapping[str, str] | None = None, missing_positions: str = "error") -> None:
         self.model = model
+        self.pool = pool
         self.channels = channels
         self.sfreq = sfreq
         self.batch_size = batch_size
@@ -248,6 +267,8 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
         return cls(model, epochs.channels, epochs.sfreq, **kw)
 
     def fit(self, X: Any = None, y: Any = None) -> EncoderFeatures:
+        if self.pool not in ("mean", "channels", "none"):
+            raise ValueError(f"field 'pool': expected 'mean', 'channels' or 'none', got {self.pool!r}")
         model = load_model(self.model, self.device) if isinstance(self.model, (str, os.PathLike)) else self.model
         if model is None or self.channels is None or self.sfreq is None:
             raise ValueError("field 'model'/'channels'/'sfreq': expected a trained model and the epochs' channels "
@@ -264,8 +285,12 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[1] != self.spec_.n_channels:
             raise ValueError(f"field 'X': expected (n_epochs, {self.spec_.n_channels}, n_times), got {X.shape}")
-        out = [self.encoder_(torch.as_tensor(X[i:i + self.batch_size], device=self.device), self.spec_).cpu()
-               for i in range(0, len(X), self.batch_size)]
+        out = []
+        for i in range(0, len(X), self.batch_size):
+            tokens = self.encoder_.tokens(torch.as_tensor(X[i:i + self.batch_size], device=self.device), self.spec_)
+            pooled = {"mean": lambda t: t.mean(dim=(1, 2)), "channels": lambda t: t.mean(1).flatten(1),
+                      "none": lambda t: t.flatten(1)}[self.pool](tokens)
+            out.append(pooled.cpu())
         return torch.cat(out).double().numpy()
 
     def __sklearn_tags__(self) -> Any:
@@ -275,14 +300,17 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
 
 
 class _Head(nn.Module):
-    def __init__(self, encoder: nn.Module, n_outputs: int, dropout: float) -> None:
+    """Encoder → pooled tokens (mean, or mean over channels keeping ``n_patches`` in time) → linear head."""
+
+    def __init__(self, encoder: nn.Module, n_outputs: int, dropout: float, pool: str, n_patches: int) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.head = nn.Sequential(nn.LayerNorm(encoder.embed_dim), nn.Dropout(dropout),
-                                  nn.Linear(encoder.embed_dim, n_outputs))
+        self.encoder, self.pool = encoder, pool
+        width = encoder.embed_dim * (n_patches if pool == "channels" else 1)
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, n_outputs))
 
     def forward(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
-        return self.head(self.encoder(x, spec))
+        tokens = self.encoder.tokens(x, spec)
+        return self.head(tokens.mean(dim=(1, 2)) if self.pool == "mean" else tokens.mean(1).flatten(1))
 
 
 class FineTunedEncoder(ClassifierMixin, BaseEstimator):
@@ -297,13 +325,15 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     task : {"classification", "regression"}
     freeze : bool
         Train only the head (linear probing in torch).
+    pool : {"mean", "channels"}
+        Head input: the mean token, or the channel-mean token of each patch (keeps time; fixed epoch length).
     dropout : float
     trainer : dict
         :class:`~neurodecode.training.Trainer` parameters.
     """
 
     def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
-                 task: str = "classification", freeze: bool = False, dropout: float = 0.1,
+                 task: str = "classification", freeze: bool = False, pool: str = "mean", dropout: float = 0.1,
                  trainer: Mapping[str, Any] | None = None, type_map: Mapping[str, str] | None = None,
                  missing_positions: str = "error") -> None:
         self.model = model
@@ -311,6 +341,7 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
         self.sfreq = sfreq
         self.task = task
         self.freeze = freeze
+        self.pool = pool
         self.dropout = dropout
         self.trainer = trainer
         self.type_map = type_map
@@ -321,7 +352,7 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
             raise ValueError(f"field 'task': expected 'classification' or 'regression', got {self.task!r}")
         model = load_model(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model
         encoder = copy.deepcopy(getattr(model, "encoder", model))
-        X = np.asarray(X, dtype=np.float32)
+        X = np.array(X, dtype=np.float32)
         y = np.asarray(y)
         params = dict(self.trainer or {})
         device = params.get("device", "cpu")
@@ -334,7 +365,11 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
         else:
             target = torch.as_tensor(y.reshape(len(y), -1), dtype=torch.float32)
             n_out = target.shape[1]
-        net = _Head(encoder, n_out, self.dropout)
+        if self.pool not in ("mean", "channels"):
+            raise ValueError(f"field 'pool': expected 'mean' or 'channels', got {self.pool!r}")
+        with torch.no_grad():
+            n_patches = encoder.to(device).tokens(torch.as_tensor(X[:1], device=device), self.spec_).shape[2]
+        net = _Head(encoder, n_out, self.dropout, self.pool, n_patches)
         if self.freeze:
             net.encoder.requires_grad_(False)
         spec = self.spec_

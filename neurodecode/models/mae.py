@@ -54,13 +54,16 @@ class SignalEncoder(nn.Module):
         channel of a spatial-attention layer (``n_spatial`` of them).
     n_spatial : int
         Virtual channels for ``tokens="spatial"``.
+    n_subjects : int
+        With ``tokens="spatial"``: per-subject ``n_spatial × n_spatial`` layers after the spatial attention
+        (Défossez et al.); ``forward`` then needs ``subject`` indices.
     channel_types : sequence of str
         Channel types the model accepts (the input contract).
     """
 
     def __init__(self, sfreq: float = 200.0, patch_seconds: float = 0.5, embed_dim: int = 128, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0, tokens: str = "channels",
-                 n_spatial: int = 64, channel_types: Sequence[str] = CHANNEL_TYPES) -> None:
+                 n_spatial: int = 64, n_subjects: int = 0, channel_types: Sequence[str] = CHANNEL_TYPES) -> None:
         super().__init__()
         if tokens not in TOKENS:
             raise ValueError(f"field 'tokens': expected one of {TOKENS}, got {tokens!r}")
@@ -69,7 +72,7 @@ class SignalEncoder(nn.Module):
             raise ValueError(f"field 'channel_types': expected types among {CHANNEL_TYPES}, got {unknown}")
         self.config = {"sfreq": sfreq, "patch_seconds": patch_seconds, "embed_dim": embed_dim, "depth": depth,
                        "heads": heads, "mlp_ratio": mlp_ratio, "dropout": dropout, "tokens": tokens,
-                       "n_spatial": n_spatial, "channel_types": list(channel_types)}
+                       "n_spatial": n_spatial, "n_subjects": n_subjects, "channel_types": list(channel_types)}
         self.channel_types = tuple(channel_types)
         self.embed_dim, self.token_mode = embed_dim, tokens
         self.patch = PatchEmbedding(sfreq, patch_seconds, embed_dim)
@@ -79,6 +82,12 @@ class SignalEncoder(nn.Module):
         if tokens == "spatial":
             self.spatial = SpatialAttention(n_spatial)
             self.virtual = nn.Embedding(n_spatial, embed_dim)
+            if n_subjects:
+                from .subjects import SubjectLayers
+
+                self.subject_layers = SubjectLayers(n_subjects, n_spatial)
+        elif n_subjects:
+            raise ValueError("field 'n_subjects': subject layers act on the virtual channels of tokens='spatial'")
         self.transformer = _transformer(embed_dim, depth, heads, mlp_ratio, dropout)
 
     # -- tokens ------------------------------------------------------------------------------------------------
@@ -91,7 +100,8 @@ class SignalEncoder(nn.Module):
             bad = sorted({CHANNEL_TYPES[i] for i in spec.types.tolist()} - set(self.channel_types))
             raise ValueError(f"field 'channels.types': this model accepts {self.channel_types}, got {bad}")
 
-    def embed_tokens(self, x: torch.Tensor, spec: SignalSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def embed_tokens(self, x: torch.Tensor, spec: SignalSpec,
+                     subject: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Token inputs before the transformer.
 
         Returns
@@ -107,6 +117,10 @@ class SignalEncoder(nn.Module):
         self._check(x, spec)
         if self.token_mode == "spatial":
             x = self.spatial(x, spec)
+            if hasattr(self, "subject_layers"):
+                if subject is None:
+                    raise ValueError("field 'subject': this encoder has subject layers; pass subject indices (B,)")
+                x = self.subject_layers(x, subject)
         content, patches = self.patch(x, spec.sfreq)
         n_patches = content.shape[2]
         times = (torch.arange(n_patches, device=x.device) + 0.5) * self.patch.patch_seconds
@@ -131,15 +145,15 @@ class SignalEncoder(nn.Module):
         """Transformer over flattened tokens (B, N, D) → (B, N, D)."""
         return self.transformer(tokens)
 
-    def tokens(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded tokens (B, S, P, D)."""
-        tok, _, _ = self.embed_tokens(x, spec)
+        tok, _, _ = self.embed_tokens(x, spec, subject)
         B, S, P, D = tok.shape
         return self.encode(tok.reshape(B, S * P, D)).reshape(B, S, P, D)
 
-    def forward(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled latent (B, embed_dim): the mean of the encoded tokens."""
-        return self.tokens(x, spec).mean(dim=(1, 2))
+        return self.tokens(x, spec, subject).mean(dim=(1, 2))
 
 
 def patch_targets(patches: torch.Tensor, target: str, normalize: bool = True) -> torch.Tensor:
@@ -273,10 +287,10 @@ class SignalMAE(nn.Module):
             return m[:, None, :].expand(B, S, P)
         return m.view(B, S, P)
 
-    def reconstruct(self, x: torch.Tensor, spec: SignalSpec,
-                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def reconstruct(self, x: torch.Tensor, spec: SignalSpec, generator: torch.Generator | None = None,
+                    subject: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss, predictions and targets of the masked tokens, and the mask (B, S, P)."""
-        tok, position, patches = self.encoder.embed_tokens(x, spec)
+        tok, position, patches = self.encoder.embed_tokens(x, spec, subject)
         B, S, P, D = tok.shape
         mask = self.masked_units(B, S, P, x.device, generator)
         flat_mask = mask.reshape(B, S * P)
@@ -297,5 +311,5 @@ class SignalMAE(nn.Module):
             loss = nn.functional.mse_loss(pred, target)
         return {"loss": loss, "pred": pred, "target": target, "mask": mask}
 
-    def forward(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
-        return self.reconstruct(x, spec)["loss"]
+    def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
+        return self.reconstruct(x, spec, subject=subject)["loss"]
