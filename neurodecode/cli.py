@@ -58,6 +58,47 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_epochs(path: str, subject: str | None) -> object:
+    from .storage import CollectionStore, open_store
+
+    store = open_store(path)
+    if isinstance(store, CollectionStore):
+        if subject is None:
+            raise ValueError(f"{path}: field 'subject': expected --subject with one of {list(store)} "
+                             "(this file is a collection), got none")
+        return store[subject]
+    if subject is not None:
+        raise ValueError(f"{path}: field 'subject': this file holds one EpochSet, got {subject!r}")
+    return store
+
+
+def _kv(items: Sequence[str], what: str) -> dict:
+    from omegaconf import OmegaConf
+
+    bad = [i for i in items if "=" not in i]
+    if bad:
+        raise ValueError(f"field '{what}': expected KEY=VALUE items, got {bad}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from .encoders import build_model, pretrain
+
+    source = _store_epochs(args.path, args.subject)
+    trainer = {"max_epochs": 20, "batch_size": 64, "lr": 1e-3, "progress": True, **_kv(args.trainer, "trainer"),
+               "checkpoint_dir": args.out, "checkpoint_every": args.checkpoint_every}
+    torch.manual_seed(args.seed)
+    model = build_model(args.encoder, args.overrides)
+    res = pretrain(source, model, trainer=trainer, val_fraction=args.val_fraction, seed=args.seed,
+                   type_map=_kv(args.type_map, "type_map") or None, missing_positions=args.missing_positions,
+                   resume=args.resume)
+    print(f"{args.out}: {type(res.model).__name__} pretrained on {len(res.train_indices)} epochs of {args.path}; "
+          f"held-out masked-reconstruction error {res.val_error_before:.4f} (epoch 0) → {res.val_error_after:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurodecode",
@@ -84,6 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="recipe parameter, repeatable, e.g. -p estimator=lwf -p 'bands=[[8,12],[12,30]]'")
     feats.set_defaults(func=_cmd_features)
+
+    pre = sub.add_parser("pretrain", help="masked-autoencoder pretraining of an encoder on a stored epoch file",
+                         description="Pretrain an encoder (conf/encoder/<name>.yaml) as a masked autoencoder on the "
+                                     "epochs of a store; checkpoints (safetensors + config) go to --out, which "
+                                     "neurodecode.encoders.load_model(OUT) rebuilds; --resume continues a killed run.")
+    pre.add_argument("path", help="epoch store (.h5) written by neurodecode (read lazily)")
+    pre.add_argument("--encoder", default="mae_eeg", help="encoder config name or YAML path (default mae_eeg)")
+    pre.add_argument("--out", required=True, help="checkpoint folder")
+    pre.add_argument("--subject", default=None, help="subject to use in a collection file")
+    pre.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="encoder config override, e.g. -p mask=time -p encoder.depth=2")
+    pre.add_argument("--trainer", "-t", action="append", default=[], metavar="KEY=VALUE",
+                     help="Trainer parameter, e.g. -t max_epochs=50 -t device=cuda -t precision=bf16-mixed")
+    pre.add_argument("--type-map", action="append", default=[], metavar="TYPE=TYPE",
+                     help="read channels of one type as another, e.g. ecog=seeg")
+    pre.add_argument("--missing-positions", default="error", choices=["error", "learned"])
+    pre.add_argument("--val-fraction", type=float, default=0.1)
+    pre.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    pre.set_defaults(func=_cmd_pretrain)
 
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")

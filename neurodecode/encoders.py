@@ -107,7 +107,8 @@ def masked_reconstruction_error(model: nn.Module, source: Any, indices: Sequence
     checkpoints)."""
     from .datasets import EpochDataset
 
-    spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, "source").to(device)
+    spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions,
+                 str(getattr(source, "name", "epochs"))).to(device)
     data = EpochDataset(source, indices=indices, target=None)
     model.eval().to(device)
     total, n = 0.0, 0
@@ -209,7 +210,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
             raise ValueError("field 'tokenizer': this model does not predict codes (target != 'codes')")
         model.tokenizer.load_state_dict(tokenizer.state_dict())
     trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
-    where = str(getattr(source, "path", "source"))
+    where = str(getattr(source, "name", "epochs"))
     spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, where)
     train, val = _split(len(source), val_fraction, seed)
     n_val = len(val)

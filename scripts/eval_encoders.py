@@ -62,7 +62,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
     from neurodecode.encoders import EncoderFeatures, FineTunedEncoder, build_model, pretrain
     from neurodecode.epochs import concatenate
@@ -96,20 +96,31 @@ def main() -> None:
     rows = {}
     ts = make_pipeline(Covariances("oas"), TangentSpace(), LogisticRegression(max_iter=1000))
     rows["OAS covariance + tangent space + LR"] = cross_val_score(ts, X, y, cv=cv)
-    probe = make_pipeline(EncoderFeatures.for_epochs(res.model, s1), StandardScaler(),
-                          LogisticRegression(max_iter=2000, C=0.1))
-    rows["MAE linear probe (frozen) + LR"] = cross_val_score(probe, X, y, cv=cv)
-    random_probe = make_pipeline(EncoderFeatures.for_epochs(build_model(args.config), s1), StandardScaler(),
-                                 LogisticRegression(max_iter=2000, C=0.1))
-    rows["untrained encoder, linear probe (control)"] = cross_val_score(random_probe, X, y, cv=cv)
+    from pyriemann.estimation import XdawnCovariances
+
+    erp_ts = make_pipeline(XdawnCovariances(nfilter=2, estimator="oas"), TangentSpace(),
+                           LogisticRegression(max_iter=1000))
+    rows["xDAWN ERP covariance + tangent space + LR"] = cross_val_score(erp_ts, X, y, cv=cv)
+    raw = make_pipeline(FunctionTransformer(lambda a: a[:, :, ::4].reshape(len(a), -1)), StandardScaler(),
+                        LogisticRegression(max_iter=2000, C=0.01))
+    rows["samples (64 Hz) + LR"] = cross_val_score(raw, X, y, cv=cv)
+    for pool in ("mean", "channels"):
+        probe = make_pipeline(EncoderFeatures.for_epochs(res.model, s1, pool=pool), StandardScaler(),
+                              LogisticRegression(max_iter=2000, C=0.01))
+        rows[f"MAE linear probe, pool={pool} (frozen) + LR"] = cross_val_score(probe, X, y, cv=cv)
+    torch.manual_seed(0)
+    untrained = build_model(args.config)
+    random_probe = make_pipeline(EncoderFeatures.for_epochs(untrained, s1, pool="channels"), StandardScaler(),
+                                 LogisticRegression(max_iter=2000, C=0.01))
+    rows["untrained encoder, pool=channels (control)"] = cross_val_score(random_probe, X, y, cv=cv)
     if not args.skip_finetune:
-        ft = FineTunedEncoder(res.model, s1.channels, s1.sfreq,
+        ft = FineTunedEncoder(res.model, s1.channels, s1.sfreq, pool="channels",
                               trainer={"max_epochs": 10, "batch_size": 32, "lr": 3e-4, "device": args.device})
-        rows["MAE fine-tuned (10 epochs)"] = cross_val_score(ft, X, y, cv=cv)
+        rows["MAE fine-tuned, pool=channels (10 epochs)"] = cross_val_score(ft, X, y, cv=cv)
     print(f"Muse N170 subject 1, faces vs houses ({len(y)} epochs; {dict(zip(*np.unique(y, return_counts=True)))}), "
           "5-fold accuracy:")
     for name, v in rows.items():
-        print(f"  {name:45s} {v.mean():.3f} ± {v.std():.3f}")
+        print(f"  {name:50s} {v.mean():.3f} ± {v.std():.3f}")
 
     # 3. adapt() on planted subjects -----------------------------------------------------------------------------
     from neurodecode.models.subjects import adaptation_benchmark

@@ -1,5 +1,7 @@
 """Shared encoders: tokenisation in seconds, channel-agnostic inputs, MAE, VQ, cross-subject layers, adapt()."""
 
+import json
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -135,7 +137,8 @@ def test_masks_cover_whole_units_in_equal_counts(mask):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml")))
 def test_every_encoder_config_builds(name):
-    model = build_model(name)
+    overrides = ["n_inputs={a: 100, b: 80}"] if name == "cross_subject_fmri" else []  # a mandatory field (???)
+    model = build_model(name, overrides)
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
@@ -240,3 +243,77 @@ def test_adapt_with_ten_percent_of_a_new_subject():
     r = adaptation_benchmark("ridge", max_epochs=60)
     print(f"\nadapt(ridge) with 10 %: R² {r['adapted']:.3f} vs {r['full']:.3f} with all trials; scratch {r['scratch']:.3f}")
     assert r["adapted"] >= 0.9 * r["full"] and r["adapted"] > r["scratch"] + 0.1
+
+
+def test_pretrain_from_the_command_line(tmp_path, capsys):
+    from neurodecode.cli import main
+
+    store = tmp_path / "eeg.h5"
+    epochs(48).save(store)
+    out = tmp_path / "mae"
+    assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=2",
+                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out)]) == 0
+    assert "held-out masked-reconstruction error" in capsys.readouterr().out
+    model = load_model(out)
+    assert model.mask == "time" and isinstance(model, SignalMAE)
+    assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=3",
+                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out), "--resume"]) == 0
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]  # resumed after epoch 1: one more epoch
+    no_pos = tmp_path / "nopos.h5"
+    EpochSet.from_array(signals(20, 3), 200.0, ["A", "B", "C"], "eeg", table={"subject": ["1"] * 20}).save(no_pos)
+    assert main(["pretrain", str(no_pos), "--encoder", "tiny_mae", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"{no_pos}: field 'channels.pos': expected 3D positions for every channel" in err
+    assert main(["pretrain", str(store), "--encoder", "nosuch", "--out", str(tmp_path / "y")]) == 2
+    assert "no encoder config 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_mae_pretraining_on_real_eeg_lowers_held_out_error(shared_data):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("eval_encoders", Path(__file__).parents[1] / "scripts" /
+                                                  "eval_encoders.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    s1 = script.scale(script.load_muse(shared_data, "N170", "1", {"1": "house", "2": "face"}))
+    assert s1.data.shape == (1133, 4, 232)
+    res = pretrain(s1, "tiny_mae", trainer={"max_epochs": 60, "batch_size": 64, "lr": 1e-3, "warmup_steps": 20},
+                   val_fraction=0.1)
+    print(f"\nMuse N170 subject 1, tiny MAE: held-out masked error {res.val_error_before:.3f} → "
+          f"{res.val_error_after:.3f}")
+    assert res.val_error_after < 0.8 * res.val_error_before
+
+
+def test_tiny_cross_subject_config_round_trip_and_determinism(tmp_path):
+    def make():
+        torch.manual_seed(0)
+        return build_model("tiny_cross_subject")
+
+    a, b = make(), make()
+    X, subj = pad_inputs([np.random.default_rng(1).normal(size=(3, 40)), np.random.default_rng(2).normal(size=(2, 30))])
+    X, subj = torch.as_tensor(X), torch.as_tensor(subj)
+    torch.testing.assert_close(a(X, subj), b(X, subj))
+    a.loss(X, subj, torch.zeros(5, 8))["loss"].backward()
+    assert a.embedders.layers[1].weight.grad is not None
+    a.adapt("sub-03", np.random.default_rng(3).normal(size=(4, 25)), np.zeros((4, 8)), method="reset",
+            trainer={"max_epochs": 1, "batch_size": 4})
+    save_model(tmp_path / "xs", a)
+    again = load_model(tmp_path / "xs")
+    assert again.subjects == ["sub-01", "sub-02", "sub-03"]
+    x3 = torch.randn(2, 25)
+    a.eval()
+    torch.testing.assert_close(again(x3, torch.tensor([2, 2])), a(x3, torch.tensor([2, 2])))
+
+
+def test_fmri_roi_tokens_over_time():
+    mae = build_model("tiny_mae_fmri_roi")
+    rois = Channels([f"roi{i}" for i in range(7)], "fmri-roi", pos=np.random.default_rng(0).normal(size=(7, 3)) * 0.05)
+    x = torch.randn(3, 7, 30)  # 30 TRs of 2 s
+    spec = input_spec(rois, 0.5)
+    assert mae.encoder.tokens(x, spec).shape == (3, 7, 6, 32)  # 60 s = 6 tokens of 10 s per ROI
+    assert mae(x, spec).ndim == 0
+    with pytest.raises(ValueError, match=r"this model accepts \('fmri-roi',\), got \['eeg'\]"):
+        mae(torch.randn(3, 6, 30), input_spec(montage(6), 0.5))
