@@ -219,8 +219,12 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
                          f"{trainer.batch_size}")
     device_spec = spec.to(trainer.device)
 
+    n_total = len(source)
+
     def objective(m: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return m(batch["x"], device_spec, _subject(model, batch))
+        # masks keyed by (epoch index, training epoch): the same on 1 or N processes
+        keys = batch["index"] + trainer.epoch * n_total + seed * 7919
+        return m(batch["x"], device_spec, _subject(model, batch), keys)
 
     kw = {"type_map": type_map, "missing_positions": missing_positions, "device": trainer.device}
     before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
@@ -393,7 +397,7 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def _outputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "net_")
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.spec_.types.device)
+        X = torch.as_tensor(np.array(X, dtype=np.float32), device=self.spec_.types.device)
         return torch.cat([self.net_(X[i:i + 64], self.spec_).cpu() for i in range(0, len(X), 64)])
 
     def predict_proba(self, X: Any) -> np.ndarray:

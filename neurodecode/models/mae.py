@@ -273,12 +273,22 @@ class SignalMAE(nn.Module):
         self.decoder = _transformer(decoder_dim, decoder_depth, decoder_heads, 4.0, 0.0)
         self.head = nn.Linear(decoder_dim, out_dim)
 
-    def masked_units(self, B: int, S: int, P: int, device: torch.device,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """Boolean mask (B, S, P), True where masked, with the same count in every row."""
+    def masked_units(self, B: int, S: int, P: int, device: torch.device, generator: torch.Generator | None = None,
+                     keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Boolean mask (B, S, P), True where masked, with the same count in every row.
+
+        With ``keys`` (B,) integers (e.g. epoch index and training epoch), each row's mask is a fixed function of
+        its key — the same whichever process or batch the epoch lands in, so that training on N processes equals
+        training on one.
+        """
         units = {"random": S * P, "channel": S, "time": P}[self.mask]
         n_masked = min(units - 1, max(1, round(self.mask_ratio * units)))
-        order = torch.rand(B, units, generator=generator, device=device).argsort(1)
+        if keys is not None:  # a counter-based hash (fractional part of a scaled sine), row by row
+            x = keys.to(device, torch.float64)[:, None] * 1e-3 + torch.arange(units, device=device) * 12.9898
+            noise = torch.frac(torch.sin(x) * 43758.5453).abs()
+        else:
+            noise = torch.rand(B, units, generator=generator, device=device)
+        order = noise.argsort(1)
         m = torch.zeros(B, units, dtype=torch.bool, device=device)
         m.scatter_(1, order[:, :n_masked], True)
         if self.mask == "channel":
@@ -288,11 +298,12 @@ class SignalMAE(nn.Module):
         return m.view(B, S, P)
 
     def reconstruct(self, x: torch.Tensor, spec: SignalSpec, generator: torch.Generator | None = None,
-                    subject: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Loss, predictions and targets of the masked tokens, and the mask (B, S, P)."""
+                    subject: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss, predictions and targets of the masked tokens, and the mask (B, S, P) (see :meth:`masked_units`
+        for ``generator`` and ``keys``)."""
         tok, position, patches = self.encoder.embed_tokens(x, spec, subject)
         B, S, P, D = tok.shape
-        mask = self.masked_units(B, S, P, x.device, generator)
+        mask = self.masked_units(B, S, P, x.device, generator, keys)
         flat_mask = mask.reshape(B, S * P)
         n_keep = int((~flat_mask[0]).sum())
         keep = (~flat_mask).float().argsort(dim=1, descending=True, stable=True)[:, :n_keep]  # visible token indices
@@ -311,5 +322,6 @@ class SignalMAE(nn.Module):
             loss = nn.functional.mse_loss(pred, target)
         return {"loss": loss, "pred": pred, "target": target, "mask": mask}
 
-    def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
-        return self.reconstruct(x, spec, subject=subject)["loss"]
+    def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None,
+                keys: torch.Tensor | None = None) -> torch.Tensor:
+        return self.reconstruct(x, spec, subject=subject, keys=keys)["loss"]
