@@ -99,6 +99,66 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _voxels(store: object, where: str) -> tuple:
+    """(n_trials, n_inputs) float32 and stimulus ids from single-trial epochs (n_trials, n_voxels, 1)."""
+    import numpy as np
+
+    n, c, t = store.shape
+    if t != 1:
+        raise ValueError(f"{where}: field 'data': expected single-trial responses (n_trials, n_voxels, 1), got "
+                         f"{n} × {c} × {t}")
+    stim = store.table["stimulus"]
+    if stim.isna().any():
+        raise ValueError(f"{where}: field 'table.stimulus': expected a stimulus id for every trial, got "
+                         f"{int(stim.isna().sum())} missing")
+    return np.asarray(store.read(np.arange(n))[:, :, 0], dtype=np.float32), stim.astype(str).tolist()
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .encoders import load_model, save_model
+    from .models.subjects import CrossSubjectModel, pad_inputs
+
+    model = load_model(args.model)
+    if not isinstance(model, CrossSubjectModel):
+        raise ValueError(f"{args.model}: field 'config.model': expected a CrossSubjectModel checkpoint, got "
+                         f"{type(model).__name__}")
+    X, stimulus = _voxels(_store_epochs(args.path, args.subject), args.path)
+    if args.method == "ridge":
+        if not args.reference:
+            raise ValueError("field 'reference': --method ridge needs --reference SUBJECT=STORE for trained subjects")
+        arrays, subjects, ids = [], [], []
+        for item in args.reference:
+            name, _, path = item.partition("=")
+            x, s = _voxels(_store_epochs(path, None), path)
+            arrays.append(x)
+            subjects.append(name)
+            ids += s
+        Xr, rows = pad_inputs(arrays)
+        index = model.subject_index(subjects)[torch.as_tensor(rows)]
+        ref = model.stimulus_latents(torch.as_tensor(Xr), index, ids)
+        model.adapt(args.name, X, method="ridge", stimulus=stimulus, reference=ref)
+    else:
+        if args.targets is None:
+            raise ValueError("field 'targets': --method reset needs --targets FILE.npz (arrays 'stimulus', 'target')")
+        with np.load(args.targets, allow_pickle=False) as f:
+            if "stimulus" not in f or "target" not in f:
+                raise ValueError(f"{args.targets}: expected arrays 'stimulus' and 'target', got {list(f.keys())}")
+            table = dict(zip(f["stimulus"].astype(str).tolist(), f["target"], strict=True))
+        missing = sorted(set(stimulus) - set(table))
+        if missing:
+            raise ValueError(f"{args.targets}: field 'stimulus': expected a target for every trial's stimulus, got "
+                             f"none for {len(missing)}, e.g. {missing[:3]}")
+        model.adapt(args.name, X, np.stack([table[s] for s in stimulus]), method="reset",
+                    trainer=_kv(args.trainer, "trainer"))
+    save_model(args.out, model, overwrite=args.overwrite)
+    print(f"{args.out}: {type(model).__name__} with subjects {model.subjects} (added {args.name!r} from "
+          f"{len(X)} trials × {X.shape[1]} inputs by {args.method})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurodecode",
@@ -146,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     pre.set_defaults(func=_cmd_pretrain)
+
+    ad = sub.add_parser("adapt", help="add a new subject to a cross-subject model (ridge or reset-tuning)",
+                        description="Add a subject with any voxel count to a trained CrossSubjectModel: closed-form "
+                                    "ridge onto the shared-space latents that trained subjects give the same stimuli "
+                                    "(--reference), or reset-tuning of the new subject's layers on targets.")
+    ad.add_argument("model", help="checkpoint folder of a CrossSubjectModel")
+    ad.add_argument("path", help="the new subject's single-trial epochs (n_trials, n_voxels, 1) with stimulus ids")
+    ad.add_argument("--name", required=True, help="the new subject's name")
+    ad.add_argument("--method", choices=["ridge", "reset"], default="ridge")
+    ad.add_argument("--reference", action="append", default=[], metavar="SUBJECT=STORE",
+                    help="a trained subject's single-trial epochs (repeatable; for --method ridge)")
+    ad.add_argument("--targets", default=None, help="FILE.npz with arrays 'stimulus' and 'target' (--method reset)")
+    ad.add_argument("--trainer", "-t", action="append", default=[], metavar="KEY=VALUE",
+                    help="Trainer parameter for reset-tuning, e.g. -t max_epochs=300")
+    ad.add_argument("--subject", default=None, help="subject to use when PATH is a collection file")
+    ad.add_argument("--out", required=True, help="checkpoint folder for the adapted model")
+    ad.add_argument("--overwrite", action="store_true")
+    ad.set_defaults(func=_cmd_adapt)
 
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")

@@ -362,3 +362,50 @@ def test_mae_training_on_two_processes_equals_one(tmp_path):
     diff = max(float((two[k] - one[k]).abs().max()) for k in one)
     print(f"\nMAE training, 1 vs 2 gloo processes (6 steps, global batch 16, float64): max weight difference {diff:.1e}")
     assert diff < 1e-9
+
+
+def test_adapt_from_the_command_line(tmp_path, capsys):
+    from neurodecode.cli import main
+    from neurodecode.models.subjects import planted_subjects
+    from neurodecode.training import Trainer
+
+    d = planted_subjects(n_subjects=3, n_stimuli=120, seed=1)
+    ids = np.array([f"img{i}" for i in range(120)])
+    train, test = np.arange(90), np.arange(90, 120)
+    torch.manual_seed(0)
+    model = CrossSubjectModel({"s0": d["X"][0].shape[1], "s1": d["X"][1].shape[1]}, 16, shared_dim=16, hidden=32,
+                              dropout=0.0)
+    Xp, subj = pad_inputs([d["X"][0][train], d["X"][1][train]])
+    Trainer(max_epochs=60, batch_size=30, lr=3e-3).fit(model, lambda m, b: m.loss(*b)["loss"],
+                                                       torch.utils.data.TensorDataset(
+                                                           torch.as_tensor(Xp), torch.as_tensor(subj),
+                                                           torch.as_tensor(np.concatenate([d["Y"][train]] * 2))))
+    save_model(tmp_path / "model", model)
+
+    def store(s, rows, name):
+        x = d["X"][s][rows][:, :, None]
+        ep = EpochSet.from_array(x, 1.0, [f"v{i}" for i in range(x.shape[1])], "fmri-voxel",
+                                 table={"subject": [f"s{s}"] * len(rows), "stimulus": ids[rows]})
+        ep.save(tmp_path / name)
+        return str(tmp_path / name)
+
+    refs = [f"s{s}={store(s, train, f's{s}.h5')}" for s in (0, 1)]
+    new = store(2, train[:9], "new.h5")  # 10 % of the new subject's training trials
+    assert main(["adapt", str(tmp_path / "model"), new, "--name", "s2", "--method", "ridge",
+                 *sum([["--reference", r] for r in refs], []), "--out", str(tmp_path / "adapted")]) == 0
+    assert "added 's2' from 9 trials" in capsys.readouterr().out
+    adapted = load_model(tmp_path / "adapted")
+    with torch.no_grad():
+        pred = adapted(torch.as_tensor(d["X"][2][test]), adapted.subject_index(["s2"] * 30)).numpy()
+    r2 = 1 - ((pred - d["Y"][test]) ** 2).sum() / ((d["Y"][test] - d["Y"][test].mean(0)) ** 2).sum()
+    assert r2 > 0.5, r2
+    np.savez(tmp_path / "t.npz", stimulus=ids[train[:5]], target=d["Y"][train[:5]])
+    assert main(["adapt", str(tmp_path / "model"), new, "--name", "s2", "--method", "reset", "--targets",
+                 str(tmp_path / "t.npz"), "--out", str(tmp_path / "r")]) == 2
+    assert "field 'stimulus': expected a target for every trial's stimulus, got none for 4" in capsys.readouterr().err
+    assert main(["adapt", str(tmp_path / "model"), new, "--name", "s2", "--out", str(tmp_path / "r")]) == 2
+    assert "--method ridge needs --reference" in capsys.readouterr().err
+    epochs(8).save(tmp_path / "eeg.h5")
+    assert main(["adapt", str(tmp_path / "model"), str(tmp_path / "eeg.h5"), "--name", "s2", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert "expected single-trial responses (n_trials, n_voxels, 1), got 8 × 6 × 200" in capsys.readouterr().err
