@@ -1,0 +1,220 @@
+"""Captions from predicted embeddings: the nearest caption of a bank, or a prefix into a causal language model.
+
+* :class:`NearestCaptionHead` — embeds a caption bank once with an open_clip text encoder (or any function) and
+  returns each trial's most similar captions (cosine, block by block: memory linear in the bank size).
+* :class:`PrefixCaptionHead` — ClipCap (Mokady et al. 2021): a small mapping network turns the embedding into
+  ``prefix_length`` token embeddings of a ``transformers`` causal language model (GPT-2 by default), trained on
+  image-caption pairs with the language model frozen (or not); greedy decoding. ``tiny(...)`` builds a word-level
+  tokenizer from the training captions and a small GPT-2 from a config (offline, seconds).
+
+Shapes: ``generate(latents (n_trials, embed_dim)) -> {"captions": list of n_trials str, ...}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .common import check_latents, load_pretrained
+
+__all__ = ["NearestCaptionHead", "PrefixCaptionHead"]
+
+
+class NearestCaptionHead:
+    """The most similar captions of a bank, in the embedding space of a text encoder.
+
+    Parameters
+    ----------
+    captions : list of str
+        The bank (e.g. COCO captions).
+    embedder : OpenCLIPEmbedder or callable
+        ``embed_texts(list of str) -> (n, embed_dim)`` (an :class:`~neurodecode.embeddings.OpenCLIPEmbedder` caches
+        the bank's embeddings on disk), or a function with that behaviour.
+    block : int
+        Bank rows compared at once.
+    """
+
+    def __init__(self, captions: Sequence[str], embedder: Any, block: int = 65536) -> None:
+        if not len(captions):
+            raise ValueError("field 'captions': expected a non-empty caption bank")
+        self.captions = [str(c) for c in captions]
+        embed = embedder.embed_texts if hasattr(embedder, "embed_texts") else embedder
+        bank = np.asarray(embed(self.captions), dtype=np.float32)
+        self.bank = torch.nn.functional.normalize(torch.as_tensor(bank), dim=-1)
+        self.embed_dim, self.block = self.bank.shape[1], block
+        self.name = f"nearest caption ({getattr(embedder, 'model', 'custom')})"
+
+    @classmethod
+    def from_files(cls, captions_file: str, model: str = "ViT-L-14", pretrained: str | None = "openai",
+                   device: str = "cpu") -> NearestCaptionHead:
+        """A bank read from a text file (one caption per line), embedded by an open_clip text encoder."""
+        from pathlib import Path
+
+        from ..embeddings import OpenCLIPEmbedder
+
+        path = Path(captions_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: field 'captions_file': expected a text file with one caption per line")
+        captions = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        return cls(captions, OpenCLIPEmbedder(model, pretrained, device=device))
+
+    @torch.no_grad()
+    def generate(self, latents: Any, k: int = 1) -> dict[str, Any]:
+        """Top-``k`` captions per trial: ``captions`` (best), ``top`` (lists of k), ``scores`` (n, k) cosines."""
+        q = torch.nn.functional.normalize(torch.as_tensor(check_latents(latents, self.embed_dim, self.name)), dim=-1)
+        if not 1 <= k <= len(self.captions):
+            raise ValueError(f"field 'k': expected 1 <= k <= the bank size {len(self.captions)}, got {k}")
+        t0 = time.perf_counter()
+        best_s = torch.full((len(q), k), -torch.inf)
+        best_i = torch.zeros((len(q), k), dtype=torch.long)
+        for start in range(0, len(self.bank), self.block):
+            s = q @ self.bank[start:start + self.block].T
+            cand_s = torch.cat([best_s, s], 1)
+            cand_i = torch.cat([best_i, torch.arange(start, start + s.shape[1]).expand(len(q), -1)], 1)
+            top = cand_s.topk(k, dim=1)
+            best_s, best_i = top.values, cand_i.gather(1, top.indices)
+        top = [[self.captions[j] for j in row] for row in best_i.tolist()]
+        return {"captions": [t[0] for t in top], "top": top, "scores": best_s.numpy(),
+                "seconds_per_trial": (time.perf_counter() - t0) / len(q)}
+
+
+def _word_tokenizer(captions: Sequence[str]) -> Any:
+    """A word-level fast tokenizer over the words of ``captions`` (lower case), with BOS/EOS/PAD/UNK."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for c in captions for w in c.lower().split()})
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[BOS]", "[EOS]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]",
+                                   unk_token="[UNK]")
+
+
+class PrefixCaptionHead(nn.Module):
+    """ClipCap prefix captioning: embedding → ``prefix_length`` LM token embeddings → greedy caption.
+
+    Parameters
+    ----------
+    lm : transformers causal LM (e.g. GPT2LMHeadModel)
+    tokenizer : transformers tokenizer with an EOS token
+    embed_dim : int
+        Size of the embeddings it reads.
+    prefix_length : int
+    hidden : int
+        Width of the mapping MLP.
+    freeze_lm : bool
+        Train only the mapping network (ClipCap's "MLP + frozen GPT-2").
+    config : dict
+        What built it (for metadata and rebuilding).
+    """
+
+    def __init__(self, lm: nn.Module, tokenizer: Any, embed_dim: int, prefix_length: int = 10, hidden: int = 512,
+                 freeze_lm: bool = True, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.lm, self.tokenizer = lm, tokenizer
+        width = lm.get_input_embeddings().embedding_dim
+        self.embed_dim, self.prefix_length, self.freeze_lm = embed_dim, prefix_length, freeze_lm
+        self.mapping = nn.Sequential(nn.Linear(embed_dim, hidden), nn.Tanh(), nn.Linear(hidden, prefix_length * width))
+        self.config = dict(config or {})
+        self.name = f"prefix caption head ({self.config.get('lm_id', 'tiny')})"
+        if freeze_lm:
+            self.lm.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, lm_id: str = "gpt2", embed_dim: int = 768, prefix_length: int = 10, hidden: int = 512,
+                        freeze_lm: bool = True, device: str = "cpu") -> PrefixCaptionHead:
+        """A pretrained causal LM from the hub / cache (e.g. ``gpt2``); the mapping is then trained with ``fit``."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        lm = load_pretrained(AutoModelForCausalLM, lm_id)
+        tok = load_pretrained(AutoTokenizer, lm_id)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        return cls(lm, tok, embed_dim, prefix_length, hidden, freeze_lm,
+                   {"lm_id": lm_id, "embed_dim": embed_dim, "prefix_length": prefix_length, "hidden": hidden,
+                    "freeze_lm": freeze_lm}).to(device)
+
+    @classmethod
+    def tiny(cls, captions: Sequence[str], embed_dim: int = 32, prefix_length: int = 4, n_embd: int = 32,
+             n_layer: int = 2, n_head: int = 2, hidden: int = 64, freeze_lm: bool = False, seed: int = 0,
+             device: str = "cpu") -> PrefixCaptionHead:
+        """A small GPT-2 from a config and a word-level tokenizer over ``captions`` (trained with ``fit``)."""
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        tok = _word_tokenizer(captions)
+        torch.manual_seed(seed)
+        lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=n_embd, n_layer=n_layer,
+                                        n_head=n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+        config = {"tiny": {"vocabulary": tok.convert_ids_to_tokens(list(range(len(tok)))), "embed_dim": embed_dim,
+                           "prefix_length": prefix_length, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head,
+                           "hidden": hidden, "freeze_lm": freeze_lm, "seed": seed}}
+        return cls(lm, tok, embed_dim, prefix_length, hidden, freeze_lm, config).to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.mapping.parameters()).device
+
+    def _prefix(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.mapping(latents).view(len(latents), self.prefix_length, -1)
+
+    def loss(self, latents: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy of the captions given the prefix."""
+        prefix = self._prefix(latents)
+        tokens = self.lm.get_input_embeddings()(input_ids)
+        embeds = torch.cat([prefix, tokens], dim=1)
+        mask = torch.cat([torch.ones(prefix.shape[:2], dtype=attention_mask.dtype, device=prefix.device),
+                          attention_mask], dim=1)
+        labels = torch.cat([torch.full(prefix.shape[:2], -100, device=prefix.device),
+                            input_ids.masked_fill(attention_mask == 0, -100)], dim=1)
+        return self.lm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+
+    def _encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        texts = [f"{c} {self.tokenizer.eos_token}" if self.tokenizer.eos_token not in c else c for c in captions]
+        enc = self.tokenizer(texts, padding=True, return_tensors="pt")
+        return enc.input_ids, enc.attention_mask
+
+    def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None) -> PrefixCaptionHead:
+        """Train the mapping (and the LM unless frozen) on (embedding, caption) pairs."""
+        from ..training import Trainer
+
+        z = torch.as_tensor(check_latents(latents, self.embed_dim, self.name))
+        if len(captions) != len(z):
+            raise ValueError(f"field 'captions': expected one caption per embedding ({len(z)}), got {len(captions)}")
+        ids, mask = self._encode(captions)
+        params = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+        params["batch_size"] = min(params["batch_size"], len(z))
+        Trainer(**params, drop_last=True, device=str(self.device)).fit(
+            self, lambda m, b: m.loss(*b), torch.utils.data.TensorDataset(z, ids, mask))
+        return self.eval()
+
+    @torch.no_grad()
+    def generate(self, latents: Any, max_tokens: int = 20) -> dict[str, Any]:
+        """Greedy captions, ``captions`` (list of str), ``seconds_per_trial``."""
+        z = torch.as_tensor(check_latents(latents, self.embed_dim, self.name), device=self.device)
+        t0 = time.perf_counter()
+        self.eval()
+        embeds = self._prefix(z)
+        wte = self.lm.get_input_embeddings()
+        eos = self.tokenizer.eos_token_id
+        out = torch.full((len(z), 0), eos, dtype=torch.long, device=self.device)
+        done = torch.zeros(len(z), dtype=torch.bool, device=self.device)
+        for _ in range(max_tokens):
+            nxt = self.lm(inputs_embeds=embeds).logits[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            out = torch.cat([out, nxt[:, None]], 1)
+            done |= nxt == eos
+            if done.all():
+                break
+            embeds = torch.cat([embeds, wte(nxt)[:, None]], 1)
+        captions = []
+        for row in out.tolist():
+            row = row[:row.index(eos)] if eos in row else row
+            captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return {"captions": captions, "seconds_per_trial": (time.perf_counter() - t0) / len(z)}

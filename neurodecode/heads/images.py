@@ -1,0 +1,323 @@
+"""Images from predicted image embeddings: an unCLIP diffusion head with MindEye's low-level branch.
+
+:class:`UnCLIPImageHead` runs the Stable unCLIP recipe with diffusers components — a ``UNet2DConditionModel`` whose
+class embedding is the (noise-augmented, normalised) image embedding, an optional ``AutoencoderKL``, a DDIM scheduler
+— in one sampling loop that also accepts **initial images** at a ``strength`` (img2img): MindEye's low-level branch
+gives a blurry reconstruction (:class:`BlurryImages`: brain → VAE latents or pixels by ridge → decoded image) and the
+diffusion refines it, keeping its layout when the strength is low. Several samples per trial can be drawn and the one
+whose embedding is closest to the predicted embedding kept (``select_with``).
+
+* ``UnCLIPImageHead.from_pretrained("stabilityai/stable-diffusion-2-1-unclip-small")`` loads the real weights
+  (CLIP ViT-L/14 image embeddings, 768-d; ``stable-diffusion-2-1-unclip`` takes ViT-H/14, 1024-d).
+* ``UnCLIPImageHead.tiny(...)`` builds the same architecture from small configs (seconds on a CPU; tests and the
+  built-in example), and :meth:`UnCLIPImageHead.fit` trains it on (image, embedding) pairs — the tiny generator
+  that the digits69 reconstructions use, trained on the training images only.
+
+Shapes: ``generate(image_embeds (B, embed_dim), init_images (B, H, W, C) in [0, 1] | None) -> (B, n_samples, H, W,
+C)`` float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .common import check_latents, load_pretrained, run_in_batches
+
+__all__ = ["BlurryImages", "UnCLIPImageHead"]
+
+
+class UnCLIPImageHead(nn.Module):
+    """Stable-unCLIP-style image generator conditioned on image embeddings (inference; ``fit`` for tiny models).
+
+    Parameters
+    ----------
+    unet : diffusers.UNet2DConditionModel
+        ``class_embed_type="projection"`` with ``projection_class_embeddings_input_dim = 2 * embed_dim``.
+    scheduler : diffusers scheduler (DDIM)
+    image_normalizer : StableUnCLIPImageNormalizer
+    image_noising_scheduler : DDPMScheduler
+        Noise augmentation of the embeddings (``noise_level``).
+    prompt_embeds : tensor (1, n_tokens, cross_attention_dim)
+        Text conditioning (the empty prompt's encoding).
+    vae : AutoencoderKL, optional
+        None: the diffusion runs on pixels in [-1, 1].
+    config : dict
+        What built it (model id or tiny config), stored in every output's metadata.
+    """
+
+    def __init__(self, unet: nn.Module, scheduler: Any, image_normalizer: nn.Module, image_noising_scheduler: Any,
+                 prompt_embeds: torch.Tensor, vae: nn.Module | None = None,
+                 config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.unet, self.vae, self.image_normalizer = unet, vae, image_normalizer
+        self.scheduler, self.image_noising_scheduler = scheduler, image_noising_scheduler
+        self.register_buffer("prompt_embeds", prompt_embeds)
+        self.config = dict(config or {})
+        self.embed_dim = unet.config.projection_class_embeddings_input_dim // 2
+        self.name = self.config.get("model_id", "tiny-unclip")
+
+    # -- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model_id: str = "stabilityai/stable-diffusion-2-1-unclip-small", *,
+                        device: str = "cpu", dtype: str = "float32", **_: Any) -> UnCLIPImageHead:
+        """Load a Stable unCLIP model (diffusers layout) and encode the empty prompt once."""
+        from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+        from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        torch_dtype = getattr(torch, dtype)
+        unet = load_pretrained(UNet2DConditionModel, model_id, "unet", torch_dtype=torch_dtype)
+        vae = load_pretrained(AutoencoderKL, model_id, "vae", torch_dtype=torch_dtype)
+        normalizer = load_pretrained(StableUnCLIPImageNormalizer, model_id, "image_normalizer")
+        scheduler = load_pretrained(DDIMScheduler, model_id, "scheduler")
+        noising = load_pretrained(DDPMScheduler, model_id, "image_noising_scheduler")
+        tokenizer = load_pretrained(CLIPTokenizer, model_id, "tokenizer")
+        text_encoder = load_pretrained(CLIPTextModel, model_id, "text_encoder", torch_dtype=torch_dtype)
+        tokens = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+        with torch.no_grad():
+            prompt = text_encoder(tokens.input_ids)[0]
+        return cls(unet, scheduler, normalizer, noising, prompt, vae,
+                   {"model_id": model_id, "dtype": dtype}).to(device)
+
+    @classmethod
+    def tiny(cls, embed_dim: int = 32, image_size: int = 32, channels: int = 1,
+             block_out_channels: Sequence[int] = (32, 64), layers_per_block: int = 1, cross_attention_dim: int = 32,
+             attention_head_dim: int = 8, prompt_tokens: int = 4, use_vae: bool = False,
+             num_train_timesteps: int = 1000, seed: int = 0, device: str = "cpu") -> UnCLIPImageHead:
+        """The same architecture, small and randomly initialised (seeded) — train it with :meth:`fit`."""
+        config = {"embed_dim": embed_dim, "image_size": image_size, "channels": channels,
+                  "block_out_channels": list(block_out_channels), "layers_per_block": layers_per_block,
+                  "cross_attention_dim": cross_attention_dim, "attention_head_dim": attention_head_dim,
+                  "prompt_tokens": prompt_tokens, "use_vae": use_vae, "num_train_timesteps": num_train_timesteps,
+                  "seed": seed}
+        from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+        from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+
+        torch.manual_seed(seed)
+        vae = None
+        latent_channels, sample_size = channels, image_size
+        if use_vae:
+            vae = AutoencoderKL(in_channels=channels, out_channels=channels, block_out_channels=[16, 32],
+                                down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                                latent_channels=4, norm_num_groups=8, sample_size=image_size)
+            latent_channels, sample_size = 4, image_size // 2
+        n = len(block_out_channels)
+        unet = UNet2DConditionModel(
+            sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
+            block_out_channels=list(block_out_channels), layers_per_block=layers_per_block,
+            down_block_types=["DownBlock2D"] * (n - 1) + ["CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D"] + ["UpBlock2D"] * (n - 1),
+            cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim, norm_num_groups=8,
+            class_embed_type="projection", projection_class_embeddings_input_dim=2 * embed_dim)
+        scheduler = DDIMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule="squaredcos_cap_v2",
+                                  clip_sample=False, set_alpha_to_one=False, prediction_type="epsilon")
+        noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+        prompt = torch.zeros(1, prompt_tokens, cross_attention_dim)
+        return cls(unet, scheduler, StableUnCLIPImageNormalizer(embed_dim), noising, prompt, vae,
+                   {"tiny": config}).to(device)
+
+    # -- latents <-> images -------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.prompt_embeds.device
+
+    @property
+    def image_size(self) -> int:
+        s = self.unet.config.sample_size
+        return s * (2 ** (len(self.vae.config.block_out_channels) - 1)) if self.vae is not None else s
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] → diffusion latents."""
+        if self.vae is None:
+            return images
+        return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Diffusion latents → images (B, C, H, W) in [-1, 1]."""
+        if self.vae is None:
+            return latents
+        return self.vae.decode(latents / self.vae.config.scaling_factor).sample
+
+    def _to_tensor(self, images: Any, where: str) -> torch.Tensor:
+        a = np.asarray(images, dtype=np.float32)
+        if a.ndim == 3:
+            a = a[..., None]
+        c = self.unet.config.in_channels if self.vae is None else self.vae.config.in_channels
+        if a.ndim != 4 or a.shape[1:] != (self.image_size, self.image_size, c):
+            raise ValueError(f"field '{where}': expected images (n, {self.image_size}, {self.image_size}, {c}) in "
+                             f"[0, 1], got shape {a.shape}")
+        return torch.as_tensor(a, device=self.device).permute(0, 3, 1, 2) * 2 - 1
+
+    def _condition(self, embeds: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> torch.Tensor:
+        """unCLIP's class conditioning: normalised, noised (``noise_level``) embeddings + the level's embedding."""
+        from diffusers.models.embeddings import get_timestep_embedding
+
+        level = torch.full((embeds.shape[0],), int(noise_level), device=embeds.device)
+        noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=embeds.dtype)
+        scaled = self.image_normalizer.scale(embeds)
+        noised = self.image_normalizer.unscale(self.image_noising_scheduler.add_noise(scaled, noise, level))
+        level_emb = get_timestep_embedding(level, embeds.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0)
+        return torch.cat([noised, level_emb.to(embeds.dtype)], dim=1)
+
+    # -- sampling -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _sample(self, embeds: torch.Tensor, init: torch.Tensor | None, strength: float, steps: int,
+                guidance_scale: float, noise_level: int, generator: torch.Generator) -> torch.Tensor:
+        B = embeds.shape[0]
+        cond = self._condition(embeds, noise_level, generator)
+        cfg = guidance_scale > 1.0
+        if cfg:
+            cond = torch.cat([torch.zeros_like(cond), cond])
+        prompt = self.prompt_embeds.expand(cond.shape[0], -1, -1)
+        scheduler = self.scheduler.__class__.from_config(self.scheduler.config)
+        scheduler.set_timesteps(steps, device=self.device)
+        timesteps = scheduler.timesteps
+        c, s = self.unet.config.in_channels, self.unet.config.sample_size
+        noise = torch.randn((B, c, s, s), generator=generator, device=self.device, dtype=embeds.dtype)
+        if init is not None and strength < 1.0:
+            t_start = max(0, steps - int(round(steps * strength)))
+            timesteps = timesteps[t_start:]
+            latents = self.encode_images(init)
+            latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(B)) if len(timesteps) else latents
+        else:
+            latents = noise * scheduler.init_noise_sigma
+        for t in timesteps:
+            inp = torch.cat([latents] * 2) if cfg else latents
+            inp = scheduler.scale_model_input(inp, t)
+            eps = self.unet(inp, t, encoder_hidden_states=prompt, class_labels=cond).sample
+            if cfg:
+                uncond, text = eps.chunk(2)
+                eps = uncond + guidance_scale * (text - uncond)
+            latents = scheduler.step(eps, t, latents, generator=generator).prev_sample
+        return ((self.decode_latents(latents) + 1) / 2).clamp(0, 1)
+
+    def generate(self, image_embeds: Any, *, init_images: Any = None, strength: float = 1.0,
+                 num_inference_steps: int = 25, guidance_scale: float = 1.0, noise_level: int = 0,
+                 n_samples: int = 1, seed: int = 0, batch_size: int = 8,
+                 select_with: Callable[[np.ndarray], np.ndarray] | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+        """Images for each predicted embedding.
+
+        Parameters
+        ----------
+        image_embeds : array (n_trials, embed_dim)
+        init_images : array (n_trials, H, W[, C]) in [0, 1], optional
+            Starting points (MindEye's blurry low-level reconstructions); used with ``strength < 1``.
+        strength : float in (0, 1]
+            Fraction of the diffusion run from the initial images (1: they are ignored).
+        num_inference_steps, guidance_scale, noise_level :
+            DDIM steps; classifier-free guidance against a zero embedding (1: none); unCLIP noise augmentation.
+        n_samples : int
+            Samples per trial (each with its own seed: ``seed + 1000 · trial + sample``).
+        select_with : callable, optional
+            ``select_with(images (n, H, W, C)) -> embeddings (n, embed_dim)``; the sample closest (cosine) to the
+            trial's predicted embedding is returned first and its index reported.
+        batch_size : int
+            Trials per batch; on a CUDA out-of-memory error the batch is halved and retried.
+
+        Returns
+        -------
+        dict
+            ``images`` (n_trials, n_samples, H, W, C), ``best`` (n_trials,) index of the selected sample,
+            ``seconds_per_trial``.
+        """
+        embeds = check_latents(image_embeds, self.embed_dim, f"{self.name} image head")
+        if not 0 < strength <= 1:
+            raise ValueError(f"field 'strength': expected a value in (0, 1], got {strength}")
+        init = None if init_images is None else self._to_tensor(init_images, "init_images")
+        if init is not None and len(init) != len(embeds):
+            raise ValueError(f"field 'init_images': expected one image per embedding ({len(embeds)}), got {len(init)}")
+        embeds = torch.as_tensor(embeds, device=self.device, dtype=self.unet.dtype)
+        t0 = time.perf_counter()
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            out = []
+            for k in range(n_samples):
+                g = torch.Generator(self.device).manual_seed(seed + 1000 * int(idx[0]) + k)
+                out.append(self._sample(embeds[idx], None if init is None else init[idx], strength,
+                                        num_inference_steps, guidance_scale, noise_level, g))
+            return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
+
+        images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
+        best = np.zeros(len(embeds), dtype=int)
+        if select_with is not None and n_samples > 1:
+            flat = select_with(images.reshape(-1, *images.shape[2:])).reshape(len(embeds), n_samples, -1)
+            target = np.asarray(image_embeds, dtype=np.float64)
+            sims = np.einsum("nsd,nd->ns", flat / np.linalg.norm(flat, axis=-1, keepdims=True),
+                             target / np.linalg.norm(target, axis=-1, keepdims=True))
+            best = sims.argmax(1)
+            order = np.argsort(-sims, axis=1)
+            images = np.take_along_axis(images, order[:, :, None, None, None], axis=1)
+        return {"images": images, "best": best, "seconds_per_trial": (time.perf_counter() - t0) / len(embeds)}
+
+    # -- training the tiny generator -------------------------------------------------------------------------
+    def fit(self, images: Any, image_embeds: Any, *, cond_drop_prob: float = 0.1,
+            trainer: Mapping[str, Any] | None = None) -> UnCLIPImageHead:
+        """Train the UNet (DDPM ε-prediction) on (image, embedding) pairs; conditioning dropped at
+        ``cond_drop_prob`` for classifier-free guidance. For tiny generators on small image sets."""
+        from ..training import Trainer
+
+        x = self._to_tensor(images, "images").cpu()
+        e = torch.as_tensor(check_latents(image_embeds, self.embed_dim, f"{self.name} image head"),
+                            dtype=torch.float32)
+        if len(e) != len(x):
+            raise ValueError(f"field 'image_embeds': expected one embedding per image ({len(x)}), got {len(e)}")
+        n_train = self.scheduler.config.num_train_timesteps
+
+        def objective(model: nn.Module, batch: Any) -> torch.Tensor:
+            xb, eb = batch
+            with torch.no_grad():
+                lat = self.encode_images(xb)
+            cond = self._condition(eb, 0, None)
+            drop = torch.rand(len(eb), device=eb.device) < cond_drop_prob
+            cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
+            t = torch.randint(0, n_train, (len(xb),), device=xb.device)
+            noise = torch.randn_like(lat)
+            noisy = self.scheduler.add_noise(lat, noise, t)
+            pred = model(noisy, t, encoder_hidden_states=self.prompt_embeds.expand(len(xb), -1, -1),
+                         class_labels=cond).sample
+            return nn.functional.mse_loss(pred, noise)
+
+        params = {"max_epochs": 200, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+        params["batch_size"] = min(params["batch_size"], len(x))
+        Trainer(**params, drop_last=True, device=str(self.device)).fit(
+            self.unet, objective, torch.utils.data.TensorDataset(x, e))
+        self.unet.eval()
+        return self
+
+
+class BlurryImages:
+    """MindEye's low-level branch: ridge from brain features to VAE latents (or pixels), decoded to blurry images.
+
+    Parameters
+    ----------
+    head : UnCLIPImageHead
+        Its VAE (or pixel space) defines the latent space.
+    alphas : sequence of float
+        Ridge penalties (chosen by leave-one-out).
+    """
+
+    def __init__(self, head: UnCLIPImageHead, alphas: Sequence[float] = tuple(np.logspace(-1, 6, 15))) -> None:
+        self.head, self.alphas = head, alphas
+
+    @torch.no_grad()
+    def fit(self, X: Any, images: Any) -> BlurryImages:
+        from ..alignment import RidgeAlignment
+
+        lat = self.head.encode_images(self.head._to_tensor(images, "images"))
+        self.shape_ = tuple(lat.shape[1:])
+        self.ridge_ = RidgeAlignment(alphas=self.alphas).fit(X, lat.flatten(1).double().cpu().numpy())
+        return self
+
+    @torch.no_grad()
+    def predict(self, X: Any) -> np.ndarray:
+        """Blurry images (n, H, W, C) in [0, 1]."""
+        lat = torch.as_tensor(self.ridge_.predict(X), dtype=torch.float32, device=self.head.device)
+        img = self.head.decode_latents(lat.view(-1, *self.shape_))
+        return ((img + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

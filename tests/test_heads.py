@@ -1,0 +1,143 @@
+"""Generative heads: tiny variants (seeded, shapes, config round trip), low-level branch, captions, outputs, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurodecode.heads.captions import NearestCaptionHead, PrefixCaptionHead
+from neurodecode.heads.common import check_writable, write_trials
+from neurodecode.heads.images import BlurryImages, UnCLIPImageHead
+
+CAPTIONS = ["a red square on a table", "two dogs run in the park", "a man rides a horse", "a bowl of fruit",
+            "a cat sleeps on a sofa", "children play football on grass"]
+
+
+@pytest.fixture(scope="module")
+def head():
+    return UnCLIPImageHead.tiny(embed_dim=16, image_size=16, channels=1, block_out_channels=(16, 32), seed=0)
+
+
+def embeds(n=3, d=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def test_image_head_is_seeded_and_has_the_declared_shapes(head):
+    a = head.generate(embeds(), num_inference_steps=4, n_samples=2, seed=7)
+    b = head.generate(embeds(), num_inference_steps=4, n_samples=2, seed=7)
+    c = head.generate(embeds(), num_inference_steps=4, n_samples=2, seed=8)
+    assert a["images"].shape == (3, 2, 16, 16, 1) and a["images"].dtype == np.float32
+    assert 0 <= a["images"].min() and a["images"].max() <= 1
+    np.testing.assert_array_equal(a["images"], b["images"])
+    assert not np.array_equal(a["images"], c["images"])
+    guided = head.generate(embeds(), num_inference_steps=4, guidance_scale=3.0, noise_level=100)
+    assert guided["images"].shape == (3, 1, 16, 16, 1)
+
+
+def test_image_head_config_round_trip(head):
+    again = UnCLIPImageHead.tiny(**head.config["tiny"])
+    for k, v in head.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+
+
+def test_low_level_branch_strength_changes_the_output(head):
+    init = np.random.default_rng(1).uniform(size=(3, 16, 16))
+    outs = {s: head.generate(embeds(), init_images=init, strength=s, num_inference_steps=10)["images"][:, 0, ..., 0]
+            for s in (0.2, 0.6, 1.0)}
+    dist = {s: float(np.abs(o - init).mean()) for s, o in outs.items()}
+    assert not np.array_equal(outs[0.2], outs[0.6])
+    assert dist[0.2] < dist[0.6] < dist[1.0]  # the lower the strength, the closer to the initial images
+    blurry = BlurryImages(head).fit(np.random.default_rng(2).normal(size=(12, 5)),
+                                    np.random.default_rng(3).uniform(size=(12, 16, 16)))
+    assert blurry.predict(np.zeros((2, 5))).shape == (2, 16, 16, 1)
+
+
+def test_selection_by_embedding_similarity(head):
+    # a selector that scores each image by its mean brightness along the first embedding axis
+    def select_with(images):
+        m = images.reshape(len(images), -1).mean(1)
+        return np.stack([m, 1 - m] + [np.zeros_like(m)] * 14, axis=1)
+
+    target = np.zeros((2, 16), np.float32)
+    target[:, 0] = 1.0  # prefer bright images
+    out = head.generate(target, num_inference_steps=3, n_samples=4, select_with=select_with)
+    means = out["images"].reshape(2, 4, -1).mean(-1)
+    assert (np.diff(means, axis=1) <= 1e-6).all()  # returned best first (here: brightest first)
+
+
+def test_vae_variant_and_fit(tmp_path):
+    h = UnCLIPImageHead.tiny(embed_dim=8, image_size=16, channels=3, block_out_channels=(16, 32), use_vae=True)
+    assert h.generate(embeds(2, 8), num_inference_steps=2)["images"].shape == (2, 1, 16, 16, 3)
+    small = UnCLIPImageHead.tiny(embed_dim=8, image_size=16, channels=1, block_out_channels=(16, 32))
+    before = {k: v.clone() for k, v in small.unet.state_dict().items()}
+    small.fit(np.random.default_rng(0).uniform(size=(8, 16, 16)), embeds(8, 8), trainer={"max_epochs": 2,
+                                                                                         "batch_size": 4})
+    assert any(not torch.equal(before[k], v) for k, v in small.unet.state_dict().items())
+
+
+def test_image_head_bad_input(head):
+    with pytest.raises(ValueError, match=r"field 'latents': the tiny-unclip image head expects \(n_trials, 16\) "
+                                         r"embeddings, got shape \(3, 12\)"):
+        head.generate(embeds(3, 12))
+    with pytest.raises(ValueError, match=r"field 'init_images': expected images \(n, 16, 16, 1\) in \[0, 1\], got "
+                                         r"shape \(3, 20, 20, 1\)"):
+        head.generate(embeds(), init_images=np.zeros((3, 20, 20)), strength=0.5)
+    with pytest.raises(ValueError, match=r"field 'strength': expected a value in \(0, 1\], got 0"):
+        head.generate(embeds(), strength=0)
+
+
+def test_missing_weights_offline_say_which_and_how(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match=r"could not load the weights 'stabilityai/stable-diffusion-2-1-unclip-small/"
+                                           r"unet' for UNet2DConditionModel: .* HF_HUB_OFFLINE=1 .* `huggingface-cli "
+                                           r"download stabilityai/stable-diffusion-2-1-unclip-small`"):
+        UnCLIPImageHead.from_pretrained("stabilityai/stable-diffusion-2-1-unclip-small")
+    with pytest.raises(RuntimeError, match=r"could not load the weights 'gpt2'"):
+        PrefixCaptionHead.from_pretrained("gpt2")
+
+
+def test_trained_tiny_caption_head_reproduces_training_captions():
+    E = embeds(6, 32, seed=4)
+    h = PrefixCaptionHead.tiny(CAPTIONS, embed_dim=32)
+    h.fit(E, CAPTIONS, trainer={"max_epochs": 150, "batch_size": 6, "lr": 3e-3})
+    assert h.generate(E)["captions"] == CAPTIONS
+    again = PrefixCaptionHead.tiny(CAPTIONS, **{k: v for k, v in h.config["tiny"].items() if k != "vocabulary"})
+    assert again.tokenizer.convert_ids_to_tokens(list(range(len(again.tokenizer)))) == h.config["tiny"]["vocabulary"]
+    with pytest.raises(ValueError, match=r"field 'captions': expected one caption per embedding \(6\), got 5"):
+        h.fit(E, CAPTIONS[:5])
+
+
+def test_nearest_caption_head_with_a_tiny_open_clip(embedder):
+    head = NearestCaptionHead(CAPTIONS, embedder, block=4)
+    own = embedder.embed_texts(CAPTIONS)
+    out = head.generate(own, k=2)
+    assert out["captions"] == CAPTIONS and out["scores"].shape == (6, 2)
+    S = torch.nn.functional.normalize(torch.as_tensor(own), dim=-1)
+    brute = (S @ S.T).topk(2, dim=1)
+    np.testing.assert_allclose(out["scores"], brute.values.numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"field 'k': expected 1 <= k <= the bank size 6, got 7"):
+        head.generate(own, k=7)
+    with pytest.raises(ValueError, match=r"expects \(n_trials, 32\) embeddings, got shape \(2, 5\)"):
+        head.generate(np.zeros((2, 5)))
+
+
+def test_write_trials_files_and_metadata(tmp_path, head):
+    images = head.generate(embeds(2), num_inference_steps=2, n_samples=2)["images"]
+    out = write_trials(tmp_path / "out", "tiny-unclip", images=images, captions=["a", "b"], trials=["t1", "t2"],
+                       subjects=["sub-01", "sub-01"], seed=3, model_ids={"image": "tiny"}, timings={"images": 0.1})
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["metadata.json", "trial-t1.txt", "trial-t1_sample-0.png", "trial-t1_sample-1.png",
+                     "trial-t2.txt", "trial-t2_sample-0.png", "trial-t2_sample-1.png"]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["trials"][1] == {"trial": "t2", "subject": "sub-01", "seed": 3, "head": "tiny-unclip",
+                                 "files": ["trial-t2_sample-0.png", "trial-t2_sample-1.png", "trial-t2.txt"],
+                                 "caption": "b"}
+    assert meta["model_ids"] == {"image": "tiny"} and meta["timings"] == {"images": 0.1}
+    from PIL import Image
+
+    assert Image.open(out / "trial-t1_sample-0.png").size == (16, 16)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError, match=r"file/out: field 'out_dir': expected a writable folder"):
+        check_writable(blocker / "out")
