@@ -13,7 +13,7 @@ Shapes: ``generate(latents (n_trials, embed_dim)) -> {"captions": list of n_tria
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
