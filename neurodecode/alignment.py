@@ -450,12 +450,6 @@ def make_aligner(name: str, overrides: Sequence[str] = ()) -> Any:
 
     Example: ``make_aligner("mlp", ["max_epochs=50", "contrastive=infonce"])``.
     """
-    from hydra.utils import instantiate
+    from .configs import instantiate_config
 
-    from .configs import CONF_DIR, load_yaml
-
-    path = Path(name) if str(name).endswith((".yaml", ".yml")) else CONF_DIR / "aligner" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "aligner").glob("*.yaml"))
-        raise FileNotFoundError(f"{path}: no aligner config {name!r} (known: {known})")
-    return instantiate(load_yaml(path, overrides), _convert_="all")
+    return instantiate_config("aligner", name, overrides)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONF_DIR", "load_yaml"]
+__all__ = ["CONF_DIR", "config_path", "instantiate_config", "load_yaml"]
 
 #: recipes shipped with the source tree (neurodecode is installed from it with ``pip install -e .``)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -34,3 +34,23 @@ def load_yaml(path: Path, overrides: Sequence[str] = ()) -> Any:
         raise ValueError(f"{path}: overrides name unknown keys {unknown}; expected key=value with keys among "
                          f"{sorted(cfg.keys())}")
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+
+
+def config_path(group: str, name: str | Path) -> Path:
+    """``conf/GROUP/NAME.yaml``, or ``name`` itself when it is a YAML path; a clear error listing the known names."""
+    path = Path(name) if str(name).endswith((".yaml", ".yml")) else CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no {group} config {str(name)!r} (known: {known})")
+    return path
+
+
+def instantiate_config(group: str, name: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Instantiate ``conf/GROUP/NAME.yaml`` (``_target_`` + arguments) with ``key=value`` overrides (Hydra)."""
+    from hydra.utils import instantiate
+
+    path = config_path(group, name)
+    cfg = load_yaml(path, overrides)
+    if "_target_" not in cfg:
+        raise ValueError(f"{path}: field '_target_': expected the class or function to build, got keys {list(cfg)}")
+    return instantiate(cfg, _convert_="all")

@@ -82,6 +82,12 @@ class OpenCLIPEmbedder:
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained,
                                                                                    device=device or "cpu")
         except RuntimeError as err:
+            if pretrained is not None and (model, pretrained) in set(open_clip.list_pretrained()):
+                raise RuntimeError(
+                    f"could not load the open_clip weights {model!r}/{pretrained!r}: they are not in the cache "
+                    f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}) and could not be downloaded. On a "
+                    f"machine with internet, create the model once (open_clip.create_model_and_transforms({model!r}, "
+                    f"pretrained={pretrained!r})) and copy the cache. ({str(err).splitlines()[0][:200]})") from None
             raise ValueError(f"field 'model'/'pretrained': expected an open_clip model and tag "
                              f"(open_clip.list_pretrained()), got {model!r}/{pretrained!r}: {err}") from None
         self.model.eval()

@@ -28,7 +28,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .configs import CONF_DIR, load_yaml
 from .epochs import Channels, EpochSet
 from .models.tokenizers import SignalSpec, input_spec
 from .training import Trainer, load_checkpoint, save_checkpoint
@@ -42,14 +41,11 @@ def build_model(config: str | os.PathLike | Mapping[str, Any], overrides: Sequen
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    if isinstance(config, Mapping):
-        cfg = OmegaConf.merge(OmegaConf.create(dict(config)), OmegaConf.from_dotlist(list(overrides)))
-    else:
-        path = Path(config) if str(config).endswith((".yaml", ".yml")) else CONF_DIR / "encoder" / f"{config}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml"))
-            raise FileNotFoundError(f"{path}: no encoder config {config!r} (known: {known})")
-        cfg = load_yaml(path, overrides)
+    from .configs import instantiate_config
+
+    if not isinstance(config, Mapping):
+        return instantiate_config("encoder", config, overrides)
+    cfg = OmegaConf.merge(OmegaConf.create(dict(config)), OmegaConf.from_dotlist(list(overrides)))
     if "_target_" not in cfg:
         raise ValueError(f"field '_target_': expected the model class path in the config, got keys {list(cfg)}")
     return instantiate(cfg, _convert_="all")

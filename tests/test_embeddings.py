@@ -80,3 +80,14 @@ def test_real_pretrained_weights(tmp_path):
         pytest.skip(f"ViT-B-32 laion2b_s34b_b79k weights not available: {str(err)[:120]}")
     cat, dog, car = emb.embed_texts(["a photo of a cat", "a photo of a dog", "a photo of a car"])
     assert emb.embed_dim == 512 and cat @ dog > cat @ car
+
+
+def test_missing_pretrained_weights_offline_say_which_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        OpenCLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k", cache_dir=tmp_path)
+    except RuntimeError as err:
+        assert "could not load the open_clip weights 'ViT-B-32'/'laion2b_s34b_b79k'" in str(err)
+        assert "create_model_and_transforms('ViT-B-32', pretrained='laion2b_s34b_b79k')" in str(err)
+    else:
+        pytest.skip("the weights are in this machine's cache")

@@ -141,3 +141,23 @@ def test_write_trials_files_and_metadata(tmp_path, head):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match=r"file/out: field 'out_dir': expected a writable folder"):
         check_writable(blocker / "out")
+
+
+def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_path):
+    from neurodecode.configs import CONF_DIR
+    from neurodecode.heads import build_head
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    bank = tmp_path / "bank.txt"
+    bank.write_text("\n".join(CAPTIONS))
+    overrides = {"tiny_prefix_caption": [f"captions={CAPTIONS}"], "nearest_caption": [f"captions_file={bank}"]}
+    for path in sorted((CONF_DIR / "head").glob("*.yaml")):
+        name = path.stem
+        try:
+            head = build_head(name, overrides.get(name, []))
+        except Exception as err:  # real weights are not downloadable here: the error must say which and how
+            text = str(err.__cause__ or err)
+            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption"), (name, text)
+            assert "could not load" in text or "weights not available" in text, (name, text)
+            continue
+        assert hasattr(head, "generate"), name

@@ -7,3 +7,19 @@
 
 Heads import diffusers / transformers on first use.
 """
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def build_head(name: str, overrides: Sequence[str] = ()) -> Any:
+    """Instantiate a head from ``conf/head/NAME.yaml`` (or a path) with ``key=value`` overrides.
+
+    Examples: ``build_head("tiny_unclip")``, ``build_head("unclip_sd21_small", ["device=cpu", "dtype=float32"])``.
+    """
+    from ..configs import instantiate_config
+
+    return instantiate_config("head", name, overrides)
+
+
+__all__ = ["build_head"]
