@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--samples", type=int, default=4, help="samples per trial (best by embedding similarity)")
     p.add_argument("--strengths", type=float, nargs="+", default=[0.3, 0.5])
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
     p.add_argument("--out", type=Path, default=Path("results/digits69"))
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
@@ -93,7 +94,8 @@ def main() -> None:
     blurry = BlurryImages(head).fit(X[train], img32[train]).predict(X[test])
     select = lambda ims: embed(ims[:, 2:30, 2:30, 0])  # noqa: E731 - the embedding of generated samples
     variants: dict[str, dict] = {}
-    kw = {"num_inference_steps": args.steps, "n_samples": args.samples, "select_with": select, "seed": 0}
+    kw = {"num_inference_steps": args.steps, "n_samples": args.samples, "select_with": select, "seed": 0,
+          "guidance_scale": args.guidance}
     variants["generated from true embeddings (ceiling)"] = head.generate(E[test], **kw)
     variants["generated from predicted embeddings"] = head.generate(pred_E, **kw)
     for s in args.strengths:
@@ -114,7 +116,8 @@ def main() -> None:
           f"90 training images for {args.epochs} epochs in {fit_s:.0f} s")
     print(tab.pivot(index="pipeline", columns="metric", values="value").loc[list(crops)[1:]].round(3).to_string())
     for name, v in variants.items():
-        print(f"{name}: {v['seconds_per_trial']:.2f} s per trial ({args.samples} samples, {args.steps} steps)")
+        print(f"{name}: {v['seconds_per_trial']:.2f} s per trial ({args.samples} samples, {args.steps} steps, "
+              f"guidance {args.guidance})")
     best = variants[f"low-level + img2img, strength {args.strengths[0]}"]
     write_trials(args.out / "images", "tiny-unclip (trained on digits69 training images)", images=best["images"],
                  trials=np.flatnonzero(test).tolist(), seed=0, model_ids={"image": head.config},

@@ -161,3 +161,27 @@ def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_pa
             assert "could not load" in text or "weights not available" in text, (name, text)
             continue
         assert hasattr(head, "generate"), name
+
+
+@pytest.mark.realdata
+def test_digits69_reconstructions_grid_and_scores(shared_data, tmp_path):
+    """The script end to end with a short training of the tiny generator: grid, per-trial files, harness scores."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "eval_reconstructions.py"
+    env = dict(os.environ, NEURODECODE_SHARED_DATA=str(shared_data))
+    proc = subprocess.run([sys.executable, str(script), "--epochs", "30", "--steps", "10", "--samples", "2",
+                           "--strengths", "0.3", "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    print("\n" + proc.stdout)
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    meta = json.loads((tmp_path / "images" / "metadata.json").read_text())
+    assert len(meta["trials"]) == 10 and meta["note"].startswith("tiny generator trained on the 90 training")
+    scores = {(r["pipeline"], r["metric"]): r["value"] for r in json.loads((tmp_path / "scores.json").read_text())}
+    low = "low-level + img2img, strength 0.3"
+    assert scores[(low, "pixcorr")] > 0.6 and scores[(low, "two_way")] > 0.85  # the blurry layout survives
+    assert scores[("blurry (ridge → pixels)", "two_way")] > 0.9
