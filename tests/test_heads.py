@@ -157,7 +157,8 @@ def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_pa
             head = build_head(name, overrides.get(name, []))
         except Exception as err:  # real weights are not downloadable here: the error must say which and how
             text = str(err.__cause__ or err)
-            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption"), (name, text)
+            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption", "shap_e_img2img"), \
+                (name, text)
             assert "could not load" in text or "weights not available" in text, (name, text)
             continue
         assert hasattr(head, "generate"), name
@@ -185,3 +186,87 @@ def test_digits69_reconstructions_grid_and_scores(shared_data, tmp_path):
     low = "low-level + img2img, strength 0.3"
     assert scores[(low, "pixcorr")] > 0.6 and scores[(low, "two_way")] > 0.85  # the blurry layout survives
     assert scores[("blurry (ridge → pixels)", "two_way")] > 0.9
+
+
+# -- 3D -----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shap_e():
+    from neurodecode.heads.meshes import ShapEMeshHead
+
+    return ShapEMeshHead.tiny(embed_dim=16)
+
+
+def test_tiny_shap_e_meshes_are_seeded_closed_and_written(shap_e, tmp_path):
+    from neurodecode.heads.meshes import ShapEMeshHead
+
+    e = embeds(2, 16)
+    a = shap_e.generate(e, num_inference_steps=3, grid_size=24, n_views=3, render_size=48)
+    b = shap_e.generate(e, num_inference_steps=3, grid_size=24, n_views=3, render_size=48)
+    assert len(a["meshes"]) == 2 and a["renders"].shape == (2, 3, 48, 48)
+    for m, m2 in zip(a["meshes"], b["meshes"]):
+        np.testing.assert_array_equal(m.vertices, m2.vertices)
+        # closed: Shap-E pads the signed-distance field with a negative border before marching cubes
+        assert m.is_watertight and len(m.faces) > 0
+    assert not np.array_equal(a["meshes"][0].vertices[:10], shap_e.generate(
+        e, num_inference_steps=3, grid_size=24, seed=5)["meshes"][0].vertices[:10])
+    tokens = shap_e.generate(np.repeat(e[:, None], 3, axis=1), num_inference_steps=2, grid_size=16)
+    assert len(tokens["meshes"]) == 2  # token-level embeddings (n, n_tokens, embed_dim) are accepted too
+    again = ShapEMeshHead.tiny(**shap_e.config["tiny"])
+    projected = {f"renderer.mlp.mlp.{i}.weight" for i in range(4)}  # overwritten from each latent when decoding
+    for k, v in shap_e.state_dict().items():
+        if k not in projected:
+            torch.testing.assert_close(again.state_dict()[k], v)
+    import trimesh
+
+    for fmt in ("obj", "ply", "glb"):
+        out = write_trials(tmp_path / fmt, "tiny-shap-e", meshes=a["meshes"], mesh_format=fmt)
+        loaded = trimesh.load(out / f"trial-0.{fmt}", force="mesh")
+        assert len(loaded.faces) == len(a["meshes"][0].faces)
+    with pytest.raises(ValueError, match=r"expects \(n_trials, 16\) or \(n_trials, n_tokens, 16\) image embeddings, "
+                                         r"got shape \(2, 8\)"):
+        shap_e.generate(embeds(2, 8))
+
+
+def test_render_mesh_views():
+    import trimesh
+
+    from neurodecode.heads.meshes import render_mesh
+
+    views = render_mesh(trimesh.creation.icosphere(subdivisions=2), n_views=2, size=32)
+    assert views.shape == (2, 32, 32) and views[:, 16, 16].max() < 1.0 and views[:, 0, 0].min() == 1.0
+
+
+@pytest.mark.realdata
+def test_mind3d_fmri_to_3d_end_to_end(shared_data, tmp_path):
+    """Six fMRI-Shape samples: cortical-surface frames → voxel features → ridge to an embedding of the object's
+    render (leave one out) → tiny Shap-E → meshes, renders, files, n-way scores. A smoke test of the path: six
+    samples cannot train anything, and the tiny generator is random."""
+    from PIL import Image
+    from sklearn.decomposition import PCA
+
+    from neurodecode.alignment import RidgeAlignment
+    from neurodecode.fmri import load_surface
+    from neurodecode.heads.meshes import ShapEMeshHead
+    from neurodecode.metrics import score_outputs
+
+    root = shared_data / "mind3d_demo"
+    files = sorted(p for p in root.glob("*.npy") if p.name != "cmask.npy")
+    ep = load_surface(files, mask=root / "cmask.npy")
+    assert ep.data.shape == (6, 31198, 10)
+    X = ep.data.mean(axis=2)
+    renders = np.stack([np.asarray(Image.open(f.with_suffix(".png")).convert("L").resize((32, 32)), np.float32) / 255
+                        for f in files])
+    E = PCA(4, random_state=0).fit_transform(renders.reshape(6, -1))
+    pred = np.stack([RidgeAlignment().fit(np.delete(X, i, 0), np.delete(E, i, 0)).predict(X[i:i + 1])[0]
+                     for i in range(6)])
+    head = ShapEMeshHead.tiny(embed_dim=4)
+    out = head.generate(pred, num_inference_steps=4, grid_size=24, n_views=2, render_size=32)
+    assert len(out["meshes"]) == 6 and all(m.is_watertight for m in out["meshes"])
+    write_trials(tmp_path, "tiny-shap-e", meshes=out["meshes"], trials=list(ep.table["stimulus"]), mesh_format="glb",
+                 extra={"note": "smoke test: tiny random Shap-E"})
+    assert len(list(tmp_path.glob("trial-*.glb"))) == 6
+    feats = out["renders"][:, 0].reshape(6, -1)
+    scores = score_outputs("meshes", [m.sample(256, seed=0) for m in out["meshes"]],
+                           [m.sample(256, seed=1) for m in out["meshes"]], render_features=(feats, renders.reshape(6, -1)))
+    assert {"chamfer", "2_way_top1"} <= set(scores.table["metric"])
