@@ -87,6 +87,23 @@ def test_image_head_bad_input(head):
         head.generate(embeds(), strength=0)
 
 
+def test_ip_adapter_head_tiny(tmp_path):
+    from neurodecode.heads.images import IPAdapterImageHead
+
+    h = IPAdapterImageHead.tiny()
+    e = embeds(2, 24)
+    a = h.generate(e, num_inference_steps=3, n_samples=2)["images"]
+    assert a.shape == (2, 2, 32, 32, 3) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, h.generate(e, num_inference_steps=3, n_samples=2)["images"])
+    other = h.generate(np.ones_like(e), num_inference_steps=3, n_samples=2)["images"]
+    assert np.abs(other - a).mean() > 1e-3  # the embedding conditions the image through the IP-Adapter tokens
+    again = IPAdapterImageHead.tiny(**h.config["tiny"])
+    for k, v in h.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+    with pytest.raises(ValueError, match=r"the tiny-ip-adapter image head expects \(n_trials, 24\) embeddings"):
+        h.generate(embeds(2, 16))
+
+
 def test_missing_weights_offline_say_which_and_how(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match=r"could not load the weights 'stabilityai/stable-diffusion-2-1-unclip-small/"
@@ -95,6 +112,13 @@ def test_missing_weights_offline_say_which_and_how(monkeypatch):
         UnCLIPImageHead.from_pretrained("stabilityai/stable-diffusion-2-1-unclip-small")
     with pytest.raises(RuntimeError, match=r"could not load the weights 'gpt2'"):
         PrefixCaptionHead.from_pretrained("gpt2")
+    from neurodecode.heads.images import IPAdapterImageHead
+    from neurodecode.heads.meshes import ShapEMeshHead
+
+    with pytest.raises(RuntimeError, match=r"could not load the weights 'stable-diffusion-v1-5/stable-diffusion-v1-5'"):
+        IPAdapterImageHead.from_pretrained()
+    with pytest.raises(RuntimeError, match=r"could not load the weights 'openai/shap-e-img2img/prior'"):
+        ShapEMeshHead.from_pretrained()
 
 
 def test_trained_tiny_caption_head_reproduces_training_captions():
@@ -157,8 +181,8 @@ def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_pa
             head = build_head(name, overrides.get(name, []))
         except Exception as err:  # real weights are not downloadable here: the error must say which and how
             text = str(err.__cause__ or err)
-            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption", "shap_e_img2img"), \
-                (name, text)
+            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption", "shap_e_img2img",
+                            "ip_adapter_sd15"), (name, text)
             assert "could not load" in text or "weights not available" in text, (name, text)
             continue
         assert hasattr(head, "generate"), name

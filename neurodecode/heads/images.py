@@ -29,7 +29,7 @@ from torch import nn
 
 from .common import check_latents, load_pretrained, run_in_batches
 
-__all__ = ["BlurryImages", "UnCLIPImageHead"]
+__all__ = ["BlurryImages", "IPAdapterImageHead", "UnCLIPImageHead"]
 
 
 class UnCLIPImageHead(nn.Module):
@@ -321,3 +321,116 @@ class BlurryImages:
         lat = torch.as_tensor(self.ridge_.predict(X), dtype=torch.float32, device=self.head.device)
         img = self.head.decode_latents(lat.view(-1, *self.shape_))
         return ((img + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class IPAdapterImageHead(nn.Module):
+    """Images from image embeddings through IP-Adapter: a Stable Diffusion UNet whose cross-attention also reads
+    tokens projected from the embedding (diffusers' ``load_ip_adapter`` and ``ip_adapter_image_embeds``).
+
+    ``IPAdapterImageHead.from_pretrained()`` loads Stable Diffusion 1.5 with ``h94/IP-Adapter``'s
+    ``ip-adapter_sd15.bin`` (CLIP ViT-H/14 image embeddings, 1024-d); ``tiny(...)`` builds the same wiring from
+    small configs with random IP-Adapter weights (seeded) for tests. ``generate`` returns
+    ``{"images": (n_trials, n_samples, H, W, 3), "seconds_per_trial"}``.
+    """
+
+    def __init__(self, pipe: Any, embed_dim: int, prompt_embeds: torch.Tensor,
+                 config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.pipe, self.embed_dim = pipe, embed_dim
+        self.unet, self.vae = pipe.unet, pipe.vae  # registered, so .to() and state_dict() see them
+        self.register_buffer("prompt_embeds", prompt_embeds)
+        self.config = dict(config or {})
+        self.name = self.config.get("model_id", "tiny-ip-adapter")
+
+    @classmethod
+    def from_pretrained(cls, model_id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                        ip_adapter: str = "h94/IP-Adapter", weight_name: str = "ip-adapter_sd15.bin",
+                        scale: float = 1.0, device: str = "cpu", dtype: str = "float32") -> IPAdapterImageHead:
+        from diffusers import StableDiffusionPipeline
+
+        pipe = load_pretrained(StableDiffusionPipeline, model_id, torch_dtype=getattr(torch, dtype),
+                               safety_checker=None, requires_safety_checker=False)
+        try:
+            pipe.load_ip_adapter(ip_adapter, subfolder="models", weight_name=weight_name)
+        except (OSError, ValueError) as err:
+            raise RuntimeError(f"could not load the IP-Adapter weights {ip_adapter}/models/{weight_name}: not in the "
+                               f"Hugging Face cache and not downloadable here. On a machine with internet run "
+                               f"`huggingface-cli download {ip_adapter} models/{weight_name}`. ({err})") from None
+        pipe.set_ip_adapter_scale(scale)
+        with torch.no_grad():
+            prompt, _ = pipe.encode_prompt("", "cpu", 1, False)
+        embed_dim = pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
+        config = {"model_id": model_id, "ip_adapter": ip_adapter, "weight_name": weight_name, "scale": scale}
+        return cls(pipe, embed_dim, prompt, config).to(device)
+
+    @classmethod
+    def tiny(cls, embed_dim: int = 24, image_size: int = 32, cross_attention_dim: int = 32,
+             block_out_channels: Sequence[int] = (16, 32), prompt_tokens: int = 4, seed: int = 0,
+             device: str = "cpu") -> IPAdapterImageHead:
+        """Small SD-like UNet + VAE + DDIM and random IP-Adapter weights (image projection to 4 tokens)."""
+        config = {"embed_dim": embed_dim, "image_size": image_size, "cross_attention_dim": cross_attention_dim,
+                  "block_out_channels": list(block_out_channels), "prompt_tokens": prompt_tokens, "seed": seed}
+        from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+        torch.manual_seed(seed)
+        n = len(block_out_channels)
+        unet = UNet2DConditionModel(
+            sample_size=image_size // 2, in_channels=4, out_channels=4, block_out_channels=list(block_out_channels),
+            layers_per_block=1, down_block_types=["DownBlock2D"] * (n - 1) + ["CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D"] + ["UpBlock2D"] * (n - 1), cross_attention_dim=cross_attention_dim,
+            attention_head_dim=8, norm_num_groups=8)
+        vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=[16, 32],
+                            down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                            latent_channels=4, norm_num_groups=8, sample_size=image_size)
+        scheduler = DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                                  steps_offset=1)
+        tokens = 4  # IP-Adapter's image projection: embedding → 4 cross-attention tokens
+        state = {"image_proj": {"proj.weight": torch.randn(cross_attention_dim * tokens, embed_dim) * 0.05,
+                                "proj.bias": torch.zeros(cross_attention_dim * tokens),
+                                "norm.weight": torch.ones(cross_attention_dim),
+                                "norm.bias": torch.zeros(cross_attention_dim)}, "ip_adapter": {}}
+        key = 1  # diffusers numbers the cross-attention processors 1, 3, 5, ...
+        for name in unet.attn_processors:
+            if name.endswith("attn1.processor"):
+                continue
+            if name.startswith("mid_block"):
+                hidden = block_out_channels[-1]
+            elif name.startswith("up_blocks"):
+                hidden = list(reversed(block_out_channels))[int(name[len("up_blocks.")])]
+            else:
+                hidden = block_out_channels[int(name[len("down_blocks.")])]
+            for kv in ("k", "v"):
+                state["ip_adapter"][f"{key}.to_{kv}_ip.weight"] = torch.randn(hidden, cross_attention_dim) * 0.05
+            key += 2
+        unet._load_ip_adapter_weights([state], low_cpu_mem_usage=False)
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet, scheduler=scheduler,
+                                       safety_checker=None, feature_extractor=None, image_encoder=None,
+                                       requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        prompt = torch.zeros(1, prompt_tokens, cross_attention_dim)
+        head = cls(pipe, embed_dim, prompt, {"tiny": config})
+        return head if device == "cpu" else head.to(device)
+
+    def generate(self, image_embeds: Any, *, num_inference_steps: int = 25, guidance_scale: float = 5.0,
+                 n_samples: int = 1, seed: int = 0, batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
+        """Images for each embedding (seed per trial and sample: ``seed + 1000 · trial + sample``)."""
+        embeds = torch.as_tensor(check_latents(image_embeds, self.embed_dim, f"{self.name} image head"),
+                                 device=self.prompt_embeds.device, dtype=self.unet.dtype)
+        t0 = time.perf_counter()
+        cfg = guidance_scale > 1.0
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            e = embeds[idx][:, None]
+            ip = torch.cat([torch.zeros_like(e), e]) if cfg else e
+            prompt = self.prompt_embeds.expand(len(idx), -1, -1)
+            out = []
+            for k in range(n_samples):
+                g = torch.Generator(self.prompt_embeds.device).manual_seed(seed + 1000 * int(idx[0]) + k)
+                images = self.pipe(prompt_embeds=prompt, negative_prompt_embeds=torch.zeros_like(prompt),
+                                   ip_adapter_image_embeds=[ip], num_inference_steps=num_inference_steps,
+                                   guidance_scale=guidance_scale, generator=g, output_type="np").images
+                out.append(images)
+            return np.stack(out, 1).astype(np.float32)
+
+        images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
+        return {"images": images, "seconds_per_trial": (time.perf_counter() - t0) / len(embeds)}
