@@ -119,8 +119,8 @@ class UnCLIPImageHead(nn.Module):
                                   clip_sample=False, set_alpha_to_one=False, prediction_type="epsilon")
         noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
         prompt = torch.zeros(1, prompt_tokens, cross_attention_dim)
-        return cls(unet, scheduler, StableUnCLIPImageNormalizer(embed_dim), noising, prompt, vae,
-                   {"tiny": config}).to(device)
+        head = cls(unet, scheduler, StableUnCLIPImageNormalizer(embed_dim), noising, prompt, vae, {"tiny": config})
+        return head if device == "cpu" else head.to(device)
 
     # -- latents <-> images -------------------------------------------------------------------------------------
     @property

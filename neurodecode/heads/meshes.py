@@ -117,7 +117,7 @@ class ShapEMeshHead(nn.Module):
                                           use_karras_sigmas=True, clip_sample=True, clip_sample_range=1.0)
         head = cls(prior, scheduler, renderer, {"tiny": config})
         head._calibrate(torch.randn(1, latent_tokens, latent_dim, generator=torch.Generator().manual_seed(seed)))
-        return head.to(device)
+        return head if device == "cpu" else head.to(device)
 
     @torch.no_grad()
     def _calibrate(self, latent: torch.Tensor, grid_size: int = 16) -> None:
