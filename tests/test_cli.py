@@ -22,6 +22,18 @@ def test_version_and_help():
     assert "example" in helptext and "info" in helptext
 
 
+def test_every_subcommand_has_help(capsys):
+    from neurodecode.cli import build_parser
+
+    commands = sorted(build_parser()._subparsers._group_actions[0].choices)
+    assert {"example", "features", "info", "pretrain", "adapt"} <= set(commands)
+    for command in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert f"usage: neurodecode {command}" in capsys.readouterr().out
+
+
 def test_info_describes_a_store(tmp_path, capsys):
     coll = EpochCollection([make_epochs(subject="sub-01"), make_epochs(n_channels=3, subject="sub-02")])
     coll.save(tmp_path / "c.h5")
