@@ -159,6 +159,79 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_outputs(path: str, kind: str) -> object:
+    """Decoded outputs or their truth from a file: .npy arrays, .txt (captions, one per line)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.suffix == ".txt":
+        if kind != "captions":
+            raise ValueError(f"{p}: field '--kind': text files hold captions, got --kind {kind}")
+        return [line.rstrip("\n") for line in p.read_text().splitlines()]
+    if p.suffix != ".npy":
+        raise ValueError(f"{p}: expected a .npy array (or .txt captions), got {p.suffix!r}")
+    return np.load(p, allow_pickle=False)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.kind == "classification":
+        if args.path is None:
+            raise ValueError("field 'path': --kind classification evaluates a feature recipe on stored epochs; give "
+                             "the store")
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+
+        from .epochs import EpochCollection
+        from .evaluation import evaluate
+        from .features import load_recipe_config, make_recipe
+        from .storage import CollectionStore, open_store
+
+        store = open_store(args.path)
+        if isinstance(store, CollectionStore):
+            epochs = EpochCollection([store[s].load() for s in store])
+            sfreq = epochs[next(iter(epochs))].sfreq
+        else:
+            epochs = store.load()
+            sfreq = epochs.sfreq
+        params = load_recipe_config(args.recipe, args.overrides, sfreq=sfreq)
+        name = params.pop("name")
+        pipeline = Pipeline(make_recipe(name, **params).steps + [("lr", LogisticRegression(C=args.C, max_iter=1000))])
+        result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
+                          recenter=args.recenter)
+        print(result.summary().round(3).to_string())
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            result.to_json(out / "scores.json")
+            result.plot(out / "scores.png")
+            print(f"wrote {out / 'scores.json'} and {out / 'scores.png'}")
+        return 0
+    from .metrics import score_outputs
+
+    if args.pred is None or args.true is None:
+        raise ValueError(f"field '--pred'/'--true': --kind {args.kind} scores decoded outputs against the truth; "
+                         "give both files")
+    options = {}
+    if args.kind == "retrieval":
+        options = {"k": args.k, "pool_size": args.pool_size or None, "n_repeats": args.n_repeats}
+    scores = score_outputs(args.kind, _read_outputs(args.pred, args.kind), _read_outputs(args.true, args.kind),
+                           seed=args.seed, **options)
+    print(scores.table.round(4).to_string(index=False))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        scores.to_json(out / "scores.json")
+        scores.plot(out / "scores.png")
+        print(f"wrote {out / 'scores.json'} and {out / 'scores.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurodecode",
@@ -224,6 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--out", required=True, help="checkpoint folder for the adapted model")
     ad.add_argument("--overwrite", action="store_true")
     ad.set_defaults(func=_cmd_adapt)
+
+    ev = sub.add_parser("evaluate", help="the evaluation harness: decoding on stored epochs, or decoded outputs",
+                        description="--kind classification: a feature recipe + logistic regression on a stored epoch "
+                                    "file, MOABB-style (within_session, cross_session, cross_subject). --kind "
+                                    "retrieval|images|captions|meshes: decoded outputs (--pred) against the truth "
+                                    "(--true), .npy arrays or .txt captions. Seeded; JSON and a plot with --out.")
+    ev.add_argument("path", nargs="?", default=None, help="epoch store (.h5), for --kind classification")
+    ev.add_argument("--kind", default="classification",
+                    choices=["classification", "retrieval", "images", "captions", "meshes"])
+    ev.add_argument("--recipe", default="tangent_space", help="feature recipe (conf/features), classification")
+    ev.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe parameter, e.g. -p estimator=lwf")
+    ev.add_argument("--scheme", default="within_session", choices=["within_session", "cross_session",
+                                                                   "cross_subject"])
+    ev.add_argument("--target", default="label", help="table column with the classes")
+    ev.add_argument("--n-splits", type=int, default=5)
+    ev.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
+    ev.add_argument("--recenter", action="store_true", help="re-centre each subject (cross_subject)")
+    ev.add_argument("--pred", default=None, help="decoded outputs: .npy (n_items, ...) or .txt captions")
+    ev.add_argument("--true", default=None, help="their truth, same format")
+    ev.add_argument("--k", type=int, nargs="+", default=[1, 5], help="top-k for retrieval")
+    ev.add_argument("--pool-size", type=int, default=300, help="candidates per pool (0: all items)")
+    ev.add_argument("--n-repeats", type=int, default=30)
+    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--out", default=None, help="folder for scores.json and scores.png")
+    ev.set_defaults(func=_cmd_evaluate)
 
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")

@@ -117,3 +117,42 @@ def test_recipe_overrides_reach_nested_and_mandatory_keys():
     with pytest.raises(ValueError, match=r"overrides: expected key=value items, got \['tmax'\]"):
         load_config(["tmax"])
     assert load_recipe_config("filterbank_tangent_space", ["sfreq=100"])["sfreq"] == 100  # a ??? entry
+
+
+def test_evaluate_command(tmp_path, capsys):
+    import numpy as np
+
+    from neurodecode import EpochSet
+
+    rng = np.random.default_rng(0)
+    labels = np.array(["a", "b"] * 20)
+    data = rng.normal(size=(40, 4, 200))
+    data[labels == "b", 0] *= 3  # class b: more variance on channel 0
+    EpochSet.from_array(data, 100.0, [f"c{i}" for i in range(4)], "eeg",
+                        table={"subject": ["1"] * 40, "session": ["1"] * 40, "label": labels}).save(tmp_path / "e.h5")
+    assert main(["evaluate", str(tmp_path / "e.h5"), "--recipe", "tangent_space", "-p", "estimator=lwf",
+                 "--out", str(tmp_path / "cls")]) == 0
+    out = capsys.readouterr().out
+    assert "within_session" in out and (tmp_path / "cls" / "scores.json").is_file()
+    acc = [r["value"] for r in json.loads((tmp_path / "cls" / "scores.json").read_text())["scores"]
+           if r["metric"] == "accuracy"]
+    assert len(acc) == 5 and np.mean(acc) > 0.9  # the planted variance difference is found in every fold
+    T = rng.normal(size=(20, 8))
+    np.save(tmp_path / "t.npy", T)
+    np.save(tmp_path / "p.npy", T + 0.1 * rng.normal(size=T.shape))
+    assert main(["evaluate", "--kind", "retrieval", "--pred", str(tmp_path / "p.npy"), "--true", str(tmp_path / "t.npy"),
+                 "--k", "1", "--pool-size", "0", "--out", str(tmp_path / "ret")]) == 0
+    rows = {r["metric"]: r["value"] for r in json.loads((tmp_path / "ret" / "scores.json").read_text())}
+    assert rows["image_top1"] == 1.0 and rows["two_way"] == 1.0
+    (tmp_path / "p.txt").write_text("a cat on a mat\ntwo dogs\n")
+    (tmp_path / "r.txt").write_text("a cat on a mat\ntwo dogs\n")
+    assert main(["evaluate", "--kind", "captions", "--pred", str(tmp_path / "p.txt"), "--true",
+                 str(tmp_path / "r.txt")]) == 0
+    assert "bleu4" in capsys.readouterr().out
+    assert main(["evaluate", "--kind", "retrieval", "--pred", str(tmp_path / "p.txt"), "--true",
+                 str(tmp_path / "t.npy")]) == 2
+    assert "field '--kind': text files hold captions, got --kind retrieval" in capsys.readouterr().err
+    assert main(["evaluate", "--kind", "images", "--pred", str(tmp_path / "p.npy")]) == 2
+    assert "give both files" in capsys.readouterr().err
+    assert main(["evaluate"]) == 2
+    assert "give the store" in capsys.readouterr().err
