@@ -173,6 +173,11 @@ class _Aligner(torch.nn.Module):
         return self.net(self.std_x(x), *args)
 
 
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The :class:`_Aligner` inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
 class _TorchAlignment(RegressorMixin, BaseEstimator):
     """fit / predict / save / load around a torch network trained by :class:`~neurodecode.training.Trainer`.
 
@@ -228,6 +233,7 @@ class _TorchAlignment(RegressorMixin, BaseEstimator):
     def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
         """Predicted targets, shape (n_samples, n_targets)."""
         check_is_fitted(self, "model_")
+        self._check_params()
         X = _as_2d(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
@@ -349,7 +355,7 @@ class LearnedAlignment(_TorchAlignment):
 
         def objective(model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
             x, y = batch
-            y = (model.module if hasattr(model, "module") else model).std_y(y)
+            y = _unwrap(model).std_y(y)
             out: dict[str, torch.Tensor] = {}
             if trainer.epoch < mixco_epochs:
                 xm, perm, betas, select = mixco(x)
@@ -431,13 +437,15 @@ class PriorAlignment(_TorchAlignment):
     def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], torch.Tensor]:
         def objective(model: torch.nn.Module, batch: Any) -> torch.Tensor:
             x, y = batch
-            return model(x, (model.module if hasattr(model, "module") else model).std_y(y))
+            return model(x, _unwrap(model).std_y(y))
 
         return objective
 
-    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
+    def _check_params(self) -> None:
         if self.n_samples < 1:
             raise ValueError(f"field 'n_samples': expected >= 1, got {self.n_samples}")
+
+    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
         gen = torch.Generator(x.device).manual_seed(self.seed + start)  # the same draws for the same rows
         xs = aligner.std_x(x)
         draws = [aligner.net.sample(xs, self.num_inference_steps, self.guidance_scale, generator=gen)

@@ -213,6 +213,8 @@ def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
     np.testing.assert_allclose(PriorAlignment.load(tmp_path / "prior").predict(X[48:]), P, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"field '_target_': expected 'neurodecode.alignment.LearnedAlignment'"):
         LearnedAlignment.load(tmp_path / "prior")
+    with pytest.raises(ValueError, match="field 'n_samples': expected >= 1, got 0"):
+        PriorAlignment(**{**TINY_PRIOR, "n_samples": 0}).fit(X[:48], Y[:48])  # refused before training
 
 
 def test_diffusion_prior_module_shapes_and_errors():
