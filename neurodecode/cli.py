@@ -177,9 +177,20 @@ def _read_outputs(path: str, kind: str) -> object:
     return np.load(p, allow_pickle=False)
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _write_scores(result: object, out_dir: str | None) -> None:
+    """``scores.json`` and ``scores.png`` of an EvaluationResult or Scores into ``out_dir`` (when given)."""
+    if not out_dir:
+        return
     from pathlib import Path
 
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.to_json(out / "scores.json")
+    result.plot(out / "scores.png")
+    print(f"wrote {out / 'scores.json'} and {out / 'scores.png'}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.kind == "classification":
         if args.path is None:
             raise ValueError("field 'path': --kind classification evaluates a feature recipe on stored epochs; give "
@@ -205,12 +216,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
                           recenter=args.recenter)
         print(result.summary().round(3).to_string())
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            result.to_json(out / "scores.json")
-            result.plot(out / "scores.png")
-            print(f"wrote {out / 'scores.json'} and {out / 'scores.png'}")
+        _write_scores(result, args.out)
         return 0
     from .metrics import score_outputs
 
@@ -223,12 +229,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     scores = score_outputs(args.kind, _read_outputs(args.pred, args.kind), _read_outputs(args.true, args.kind),
                            seed=args.seed, **options)
     print(scores.table.round(4).to_string(index=False))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        scores.to_json(out / "scores.json")
-        scores.plot(out / "scores.png")
-        print(f"wrote {out / 'scores.json'} and {out / 'scores.png'}")
+    _write_scores(scores, args.out)
     return 0
 
 

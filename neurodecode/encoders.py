@@ -82,12 +82,13 @@ def _spec(model: nn.Module, channels: Channels, sfreq: float, type_map: Mapping[
                       missing_positions=missing_positions, where=where)
 
 
-def _batches(source: Any, indices: np.ndarray, batch_size: int) -> Any:
-    """Blocks of epochs (B, C, T) float32 from an EpochSet (``data``) or an EpochStore (``read``)."""
-    for start in range(0, len(indices), batch_size):
-        idx = np.sort(indices[start:start + batch_size])
-        block = source.read(idx) if hasattr(source, "read") else source.data[idx]
-        yield torch.as_tensor(np.asarray(block, dtype=np.float32))
+def _batches(source: Any, indices: Sequence[int] | None, batch_size: int) -> Any:
+    """Collated batches (``x``, ``subject``, ``index``) of the given epochs, in order, read through EpochDataset."""
+    from .datasets import EpochDataset
+
+    data = EpochDataset(source, indices=indices, target=None)
+    for start in range(0, len(data), batch_size):
+        yield torch.utils.data.default_collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
 
 
 def _subject(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
@@ -101,15 +102,11 @@ def masked_reconstruction_error(model: nn.Module, source: Any, indices: Sequence
                                 missing_positions: str = "error", device: str = "cpu") -> float:
     """Mean masked-reconstruction loss of a :class:`SignalMAE` on epochs, with seeded masks (comparable across
     checkpoints)."""
-    from .datasets import EpochDataset
-
     spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions,
                  str(getattr(source, "name", "epochs"))).to(device)
-    data = EpochDataset(source, indices=indices, target=None)
     model.eval().to(device)
     total, n = 0.0, 0
-    for k, start in enumerate(range(0, len(data), batch_size)):
-        batch = torch.utils.data.default_collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+    for k, batch in enumerate(_batches(source, indices, batch_size)):
         g = torch.Generator(device).manual_seed(seed + k)
         x = batch["x"].to(device)
         subject = _subject(model, batch)
@@ -164,7 +161,7 @@ def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, An
         if not len(val):
             return float("nan")
         vq.eval()
-        return float(np.mean([float(objective(vq, {"x": x.to(trainer.device)})) for x in _batches(source, val, 64)]))
+        return float(np.mean([float(objective(vq, {"x": b["x"].to(trainer.device)})) for b in _batches(source, val, 64)]))
 
     before = val_loss()
     trainer.drop_last = True

@@ -186,8 +186,12 @@ def _points(a: Any, name: str) -> torch.Tensor:
     return t
 
 
-def _nearest(a: torch.Tensor, b: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distances from each point of a to its nearest in b and back, (batch, n_a) and (batch, n_b), in blocks."""
+def _nearest(pred: Any, true: Any, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances from each predicted point to its nearest true point and back, (batch, n_pred) and (batch, n_true),
+    computed in blocks; the two sides are checked to be point clouds in equal numbers."""
+    a, b = _points(pred, "pred"), _points(true, "true")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"field 'pred': expected {b.shape[0]} point clouds like 'true', got {a.shape[0]}")
     d_ab = torch.cat([torch.cdist(a[:, i:i + block], b, compute_mode=EXACT).min(2).values for i in range(0, a.shape[1], block)], 1)
     d_ba = torch.cat([torch.cdist(b[:, i:i + block], a, compute_mode=EXACT).min(2).values for i in range(0, b.shape[1], block)], 1)
     return d_ab, d_ba
@@ -206,10 +210,7 @@ def chamfer_distance(pred: Any, true: Any, squared: bool = False) -> np.ndarray:
     -------
     ndarray (batch,)
     """
-    a, b = _points(pred, "pred"), _points(true, "true")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"field 'pred': expected {b.shape[0]} point clouds like 'true', got {a.shape[0]}")
-    d_ab, d_ba = _nearest(a, b)
+    d_ab, d_ba = _nearest(pred, true)
     if squared:
         d_ab, d_ba = d_ab**2, d_ba**2
     return (d_ab.mean(1) + d_ba.mean(1)).numpy()
@@ -222,10 +223,7 @@ def f_score(pred: Any, true: Any, threshold: float = 0.01) -> np.ndarray:
     -------
     ndarray (batch,)
     """
-    a, b = _points(pred, "pred"), _points(true, "true")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"field 'pred': expected {b.shape[0]} point clouds like 'true', got {a.shape[0]}")
-    d_ab, d_ba = _nearest(a, b)
+    d_ab, d_ba = _nearest(pred, true)
     precision = (d_ab < threshold).double().mean(1)
     recall = (d_ba < threshold).double().mean(1)
     return torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall),

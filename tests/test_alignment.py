@@ -140,16 +140,12 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
 
 @pytest.mark.realdata
 def test_digits69_learned_mapper_beats_ridge_in_pixel_space(shared_data):
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
     from neurodecode.alignment import make_aligner
     from neurodecode.metrics import score_outputs
 
-    spec = importlib.util.spec_from_file_location("eval_alignment", Path(__file__).parents[1] / "scripts" /
-                                                  "eval_alignment.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("eval_alignment")
     X, images, train = script.load_digits69(shared_data / "fmri_digits69" / "digit69_28x28.mat")
     Y = images.reshape(len(images), -1)
     scores = {}

@@ -276,13 +276,9 @@ def test_pretrain_from_the_command_line(tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_mae_pretraining_on_real_eeg_lowers_held_out_error(shared_data):
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("eval_encoders", Path(__file__).parents[1] / "scripts" /
-                                                  "eval_encoders.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("eval_encoders")
     s1 = script.scale(script.load_muse(shared_data, "N170", "1", {"1": "house", "2": "face"}))
     assert s1.data.shape == (1133, 4, 232)
     res = pretrain(s1, "tiny_mae", trainer={"max_epochs": 60, "batch_size": 64, "lr": 1e-3, "warmup_steps": 20},

@@ -201,8 +201,6 @@ class ShapEMeshHead(nn.Module):
             ``meshes`` (list of trimesh.Trimesh with vertex colours), ``renders`` (n_trials, n_views, size, size)
             grey views, ``seconds_per_trial``.
         """
-        import trimesh
-
         embeds = self._check(latents).to(next(self.prior.parameters()).device)
         t0 = time.perf_counter()
 
