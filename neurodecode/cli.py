@@ -58,6 +58,48 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:  # only reached for --help (main() hands the rest to Hydra)
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .reconstruct import reconstruct
+
+    res = reconstruct(args.checkpoint, args.recordings, args.out, heads=args.heads, subject=args.subject,
+                      query=args.query, n_samples=args.n_samples, steps=args.steps, strength=args.strength,
+                      seed=args.seed, device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
+    for row in res["scores"]:
+        print(f"{row['pipeline']:>15} {row['kind']:>10} {row['metric']:<13} {row['value']:.3f} "
+              f"(chance {row['chance']:.3g})")
+    print(f"{res['n_trials']} trial(s) decoded in {res['seconds']:.1f} s → {res['report']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, args.overrides, progress=not args.no_progress)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .manifests import describe_manifest, fetch_dataset, list_manifests
+
+    if args.action == "list":
+        for m in list_manifests():
+            print(f"{m['name']:<14} {m.get('modality', ''):<12} {m.get('title', '')}")
+        return 0
+    if args.name is None:
+        raise ValueError(f"neurodecode data {args.action}: field 'name': expected a data set name (see "
+                         "`neurodecode data list`), got none")
+    if args.action == "info":
+        print(describe_manifest(args.name))
+        return 0
+    paths = fetch_dataset(args.name, args.files, dest=args.dest)
+    print(f"{len(paths)} file(s) of {args.name} ready in {paths[0].parent if paths else args.dest}")
+    return 0
+
+
 def _store_epochs(path: str, subject: str | None) -> object:
     from .storage import CollectionStore, open_store
 
@@ -325,6 +367,56 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="folder for scores.json and scores.png")
     ev.set_defaults(func=_cmd_evaluate)
 
+    tr = sub.add_parser("train", help="a Hydra training run: data → encoder → aligner → heads → checkpoint",
+                        description="Compose conf/train.yaml from the groups " + ", ".join(_GROUPS) + " and run it "
+                                    "(neurodecode.train). Everything after 'train' is Hydra's command line: "
+                                    "group=option, key=value, +new_key=value, --multirun, --cfg job, "
+                                    "hydra/launcher=submitit_slurm. Outputs go to runs/<name>/<time>/: "
+                                    "config.yaml, metrics.json, heldout_epochs.h5, checkpoint/.",
+                        epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=demo aligner=mlp seed=1")
+    tr.set_defaults(func=_cmd_train)
+
+    rec = sub.add_parser("reconstruct", help="decode a subject's recordings with a trained checkpoint + HTML report",
+                         description="Read recordings with the checkpoint's data recipe (or an epoch store), check "
+                                     "them against its input contract, encode, align, run its heads (images, "
+                                     "captions, meshes) and retrieval, score against the stimuli when known, and "
+                                     "write per-trial outputs and a self-contained report.html into --out.")
+    rec.add_argument("checkpoint", help="folder written by neurodecode train (<run>/checkpoint)")
+    rec.add_argument("recordings", nargs="+", help="an epoch store (.h5) or the raw files the data recipe reads")
+    rec.add_argument("--out", required=True, help="output folder (report.html, images/, captions/, ...)")
+    rec.add_argument("--heads", nargs="+", default=None, choices=["images", "captions", "meshes", "retrieval"],
+                     help="outputs to make (default: all the checkpoint has)")
+    rec.add_argument("--subject", default=None, help="subject to use in a collection store")
+    rec.add_argument("--query", default=None, help="table query selecting trials, e.g. \"split == 'test'\"")
+    rec.add_argument("--n-samples", type=int, default=None, help="image samples per trial")
+    rec.add_argument("--steps", type=int, default=None, help="diffusion steps")
+    rec.add_argument("--strength", type=float, default=None, help="img2img strength from the low-level image")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    rec.add_argument("--batch-size", type=int, default=8)
+    rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rec.set_defaults(func=_cmd_reconstruct)
+
+    demo = sub.add_parser("demo", help="the built-in end-to-end example on a SIMULATED subject (offline, minutes)",
+                          description="Train on a simulated fMRI subject (scikit-learn's digits through a pRF "
+                                      "encoding model + noise), reconstruct its held-out trials and write "
+                                      "OUT/reconstruction/report.html. Overrides go to the training config.")
+    demo.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. aligner=mlp data.snr=0.3")
+    demo.add_argument("--out", default="neurodecode_demo", help="output folder (default neurodecode_demo)")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+
+    data = sub.add_parser("data", help="public data sets: list, describe, fetch (checksummed, resumable)",
+                          description="Dataset manifests in data_manifests/: `data list`, `data info NAME`, "
+                                      "`data fetch NAME [--files GLOB ...]` (downloads with pooch into "
+                                      "$NEURODECODE_CACHE/NAME or --dest, checks sha256, resumes).")
+    data.add_argument("action", choices=["list", "info", "fetch"])
+    data.add_argument("name", nargs="?", default=None)
+    data.add_argument("--files", nargs="+", default=None, metavar="GLOB", help="only these files (glob patterns)")
+    data.add_argument("--dest", default=None, help="folder to download into")
+    data.set_defaults(func=_cmd_data)
+
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")
     info.add_argument("path")
@@ -333,7 +425,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_GROUPS = ["data", "preprocessing", "encoder", "objective", "aligner", "head", "trainer", "experiment"]
+
+
+def _train_epilog() -> str:
+    from .configs import CONF_DIR
+
+    lines = ["config groups and their options (conf/<group>/<option>.yaml):"]
+    for g in _GROUPS:
+        lines.append(f"  {g:<14} " + ", ".join(sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))))
+    lines.append("head fills three slots: head@heads.images=..., head@heads.captions=..., head@heads.meshes=...")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train" and not {"-h", "--help"} & set(argv[1:]):
+        from .train import main as train_main
+
+        try:
+            return train_main(argv[1:])
+        except ValueError as err:
+            print(f"neurodecode train: error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

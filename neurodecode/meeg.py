@@ -29,7 +29,8 @@ from .preprocessing import apply_steps, check_steps
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
-__all__ = ["DropReport", "assign_regions", "epochs_to_store", "load_epochs", "make_epochs", "read_bids",
+__all__ = ["DropReport", "assign_regions", "epochs_to_store", "load_epochs", "load_recordings", "make_epochs",
+           "read_bids",
            "read_csv_raw", "read_evoked", "read_raw"]
 
 #: file endings read by MNE through ``mne.io.read_raw`` (the common ones; others MNE knows work too)
@@ -609,3 +610,33 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
         raise
     events_all = pd.concat(reports, ignore_index=True)
     return DropReport(events_all.assign(event=np.arange(len(events_all))))
+
+
+def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, stimuli: str | os.PathLike | None = None,
+                    subject: str | None = None, steps: Sequence[Mapping[str, Any]] = (), **epoch_kwargs: Any
+                    ) -> EpochSet:
+    """Several runs of one subject through :func:`load_epochs`, concatenated, with a stimulus table from a file.
+
+    ``path`` is one recording or a list (run ids ``1, 2, ...`` in that order unless ``epoch_kwargs`` name a run);
+    ``stimuli`` a CSV/TSV/parquet table with a ``stimulus`` id column (and ``file``, ``caption``, ...). This is the
+    data recipe of ``conf/data/meeg.yaml``: ``neurodecode reconstruct`` calls it again on new recordings.
+    """
+    from .epochs import concatenate
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        raise ValueError("field 'path': expected one recording or a list of them, got an empty list")
+    sets = []
+    for i, p in enumerate(paths):
+        kw = {"run": str(i + 1), **epoch_kwargs} if len(paths) > 1 else dict(epoch_kwargs)
+        ep, _ = load_epochs(p, steps=steps, subject=subject, **kw)
+        sets.append(ep)
+    ep = sets[0] if len(sets) == 1 else concatenate(sets)
+    if stimuli is not None:
+        sp = Path(stimuli)
+        if not sp.is_file():
+            raise FileNotFoundError(f"{sp}: field 'stimuli': no such stimulus table")
+        table = (pd.read_parquet(sp) if sp.suffix == ".parquet"
+                 else pd.read_csv(sp, sep="\t" if sp.suffix == ".tsv" else ",", dtype={"stimulus": str}))
+        ep = EpochSet(ep.data, ep.sfreq, ep.channels, ep.table, ep.tmin, ep.provenance, table)
+    return ep

@@ -68,6 +68,9 @@ def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
     p, t = _grey(pred, "pred"), _grey(true, "true")
     if p.shape != t.shape:
         raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
+    if min(t.shape[1:]) < 11:
+        raise ValueError(f"field 'true': SSIM with Gaussian weights (σ = 1.5, an 11-pixel window) needs images of at "
+                         f"least 11 × 11 pixels, got {t.shape[1]} × {t.shape[2]}")
     rng = float(t.max() - t.min()) if data_range is None else float(data_range)
     return float(np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                                 data_range=rng) for a, b in zip(p, t, strict=True)]))

@@ -43,6 +43,7 @@ __all__ = [
     "CollectionWriter",
     "EpochStore",
     "EpochWriter",
+    "read_epochs",
     "load",
     "open_store",
     "save",
@@ -640,3 +641,17 @@ def load(path: str | os.PathLike | BinaryIO) -> EpochSet | EpochCollection:
     """Read a whole stored EpochSet or EpochCollection into memory."""
     with open_store(path) as store:
         return store.load()
+
+
+def read_epochs(path: str | os.PathLike, subject: str | None = None) -> EpochSet:
+    """One subject's epochs from a store: the EpochSet of a single-set file, or ``subject`` of a collection."""
+    obj = load(path)
+    if isinstance(obj, EpochCollection):
+        if subject is None:
+            raise ValueError(f"{path}: field 'subject': expected one of {list(obj.subjects)} (this file is a "
+                             "collection), got none")
+        return obj[subject]
+    if subject is not None and not (obj.table["subject"].astype(str) == str(subject)).all():
+        raise ValueError(f"{path}: field 'subject': this file holds one EpochSet of subject(s) "
+                         f"{sorted(obj.table['subject'].astype(str).unique())}, got {subject!r}")
+    return obj
