@@ -224,9 +224,14 @@ def run(cfg: Any, out_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _maybe_init_distributed() -> None:
-    """Under torchrun (WORLD_SIZE > 1) join the process group, so the Trainer runs DDP."""
+    """Under torchrun (WORLD_SIZE > 1) or a SLURM job with several tasks (Hydra's submitit launcher,
+    ``tasks_per_node``) join the process group, so the Trainer runs DDP."""
     import torch
 
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment   # installed with hydra-submitit-launcher
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 

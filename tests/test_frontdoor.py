@@ -375,3 +375,21 @@ def test_fetch_offline_and_manual_sets_fail_clearly(mirror, tmp_path, monkeypatc
     assert re.search(r"could not download http://127.0.0.1:9/f.edf for data set 'offline' .* Offline\?", err)
     assert main(["data", "fetch", "local", "--dest", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d" / "sub-01" / "a.bin").is_file()
+
+
+@pytest.mark.realdata
+def test_digits69_train_then_reconstruct_from_the_mat_file(shared_data, tmp_path):
+    """Real fMRI: `train experiment=digits69`, then `reconstruct` reads the .mat file again through the recipe."""
+    mat = shared_data / "fmri_digits69" / "digit69_28x28.mat"
+    run = tmp_path / "run"
+    assert main(["train", "experiment=digits69", f"data.path={mat}", "images.fit.max_epochs=1",
+                 "aligner.max_epochs=20", f"hydra.run.dir={run}"]) == 0
+    from neurodecode.reconstruct import reconstruct
+
+    res = reconstruct(run / "checkpoint", [mat], tmp_path / "rec", query="split == 'test'", progress=False,
+                      n_samples=1, steps=4)
+    rows = {(r["pipeline"], r["metric"]): r["value"] for r in res["scores"]}
+    assert res["n_trials"] == 10
+    assert rows[("latents", "two_way")] > 0.9 and rows[("linear", "pixcorr")] > 0.7   # reference 0.933 / 0.787
+    page = (tmp_path / "rec" / "report.html").read_text()
+    assert all(f"id='trial-{i}'" in page for i in range(10)) and "SIMULATED" not in page
