@@ -67,7 +67,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     res = reconstruct(args.checkpoint, args.recordings, args.out, heads=args.heads, subject=args.subject,
                       query=args.query, n_samples=args.n_samples, steps=args.steps, strength=args.strength,
-                      seed=args.seed, device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
+                      seed=args.seed, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+                      overwrite=args.overwrite)
     for row in res["scores"]:
         print(f"{row['pipeline']:>15} {row['kind']:>10} {row['metric']:<13} {row['value']:.3f} "
               f"(chance {row['chance']:.3g})")
@@ -78,7 +79,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, args.overrides, progress=not args.no_progress)
+    run_demo(args.out, args.overrides, progress=not args.no_progress, overwrite=args.overwrite)
     return 0
 
 
@@ -396,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
     rec.add_argument("--batch-size", type=int, default=8)
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rec.add_argument("--overwrite", action="store_true", help="write into a folder that holds a reconstruction")
     rec.set_defaults(func=_cmd_reconstruct)
 
     demo = sub.add_parser("demo", help="the built-in end-to-end example on a SIMULATED subject (offline, minutes)",
@@ -405,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. aligner=mlp data.snr=0.3")
     demo.add_argument("--out", default="neurodecode_demo", help="output folder (default neurodecode_demo)")
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--overwrite", action="store_true", help="replace a previous demo in --out")
     demo.set_defaults(func=_cmd_demo)
 
     data = sub.add_parser("data", help="public data sets: list, describe, fetch (checksummed, resumable)",

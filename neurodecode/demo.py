@@ -19,7 +19,7 @@ __all__ = ["run_demo"]
 
 
 def run_demo(out_dir: str | os.PathLike = "neurodecode_demo", overrides: Sequence[str] = (),
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train on the simulated subject and reconstruct its held-out trials; returns the reconstruction summary
     (``report``, ``scores``, ``seconds``, ``train_seconds``)."""
     from .reconstruct import reconstruct
@@ -28,9 +28,10 @@ def run_demo(out_dir: str | os.PathLike = "neurodecode_demo", overrides: Sequenc
     t0 = time.perf_counter()
     out = Path(out_dir)
     cfg = compose(["experiment=demo", *overrides])
-    metrics = run(cfg, out / "train")
+    metrics = run(cfg, out / "train", overwrite=overwrite)
     res = reconstruct(out / "train" / "checkpoint", [out / "train" / "heldout_epochs.h5"], out / "reconstruction",
-                      progress=progress, title="neurodecode demo — simulated subject, held-out trials")
+                      progress=progress, title="neurodecode demo — simulated subject, held-out trials",
+                      overwrite=overwrite)
     res["train_seconds"] = metrics["seconds"]
     res["seconds"] = time.perf_counter() - t0
     print("\nSIMULATED subject (scikit-learn digits through a pRF encoding model + noise) — held-out trials:")

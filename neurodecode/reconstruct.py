@@ -71,7 +71,7 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                 *, heads: Sequence[str] | None = None, subject: str | None = None, query: str | None = None,
                 n_samples: int | None = None, steps: int | None = None, strength: float | None = None,
                 seed: int = 0, device: str | None = None, batch_size: int = 8, progress: bool = True,
-                title: str | None = None, notices: Sequence[str] = ()) -> dict[str, Any]:
+                title: str | None = None, notices: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
     """Decode recordings with a trained pipeline and write outputs and ``report.html`` into ``out_dir``.
 
     Parameters
@@ -82,6 +82,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
         checkpoint has).
     subject, query : the subject of a collection store; a table query selecting trials (e.g. ``"split == 'test'"``).
     n_samples, steps, strength : image-head settings (default: the training config's ``images`` section).
+    overwrite : write into a folder that already holds a reconstruction.
+
     Returns
     -------
     dict with ``report`` (path), ``scores`` (list of rows), ``n_trials``, ``seconds``.
@@ -104,6 +106,9 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
         if missing:
             raise ValueError(f"{checkpoint}: field 'heads': this checkpoint has heads {sorted(pipe.heads)}, "
                              f"not {missing}")
+    if not overwrite and (Path(out_dir) / "report.html").exists():
+        raise FileExistsError(f"{out_dir}: a reconstruction is already there (report.html); choose another folder "
+                              "or pass --overwrite")
     out = check_writable(out_dir)
     epochs = read_recordings(pipe, recordings, subject, query)
     epochs = check_contract(pipe.contract, epochs, str(recordings[0]), str(checkpoint))

@@ -184,14 +184,19 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
                             aligner, heads, configs, trained, low, stimuli, gallery)
 
 
-def run(cfg: Any, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """One training run into ``out_dir``: data → split → fit → held-out scores → checkpoint."""
+def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[str, Any]:
+    """One training run into ``out_dir``: data → split → fit → held-out scores → checkpoint.
+
+    A folder that already holds a run (``metrics.json`` or ``checkpoint/``) is refused unless ``overwrite``.
+    """
     from omegaconf import OmegaConf
 
     from .metrics import score_outputs
     from .storage import save
 
     out = Path(out_dir)
+    if not overwrite and ((out / "metrics.json").exists() or (out / "checkpoint").exists()):
+        raise FileExistsError(f"{out}: a training run is already there; choose another folder or pass overwrite")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     _maybe_init_distributed()

@@ -157,6 +157,11 @@ def test_reconstruct_cli_writes_every_trial_and_the_report(tiny_run, tmp_path, c
     assert np.load(out / "latents.npy").shape == (12, 8)
     retrieval = json.loads((out / "retrieval.json").read_text())
     assert len(retrieval) == 12 and all(len(r["top5"]) == 5 for r in retrieval)
+    assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tiny_run / "heldout_epochs.h5"), "--out", str(out),
+                 "--no-progress"]) == 2                                   # nothing is overwritten silently
+    assert "a reconstruction is already there (report.html)" in capsys.readouterr().err
+    assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tiny_run / "heldout_epochs.h5"), "--out", str(out),
+                 "--no-progress", "--overwrite", "--heads", "retrieval"]) == 0
 
 
 def test_reconstruct_selects_heads_and_trials(tiny_run, tmp_path):
@@ -264,6 +269,8 @@ def test_demo_beats_chance_and_says_simulated(tmp_path, capsys):
     assert rows[("latents", "image_top5")]["value"] > 2 * rows[("latents", "image_top5")]["chance"]
     assert rows[("linear", "pixcorr")]["value"] > 0.5            # chance 0
     assert "This subject is SIMULATED" in Path(res["report"]).read_text()
+    with pytest.raises(FileExistsError, match="a training run is already there"):
+        run_demo(tmp_path / "demo")
 
 
 def test_multirun_writes_one_folder_per_job(tmp_path):
