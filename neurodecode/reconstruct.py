@@ -240,13 +240,13 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     notes = list(notices)
     if simulated:
         notes.insert(0, "This subject is SIMULATED: its responses were generated from the stimuli by a known encoding "
-                        f"model ({simulated[0].get('model')}) with noise. The scores say how well the pipeline "
-                        "inverts that model, not how well it decodes a real brain.")
+                        f"model ({simulated[0].get('model')}). The scores say how well the pipeline inverts that "
+                        "model, not how well it decodes a real brain.")
     details = {"checkpoint": checkpoint.resolve(), "recordings": ", ".join(map(str, recordings)),
                "trials": n, "input": f"{epochs.n_channels} channels × {epochs.n_times} samples at "
                                      f"{epochs.sfreq:g} Hz", "latent space": f"{pipe.target.kind} "
                                                                              f"({latents.shape[1]}-d)",
-               "heads": ", ".join(sorted(pipe.heads)) or "none", **{k: f"{v:.3f}" for k, v in timings.items()},
+               "heads": ", ".join(sorted(pipe.heads)) or "none", **{k: f"{v:.3g}" for k, v in timings.items()},
                "seconds": f"{time.perf_counter() - t_start:.1f}"}
     report = write_report(out / "report.html", title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
                           trials=[rows[t] for t in trial_ids], columns=columns,
