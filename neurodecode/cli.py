@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -458,8 +459,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ConnectionError, KeyError) as err:
-        print(f"neurodecode {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:   # OSError: missing files, offline
+        if os.environ.get("NEURODECODE_DEBUG"):
+            raise
+        print(f"neurodecode {args.command}: error: {err} (NEURODECODE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

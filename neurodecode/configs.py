@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONF_DIR", "config_path", "instantiate_config", "load_yaml"]
+__all__ = ["CONF_DIR", "config_path", "instantiate", "instantiate_config", "load_yaml"]
 
 #: recipes shipped with the source tree (neurodecode is installed from it with ``pip install -e .``)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -45,12 +45,24 @@ def config_path(group: str, name: str | Path) -> Path:
     return path
 
 
+def instantiate(cfg: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(cfg, _convert_="all")``, re-raising the target's own error (which names the file
+    and the field) instead of Hydra's wrapper around it."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(cfg, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, TypeError, KeyError, OSError, RuntimeError)):
+            raise err.__cause__ from None
+        raise
+
+
 def instantiate_config(group: str, name: str | Path, overrides: Sequence[str] = ()) -> Any:
     """Instantiate ``conf/GROUP/NAME.yaml`` (``_target_`` + arguments) with ``key=value`` overrides (Hydra)."""
-    from hydra.utils import instantiate
-
     path = config_path(group, name)
     cfg = load_yaml(path, overrides)
     if "_target_" not in cfg:
         raise ValueError(f"{path}: field '_target_': expected the class or function to build, got keys {list(cfg)}")
-    return instantiate(cfg, _convert_="all")
+    return instantiate(cfg)

@@ -337,9 +337,9 @@ class DecodingPipeline:
              ) -> DecodingPipeline:
         """Read a checkpoint folder; ``heads`` limits which heads are built (default all), ``device`` moves them."""
         import joblib
-        from hydra.utils import instantiate
         from safetensors.torch import load_model
 
+        from .configs import instantiate
         from .storage import load
 
         path = Path(path)
@@ -368,7 +368,7 @@ class DecodingPipeline:
                 continue
             if device is not None and "device" in cfg:
                 cfg = {**cfg, "device": device}
-            head = instantiate(cfg, _convert_="all")
+            head = instantiate(cfg)
             if kind in meta["trained_heads"]:
                 load_model(head, str(path / "heads" / f"{kind}.safetensors"), device=device or "cpu")
             built[kind] = head

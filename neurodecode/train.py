@@ -41,17 +41,20 @@ def _log(msg: str) -> None:
 
 def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
     """Instantiate a ``data`` config (``path`` replaced when given) into one :class:`EpochSet` with stimuli."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create(dict(data_cfg) if not OmegaConf.is_config(data_cfg) else data_cfg)
+    from .configs import instantiate
+
+    # resolved against the whole config first (e.g. ${preprocessing.steps}); checkpoints store it resolved
+    cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg)
+                           else dict(data_cfg))
     if path is not None:
         if "path" not in cfg:
             raise ValueError(f"the data recipe {cfg.get('_target_')!r} reads no files (it has no 'path' field); "
                              "pass an epoch store (.h5) instead, e.g. the run's heldout_epochs.h5")
         cfg.path = [str(p) for p in path] if isinstance(path, (list, tuple)) and len(path) > 1 else str(
             path[0] if isinstance(path, (list, tuple)) else path)
-    out = instantiate(cfg, _convert_="all")
+    out = instantiate(cfg)
     if isinstance(out, tuple):          # loaders that return (epochs, report)
         out = out[0]
     if not isinstance(out, EpochSet):
@@ -84,9 +87,10 @@ def split_heldout(epochs: EpochSet, split: Mapping[str, Any]) -> tuple[np.ndarra
 
 def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
     import torch
-    from hydra.utils import instantiate
 
-    encoder = instantiate(cfg.encoder, _convert_="all")
+    from .configs import instantiate
+
+    encoder = instantiate(cfg.encoder)
     if isinstance(encoder, torch.nn.Module):           # a masked autoencoder: pretrain it on the training epochs
         from .encoders import EncoderFeatures, pretrain
         from .models.mae import SignalMAE
@@ -117,8 +121,9 @@ def _check_dim(kind: str, head: Any, dim: int) -> None:
 def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> DecodingPipeline:
     """Fit encoder, target space, aligner and heads on training epochs (a composed ``train`` config)."""
     import torch
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
+
+    from .configs import instantiate
 
     torch.manual_seed(int(cfg.seed))
     if epochs.stimuli is None or epochs.table["stimulus"].isna().any():
@@ -135,7 +140,7 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
                                                      "root", "image_size") if obj.get(k) is not None})
     target.fit(epochs.stimuli, list(dict.fromkeys(ids)))
     Y = target.transform(epochs.stimuli, ids)
-    aligner = instantiate(cfg.aligner, _convert_="all")
+    aligner = instantiate(cfg.aligner)
     t0 = time.perf_counter()
     aligner.fit(X, Y)
     _log(f"aligner {type(aligner).__name__}: {X.shape[1]} features → {Y.shape[1]}-d {target.kind} latents "
@@ -156,7 +161,7 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
                                  "table")
             extra["captions"] = sorted(set(epochs.stimuli["caption"].astype(str)))
         hcfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(hcfg), extra), resolve=True)
-        head = instantiate(hcfg, _convert_="all")
+        head = instantiate(hcfg)
         _check_dim(kind, head, Y.shape[1])
         fit = settings.get("fit") or {}
         t0 = time.perf_counter()

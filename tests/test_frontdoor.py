@@ -400,3 +400,23 @@ def test_digits69_train_then_reconstruct_from_the_mat_file(shared_data, tmp_path
     assert rows[("latents", "two_way")] > 0.9 and rows[("linear", "pixcorr")] > 0.7   # reference 0.933 / 0.787
     page = (tmp_path / "rec" / "report.html").read_text()
     assert all(f"id='trial-{i}'" in page for i in range(10)) and "SIMULATED" not in page
+
+
+@pytest.mark.realdata
+def test_meeg_data_recipe_reads_runs_with_a_stimulus_table(shared_data, tmp_path):
+    """conf/data/meeg.yaml's loader on real EDF runs: runs concatenated, stimulus ids from events, table attached."""
+    from neurodecode.train import load_data
+
+    (tmp_path / "stim.csv").write_text("stimulus,caption\nleft,imagine the left fist\nright,imagine the right fist\n")
+    cfg = compose(["data=meeg", "preprocessing=eeg_motor_imagery", "data.tmin=1.0", "data.tmax=2.0",
+                   "data.labels={T1: left, T2: right}", "data.stimulus={T1: left, T2: right}",
+                   f"data.stimuli={tmp_path / 'stim.csv'}", "data.path=x.edf"])
+    runs = [shared_data / "eegmmidb_S001" / f"S001R{r:02d}.edf" for r in (4, 8)]
+    ep = load_data(cfg.data, runs)
+    assert ep.shape == (30, 64, 161) and sorted(ep.table["run"].unique()) == ["1", "2"]
+    assert set(ep.table["stimulus"]) == {"left", "right"} and list(ep.stimuli["caption"])[0] == "imagine the left fist"
+    steps = [s["step"] for s in ep.provenance[0]["processing"]]
+    assert ep.provenance[0]["step"] == "concatenate" and steps[1:4] == ["rename", "montage", "filter"]
+    cfg.data.stimuli = str(tmp_path / "none.csv")
+    with pytest.raises(FileNotFoundError, match="none.csv: field 'stimuli': no such stimulus table"):
+        load_data(cfg.data, runs)
