@@ -39,16 +39,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from .features import extract_features, load_recipe_config
-    from .storage import CollectionStore, open_store
 
-    with open_store(args.path) as store:
-        if isinstance(store, CollectionStore):
-            if args.subject is None:
-                raise ValueError(f"{args.path}: field 'subject': expected --subject with one of {list(store)} "
-                                 "(this file is a collection), got none")
-            store = store[args.subject]
-        elif args.subject is not None:
-            raise ValueError(f"{args.path}: field 'subject': this file holds one EpochSet, got {args.subject!r}")
+    with _store_epochs(args.path, args.subject) as store:
         epochs = store.load()
     params = load_recipe_config(args.recipe, args.overrides, sfreq=epochs.sfreq)
     name = params.pop("name")
@@ -64,15 +56,13 @@ def _cmd_train(args: argparse.Namespace) -> int:  # only reached for --help (mai
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .reconstruct import reconstruct
+    from .reconstruct import print_scores, reconstruct
 
     res = reconstruct(args.checkpoint, args.recordings, args.out, heads=args.heads, subject=args.subject,
                       query=args.query, n_samples=args.n_samples, steps=args.steps, strength=args.strength,
                       seed=args.seed, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
                       overwrite=args.overwrite)
-    for row in res["scores"]:
-        print(f"{row['pipeline']:>15} {row['kind']:>10} {row['metric']:<13} {row['value']:.3f} "
-              f"(chance {row['chance']:.3g})")
+    print_scores(res["scores"])
     print(f"{res['n_trials']} trial(s) decoded in {res['seconds']:.1f} s → {res['report']}")
     return 0
 

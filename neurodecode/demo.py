@@ -22,7 +22,7 @@ def run_demo(out_dir: str | os.PathLike = "neurodecode_demo", overrides: Sequenc
              progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train on the simulated subject and reconstruct its held-out trials; returns the reconstruction summary
     (``report``, ``scores``, ``seconds``, ``train_seconds``)."""
-    from .reconstruct import reconstruct
+    from .reconstruct import print_scores, reconstruct
     from .train import compose, run
 
     t0 = time.perf_counter()
@@ -35,8 +35,6 @@ def run_demo(out_dir: str | os.PathLike = "neurodecode_demo", overrides: Sequenc
     res["train_seconds"] = metrics["seconds"]
     res["seconds"] = time.perf_counter() - t0
     print("\nSIMULATED subject (scikit-learn digits through a pRF encoding model + noise) — held-out trials:")
-    for row in res["scores"]:
-        chance = "" if row["chance"] is None or row["chance"] != row["chance"] else f" (chance {row['chance']:.3f})"
-        print(f"  {row['pipeline']:>15} {row['kind']:>10} {row['metric']:<13} {row['value']:.3f}{chance}")
+    print_scores(res["scores"], indent="  ")
     print(f"report: {res['report']} ({res['seconds']:.0f} s in all, training {metrics['seconds']:.0f} s)")
     return res

@@ -139,14 +139,6 @@ def _read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def _hash(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_dataset(name: str, patterns: Sequence[str] | None = None, dest: str | os.PathLike | None = None
                   ) -> list[Path]:
     """Download (or verify) the files of a manifest matching glob ``patterns`` (default all) into ``dest``.
@@ -177,23 +169,25 @@ def fetch_dataset(name: str, patterns: Sequence[str] | None = None, dest: str | 
     for rel in files:
         local = dest / rel
         pinned = m["files"][rel]
-        if manual:
+        digest = None
+        if manual:                      # placed by hand: checked here
             if not local.is_file():
                 raise FileNotFoundError(f"{local}: missing. {m['name']} is not downloadable file by file; "
                                         f"{m.get('instructions', 'see ' + str(m.get('homepage')))} Put the files "
                                         f"under {dest} and run `neurodecode data fetch {name}` again to verify them.")
-        else:
+            digest = sha256(local)
+            if pinned and digest != pinned:
+                raise ValueError(f"{local}: field 'sha256': expected {pinned} (from the manifest), got {digest}")
+            if not pinned and rel in recorded and recorded[rel] != digest:
+                raise ValueError(f"{local}: field 'sha256': expected {recorded[rel]} (recorded in {record} at the "
+                                 f"first download), got {digest}; the file changed")
+        else:                           # downloaded: pooch checks the pinned, upstream or recorded digest
             algo = check.get("algorithm", "md5")
             known = (f"sha256:{pinned}" if pinned else f"{algo}:{upstream[rel]}" if rel in upstream
                      else f"sha256:{recorded[rel]}" if rel in recorded else None)
             local = _retrieve(m, rel, dest, known)
-        digest = sha256(local)
-        if pinned and digest != pinned:
-            raise ValueError(f"{local}: field 'sha256': expected {pinned} (from the manifest), got {digest}")
-        if not pinned and rel in recorded and recorded[rel] != digest:
-            raise ValueError(f"{local}: field 'sha256': expected {recorded[rel]} (recorded in {record} at the first "
-                             f"download), got {digest}; the file changed")
         if not pinned and rel not in recorded:
+            digest = digest or sha256(local)
             recorded[rel] = digest
             with open(record, "a") as fh:
                 fh.write(f"{digest}  {rel}\n")
@@ -221,18 +215,8 @@ def _retrieve(m: dict[str, Any], rel: str, dest: Path, known_hash: str | None) -
 
 
 def fetch_file(manifest: dict[str, Any], relpath: str) -> Path:
-    """Download one file of a manifest into the cache (resuming, checksum-verified) and return its path."""
-    import pooch
-
+    """Download one file of a manifest (with a pinned sha256) into the cache, checked, and return its path."""
     if relpath not in manifest["files"]:
         raise KeyError(f"manifest {manifest['name']!r}: field 'files': expected one of "
                        f"{sorted(manifest['files'])}, got {relpath!r}")
-    dest = cache_dir() / manifest["name"]
-    try:
-        path = pooch.retrieve(manifest["base_url"] + relpath, known_hash=f"sha256:{manifest['files'][relpath]}",
-                              fname=relpath.replace("/", "_"), path=dest, progressbar=False)
-    except Exception as err:  # pooch raises requests/OS errors of many kinds
-        raise ConnectionError(f"could not download {manifest['base_url'] + relpath} for manifest "
-                              f"{manifest['name']!r} into {dest}: {err}. Offline? Put the file there by hand or "
-                              "point the data_dir option at a local copy.") from None
-    return Path(path)
+    return _retrieve(manifest, relpath, cache_dir() / manifest["name"], f"sha256:{manifest['files'][relpath]}")

@@ -57,6 +57,10 @@ def _grey(a: Any, name: str) -> np.ndarray:
     return a
 
 
+#: smallest image side for SSIM with Gaussian weights (σ = 1.5 → an 11-pixel window)
+SSIM_MIN_SIZE = 11
+
+
 def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
     """Mean structural similarity of grey-level images — scikit-image, Gaussian weights σ = 1.5, as MindEye.
 
@@ -68,9 +72,9 @@ def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
     p, t = _grey(pred, "pred"), _grey(true, "true")
     if p.shape != t.shape:
         raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
-    if min(t.shape[1:]) < 11:
+    if min(t.shape[1:]) < SSIM_MIN_SIZE:
         raise ValueError(f"field 'true': SSIM with Gaussian weights (σ = 1.5, an 11-pixel window) needs images of at "
-                         f"least 11 × 11 pixels, got {t.shape[1]} × {t.shape[2]}")
+                         f"least {SSIM_MIN_SIZE} × {SSIM_MIN_SIZE} pixels, got {t.shape[1]} × {t.shape[2]}")
     rng = float(t.max() - t.min()) if data_range is None else float(data_range)
     return float(np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                                 data_range=rng) for a, b in zip(p, t, strict=True)]))
@@ -318,7 +322,8 @@ def score_outputs(kind: str, pred: Any, true: Any, *, seed: int = 0, pipeline: s
         * classification: predicted and true labels (n,); ``options``: ``scores`` (n, n_classes), ``classes``.
         * retrieval: predicted and target embeddings (n, embed_dim); ``options``: ``k`` (int or list, default
           (1, 5)), ``pool_size`` (300), ``n_repeats`` (30), ``metric`` ("cosine").
-        * images: predicted and true images (n, H, W) or (n, H, W, C) in [0, 1]; ``options``: ``networks`` (list of
+        * images: predicted and true images (n, H, W) or (n, H, W, C) in [0, 1] (SSIM for sides ≥ 11 pixels);
+          ``options``: ``networks`` (list of
           :class:`ImageFeatures` or ``(name, function)`` pairs) for two-way identification in their spaces.
         * captions: predicted captions and references; ``options``: ``embedder``.
         * meshes: predicted and true point clouds (n, n_points, 3); ``options``: ``threshold`` (F-score, 0.01),
@@ -363,7 +368,9 @@ def score_outputs(kind: str, pred: Any, true: Any, *, seed: int = 0, pipeline: s
         p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
         if p.shape != t.shape:
             raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
-        values = {"pixcorr": pixcorr(p, t), "ssim": ssim(p, t)}
+        values = {"pixcorr": pixcorr(p, t)}
+        if min(t.shape[1:3]) >= SSIM_MIN_SIZE:          # smaller images have no SSIM (see ssim)
+            values["ssim"] = ssim(p, t)
         chance = {"pixcorr": 0.0}
         for net in options.get("networks", ()):
             name, fn = (net if isinstance(net, tuple) else (getattr(net, "name", type(net).__name__), net))

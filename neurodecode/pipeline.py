@@ -106,7 +106,10 @@ def resize_images(images: np.ndarray, size: int, channels: int) -> np.ndarray:
         t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False)
     if t.shape[1] != channels:
-        t = t.mean(1, keepdim=True).expand(-1, channels, -1, -1) if channels in (1, 3) else t
+        if channels not in (1, 3):
+            raise ValueError(f"field 'channels': expected 1 (grey) or 3 (RGB) to convert {t.shape[1]}-channel "
+                             f"images, got {channels}")
+        t = t.mean(1, keepdim=True).expand(-1, channels, -1, -1)
     return t.clamp(0, 1).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -176,7 +179,8 @@ class TargetSpace:
     def is_image_space(self) -> bool:
         return self.kind in ("pca", "pixels")
 
-    def _images(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> np.ndarray:
+    def images(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> np.ndarray:
+        """The stimuli's images (n, H, W, 1) in [0, 1] as this space sees them (scaled, resized to image_size)."""
         img = stimulus_images(stimuli, ids, self.scale)
         if self.image_size:
             img = resize_images(img, self.image_size, 1)
@@ -187,7 +191,7 @@ class TargetSpace:
         if self.is_image_space:
             if self.scale is None:
                 self.scale = 255.0 if stimulus_images(stimuli, ids).max() > 1 else 1.0
-            img = self._images(stimuli, ids)
+            img = self.images(stimuli, ids)
             self.shape_ = img.shape[1:3]
             if self.kind == "pca":
                 from sklearn.decomposition import PCA
@@ -228,7 +232,7 @@ class TargetSpace:
             from .embeddings import embed_stimuli
 
             return embed_stimuli(stimuli, self._embedder(), ids=ids, column=self.column, root=self.root)
-        return self.embed_images(self._images(stimuli, ids))
+        return self.embed_images(self.images(stimuli, ids))
 
     def decode(self, latents: np.ndarray) -> np.ndarray | None:
         """Images (n, H, W, 1) from latents in an image space (PCA inverse / pixels); None for CLIP spaces."""

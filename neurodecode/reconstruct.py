@@ -29,7 +29,29 @@ import pandas as pd
 from .epochs import EpochSet
 from .pipeline import DecodingPipeline, check_contract, image_head_format, resize_images, stimulus_images
 
-__all__ = ["read_recordings", "reconstruct"]
+__all__ = ["latent_scores", "print_scores", "read_recordings", "reconstruct"]
+
+
+def print_scores(rows: Sequence[dict[str, Any]], indent: str = "") -> None:
+    """One line per score row (pipeline, kind, metric, value, chance when there is one)."""
+    for row in rows:
+        chance = "" if row["chance"] is None or row["chance"] != row["chance"] else f" (chance {row['chance']:.3g})"
+        print(f"{indent}{row['pipeline']:>15} {row['kind']:>10} {row['metric']:<13} {row['value']:.3f}{chance}")
+
+
+def latent_scores(pipe: DecodingPipeline, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str], *,
+                  seed: int = 0, names: tuple[str, str] = ("latents", "linear")) -> Any:
+    """Scores of predicted latents against the stimuli ``ids``: retrieval among the trials, and the linear image
+    reconstruction (PixCorr, SSIM) when the latent space is an image space. ``names``: the two pipeline labels."""
+    from .metrics import score_outputs
+
+    true = pipe.target.transform(stimuli, ids)
+    scores = score_outputs("retrieval", latents, true, k=[1, 5] if len(ids) > 5 else [1], pool_size=None,
+                           n_repeats=1, seed=seed, pipeline=names[0])
+    linear = pipe.target.decode(latents)
+    if linear is not None:
+        scores = scores + score_outputs("images", linear, pipe.target.images(stimuli, ids), pipeline=names[1])
+    return scores
 
 
 def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLike], subject: str | None = None,
@@ -139,17 +161,17 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
         for i, t in enumerate(trial_ids):
             rows[t][name] = images[i]
         if true_images is not None:
-            truth = resize_images(true_images, images.shape[1], images.shape[-1])
-            s = score_outputs("images", images, truth, pipeline=name) if images.shape[1] >= 11 else \
-                score_outputs("retrieval", images.reshape(n, -1), truth.reshape(n, -1), k=[1], pool_size=None,
-                              n_repeats=1, pipeline=name)
+            s = score_outputs("images", images, resize_images(true_images, images.shape[1], images.shape[-1]),
+                              pipeline=name)
             scores = s if scores is None else scores + s
 
     linear = pipe.target.decode(latents)
     if linear is not None:
         write_trials(out / "linear", f"linear ({pipe.target.kind} inverse)", images=linear[:, None],
                      trials=trial_ids, subjects=subjects, seed=seed)
-        add_images("linear", linear)
+        columns.append("linear")
+        for i, t in enumerate(trial_ids):
+            rows[t]["linear"] = linear[i]
     low = None
     if pipe.low_level is not None and (heads is None or "images" in heads):
         low = np.clip(pipe.low_level["ridge"].predict(features), 0, 1).reshape(n, *pipe.low_level["shape"])
@@ -175,8 +197,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     if "captions" in pipe.heads:
         head = pipe.heads["captions"]
         res = head.generate(latents)
-        caps = res["captions"] if isinstance(res, dict) and "captions" in res else res
-        timings["captions_seconds_per_trial"] = res.get("seconds_per_trial", float("nan"))
+        caps = res["captions"]
+        timings["captions_seconds_per_trial"] = res["seconds_per_trial"]
         write_trials(out / "captions", getattr(head, "name", type(head).__name__), captions=caps, trials=trial_ids,
                      subjects=subjects, seed=seed)
         columns.append("caption")
@@ -226,11 +248,9 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                                "chance": k / g, "n_items": len(ranks), "pipeline": f"gallery of {g}"}
                               for k in (1, 5)])
             scores = Scores(s) if scores is None else scores + Scores(s)
-    if table is not None:
-        true_lat = pipe.target.transform(table, ids)
-        s = score_outputs("retrieval", latents, true_lat, k=[1, 5] if n > 5 else [1], pool_size=None, n_repeats=1,
-                          seed=seed, pipeline="latents")
-        scores = s if scores is None else scores + s
+    if table is not None:                    # retrieval among the trials; the linear images (scored first)
+        s = latent_scores(pipe, latents, table, ids, seed=seed)
+        scores = s if scores is None else s + scores
     plot = None
     if scores is not None:
         scores.to_json(out / "scores.json")

@@ -644,14 +644,7 @@ def load(path: str | os.PathLike | BinaryIO) -> EpochSet | EpochCollection:
 
 
 def read_epochs(path: str | os.PathLike, subject: str | None = None) -> EpochSet:
-    """One subject's epochs from a store: the EpochSet of a single-set file, or ``subject`` of a collection."""
-    obj = load(path)
-    if isinstance(obj, EpochCollection):
-        if subject is None:
-            raise ValueError(f"{path}: field 'subject': expected one of {list(obj.subjects)} (this file is a "
-                             "collection), got none")
-        return obj[subject]
-    if subject is not None and not (obj.table["subject"].astype(str) == str(subject)).all():
-        raise ValueError(f"{path}: field 'subject': this file holds one EpochSet of subject(s) "
-                         f"{sorted(obj.table['subject'].astype(str).unique())}, got {subject!r}")
-    return obj
+    """One subject's epochs from a store into memory: the EpochSet of a single-set file (``subject`` None), or
+    ``subject`` of a collection (only that subject's data are read)."""
+    with EpochStore(path, subject) as store:
+        return store.load()

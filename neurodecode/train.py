@@ -52,8 +52,8 @@ def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
         if "path" not in cfg:
             raise ValueError(f"the data recipe {cfg.get('_target_')!r} reads no files (it has no 'path' field); "
                              "pass an epoch store (.h5) instead, e.g. the run's heldout_epochs.h5")
-        cfg.path = [str(p) for p in path] if isinstance(path, (list, tuple)) and len(path) > 1 else str(
-            path[0] if isinstance(path, (list, tuple)) else path)
+        paths = [str(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        cfg.path = paths if len(paths) > 1 else paths[0]
     out = instantiate(cfg)
     if isinstance(out, tuple):          # loaders that return (epochs, report)
         out = out[0]
@@ -152,15 +152,13 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
         hcfg = cfg.heads.get(kind) if "heads" in cfg else None
         if hcfg is None:
             continue
-        hcfg = OmegaConf.to_container(hcfg, resolve=False)
+        hcfg = OmegaConf.to_container(hcfg, resolve=True)          # resolved against the whole config
         settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
-        extra = {}
         if kind == "captions" and hcfg.get("captions") == "???":
             if "caption" not in epochs.stimuli.columns:
                 raise ValueError("heads.captions: a trained caption head needs a 'caption' column in the stimulus "
                                  "table")
-            extra["captions"] = sorted(set(epochs.stimuli["caption"].astype(str)))
-        hcfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(hcfg), extra), resolve=True)
+            hcfg["captions"] = sorted(set(epochs.stimuli["caption"].astype(str)))
         head = instantiate(hcfg)
         _check_dim(kind, head, Y.shape[1])
         fit = settings.get("fit") or {}
@@ -196,7 +194,7 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     """
     from omegaconf import OmegaConf
 
-    from .metrics import score_outputs
+    from .reconstruct import latent_scores
     from .storage import save
 
     out = Path(out_dir)
@@ -212,15 +210,9 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     train_ep, held_ep = epochs[train_idx], epochs[held_idx]
     pipe = fit_pipeline(cfg, train_ep, stimuli_all=epochs.stimuli)
     save(held_ep, out / "heldout_epochs.h5", overwrite=True)
-    pred = pipe.latents(held_ep)
-    true = pipe.target.transform(epochs.stimuli, held_ep.table["stimulus"].astype(str).tolist())
-    scores = score_outputs("retrieval", pred, true, k=[1, 5], pool_size=None, n_repeats=1, seed=int(cfg.seed),
-                           pipeline=str(cfg.name))
-    decoded = pipe.target.decode(pred)
-    if decoded is not None:
-        truth = pipe.target.decode(true) if pipe.target.kind == "pixels" else pipe.target._images(
-            epochs.stimuli, held_ep.table["stimulus"].astype(str).tolist())
-        scores = scores + score_outputs("images", decoded, truth, pipeline=str(cfg.name))
+    scores = latent_scores(pipe, pipe.latents(held_ep), epochs.stimuli,
+                           held_ep.table["stimulus"].astype(str).tolist(), seed=int(cfg.seed),
+                           names=(str(cfg.name), str(cfg.name)))
     ckpt = pipe.save(out / "checkpoint", overwrite=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),

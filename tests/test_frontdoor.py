@@ -420,3 +420,21 @@ def test_meeg_data_recipe_reads_runs_with_a_stimulus_table(shared_data, tmp_path
     cfg.data.stimuli = str(tmp_path / "none.csv")
     with pytest.raises(FileNotFoundError, match="none.csv: field 'stimuli': no such stimulus table"):
         load_data(cfg.data, runs)
+
+
+def test_small_images_refuse_ssim_and_the_harness_skips_it(tmp_path):
+    from neurodecode.metrics import score_outputs, ssim
+    from neurodecode.pipeline import resize_images
+    from neurodecode.storage import read_epochs
+
+    img = np.random.default_rng(0).random((4, 8, 8))
+    with pytest.raises(ValueError, match=r"field 'true': SSIM .* needs images of at least 11 × 11 pixels, got 8 × 8"):
+        ssim(img, img)
+    tab = score_outputs("images", img, img).table
+    assert list(tab["metric"]) == ["pixcorr"] and tab["value"].iloc[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="field 'channels': expected 1 \\(grey\\) or 3 \\(RGB\\)"):
+        resize_images(img[..., None], 8, 4)
+    save(simulated_subject(n_train=5, n_test=2, n_voxels=4, image_size=12), tmp_path / "s.h5")
+    assert read_epochs(tmp_path / "s.h5").n_epochs == 7
+    with pytest.raises(ValueError, match="s.h5: field 'subject': this file holds one EpochSet, got 'sim-01'"):
+        read_epochs(tmp_path / "s.h5", "sim-01")
