@@ -29,11 +29,11 @@ def worker(name: str, kind: str, n_channels: int, seconds: float, batch_size: in
     import torch
 
     from neurodecode import Channels
-    from neurodecode.encoders import build_model
-    from neurodecode.models.tokenizers import input_spec
+    from neurodecode import build
+    from neurodecode.encoders.models.tokenizers import input_spec
 
     torch.manual_seed(0)
-    model = build_model(name)
+    model = build("encoder", name)
     enc = model.encoder
     sfreq = enc.patch.sfreq
     rng = np.random.default_rng(0)

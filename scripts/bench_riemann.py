@@ -49,7 +49,7 @@ def main() -> None:
     from pyriemann.tangentspace import TangentSpace as PyTS
 
     import neurodecode
-    from neurodecode.riemann import MDM, Covariances, TangentSpace
+    from neurodecode.encoders.riemann import Covariances, MDM, TangentSpace
 
     rng = np.random.default_rng(0)
     mix = rng.normal(size=(args.n_channels, args.n_channels)) + 2 * np.eye(args.n_channels)

@@ -29,7 +29,7 @@ DEFAULT_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).res
 
 def load_digits69(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voxels (n, 3092) z-scored with training statistics, images (n, 28, 28) in [0, 1], training mask (n,)."""
-    from neurodecode.fmri import DIGITS69, load_mat
+    from neurodecode.loaders.precomputed import DIGITS69, load_mat
 
     ep = load_mat(path, **DIGITS69)
     st = ep.stimuli.set_index("stimulus")
@@ -52,8 +52,9 @@ def main() -> None:
 
     from sklearn.decomposition import PCA
 
-    from neurodecode.alignment import RidgeAlignment, make_aligner
-    from neurodecode.metrics import ImageFeatures, score_outputs
+    from neurodecode import build
+    from neurodecode.alignment import RidgeAlignment
+    from neurodecode.evaluation.metrics import ImageFeatures, score_outputs
 
     if not args.data.is_file():
         raise SystemExit(f"{args.data}: the digits69 .mat file is missing (see ../shared/data/README.md)")
@@ -75,10 +76,10 @@ def main() -> None:
     for space in args.spaces:
         Y = targets[space]
         for name in args.aligners:
-            seeds = [0] if isinstance(make_aligner(name, overrides.get(name, [])), RidgeAlignment) else range(args.seeds)
+            seeds = [0] if isinstance(build("aligner", name, overrides.get(name, [])), RidgeAlignment) else range(args.seeds)
             for seed in seeds:
                 extra = [] if name == "ridge" else [f"seed={seed}"]
-                model = make_aligner(name, overrides.get(name, []) + extra)
+                model = build("aligner", name, overrides.get(name, []) + extra)
                 t = time.perf_counter()
                 P = model.fit(X[train], Y[train]).predict(X[~train])
                 seconds = time.perf_counter() - t

@@ -31,8 +31,8 @@ STEPS = [{"step": "montage", "name": "standard_1005"}, {"step": "notch", "freqs"
 
 def load_muse(root: Path, paradigm: str, subject: str, labels: dict[str, str]):
     """All runs of one Muse subject as one EpochSet (µV-scale rejection at 100 µV, as the data README)."""
-    from neurodecode.epochs import concatenate
-    from neurodecode.meeg import load_epochs
+    from neurodecode.core.epochs import concatenate
+    from neurodecode.loaders.meeg import load_epochs
 
     files = sorted((root / "muse_eeg" / paradigm / f"subject{subject}").glob("*/*.csv"))
     if not files:
@@ -64,9 +64,10 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    from neurodecode.encoders import EncoderFeatures, FineTunedEncoder, build_model, pretrain
-    from neurodecode.epochs import concatenate
-    from neurodecode.riemann import Covariances, TangentSpace
+    from neurodecode import build
+    from neurodecode.encoders import EncoderFeatures, FineTunedEncoder, pretrain
+    from neurodecode.core.epochs import concatenate
+    from neurodecode.encoders.riemann import Covariances, TangentSpace
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     n170 = {"1": "house", "2": "face"}
@@ -79,7 +80,7 @@ def main() -> None:
           f"at {unlabeled.sfreq} Hz (loaded in {time.perf_counter() - t0:.0f} s)")
 
     # 1. MAE pretraining -----------------------------------------------------------------------------------------
-    model = build_model(args.config)
+    model = build("encoder", args.config)
     n_params = sum(p.numel() for p in model.parameters())
     t0 = time.perf_counter()
     res = pretrain(unlabeled, model, trainer={"max_epochs": args.epochs, "batch_size": args.batch_size, "lr": 1e-3,
@@ -109,7 +110,7 @@ def main() -> None:
                               LogisticRegression(max_iter=2000, C=0.01))
         rows[f"MAE linear probe, pool={pool} (frozen) + LR"] = cross_val_score(probe, X, y, cv=cv)
     torch.manual_seed(0)
-    untrained = build_model(args.config)
+    untrained = build("encoder", args.config)
     random_probe = make_pipeline(EncoderFeatures.for_epochs(untrained, s1, pool="channels"), StandardScaler(),
                                  LogisticRegression(max_iter=2000, C=0.01))
     rows["untrained encoder, pool=channels (control)"] = cross_val_score(random_probe, X, y, cv=cv)
@@ -123,7 +124,7 @@ def main() -> None:
         print(f"  {name:50s} {v.mean():.3f} ± {v.std():.3f}")
 
     # 3. adapt() on planted subjects -----------------------------------------------------------------------------
-    from neurodecode.models.subjects import adaptation_benchmark
+    from neurodecode.alignment.adaptation import adaptation_benchmark
 
     for method in ("ridge", "reset"):
         r = adaptation_benchmark(method=method, seed=0)

@@ -64,10 +64,10 @@ def main() -> None:
 
     from sklearn.decomposition import PCA
 
-    from neurodecode.alignment import make_aligner
-    from neurodecode.heads.common import write_trials
+    from neurodecode import build
+    from neurodecode.heads.writing import write_trials
     from neurodecode.heads.images import BlurryImages, UnCLIPImageHead
-    from neurodecode.metrics import score_outputs
+    from neurodecode.evaluation.metrics import score_outputs
 
     ea = _eval_alignment()
     data = args.data or ea.DEFAULT_DATA / "fmri_digits69" / "digit69_28x28.mat"
@@ -87,10 +87,10 @@ def main() -> None:
     head = UnCLIPImageHead.tiny(embed_dim=32, image_size=32, channels=1, block_out_channels=(16, 32), seed=0,
                                 device=args.device)
     t0 = time.perf_counter()
-    head.fit(img32[train], E[train], trainer={"max_epochs": args.epochs, "batch_size": 30, "lr": 3e-3,
+    head.fit(E[train], img32[train], trainer={"max_epochs": args.epochs, "batch_size": 30, "lr": 3e-3,
                                               "warmup_steps": 50})
     fit_s = time.perf_counter() - t0
-    pred_E = make_aligner("mlp").fit(X[train], E[train]).predict(X[test])
+    pred_E = build("aligner", "mlp").fit(X[train], E[train]).predict(X[test])
     blurry = BlurryImages(head).fit(X[train], img32[train]).predict(X[test])
     select = lambda ims: embed(ims[:, 2:30, 2:30, 0])  # noqa: E731 - the embedding of generated samples
     variants: dict[str, dict] = {}
@@ -101,7 +101,7 @@ def main() -> None:
     for s in args.strengths:
         variants[f"low-level + img2img, strength {s}"] = head.generate(pred_E, init_images=blurry, strength=s, **kw)
     crops = {"stimulus": images[test], "blurry (ridge → pixels)": blurry[:, 2:30, 2:30, 0]}
-    crops.update({k: v["images"][:, 0, 2:30, 2:30, 0] for k, v in variants.items()})
+    crops.update({k: v.images[:, 0, 2:30, 2:30, 0] for k, v in variants.items()})
     scores = None
     for name, imgs in list(crops.items())[1:]:
         s = (score_outputs("images", imgs, images[test], pipeline=name)
@@ -116,12 +116,12 @@ def main() -> None:
           f"90 training images for {args.epochs} epochs in {fit_s:.0f} s")
     print(tab.pivot(index="pipeline", columns="metric", values="value").loc[list(crops)[1:]].round(3).to_string())
     for name, v in variants.items():
-        print(f"{name}: {v['seconds_per_trial']:.2f} s per trial ({args.samples} samples, {args.steps} steps, "
+        print(f"{name}: {v.seconds_per_trial:.2f} s per trial ({args.samples} samples, {args.steps} steps, "
               f"guidance {args.guidance})")
     best = variants[f"low-level + img2img, strength {args.strengths[0]}"]
-    write_trials(args.out / "images", "tiny-unclip (trained on digits69 training images)", images=best["images"],
+    write_trials(args.out / "images", "tiny-unclip (trained on digits69 training images)", images=best.images,
                  trials=np.flatnonzero(test).tolist(), seed=0, model_ids={"image": head.config},
-                 timings={"seconds_per_trial": best["seconds_per_trial"]},
+                 timings={"seconds_per_trial": best.seconds_per_trial},
                  extra={"strength": args.strengths[0], "note": "tiny generator trained on the 90 training images"})
     print(f"wrote {args.out / 'grid.png'}, {args.out / 'scores.json'} and {args.out / 'images'}")
 

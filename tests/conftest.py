@@ -90,7 +90,7 @@ def tiny_model(tmp_path_factory):
 def embedder(tiny_model, tmp_path):
     import torch
 
-    from neurodecode.embeddings import OpenCLIPEmbedder
+    from neurodecode.alignment.embeddings import OpenCLIPEmbedder
 
     torch.manual_seed(0)
     return OpenCLIPEmbedder(tiny_model, pretrained=None, cache_dir=tmp_path / "cache")

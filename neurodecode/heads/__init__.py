@@ -1,26 +1,31 @@
-"""Generative heads (inference; tiny variants trainable): predicted latents → images, captions, 3D objects.
+"""Stage 4 — generative heads (inference; tiny variants trainable): predicted latents → images, captions, 3D objects.
 
-* :mod:`.images` — :class:`UnCLIPImageHead` (Stable unCLIP with the low-level img2img branch), :class:`BlurryImages`.
-* :mod:`.captions` — :class:`NearestCaptionHead` (caption bank), :class:`PrefixCaptionHead` (ClipCap-style prefix
-  into a causal language model).
+* :mod:`.base` — the head protocol: :class:`LatentSpec` (what a head reads), typed outputs (:class:`ImageOutput`,
+  :class:`CaptionOutput`, :class:`MeshOutput`), per-trial seeds, weights loading with offline errors, batching.
+* :mod:`.images` — :class:`UnCLIPImageHead` (Stable unCLIP with MindEye's low-level img2img branch),
+  :class:`IPAdapterImageHead`, :class:`BlurryImages`.
+* :mod:`.captions` — :class:`NearestCaptionHead` (caption bank), :class:`PrefixCaptionHead` (ClipCap).
 * :mod:`.meshes` — :class:`ShapEMeshHead` (Shap-E prior + renderer → trimesh meshes), :func:`render_mesh`.
-* :mod:`.common` — latent checks, offline errors, batching, :func:`write_trials` (files + metadata.json).
+* :mod:`.writing` — per-trial files and ``metadata.json``.
 
-Heads import diffusers / transformers on first use.
+Heads import diffusers / transformers on first use. May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
+from neurodecode.heads.base import KINDS, CaptionOutput, Head, HeadOutput, ImageOutput, LatentSpec, MeshOutput
+
 
 def build_head(name: str, overrides: Sequence[str] = ()) -> Any:
-    """Instantiate a head from ``conf/head/NAME.yaml`` (or a path) with ``key=value`` overrides.
+    """Deprecated: ``neurodecode.build("head", name, overrides)``."""
+    import warnings
 
-    Examples: ``build_head("tiny_unclip")``, ``build_head("unclip_sd21_small", ["device=cpu", "dtype=float32"])``.
-    """
-    from ..configs import instantiate_config
+    from neurodecode.core.configs import build
 
-    return instantiate_config("head", name, overrides)
+    warnings.warn("neurodecode.heads.build_head is deprecated; use neurodecode.build('head', name, overrides)",
+                  FutureWarning, stacklevel=2)
+    return build("head", name, overrides)
 
 
-__all__ = ["build_head"]
+__all__ = ["KINDS", "CaptionOutput", "Head", "HeadOutput", "ImageOutput", "LatentSpec", "MeshOutput", "build_head"]

@@ -7,7 +7,10 @@
   image-caption pairs with the language model frozen (or not); greedy decoding. ``tiny(...)`` builds a word-level
   tokenizer from the training captions and a small GPT-2 from a config (offline, seconds).
 
-Shapes: ``generate(latents (n_trials, embed_dim)) -> {"captions": list of n_trials str, ...}``.
+Both follow the head protocol (:mod:`neurodecode.heads.base`): ``generate(latents (n_trials, embed_dim)) ->
+CaptionOutput`` (``captions``: one str per trial). Greedy decoding and bank ranking are deterministic.
+
+May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import check_latents, load_pretrained
+from neurodecode.heads.base import CaptionOutput, LatentSpec, load_pretrained, trial_ids_for
 
 __all__ = ["NearestCaptionHead", "PrefixCaptionHead"]
 
@@ -47,7 +50,16 @@ class NearestCaptionHead:
         bank = np.asarray(embed(self.captions), dtype=np.float32)
         self.bank = torch.nn.functional.normalize(torch.as_tensor(bank), dim=-1)
         self.embed_dim, self.block = self.bank.shape[1], block
-        self.name = f"nearest caption ({getattr(embedder, 'model', 'custom')})"
+        self.name = f"nearest caption ({getattr(embedder, 'model_name', 'custom')})"
+        self.config = {"bank_size": len(self.captions), "embedder": getattr(embedder, "model_name", "custom"),
+                       "pretrained": getattr(embedder, "pretrained", None)}
+
+    kind = "captions"
+    trainable = False
+
+    @property
+    def latent(self) -> LatentSpec:
+        return LatentSpec(self.embed_dim, space=f"the text-embedding space of {self.config['embedder']}")
 
     @classmethod
     def from_files(cls, captions_file: str, model: str = "ViT-L-14", pretrained: str | None = "openai",
@@ -55,7 +67,7 @@ class NearestCaptionHead:
         """A bank read from a text file (one caption per line), embedded by an open_clip text encoder."""
         from pathlib import Path
 
-        from ..embeddings import OpenCLIPEmbedder
+        from neurodecode.alignment.embeddings import OpenCLIPEmbedder
 
         path = Path(captions_file)
         if not path.is_file():
@@ -64,9 +76,11 @@ class NearestCaptionHead:
         return cls(captions, OpenCLIPEmbedder(model, pretrained, device=device))
 
     @torch.no_grad()
-    def generate(self, latents: Any, k: int = 1) -> dict[str, Any]:
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 k: int = 1) -> CaptionOutput:
         """Top-``k`` captions per trial: ``captions`` (best), ``top`` (lists of k), ``scores`` (n, k) cosines."""
-        q = torch.nn.functional.normalize(torch.as_tensor(check_latents(latents, self.embed_dim, self.name)), dim=-1)
+        q = torch.nn.functional.normalize(torch.as_tensor(self.latent.check(latents, self.name)), dim=-1)
+        trials = trial_ids_for(trial_ids, len(q))
         if not 1 <= k <= len(self.captions):
             raise ValueError(f"field 'k': expected 1 <= k <= the bank size {len(self.captions)}, got {k}")
         t0 = time.perf_counter()
@@ -79,8 +93,8 @@ class NearestCaptionHead:
             top = cand_s.topk(k, dim=1)
             best_s, best_i = top.values, cand_i.gather(1, top.indices)
         top = [[self.captions[j] for j in row] for row in best_i.tolist()]
-        return {"captions": [t[0] for t in top], "top": top, "scores": best_s.numpy(),
-                "seconds_per_trial": (time.perf_counter() - t0) / len(q)}
+        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(q), dict(self.config),
+                             captions=[t[0] for t in top], top=top, scores=best_s.numpy())
 
 
 def _word_tokenizer(captions: Sequence[str]) -> Any:
@@ -127,6 +141,13 @@ class PrefixCaptionHead(nn.Module):
         if freeze_lm:
             self.lm.requires_grad_(False)
 
+    kind = "captions"
+    trainable = True
+
+    @property
+    def latent(self) -> LatentSpec:
+        return LatentSpec(self.embed_dim, space="the embeddings its mapping network was trained on")
+
     @classmethod
     def from_pretrained(cls, lm_id: str = "gpt2", embed_dim: int = 768, prefix_length: int = 10, hidden: int = 512,
                         freeze_lm: bool = True, device: str = "cpu") -> PrefixCaptionHead:
@@ -164,8 +185,9 @@ class PrefixCaptionHead(nn.Module):
     def _prefix(self, latents: torch.Tensor) -> torch.Tensor:
         return self.mapping(latents).view(len(latents), self.prefix_length, -1)
 
-    def loss(self, latents: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy of the captions given the prefix."""
+    def forward(self, latents: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy of the captions given the prefix (the training loss; ``forward`` so that a
+        DistributedDataParallel wrapper synchronises its gradients)."""
         prefix = self._prefix(latents)
         tokens = self.lm.get_input_embeddings()(input_ids)
         embeds = torch.cat([prefix, tokens], dim=1)
@@ -182,22 +204,24 @@ class PrefixCaptionHead(nn.Module):
 
     def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None) -> PrefixCaptionHead:
         """Train the mapping (and the LM unless frozen) on (embedding, caption) pairs."""
-        from ..training import Trainer
+        from neurodecode.core.training import Trainer
 
-        z = torch.as_tensor(check_latents(latents, self.embed_dim, self.name))
+        z = torch.as_tensor(self.latent.check(latents, self.name))
         if len(captions) != len(z):
             raise ValueError(f"field 'captions': expected one caption per embedding ({len(z)}), got {len(captions)}")
         ids, mask = self._encode(captions)
         params = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
         params["batch_size"] = min(params["batch_size"], len(z))
         Trainer(**params, drop_last=True, device=str(self.device)).fit(
-            self, lambda m, b: m.loss(*b), torch.utils.data.TensorDataset(z, ids, mask))
+            self, lambda m, b: m(*b), torch.utils.data.TensorDataset(z, ids, mask))
         return self.eval()
 
     @torch.no_grad()
-    def generate(self, latents: Any, max_tokens: int = 20) -> dict[str, Any]:
-        """Greedy captions, ``captions`` (list of str), ``seconds_per_trial``."""
-        z = torch.as_tensor(check_latents(latents, self.embed_dim, self.name), device=self.device)
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 max_tokens: int = 20) -> CaptionOutput:
+        """Greedy captions (deterministic; ``seed`` is recorded only)."""
+        z = torch.as_tensor(self.latent.check(latents, self.name), device=self.device)
+        trials = trial_ids_for(trial_ids, len(z))
         t0 = time.perf_counter()
         self.eval()
         embeds = self._prefix(z)
@@ -217,4 +241,5 @@ class PrefixCaptionHead(nn.Module):
         for row in out.tolist():
             row = row[:row.index(eos)] if eos in row else row
             captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
-        return {"captions": captions, "seconds_per_trial": (time.perf_counter() - t0) / len(z)}
+        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
+                             captions=captions)

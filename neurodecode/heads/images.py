@@ -13,8 +13,11 @@ whose embedding is closest to the predicted embedding kept (``select_with``).
   built-in example), and :meth:`UnCLIPImageHead.fit` trains it on (image, embedding) pairs — the tiny generator
   that the digits69 reconstructions use, trained on the training images only.
 
-Shapes: ``generate(image_embeds (B, embed_dim), init_images (B, H, W, C) in [0, 1] | None) -> (B, n_samples, H, W,
-C)`` float32 in [0, 1].
+Both follow the head protocol (:mod:`neurodecode.heads.base`): ``generate(latents (n, embed_dim), init_images
+(n, H, W, C) in [0, 1] | None) -> ImageOutput`` with ``images`` (n, n_samples, H, W, C) float32 in [0, 1], each trial's
+samples drawn with its own generators.
+
+May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import check_latents, load_pretrained, run_in_batches
+from neurodecode.heads.base import (ImageOutput, LatentSpec, load_pretrained, randn, rank_samples,
+                                    run_in_batches, trial_generators, trial_ids_for)
 
 __all__ = ["BlurryImages", "IPAdapterImageHead", "UnCLIPImageHead"]
 
@@ -61,6 +65,22 @@ class UnCLIPImageHead(nn.Module):
         self.config = dict(config or {})
         self.embed_dim = unet.config.projection_class_embeddings_input_dim // 2
         self.name = self.config.get("model_id", "tiny-unclip")
+
+    kind = "images"
+    trainable = True
+    accepts_init_images = True
+
+    @property
+    def latent(self) -> LatentSpec:
+        space = "image embeddings (CLIP ViT-L/14 for stable-diffusion-2-1-unclip-small)" if "model_id" in self.config \
+            else "the embeddings it was trained on"
+        return LatentSpec(self.embed_dim, space=space)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images it generates and trains on."""
+        c = self.unet.config.in_channels if self.vae is None else self.vae.config.in_channels
+        return self.image_size, self.image_size, int(c)
 
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -154,12 +174,15 @@ class UnCLIPImageHead(nn.Module):
                              f"[0, 1], got shape {a.shape}")
         return torch.as_tensor(a, device=self.device).permute(0, 3, 1, 2) * 2 - 1
 
-    def _condition(self, embeds: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> torch.Tensor:
-        """unCLIP's class conditioning: normalised, noised (``noise_level``) embeddings + the level's embedding."""
+    def _condition(self, embeds: torch.Tensor, noise_level: int, generators: Sequence[torch.Generator] | None
+                   ) -> torch.Tensor:
+        """unCLIP's class conditioning: normalised, noised (``noise_level``) embeddings + the level's embedding
+        (one generator per row, or fresh noise for training)."""
         from diffusers.models.embeddings import get_timestep_embedding
 
         level = torch.full((embeds.shape[0],), int(noise_level), device=embeds.device)
-        noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=embeds.dtype)
+        noise = (torch.randn_like(embeds) if generators is None
+                 else randn(embeds.shape[1:], generators, embeds.device, embeds.dtype))
         scaled = self.image_normalizer.scale(embeds)
         noised = self.image_normalizer.unscale(self.image_noising_scheduler.add_noise(scaled, noise, level))
         level_emb = get_timestep_embedding(level, embeds.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -168,9 +191,9 @@ class UnCLIPImageHead(nn.Module):
     # -- sampling -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def _sample(self, embeds: torch.Tensor, init: torch.Tensor | None, strength: float, steps: int,
-                guidance_scale: float, noise_level: int, generator: torch.Generator) -> torch.Tensor:
+                guidance_scale: float, noise_level: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
         B = embeds.shape[0]
-        cond = self._condition(embeds, noise_level, generator)
+        cond = self._condition(embeds, noise_level, generators)
         cfg = guidance_scale > 1.0
         if cfg:
             cond = torch.cat([torch.zeros_like(cond), cond])
@@ -179,7 +202,7 @@ class UnCLIPImageHead(nn.Module):
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps
         c, s = self.unet.config.in_channels, self.unet.config.sample_size
-        noise = torch.randn((B, c, s, s), generator=generator, device=self.device, dtype=embeds.dtype)
+        noise = randn((c, s, s), generators, self.device, embeds.dtype)
         if init is not None and strength < 1.0:
             t_start = max(0, steps - int(round(steps * strength)))
             timesteps = timesteps[t_start:]
@@ -194,19 +217,21 @@ class UnCLIPImageHead(nn.Module):
             if cfg:
                 uncond, text = eps.chunk(2)
                 eps = uncond + guidance_scale * (text - uncond)
-            latents = scheduler.step(eps, t, latents, generator=generator).prev_sample
+            latents = scheduler.step(eps, t, latents).prev_sample      # DDIM with eta = 0 draws no noise
         return ((self.decode_latents(latents) + 1) / 2).clamp(0, 1)
 
-    def generate(self, image_embeds: Any, *, init_images: Any = None, strength: float = 1.0,
-                 num_inference_steps: int = 25, guidance_scale: float = 1.0, noise_level: int = 0,
-                 n_samples: int = 1, seed: int = 0, batch_size: int = 8,
-                 select_with: Callable[[np.ndarray], np.ndarray] | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 init_images: Any = None, strength: float = 1.0, num_inference_steps: int = 25,
+                 guidance_scale: float = 1.0, noise_level: int = 0, n_samples: int = 1, batch_size: int = 8,
+                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> ImageOutput:
         """Images for each predicted embedding.
 
         Parameters
         ----------
-        image_embeds : array (n_trials, embed_dim)
+        latents : array (n_trials, embed_dim)
+        seed, trial_ids :
+            Sample ``k`` of trial ``t`` is drawn with a generator seeded by ``trial_seed(seed, t, k)``; ``trial_ids``
+            default to ``0 .. n_trials-1``.
         init_images : array (n_trials, H, W[, C]) in [0, 1], optional
             Starting points (MindEye's blurry low-level reconstructions); used with ``strength < 1``.
         strength : float in (0, 1]
@@ -214,60 +239,50 @@ class UnCLIPImageHead(nn.Module):
         num_inference_steps, guidance_scale, noise_level :
             DDIM steps; classifier-free guidance against a zero embedding (1: none); unCLIP noise augmentation.
         n_samples : int
-            Samples per trial (each with its own seed: ``seed + 1000 · trial + sample``).
+            Samples per trial.
         select_with : callable, optional
             ``select_with(images (n, H, W, C)) -> embeddings (n, embed_dim)``; the sample closest (cosine) to the
             trial's predicted embedding is returned first and its index reported.
         batch_size : int
-            Trials per batch; on a CUDA out-of-memory error the batch is halved and retried.
-
-        Returns
-        -------
-        dict
-            ``images`` (n_trials, n_samples, H, W, C), ``best`` (n_trials,) index of the selected sample,
-            ``seconds_per_trial``.
+            Trials per batch; on a CUDA out-of-memory error the batch is halved and retried (same images).
         """
-        embeds = check_latents(image_embeds, self.embed_dim, f"{self.name} image head")
+        embeds = self.latent.check(latents, f"{self.name} image head")
+        trials = trial_ids_for(trial_ids, len(embeds))
         if not 0 < strength <= 1:
             raise ValueError(f"field 'strength': expected a value in (0, 1], got {strength}")
         init = None if init_images is None else self._to_tensor(init_images, "init_images")
         if init is not None and len(init) != len(embeds):
             raise ValueError(f"field 'init_images': expected one image per embedding ({len(embeds)}), got {len(init)}")
+        target = embeds
         embeds = torch.as_tensor(embeds, device=self.device, dtype=self.unet.dtype)
         t0 = time.perf_counter()
 
         def run(idx: np.ndarray) -> np.ndarray:
-            out = []
-            for k in range(n_samples):
-                g = torch.Generator(self.device).manual_seed(seed + 1000 * int(idx[0]) + k)
-                out.append(self._sample(embeds[idx], None if init is None else init[idx], strength,
-                                        num_inference_steps, guidance_scale, noise_level, g))
+            out = [self._sample(embeds[idx], None if init is None else init[idx], strength, num_inference_steps,
+                                guidance_scale, noise_level, trial_generators(seed, [trials[i] for i in idx], k,
+                                                                              self.device))
+                   for k in range(n_samples)]
             return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
 
         images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
         best = np.zeros(len(embeds), dtype=int)
         if select_with is not None and n_samples > 1:
-            flat = select_with(images.reshape(-1, *images.shape[2:])).reshape(len(embeds), n_samples, -1)
-            target = np.asarray(image_embeds, dtype=np.float64)
-            sims = np.einsum("nsd,nd->ns", flat / np.linalg.norm(flat, axis=-1, keepdims=True),
-                             target / np.linalg.norm(target, axis=-1, keepdims=True))
-            best = sims.argmax(1)
-            order = np.argsort(-sims, axis=1)
-            images = np.take_along_axis(images, order[:, :, None, None, None], axis=1)
-        return {"images": images, "best": best, "seconds_per_trial": (time.perf_counter() - t0) / len(embeds)}
+            images, best = rank_samples(images, target, select_with)
+        return ImageOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
+                           images=images, best=best)
 
     # -- training the tiny generator -------------------------------------------------------------------------
-    def fit(self, images: Any, image_embeds: Any, *, cond_drop_prob: float = 0.1,
+    def fit(self, latents: Any, images: Any, *, cond_drop_prob: float = 0.1,
             trainer: Mapping[str, Any] | None = None) -> UnCLIPImageHead:
-        """Train the UNet (DDPM ε-prediction) on (image, embedding) pairs; conditioning dropped at
-        ``cond_drop_prob`` for classifier-free guidance. For tiny generators on small image sets."""
-        from ..training import Trainer
+        """Train the UNet (DDPM ε-prediction) on (embedding, image) pairs — ``latents (n, embed_dim)``, ``images (n,
+        H, W, C)`` of :attr:`image_shape` in [0, 1]; conditioning dropped at ``cond_drop_prob`` for classifier-free
+        guidance. For tiny generators on small image sets."""
+        from neurodecode.core.training import Trainer
 
         x = self._to_tensor(images, "images").cpu()
-        e = torch.as_tensor(check_latents(image_embeds, self.embed_dim, f"{self.name} image head"),
-                            dtype=torch.float32)
+        e = torch.as_tensor(self.latent.check(latents, f"{self.name} image head"), dtype=torch.float32)
         if len(e) != len(x):
-            raise ValueError(f"field 'image_embeds': expected one embedding per image ({len(x)}), got {len(e)}")
+            raise ValueError(f"field 'latents': expected one embedding per image ({len(x)}), got {len(e)}")
         n_train = self.scheduler.config.num_train_timesteps
 
         def objective(model: nn.Module, batch: Any) -> torch.Tensor:
@@ -308,7 +323,7 @@ class BlurryImages:
 
     @torch.no_grad()
     def fit(self, X: Any, images: Any) -> BlurryImages:
-        from ..alignment import RidgeAlignment
+        from neurodecode.alignment.aligners import RidgeAlignment
 
         lat = self.head.encode_images(self.head._to_tensor(images, "images"))
         self.shape_ = tuple(lat.shape[1:])
@@ -329,8 +344,8 @@ class IPAdapterImageHead(nn.Module):
 
     ``IPAdapterImageHead.from_pretrained()`` loads Stable Diffusion 1.5 with ``h94/IP-Adapter``'s
     ``ip-adapter_sd15.bin`` (CLIP ViT-H/14 image embeddings, 1024-d); ``tiny(...)`` builds the same wiring from
-    small configs with random IP-Adapter weights (seeded) for tests. ``generate`` returns
-    ``{"images": (n_trials, n_samples, H, W, 3), "seconds_per_trial"}``.
+    small configs with random IP-Adapter weights (seeded) for tests. ``generate`` returns an :class:`ImageOutput`
+    with ``images`` (n_trials, n_samples, H, W, 3). Not trainable here; no img2img start.
     """
 
     def __init__(self, pipe: Any, embed_dim: int, prompt_embeds: torch.Tensor,
@@ -341,6 +356,22 @@ class IPAdapterImageHead(nn.Module):
         self.register_buffer("prompt_embeds", prompt_embeds)
         self.config = dict(config or {})
         self.name = self.config.get("model_id", "tiny-ip-adapter")
+
+    kind = "images"
+    trainable = False
+    accepts_init_images = False
+
+    @property
+    def latent(self) -> LatentSpec:
+        space = ("CLIP ViT-H/14 image embeddings" if "model_id" in self.config
+                 else "random IP-Adapter projection (tiny variant)")
+        return LatentSpec(self.embed_dim, space=space)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images it generates."""
+        size = int(self.unet.config.sample_size) * self.pipe.vae_scale_factor
+        return size, size, 3
 
     @classmethod
     def from_pretrained(cls, model_id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -411,11 +442,14 @@ class IPAdapterImageHead(nn.Module):
         head = cls(pipe, embed_dim, prompt, {"tiny": config})
         return head if device == "cpu" else head.to(device)
 
-    def generate(self, image_embeds: Any, *, num_inference_steps: int = 25, guidance_scale: float = 5.0,
-                 n_samples: int = 1, seed: int = 0, batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
-        """Images for each embedding (seed per trial and sample: ``seed + 1000 · trial + sample``)."""
-        embeds = torch.as_tensor(check_latents(image_embeds, self.embed_dim, f"{self.name} image head"),
-                                 device=self.prompt_embeds.device, dtype=self.unet.dtype)
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 num_inference_steps: int = 25, guidance_scale: float = 5.0, n_samples: int = 1, batch_size: int = 8,
+                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> ImageOutput:
+        """Images for each embedding; sample ``k`` of trial ``t`` from a generator seeded by ``trial_seed(seed, t,
+        k)`` (diffusers' one generator per batch row), ranked by ``select_with`` as in :class:`UnCLIPImageHead`."""
+        target = self.latent.check(latents, f"{self.name} image head")
+        trials = trial_ids_for(trial_ids, len(target))
+        embeds = torch.as_tensor(target, device=self.prompt_embeds.device, dtype=self.unet.dtype)
         t0 = time.perf_counter()
         cfg = guidance_scale > 1.0
 
@@ -425,12 +459,15 @@ class IPAdapterImageHead(nn.Module):
             prompt = self.prompt_embeds.expand(len(idx), -1, -1)
             out = []
             for k in range(n_samples):
-                g = torch.Generator(self.prompt_embeds.device).manual_seed(seed + 1000 * int(idx[0]) + k)
-                images = self.pipe(prompt_embeds=prompt, negative_prompt_embeds=torch.zeros_like(prompt),
-                                   ip_adapter_image_embeds=[ip], num_inference_steps=num_inference_steps,
-                                   guidance_scale=guidance_scale, generator=g, output_type="np").images
-                out.append(images)
+                gens = trial_generators(seed, [trials[i] for i in idx], k, self.prompt_embeds.device)
+                out.append(self.pipe(prompt_embeds=prompt, negative_prompt_embeds=torch.zeros_like(prompt),
+                                     ip_adapter_image_embeds=[ip], num_inference_steps=num_inference_steps,
+                                     guidance_scale=guidance_scale, generator=gens, output_type="np").images)
             return np.stack(out, 1).astype(np.float32)
 
         images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
-        return {"images": images, "seconds_per_trial": (time.perf_counter() - t0) / len(embeds)}
+        best = np.zeros(len(embeds), dtype=int)
+        if select_with is not None and n_samples > 1:
+            images, best = rank_samples(images, target, select_with)
+        return ImageOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
+                           images=images, best=best)

@@ -11,19 +11,23 @@ and renders views with :func:`render_mesh` so that 3D results can be shown and s
   renderer's field rarely crosses zero, which gives no surface; the tiny renderer is therefore **calibrated** once
   (the bias of its SDF output is shifted so that the field of a reference latent has median zero) — its meshes are
   random blobs that vary with the embedding, for tests and offline runs, not shapes.
+
+Follows the head protocol (:mod:`neurodecode.heads.base`): ``generate(latents) -> MeshOutput``, each trial's latent
+drawn with its own generator. May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .common import load_pretrained, run_in_batches
+from neurodecode.heads.base import (LatentSpec, MeshOutput, load_pretrained, randn, run_in_batches,
+                                    trial_generators, trial_ids_for)
 
 __all__ = ["ShapEMeshHead", "render_mesh"]
 
@@ -84,6 +88,15 @@ class ShapEMeshHead(nn.Module):
         self.embed_dim = prior.config.embedding_proj_dim or prior.config.embedding_dim
         self.name = self.config.get("model_id", "tiny-shap-e")
 
+    kind = "meshes"
+    trainable = False
+
+    @property
+    def latent(self) -> LatentSpec:
+        space = ("CLIP ViT-L/14 patch tokens of the image (256 × 1024)" if "model_id" in self.config
+                 else "any embedding (random tiny prior)")
+        return LatentSpec(self.embed_dim, pooled=True, tokens=True, space=space)
+
     @classmethod
     def from_pretrained(cls, model_id: str = "openai/shap-e-img2img", *, device: str = "cpu",
                         dtype: str = "float32", **_: Any) -> ShapEMeshHead:
@@ -139,7 +152,7 @@ class ShapEMeshHead(nn.Module):
                                  rendering_mode="stf").signed_distance
 
     @torch.no_grad()
-    def _mesh(self, latent: torch.Tensor, grid_size: int, trial: int) -> Any:
+    def _mesh(self, latent: torch.Tensor, grid_size: int, trial: str) -> Any:
         """Marching cubes (scikit-image, level 0) on the renderer's signed-distance field, padded with a negative
         border as Shap-E does (so the surface is closed), coloured by the renderer's texture channels."""
         import trimesh
@@ -161,24 +174,15 @@ class ShapEMeshHead(nn.Module):
         return trimesh.Trimesh(verts, faces, vertex_colors=(np.clip(colours, 0, 1) * 255).astype(np.uint8),
                                process=True)
 
-    def _check(self, latents: Any) -> torch.Tensor:
-        a = torch.as_tensor(np.asarray(latents, dtype=np.float32))
-        if a.ndim not in (2, 3) or a.shape[-1] != self.embed_dim:
-            raise ValueError(f"field 'latents': the {self.name} 3D head expects (n_trials, {self.embed_dim}) or "
-                             f"(n_trials, n_tokens, {self.embed_dim}) image embeddings, got shape {tuple(a.shape)}")
-        if not torch.isfinite(a).all():
-            raise ValueError(f"field 'latents': expected finite values for the {self.name} 3D head")
-        return a
-
     @torch.no_grad()
     def _sample(self, embeds: torch.Tensor, steps: int, guidance_scale: float,
-                generator: torch.Generator) -> torch.Tensor:
+                generators: Sequence[torch.Generator]) -> torch.Tensor:
         cfg = guidance_scale > 1.0
         cond = torch.cat([torch.zeros_like(embeds), embeds]) if cfg else embeds
         scheduler = self.scheduler.__class__.from_config(self.scheduler.config)
         scheduler.set_timesteps(steps, device=embeds.device)
         shape = (len(embeds), self.prior.config.num_embeddings, self.prior.config.embedding_dim)
-        latents = torch.randn(shape, generator=generator, device=embeds.device) * scheduler.init_noise_sigma
+        latents = randn(shape[1:], generators, embeds.device) * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             inp = torch.cat([latents] * 2) if cfg else latents
             out = self.prior(scheduler.scale_model_input(inp, t), timestep=t,
@@ -190,25 +194,22 @@ class ShapEMeshHead(nn.Module):
             latents = scheduler.step(out, timestep=t, sample=latents).prev_sample
         return latents
 
-    def generate(self, latents: Any, *, num_inference_steps: int = 16, guidance_scale: float = 1.0, seed: int = 0,
-                 grid_size: int = 64, n_views: int = 4, render_size: int = 128, batch_size: int = 4,
-                 progress: bool = False) -> dict[str, Any]:
-        """Meshes and rendered views for each embedding (diffusion seeded by ``seed`` and the trial's position).
-
-        Returns
-        -------
-        dict
-            ``meshes`` (list of trimesh.Trimesh with vertex colours), ``renders`` (n_trials, n_views, size, size)
-            grey views, ``seconds_per_trial``.
-        """
-        embeds = self._check(latents).to(next(self.prior.parameters()).device)
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 num_inference_steps: int = 16, guidance_scale: float = 1.0, grid_size: int = 64, n_views: int = 4,
+                 render_size: int = 128, batch_size: int = 4, progress: bool = False) -> MeshOutput:
+        """Meshes (trimesh.Trimesh with vertex colours) and rendered grey views (n_trials, n_views, size, size)
+        for each embedding; trial ``t``'s latent is drawn with a generator seeded by ``trial_seed(seed, t)``."""
+        embeds = torch.as_tensor(self.latent.check(latents, f"{self.name} 3D head"),
+                                 device=self.prior.device, dtype=self.prior.dtype)
+        trials = trial_ids_for(trial_ids, len(embeds))
         t0 = time.perf_counter()
 
         def run(idx: np.ndarray) -> np.ndarray:
-            g = torch.Generator(embeds.device).manual_seed(seed + int(idx[0]))
-            return self._sample(embeds[idx], num_inference_steps, guidance_scale, g).cpu().numpy()
+            gens = trial_generators(seed, [trials[i] for i in idx], 0, embeds.device)
+            return self._sample(embeds[idx], num_inference_steps, guidance_scale, gens).cpu().numpy()
 
         lat = torch.as_tensor(run_in_batches(run, len(embeds), batch_size, progress=progress, desc="3D latents"))
-        meshes = [self._mesh(lat[i:i + 1].to(embeds.device), grid_size, i) for i in range(len(lat))]
+        meshes = [self._mesh(lat[i:i + 1].to(embeds.device), grid_size, trials[i]) for i in range(len(lat))]
         renders = np.stack([render_mesh(m, n_views, render_size) for m in meshes])
-        return {"meshes": meshes, "renders": renders, "seconds_per_trial": (time.perf_counter() - t0) / len(embeds)}
+        return MeshOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
+                          meshes=meshes, renders=renders)

@@ -1,0 +1,1 @@
+"""Dataset manifests (YAML), shipped with neurodecode as neurodecode.data_manifests."""

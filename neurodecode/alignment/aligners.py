@@ -1,0 +1,455 @@
+"""Alignment of brain features with a target space: closed-form ridge and a learned (contrastive) mapper.
+
+Both map brain features ``(n_samples, n_features)`` (e.g. voxels of single-trial responses) to targets
+``(n_samples, n_targets)`` (pixels, image or text embeddings) with scikit-learn's ``fit``/``predict``.
+
+* :class:`RidgeAlignment` — the baseline. The regularisation is chosen per target (or shared) by efficient
+  leave-one-out or k-fold cross-validation on one eigendecomposition of the Gram matrix, so dozens of alphas cost
+  about one fit; it runs on CPU or GPU (``device``) in float64.
+* :class:`LearnedAlignment` — a torch backbone (MindEye's residual MLP by default, or any module) trained by
+  :class:`~neurodecode.core.training.Trainer` with MSE plus a contrastive loss (InfoNCE, SoftCLIP, BiMixCo as a warm-up as
+  in MindEye) whose negatives are gathered across processes; saved and loaded as a safetensors checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment"]
+
+
+def _as_2d(X: Any, name: str) -> np.ndarray:
+    if hasattr(X, "data") and hasattr(X, "channels"):  # an EpochSet: channels × times flattened
+        X = X.data.reshape(X.n_epochs, -1)
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"field '{name}': expected a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"field '{name}': expected finite values, got NaN or Inf")
+    return X
+
+
+class RidgeAlignment(RegressorMixin, BaseEstimator):
+    """Ridge regression from brain features to a target space, with the penalty chosen by cross-validation.
+
+    Parameters
+    ----------
+    alphas : sequence of float
+        Candidate penalties (on standardised features).
+    alpha_per_target : bool
+        Choose one alpha per target column (MindEye-style voxel→embedding ridge often benefits) or one for all.
+    cv : int or None
+        None: exact leave-one-out (from the eigendecomposition of the Gram matrix); an int: k-fold with
+        contiguous folds.
+    standardize : bool
+        Z-score the features (statistics from ``fit``); targets are centred.
+    device : str, optional
+        torch device.
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_targets, n_features)
+    intercept_ : ndarray (n_targets,)
+    alpha_ : ndarray (n_targets,)
+    cv_scores_ : ndarray (n_alphas, n_targets)
+        Cross-validated squared error of each alpha and target.
+    """
+
+    def __init__(self, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 17)), alpha_per_target: bool = False,
+                 cv: int | None = None, standardize: bool = True, device: str | None = None) -> None:
+        self.alphas = alphas
+        self.alpha_per_target = alpha_per_target
+        self.cv = cv
+        self.standardize = standardize
+        self.device = device
+
+    def _t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float64, device=self.device or "cpu")
+
+    def fit(self, X: Any, y: Any) -> RidgeAlignment:
+        X, Y = _as_2d(X, "X"), _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
+        if X.shape[0] < 3:
+            raise ValueError(f"field 'X': expected at least 3 samples for cross-validation, got {X.shape[0]}")
+        alphas = np.asarray(self.alphas, dtype=np.float64)
+        if alphas.ndim != 1 or len(alphas) == 0 or (alphas <= 0).any():
+            raise ValueError(f"field 'alphas': expected positive penalties, got {self.alphas}")
+        self.x_mean_ = X.mean(0)
+        self.x_scale_ = X.std(0) if self.standardize else np.ones(X.shape[1])
+        self.x_scale_[self.x_scale_ == 0] = 1.0
+        self.y_mean_ = Y.mean(0)
+        Xs, Yc = self._t((X - self.x_mean_) / self.x_scale_), self._t(Y - self.y_mean_)
+        errors = self._cv_errors(Xs, Yc, alphas)  # (n_alphas, n_targets)
+        best = errors.argmin(0) if self.alpha_per_target else np.full(Y.shape[1], errors.mean(1).argmin())
+        self.alpha_ = alphas[best]
+        self.cv_scores_ = errors
+        # dual solution on the full data: W = X^T (K + a I)^-1 Y, one eigendecomposition of K = X X^T
+        evals, U = torch.linalg.eigh(Xs @ Xs.T)
+        UtY = U.T @ Yc
+        coef = torch.empty((Y.shape[1], X.shape[1]), dtype=torch.float64, device=Xs.device)
+        for a in np.unique(self.alpha_):
+            cols = torch.as_tensor(np.flatnonzero(self.alpha_ == a), device=Xs.device)
+            dual = U @ (UtY[:, cols] / (evals + a)[:, None])
+            coef[cols] = (Xs.T @ dual).T
+        self.coef_ = (coef / self._t(self.x_scale_)).cpu().numpy()
+        self.intercept_ = self.y_mean_ - self.coef_ @ self.x_mean_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _cv_errors(self, Xs: torch.Tensor, Yc: torch.Tensor, alphas: np.ndarray) -> np.ndarray:
+        n = Xs.shape[0]
+        if self.cv is None:  # exact leave-one-out: (I - H) y / diag(I - H), H = 11^T/n + K (K + a I)^-1 (centred)
+            evals, U = torch.linalg.eigh(Xs @ Xs.T)
+            UtY = U.T @ Yc
+            out = []
+            for a in alphas:
+                shrink = evals / (evals + a)
+                fitted = U @ (UtY * shrink[:, None])
+                h = (U**2 @ shrink) + 1.0 / n  # the intercept's leverage
+                resid = (Yc - fitted) / (1 - h)[:, None]
+                out.append((resid**2).mean(0))
+            return torch.stack(out).cpu().numpy()
+        k = int(self.cv)
+        if not 2 <= k <= n:
+            raise ValueError(f"field 'cv': expected None or 2 <= folds <= n_samples = {n}, got {self.cv}")
+        folds = np.array_split(np.arange(n), k)
+        out = torch.zeros((len(alphas), Yc.shape[1]), dtype=torch.float64, device=Xs.device)
+        for test in folds:
+            train = np.setdiff1d(np.arange(n), test)
+            Xtr, Ytr = Xs[train], Yc[train]
+            mu_x, mu_y = Xtr.mean(0), Ytr.mean(0)
+            Xtr, Ytr, Xte = Xtr - mu_x, Ytr - mu_y, Xs[test] - mu_x
+            evals, U = torch.linalg.eigh(Xtr @ Xtr.T)
+            UtY, KteU = U.T @ Ytr, (Xte @ Xtr.T) @ U
+            for j, a in enumerate(alphas):
+                pred = KteU @ (UtY / (evals + a)[:, None]) + mu_y
+                out[j] += ((Yc[test] - pred) ** 2).sum(0)
+        return (out / n).cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets, shape (n_samples, n_targets)."""
+        check_is_fitted(self, "coef_")
+        X = _as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        return X @ self.coef_.T + self.intercept_
+
+
+CONTRASTIVE = ("infonce", "softclip", None)
+
+
+class _Aligner(torch.nn.Module):
+    """A network between standardised inputs and targets; the statistics are buffers, saved with the weights."""
+
+    def __init__(self, net: torch.nn.Module, n_features: int, n_targets: int) -> None:
+        super().__init__()
+        self.net = net
+        for name, size in (("x_mean", n_features), ("x_scale", n_features), ("y_mean", n_targets),
+                           ("y_scale", n_targets)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+
+    def std_y(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.y_mean) / self.y_scale
+
+    def unstd_y(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.y_scale + self.y_mean
+
+    def std_x(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_mean) / self.x_scale
+
+    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        """The network on standardised inputs (and extra arguments), in the standardised target space."""
+        return self.net(self.std_x(x), *args)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The :class:`_Aligner` inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+class _TorchAlignment(RegressorMixin, BaseEstimator):
+    """fit / predict / save / load around a torch network trained by :class:`~neurodecode.core.training.Trainer`.
+
+    Subclasses define ``_network(n_features, n_targets)``, ``_objective(trainer)`` (a Trainer objective over
+    ``(x, y)`` batches, through the :class:`_Aligner`) and ``_predict(aligner, x)`` (standardised target space).
+    """
+
+    _TRAINER_PARAMS = ("max_epochs", "batch_size", "lr", "weight_decay", "seed", "device", "precision",
+                       "checkpoint_dir")
+
+    def _check_params(self) -> None:
+        return None
+
+    def _build(self, n_features: int, n_targets: int) -> _Aligner:
+        torch.manual_seed(self.seed)
+        return _Aligner(self._network(n_features, n_targets), n_features, n_targets)
+
+    def fit(self, X: Any, y: Any, resume: bool = False) -> _TorchAlignment:
+        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``.
+
+        ``resume=True`` continues an interrupted run from ``checkpoint_dir``.
+        """
+        from neurodecode.core.training import Trainer
+
+        X = _as_2d(X, "X")
+        Y = _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
+        self._check_params()
+        model = self._build(X.shape[1], Y.shape[1])
+        if self.standardize:
+            sx, sy = X.std(0), Y.std(0)
+            model.x_mean.copy_(torch.as_tensor(X.mean(0)))
+            model.x_scale.copy_(torch.as_tensor(np.where(sx > 0, sx, 1.0)))
+            model.y_mean.copy_(torch.as_tensor(Y.mean(0)))
+            model.y_scale.copy_(torch.as_tensor(np.where(sy > 0, sy, 1.0)))
+        params = {k: getattr(self, k) for k in self._TRAINER_PARAMS}
+        trainer = Trainer(**{**params, "batch_size": min(self.batch_size, X.shape[0])}, drop_last=True)
+        data = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
+                                              torch.as_tensor(Y, dtype=torch.float32))
+        trainer.fit(model, self._objective(trainer), data, config=self._config(X.shape[1], Y.shape[1]), resume=resume)
+        self.model_, self.history_ = model.eval(), trainer.history
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _config(self, n_features: int, n_targets: int) -> dict[str, Any]:
+        params = {k: v for k, v in self.get_params().items() if k != "backbone"}
+        return {"_target_": f"{type(self).__module__}.{type(self).__name__}", "params": params,
+                "n_features": n_features, "n_targets": n_targets,
+                "custom_backbone": getattr(self, "backbone", None) is not None}
+
+    @torch.no_grad()
+    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Predicted targets, shape (n_samples, n_targets)."""
+        check_is_fitted(self, "model_")
+        self._check_params()
+        X = _as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        self.model_.eval()
+        dev = self.model_.x_mean.device
+        out = []
+        for i in range(0, len(X), batch_size):
+            x = torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=dev)
+            out.append(self.model_.unstd_y(self._predict(self.model_, x, i)).double().cpu())
+        return torch.cat(out).numpy()
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the trained model as a checkpoint folder (safetensors weights + JSON config, no pickle)."""
+        from neurodecode.core.training import save_checkpoint
+
+        check_is_fitted(self, "model_")
+        return save_checkpoint(path, self.model_, self._config(self.n_features_in_, self.model_.y_mean.numel()),
+                               overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
+             device: str = "cpu") -> _TorchAlignment:
+        """Rebuild a model saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
+        from neurodecode.core.training import load_checkpoint
+
+        from neurodecode.core.configs import LEGACY_TARGETS
+
+        meta = load_checkpoint(path)
+        cfg, target = meta["config"], f"{cls.__module__}.{cls.__name__}"
+        if LEGACY_TARGETS.get(cfg.get("_target_"), cfg.get("_target_")) != target:
+            raise ValueError(f"{path}: field '_target_': expected {target!r}, got {cfg.get('_target_')!r}")
+        if cfg["custom_backbone"] and backbone is None:
+            raise ValueError(f"{path}: this model was trained with a custom backbone; pass backbone= to rebuild it")
+        extra = {"backbone": backbone} if "backbone" in cls._get_param_names() else {}
+        est = cls(**extra, **{**cfg["params"], "device": device})
+        est.model_ = est._build(cfg["n_features"], cfg["n_targets"])
+        load_checkpoint(path, est.model_)
+        est.model_.to(device).eval()
+        est.n_features_in_, est.history_ = cfg["n_features"], []
+        return est
+
+
+class LearnedAlignment(_TorchAlignment):
+    """A trained mapper from brain features to a target space (MindEye's recipe, any backbone).
+
+    The loss is ``mse_weight · MSE + contrastive_weight · contrastive`` on standardised targets; during the first
+    ``mixco_fraction`` of the epochs the contrastive term is BiMixCo on mixed inputs (MindEye) and the MSE is taken
+    on the unmixed items only.
+
+    Parameters
+    ----------
+    backbone : callable, optional
+        ``backbone(n_features, n_targets) -> nn.Module`` mapping (B, n_features) to (B, n_targets) — e.g. an encoder
+        from :mod:`neurodecode.encoders.models` with a head. Default: :class:`~neurodecode.encoders.models.mlp.ResidualMLP` with
+        ``hidden``, ``n_blocks``, ``dropout``.
+    hidden, n_blocks, dropout : int, int, float
+        The default backbone's size.
+    mse_weight, contrastive_weight : float
+    contrastive : {"softclip", "infonce", None}
+    temperature : float
+    mixco_fraction : float
+        Fraction of the epochs trained with BiMixCo first (0: never).
+    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir :
+        Passed to :class:`~neurodecode.core.training.Trainer` (``checkpoint_dir``: resumable training checkpoints;
+        :meth:`save` writes the final model anywhere).
+    standardize : bool
+        Z-score inputs and targets with the training statistics (kept in the checkpoint).
+
+    Attributes
+    ----------
+    model_ : nn.Module
+    history_ : list of dict
+        Per-epoch training losses.
+    """
+
+    def __init__(self, backbone: Callable[[int, int], torch.nn.Module] | None = None, hidden: int = 1024,
+                 n_blocks: int = 2, dropout: float = 0.15, mse_weight: float = 1.0, contrastive: str | None = "softclip",
+                 contrastive_weight: float = 1.0, temperature: float = 0.05, mixco_fraction: float = 0.0,
+                 max_epochs: int = 100, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 seed: int = 0, device: str = "cpu", precision: str = "32", checkpoint_dir: str | None = None,
+                 standardize: bool = True) -> None:
+        self.backbone = backbone
+        self.hidden = hidden
+        self.n_blocks = n_blocks
+        self.dropout = dropout
+        self.mse_weight = mse_weight
+        self.contrastive = contrastive
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.mixco_fraction = mixco_fraction
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.standardize = standardize
+
+    def _check_params(self) -> None:
+        if self.contrastive not in CONTRASTIVE:
+            raise ValueError(f"field 'contrastive': expected one of {CONTRASTIVE}, got {self.contrastive!r}")
+        if not 0 <= self.mixco_fraction <= 1:
+            raise ValueError(f"field 'mixco_fraction': expected a fraction in [0, 1], got {self.mixco_fraction}")
+
+    def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
+        from neurodecode.encoders.models import ResidualMLP
+
+        if self.backbone is not None:
+            return self.backbone(n_features, n_targets)
+        return ResidualMLP(n_features, n_targets, hidden=self.hidden, n_blocks=self.n_blocks, dropout=self.dropout)
+
+    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], dict[str, torch.Tensor]]:
+        from neurodecode.alignment.losses import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
+
+        contrastive = {"infonce": InfoNCELoss, "softclip": SoftCLIPLoss, None: None}[self.contrastive]
+        contrastive = contrastive(self.temperature) if contrastive is not None else None
+        bimixco = BiMixCoLoss(self.temperature)
+        mixco_epochs = round(self.mixco_fraction * self.max_epochs)
+
+        def objective(model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+            x, y = batch
+            y = _unwrap(model).std_y(y)
+            out: dict[str, torch.Tensor] = {}
+            if trainer.epoch < mixco_epochs:
+                xm, perm, betas, select = mixco(x)
+                pred = model(xm)  # through the (DDP) wrapper: synchronised gradients
+                out["bimixco"] = bimixco(pred, y, perm, betas)
+                keep = ~select
+                out["mse"] = torch.nn.functional.mse_loss(pred[keep], y[keep]) if keep.any() else pred.sum() * 0
+                out["loss"] = self.mse_weight * out["mse"] + self.contrastive_weight * out["bimixco"]
+                return out
+            pred = model(x)
+            out["mse"] = torch.nn.functional.mse_loss(pred, y)
+            out["loss"] = self.mse_weight * out["mse"]
+            if contrastive is not None:
+                out["contrastive"] = contrastive(pred, y)
+                out["loss"] = out["loss"] + self.contrastive_weight * out["contrastive"]
+            return out
+
+        return objective
+
+    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
+        return aligner(x)
+
+
+class PriorAlignment(_TorchAlignment):
+    """Brain features → target embeddings by a diffusion prior (:class:`~neurodecode.alignment.prior.DiffusionPrior`).
+
+    The prior samples embeddings that lie where targets lie (MindEye's prior turns its mapper's output into
+    CLIP image embeddings that an unCLIP decoder accepts). Give it brain features directly, or another aligner's
+    predictions / an encoder's latents.
+
+    Parameters
+    ----------
+    n_tokens, num_layers, num_attention_heads, attention_head_dim, timesteps, cond_drop_prob, dropout :
+        The prior's size and schedule (see :class:`~neurodecode.alignment.prior.DiffusionPrior`).
+    num_inference_steps : int, optional
+        Sampling steps at prediction (default: ``timesteps``).
+    guidance_scale : float
+        Classifier-free guidance at prediction (1: none).
+    n_samples : int
+        Samples averaged per item at prediction (1: one draw; more approach the posterior mean).
+    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir, standardize :
+        As :class:`LearnedAlignment`. ``seed`` also seeds the sampling, so predictions are reproducible.
+    """
+
+    def __init__(self, n_tokens: int = 1, num_layers: int = 6, num_attention_heads: int = 8,
+                 attention_head_dim: int = 64, timesteps: int = 100, cond_drop_prob: float = 0.2,
+                 dropout: float = 0.0, num_inference_steps: int | None = None, guidance_scale: float = 1.0,
+                 n_samples: int = 1, max_epochs: int = 100, batch_size: int = 32, lr: float = 3e-4,
+                 weight_decay: float = 1e-2, seed: int = 0, device: str = "cpu", precision: str = "32",
+                 checkpoint_dir: str | None = None, standardize: bool = True) -> None:
+        self.n_tokens = n_tokens
+        self.num_layers = num_layers
+        self.num_attention_heads = num_attention_heads
+        self.attention_head_dim = attention_head_dim
+        self.timesteps = timesteps
+        self.cond_drop_prob = cond_drop_prob
+        self.dropout = dropout
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.n_samples = n_samples
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.standardize = standardize
+
+    def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
+        from neurodecode.alignment.prior import DiffusionPrior
+
+        return DiffusionPrior(n_features, n_targets, n_tokens=self.n_tokens, num_layers=self.num_layers,
+                              num_attention_heads=self.num_attention_heads,
+                              attention_head_dim=self.attention_head_dim, timesteps=self.timesteps,
+                              cond_drop_prob=self.cond_drop_prob, dropout=self.dropout)
+
+    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], torch.Tensor]:
+        def objective(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+            x, y = batch
+            return model(x, _unwrap(model).std_y(y))
+
+        return objective
+
+    def _check_params(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError(f"field 'n_samples': expected >= 1, got {self.n_samples}")
+
+    def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
+        gen = torch.Generator(x.device).manual_seed(self.seed + start)  # the same draws for the same rows
+        xs = aligner.std_x(x)
+        draws = [aligner.net.sample(xs, self.num_inference_steps, self.guidance_scale, generator=gen)
+                 for _ in range(self.n_samples)]
+        return torch.stack(draws).mean(0)

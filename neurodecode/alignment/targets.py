@@ -1,0 +1,130 @@
+"""Target spaces: the latent space an aligner predicts and the heads read — image PCA, pixels or a CLIP embedding.
+
+May import: ``neurodecode.core``, ``neurodecode.loaders``, ``neurodecode.encoders``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.stimuli import resize_images, stimulus_images
+
+__all__ = ["TargetSpace"]
+
+
+class TargetSpace:
+    """The latent space the aligner predicts and the heads read.
+
+    Parameters
+    ----------
+    kind : {"pca", "pixels", "clip"}
+        ``pca``: principal components of the training stimuli's images (``n_components``); ``pixels``: the images
+        themselves; ``clip``: an open_clip embedding (``model``, ``pretrained``) of images or captions (``column``).
+    """
+
+    def __init__(self, kind: str = "pca", n_components: int = 32, model: str | None = None,
+                 pretrained: str | None = None, column: str | None = None, root: str | None = None,
+                 image_size: int | None = None) -> None:
+        if kind not in ("pca", "pixels", "clip"):
+            raise ValueError(f"field 'objective.target': expected 'pca', 'pixels' or 'clip', got {kind!r}")
+        self.kind, self.n_components, self.model, self.pretrained = kind, n_components, model, pretrained
+        self.column, self.root, self.image_size = column, root, image_size
+        self.scale: float | None = None
+        self.components_: np.ndarray | None = None
+        self.mean_: np.ndarray | None = None
+        self.shape_: tuple[int, int] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n_components": self.n_components, "model": self.model,
+                "pretrained": self.pretrained, "column": self.column, "root": self.root,
+                "image_size": self.image_size}
+
+    @property
+    def is_image_space(self) -> bool:
+        return self.kind in ("pca", "pixels")
+
+    def images(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> np.ndarray:
+        """The stimuli's images (n, H, W, 1) in [0, 1] as this space sees them (scaled, resized to image_size)."""
+        img = stimulus_images(stimuli, ids, self.scale)
+        if self.image_size:
+            img = resize_images(img, self.image_size, 1)
+        return img
+
+    def fit(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> TargetSpace:
+        """Fit on the training stimuli (``ids``: each once)."""
+        if self.is_image_space:
+            if self.scale is None:
+                self.scale = 255.0 if stimulus_images(stimuli, ids).max() > 1 else 1.0
+            img = self.images(stimuli, ids)
+            self.shape_ = img.shape[1:3]
+            if self.kind == "pca":
+                from sklearn.decomposition import PCA
+
+                flat = img.reshape(len(img), -1).astype(np.float64)
+                if self.n_components > min(flat.shape):
+                    raise ValueError(f"field 'objective.n_components': expected at most {min(flat.shape)} "
+                                     f"(training stimuli × pixels), got {self.n_components}")
+                pca = PCA(self.n_components, random_state=0).fit(flat)
+                self.components_, self.mean_ = pca.components_, pca.mean_
+        return self
+
+    @property
+    def dim(self) -> int:
+        if self.kind == "pca":
+            return int(self.n_components)
+        if self.kind == "pixels":
+            return int(np.prod(self.shape_))
+        return int(self._embedder().embed_dim)
+
+    def _embedder(self) -> Any:
+        from neurodecode.alignment.embeddings import OpenCLIPEmbedder
+
+        if getattr(self, "_clip", None) is None:
+            self._clip = OpenCLIPEmbedder(self.model, self.pretrained)
+        return self._clip
+
+    def embed_images(self, images: np.ndarray) -> np.ndarray:
+        """Images (n, H, W, C) in [0, 1] → latents (n, dim)."""
+        if self.kind == "clip":
+            return self._embedder().embed_images(list(np.asarray(images)))
+        img = resize_images(images, self.shape_[0], 1).reshape(len(images), -1).astype(np.float64)
+        return img if self.kind == "pixels" else (img - self.mean_) @ self.components_.T
+
+    def transform(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> np.ndarray:
+        """Latents (n, dim) of the stimuli ``ids``."""
+        if self.kind == "clip":
+            from neurodecode.alignment.embeddings import embed_stimuli
+
+            return embed_stimuli(stimuli, self._embedder(), ids=ids, column=self.column, root=self.root)
+        return self.embed_images(self.images(stimuli, ids))
+
+    def decode(self, latents: np.ndarray) -> np.ndarray | None:
+        """Images (n, H, W, 1) from latents in an image space (PCA inverse / pixels); None for CLIP spaces."""
+        if not self.is_image_space:
+            return None
+        z = np.asarray(latents, dtype=np.float64)
+        flat = z if self.kind == "pixels" else z @ self.components_ + self.mean_
+        return np.clip(flat, 0, 1).reshape(len(z), *self.shape_, 1).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        if self.components_ is not None:
+            out.update(components=self.components_, mean=self.mean_)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TargetSpace:
+        keys = ("kind", "n_components", "model", "pretrained", "column", "root", "image_size")
+        obj = cls(**{k: state.get(k) for k in keys})
+        obj.scale = state.get("scale")
+        obj.shape_ = None if state.get("shape") is None else tuple(state["shape"])
+        if "components" in arrays:
+            obj.components_, obj.mean_ = np.asarray(arrays["components"]), np.asarray(arrays["mean"])
+        return obj

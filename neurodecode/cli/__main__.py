@@ -1,0 +1,5 @@
+import sys
+
+from neurodecode.cli.main import main
+
+sys.exit(main())

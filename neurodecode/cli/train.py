@@ -1,0 +1,71 @@
+"""Hydra training runs: ``neurodecode train`` / ``python -m neurodecode.cli.train``.
+
+The run composes ``conf/train.yaml`` from the config groups ``data``, ``preprocessing``, ``encoder``, ``objective``,
+``aligner``, ``head`` (three slots: ``heads.images``, ``heads.captions``, ``heads.meshes``), ``trainer`` and
+``experiment`` and hands it to :func:`neurodecode.pipeline.run`, in Hydra's output folder (``runs/...``).
+
+Examples::
+
+    neurodecode train experiment=demo
+    neurodecode train experiment=digits69 data.path=/data/digit69_28x28.mat aligner=mlp
+    neurodecode train --multirun experiment=demo aligner=ridge,mlp seed=0,1,2
+    neurodecode train experiment=demo hydra/launcher=submitit_slurm hydra.launcher.gpus_per_node=1 --multirun
+
+May import: every stage.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from neurodecode.core.configs import compose, conf_dir
+
+__all__ = ["main"]
+
+
+def _hydra_main(cfg: Any) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    from neurodecode.pipeline.fitting import run
+
+    metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+    top = [r["value"] for r in metrics["scores"] if r["metric"] == "two_way"]
+    return float(top[0]) if top else float("nan")
+
+
+def _error(err: BaseException) -> int:
+    if os.environ.get("NEURODECODE_DEBUG"):
+        raise err
+    message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    print(f"neurodecode train: error: {message} (NEURODECODE_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``neurodecode train`` (Hydra's command line); errors, also those raised inside the run, are
+    one line naming the file and the field (``NEURODECODE_DEBUG=1`` shows the traceback)."""
+    import hydra
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plain = [a for a in argv if not a.startswith("-") and "=" in a]
+    app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(_hydra_main)
+    old = sys.argv
+    try:
+        if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") for a in argv) and "--multirun" not in argv \
+                and "-m" not in argv:
+            compose(plain)            # fail early, with the hint, on a bad key or value
+        sys.argv = ["neurodecode train", *argv]
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")   # the run's own exception reaches us, not Hydra's summary
+        app()
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+        return _error(err)
+    finally:
+        sys.argv = old
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

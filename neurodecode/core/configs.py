@@ -1,0 +1,252 @@
+"""The config registry: every configured object of neurodecode is a YAML file of ``conf/<group>/<name>.yaml``.
+
+As in open_clip, the folder *is* the registry: :func:`build` instantiates ``conf/GROUP/NAME.yaml`` (or a YAML path)
+with ``key=value`` overrides and refuses unknown names by listing the known ones; :func:`options` lists a group.
+``conf/`` and ``data_manifests/`` sit at the top of the repository and are shipped inside the package (the wheel maps
+them to ``neurodecode.conf`` and ``neurodecode.data_manifests``), found through :mod:`importlib.resources`, so an
+installed wheel and an editable checkout behave the same.
+
+Instantiation never runs code the user did not ask for: every ``_target_`` — of a shipped config, a user's YAML
+file, a checkpoint's ``pipeline.json`` or an encoder's ``checkpoint.json`` — is checked against an allowlist (the
+targets of the shipped configs and the model classes checkpoints rebuild; :func:`allow_target` adds one) before
+Hydra imports anything. Imports nothing from neurodecode but :mod:`neurodecode.core.validation`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONF_DIR", "GROUPS", "allow_target", "allowed_targets", "build", "check_targets", "compose",
+           "conf_dir", "config_path", "instantiate", "load_config", "load_yaml", "options", "resource_dir"]
+
+
+def resource_dir(package: str) -> Path:
+    """The folder of a data package shipped with neurodecode (``"neurodecode.conf"``, ``"neurodecode.data_manifests"``)."""
+    root = importlib.resources.files(package)
+    path = Path(str(root))
+    if not path.is_dir():  # pragma: no cover - zipped installs are not supported by Hydra either
+        raise FileNotFoundError(f"{package}: expected a folder of YAML files inside the installed package, got {root}")
+    return path
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` folder (Hydra config groups)."""
+    return resource_dir("neurodecode.conf")
+
+
+#: the ``conf/`` folder (kept for scripts that read it directly)
+CONF_DIR = conf_dir()
+
+#: config groups of ``conf/`` that hold buildable objects (``_target_`` configs)
+GROUPS = ("aligner", "data", "encoder", "features", "head")
+
+#: model and aligner classes that checkpoints rebuild by their class path (besides the shipped configs' targets)
+_CHECKPOINT_CLASSES = (
+    "neurodecode.encoders.models.mae.SignalMAE",
+    "neurodecode.encoders.models.mae.SignalEncoder",
+    "neurodecode.encoders.models.mae.VQTokenizer",
+    "neurodecode.encoders.models.subjects.CrossSubjectModel",
+    "neurodecode.encoders.models.mlp.ResidualMLP",
+    "neurodecode.alignment.aligners.RidgeAlignment",
+    "neurodecode.alignment.aligners.LearnedAlignment",
+    "neurodecode.alignment.aligners.PriorAlignment",
+)
+
+#: targets written by neurodecode before the stage packages (0.1) → where they live now
+LEGACY_TARGETS = {
+    "neurodecode.models.mae.SignalMAE": "neurodecode.encoders.models.mae.SignalMAE",
+    "neurodecode.models.mae.SignalEncoder": "neurodecode.encoders.models.mae.SignalEncoder",
+    "neurodecode.models.mae.VQTokenizer": "neurodecode.encoders.models.mae.VQTokenizer",
+    "neurodecode.models.subjects.CrossSubjectModel": "neurodecode.encoders.models.subjects.CrossSubjectModel",
+    "neurodecode.models.mlp.ResidualMLP": "neurodecode.encoders.models.mlp.ResidualMLP",
+    "neurodecode.alignment.RidgeAlignment": "neurodecode.alignment.aligners.RidgeAlignment",
+    "neurodecode.alignment.LearnedAlignment": "neurodecode.alignment.aligners.LearnedAlignment",
+    "neurodecode.alignment.PriorAlignment": "neurodecode.alignment.aligners.PriorAlignment",
+    "neurodecode.features.make_recipe": "neurodecode.encoders.features.make_recipe",
+    "neurodecode.pipeline.VoxelFeatures": "neurodecode.encoders.voxels.VoxelFeatures",
+    "neurodecode.fmri.load_mat": "neurodecode.loaders.precomputed.load_mat",
+    "neurodecode.meeg.load_recordings": "neurodecode.loaders.meeg.load_recordings",
+    "neurodecode.simulate.simulated_subject": "neurodecode.loaders.simulate.simulated_subject",
+    "neurodecode.storage.read_epochs": "neurodecode.core.storage.read_epochs",
+}
+
+_EXTRA_TARGETS: set[str] = set()
+
+
+def _walk_targets(cfg: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every ``_target_`` in a nested config (mappings and lists)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    if isinstance(cfg, Mapping):
+        for key, value in cfg.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                yield where, value
+            else:
+                yield from _walk_targets(value, where)
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            yield from _walk_targets(value, f"{path}[{i}]")
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_targets() -> frozenset[str]:
+    from omegaconf import OmegaConf
+
+    found = set()
+    for path in conf_dir().rglob("*.yaml"):
+        found.update(str(v) for _, v in _walk_targets(OmegaConf.load(path)))
+    return frozenset(found)
+
+
+def allowed_targets() -> frozenset[str]:
+    """Every ``_target_`` that :func:`instantiate` accepts."""
+    return _shipped_targets() | frozenset(_CHECKPOINT_CLASSES) | frozenset(LEGACY_TARGETS) | frozenset(_EXTRA_TARGETS)
+
+
+def allow_target(target: str) -> None:
+    """Accept ``target`` (a dotted import path, e.g. ``"mylab.models.MyEncoder"``) in configs from now on."""
+    if not isinstance(target, str) or not target or target.startswith(".") or " " in target:
+        raise ValueError(f"field 'target': expected a dotted import path such as 'package.module.Class', got {target!r}")
+    _EXTRA_TARGETS.add(target)
+
+
+def check_targets(cfg: Any, where: str = "config") -> None:
+    """Raise ``ValueError`` naming the key when a ``_target_`` of ``cfg`` is not allowed (checked before import)."""
+    allowed = allowed_targets()
+    for key, value in _walk_targets(cfg):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(
+                f"{where}: field '{key}': expected a _target_ among neurodecode's configured classes and functions "
+                f"(e.g. {sorted(allowed)[:3]} ...), got {value!r}; instantiating it could run arbitrary code. If you "
+                "wrote this config yourself and trust the target, call "
+                f"neurodecode.core.configs.allow_target({value!r}) first")
+
+
+def _modernise(cfg: Any) -> Any:
+    """A plain copy of ``cfg`` with legacy ``_target_`` paths replaced by their current ones."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(cfg, Mapping):
+        return {k: (LEGACY_TARGETS.get(v, v) if k == "_target_" else _modernise(v)) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [_modernise(v) for v in cfg]
+    return cfg
+
+
+def instantiate(cfg: Any, where: str = "config", **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(cfg, _convert_="all", **kwargs)`` after :func:`check_targets`, re-raising the
+    target's own error (which names the file and the field) instead of Hydra's wrapper around it."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    check_targets(cfg, where)
+    try:
+        return hydra_instantiate(_modernise(cfg), _convert_="all", **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (ValueError, TypeError, KeyError, OSError, RuntimeError)):
+            raise err.__cause__ from None
+        raise
+
+
+def _known(cfg: Any, key: str) -> bool:
+    """Whether a dotted key names an entry of ``cfg`` (mandatory ``???`` entries included)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    parent_key, _, last = key.rpartition(".")
+    parent = cfg if not parent_key else OmegaConf.select(cfg, parent_key, default=None)
+    return isinstance(parent, DictConfig) and last in parent.keys()
+
+
+def load_yaml(path: Path, overrides: Sequence[str] = ()) -> Any:
+    """Load a YAML config and merge ``key=value`` overrides; overrides naming keys it lacks are refused."""
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml / omegaconf errors of several kinds
+        raise ValueError(f"{path}: expected a readable YAML config, got {type(err).__name__}: {err}") from None
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ValueError(f"{path}: overrides: expected key=value items, got {bad}")
+    unknown = [o.split("=", 1)[0] for o in overrides if not _known(cfg, o.split("=", 1)[0])]
+    if unknown:
+        raise ValueError(f"{path}: overrides name unknown keys {unknown}; expected key=value with keys among "
+                         f"{sorted(cfg.keys())}")
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+
+
+def options(group: str) -> list[str]:
+    """The option names of a config group (the YAML files of ``conf/GROUP/``)."""
+    folder = conf_dir() / group
+    if not folder.is_dir():
+        known = sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith("_"))
+        raise ValueError(f"field 'group': expected a config group among {known}, got {group!r}")
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def config_path(group: str, name: str | Path) -> Path:
+    """``conf/GROUP/NAME.yaml``, or ``name`` itself when it is a YAML path; a clear error listing the known names."""
+    if str(name).endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such {group} config file")
+        return path
+    known = options(group)
+    if str(name) not in known:
+        raise FileNotFoundError(f"{conf_dir() / group / f'{name}.yaml'}: no {group} config {str(name)!r} "
+                                f"(known: {known})")
+    return conf_dir() / group / f"{name}.yaml"
+
+
+def load_config(group: str, name: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """The config ``conf/GROUP/NAME.yaml`` (or a YAML path) with ``key=value`` overrides, not instantiated."""
+    return load_yaml(config_path(group, name), overrides)
+
+
+def build(group: str, name: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), **kwargs: Any) -> Any:
+    """Build any configured object: ``conf/GROUP/NAME.yaml`` (or a YAML path, or a config mapping with
+    ``_target_``), with ``key=value`` overrides and keyword arguments passed to the target.
+
+    Examples: ``build("aligner", "mlp", ["max_epochs=50"])``, ``build("head", "tiny_unclip")``,
+    ``build("encoder", "tiny_mae", ["encoder.depth=2"])``, ``build("features", "tangent_space")``.
+    """
+    from omegaconf import OmegaConf
+
+    if isinstance(name, Mapping):
+        where = f"{group} config"
+        cfg = OmegaConf.merge(OmegaConf.create(dict(name)), OmegaConf.from_dotlist(list(overrides)))
+    else:
+        path = config_path(group, name)
+        where = str(path)
+        cfg = load_yaml(path, overrides)
+    if "_target_" not in cfg:
+        raise ValueError(f"{where}: field '_target_': expected the class or function to build, got keys {list(cfg)}")
+    return instantiate(cfg, where, **kwargs)
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "train") -> Any:
+    """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API); errors get a hint."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        try:
+            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=False)
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ValueError(f"{err}\n{COMPOSE_HINT}") from None
+
+
+COMPOSE_HINT = ("Hint: a key that the config does not have is refused; add a new key with +key=value, see what "
+                "exists with `neurodecode train --cfg job` (resolved config) or `neurodecode train --help` (groups "
+                "and options).")

@@ -1,0 +1,41 @@
+"""Stage 2 — shared encoders: epochs → features or latents.
+
+* :mod:`.spd` — batched, differentiable maths on SPD matrices (pure functions, pyRiemann's definitions).
+* :mod:`.riemann` — scikit-learn estimators on covariances: :class:`Covariances`, :class:`TangentSpace`, :class:`MDM`,
+  re-centring, Procrustes.
+* :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
+* :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
+* :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
+  cross-subject models, the residual MLP.
+* :mod:`.pretraining` — masked-autoencoder pretraining, save/load by path, :class:`EncoderFeatures` (probing) and
+  :class:`FineTunedEncoder`.
+
+May import: ``neurodecode.core``, ``neurodecode.loaders``.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from neurodecode.encoders.features import RECIPES, Features, extract_features, make_recipe
+from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
+                                              masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
+from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
+                                          Recenter, TangentSpace)
+from neurodecode.encoders.voxels import VoxelFeatures
+
+
+def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
+    """Deprecated: ``neurodecode.build("encoder", config, overrides)``."""
+    import warnings
+
+    from neurodecode.core.configs import build
+
+    warnings.warn("neurodecode.encoders.build_model is deprecated; use neurodecode.build('encoder', name, overrides)",
+                  FutureWarning, stacklevel=2)
+    return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
+
+
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Covariances", "EncoderFeatures", "Features",
+           "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "TangentSpace",
+           "VoxelFeatures", "build_model", "extract_features", "load_model", "make_recipe",
+           "masked_reconstruction_error", "pretrain", "pretrain_tokenizer", "save_model"]

@@ -1,0 +1,187 @@
+"""Feature extraction for analysis scripts: one call from epochs to a named feature table.
+
+>>> feats = extract_features(epochs, "tangent_space", estimator="oas")   # doctest: +SKIP
+>>> feats.X.shape, feats.names[:2], feats.table.columns[:3]              # doctest: +SKIP
+>>> feats.to_frame().to_parquet("features.parquet")                        # doctest: +SKIP
+
+A recipe is a scikit-learn pipeline built by :func:`make_recipe` from a name and keyword parameters; the Hydra
+configs in ``conf/features/`` build the same pipelines (``build("features", name)``). The
+reference points of the recipes (e.g. the tangent-space mean) are fitted on the epochs given; inside a
+cross-validation use the pipeline itself (``make_recipe(...)``) so that they are fitted on training folds only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from neurodecode.core.configs import load_config
+from neurodecode.core.epochs import EpochSet
+from neurodecode.core.validation import fail
+from neurodecode.encoders.riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
+from neurodecode.encoders.spd import to_tensor, upper
+
+__all__ = ["RECIPES", "Features", "extract_features", "load_recipe_config", "make_recipe"]
+
+
+
+class _Upper(Covariances):
+    """Covariance matrices vectorised by their upper triangle (off-diagonal × √2), for the 'covariance' recipe."""
+
+    def transform(self, X: Any) -> np.ndarray:
+        return upper(to_tensor(super().transform(X))).numpy()
+
+
+#: recipe name → description
+RECIPES: dict[str, str] = {
+    "covariance": "upper triangle of the covariance matrix (n(n+1)/2 features)",
+    "tangent_space": "covariance → tangent space at the Riemannian mean (n(n+1)/2 features)",
+    "augmented_tangent_space": "augmented (time-delay) covariance → tangent space (order·n(order·n+1)/2 features)",
+    "filterbank_tangent_space": "one covariance per band → tangent space per band (n_bands·n(n+1)/2 features)",
+}
+
+
+def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: str = "riemann",
+                order: int | str = 4, lag: int | str = 1, bands: Sequence[Sequence[float]] | None = None,
+                sfreq: float | None = None, device: str | None = None) -> Pipeline:
+    """Build the scikit-learn pipeline of a feature recipe.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`RECIPES`.
+    estimator, reg : covariance estimator and explicit regularisation (see :class:`~neurodecode.riemann.Covariances`)
+    metric : {"riemann", "logeuclid"}
+        Tangent-space metric.
+    order, lag : int or "auto"
+        Time-delay embedding of the augmented recipe.
+    bands, sfreq : band edges in Hz and the sampling rate, for the filter-bank recipe.
+    device : torch device.
+    """
+    if name == "covariance":
+        return Pipeline([("cov", _Upper(estimator, reg, device))])
+    if name == "tangent_space":
+        return Pipeline([("cov", Covariances(estimator, reg, device)), ("ts", TangentSpace(metric, device=device))])
+    if name == "augmented_tangent_space":
+        return Pipeline([("cov", AugmentedCovariances(order, lag, estimator, reg, device)),
+                         ("ts", TangentSpace(metric, device=device))])
+    if name == "filterbank_tangent_space":
+        if sfreq is None:
+            fail("sfreq", "the sampling rate of the epochs for the filter-bank recipe", None)
+        kw = {} if bands is None else {"bands": tuple(tuple(float(v) for v in b) for b in bands)}
+        return Pipeline([("cov", FilterBankCovariances(sfreq=float(sfreq), estimator=estimator, reg=reg,
+                                                       device=device, **kw)),
+                         ("ts", TangentSpace(metric, device=device))])
+    fail("recipe", f"one of {list(RECIPES)}", repr(name))
+    raise AssertionError  # unreachable
+
+
+def _pair_names(names: Sequence[str]) -> list[str]:
+    rows, cols = np.triu_indices(len(names))
+    return [f"{names[i]}|{names[j]}" for i, j in zip(rows, cols)]
+
+
+def _feature_names(name: str, pipeline: Pipeline, ch_names: Sequence[str]) -> list[str]:
+    cov = pipeline.named_steps["cov"]
+    if isinstance(cov, AugmentedCovariances):
+        ch = [f"{c}@{p * cov.lag_}" for p in range(cov.order_) for c in ch_names]
+        return _pair_names(ch)
+    if isinstance(cov, FilterBankCovariances):
+        return [f"{lo:g}-{hi:g}Hz:{pair}" for lo, hi in cov.bands for pair in _pair_names(ch_names)]
+    return _pair_names(ch_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """Features of epochs with their names and the per-epoch table.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_epochs, n_features)
+    names : list of str
+        ``"C3|C4"`` is the (C3, C4) entry of a (tangent-space) matrix; ``"C3@4"`` the C3 copy lagged by 4 samples
+        in an augmented matrix; ``"8-12Hz:C3|C4"`` an entry of the 8-12 Hz band.
+    table : DataFrame
+        The epochs' table, one row per row of ``X``.
+    recipe : dict
+        The recipe name and parameters.
+    """
+
+    X: np.ndarray
+    names: list[str]
+    table: pd.DataFrame
+    recipe: dict
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table's columns followed by one column per feature."""
+        feats = pd.DataFrame(self.X, columns=self.names)
+        return pd.concat([self.table.reset_index(drop=True), feats], axis=1)
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`to_frame` as Parquet (``.parquet``) or CSV (``.csv``)."""
+        path = Path(path)
+        frame = self.to_frame()
+        if path.suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        elif path.suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            fail("path", "a file name ending in .parquet or .csv", str(path))
+
+
+def extract_features(epochs: EpochSet | np.ndarray, recipe: str = "tangent_space", *,
+                     ch_names: Sequence[str] | None = None, table: pd.DataFrame | None = None,
+                     **params: Any) -> Features:
+    """Compute a feature recipe on epochs.
+
+    Parameters
+    ----------
+    epochs : EpochSet or ndarray, shape (n_epochs, n_channels, n_times)
+        With an array, ``ch_names`` and ``table`` are optional (defaults: ``ch000, ...`` and an index table).
+    recipe : str
+        One of :data:`RECIPES`.
+    **params
+        Passed to :func:`make_recipe`; for an EpochSet, ``sfreq`` defaults to the epochs' sampling rate.
+
+    Returns
+    -------
+    Features
+    """
+    if isinstance(epochs, EpochSet):
+        data, names, tab = epochs.data, list(epochs.channels.names), epochs.table
+        params.setdefault("sfreq", epochs.sfreq)
+    else:
+        data = np.asarray(epochs)
+        if data.ndim != 3:
+            fail("epochs", "an EpochSet or an array of shape (n_epochs, n_channels, n_times)",
+                  f"shape {data.shape}")
+        names = list(ch_names) if ch_names is not None else [f"ch{i:03d}" for i in range(data.shape[1])]
+        tab = table if table is not None else pd.DataFrame({"epoch": np.arange(data.shape[0])})
+        if len(names) != data.shape[1]:
+            fail("ch_names", f"{data.shape[1]} names", len(names))
+        if len(tab) != data.shape[0]:
+            fail("table", f"{data.shape[0]} rows", len(tab))
+    if recipe != "filterbank_tangent_space":
+        params.pop("sfreq", None)
+    pipeline = make_recipe(recipe, **params)
+    X = pipeline.fit_transform(data.astype(np.float64))
+    return Features(X, _feature_names(recipe, pipeline, names), tab.reset_index(drop=True),
+                    {"recipe": recipe, **{k: v for k, v in params.items()}})
+
+
+def load_recipe_config(recipe: str, overrides: Sequence[str] = (), sfreq: float | None = None) -> dict:
+    """The parameters of ``conf/features/<recipe>.yaml`` with ``key=value`` overrides (``sfreq`` filled in)."""
+    from omegaconf import OmegaConf
+
+    cfg = load_config("features", recipe, overrides)
+    if "sfreq" in cfg.keys() and OmegaConf.is_missing(cfg, "sfreq") and sfreq is not None:
+        cfg.sfreq = float(sfreq)
+    params = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    params.pop("_target_", None)
+    return params

@@ -1,0 +1,526 @@
+"""Riemannian covariance features with the scikit-learn estimator API, batched in torch.
+
+Estimators take ``(n_epochs, n_channels, n_times)`` signals or ``(n_epochs, [n_bands,] n, n)`` SPD matrices as numpy
+arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 arrays; the maths is in
+:mod:`neurodecode.spd` and equals pyRiemann's to 1e-6 relative (tested). ``device="cuda"`` runs it on a GPU.
+
+====================  =====================================================================================
+``Covariances``        ``scm``/``cov``/``lwf``/``oas`` covariance, explicit ``reg`` for rank-deficient data
+``AugmentedCovariances`` covariance of the time-delay embedding (order, lag; ``"auto"`` selects them)
+``FilterBankCovariances`` one covariance per frequency band → ``(n_epochs, n_bands, n, n)``
+``TangentSpace``       vectors at the Riemannian (or log-Euclidean) mean, one reference per band
+``MDM``                minimum distance to the class means
+``Recenter``           re-centre each group (subject/session) to the identity, unsupervised
+``Procrustes``         rotate each group's tangent vectors onto a reference group's class means
+====================  =====================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from neurodecode.encoders import spd
+
+__all__ = ["MDM", "AugmentedCovariances", "Covariances", "FilterBankCovariances", "Procrustes", "Recenter",
+           "TangentSpace", "select_order_lag"]
+
+
+def _as_array(X: Any, name: str = "X") -> np.ndarray:
+    if hasattr(X, "data") and hasattr(X, "channels"):  # an EpochSet
+        X = X.data
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise TypeError(f"field '{name}': expected a numeric array, got dtype {X.dtype}")
+    return X
+
+
+def _check_signals(X: Any) -> np.ndarray:
+    X = _as_array(X)
+    if X.ndim != 3:
+        raise ValueError(f"field 'X': expected signals of shape (n_epochs, n_channels, n_times), got {X.ndim} "
+                         f"dimension(s) with shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("field 'X': expected finite values, got NaN or Inf")
+    return X
+
+
+def _check_spd(C: Any, n_matrix_axes: tuple[int, ...] = (3, 4)) -> np.ndarray:
+    C = _as_array(C)
+    if C.ndim not in n_matrix_axes or C.shape[-1] != C.shape[-2]:
+        raise ValueError(f"field 'X': expected SPD matrices of shape (n_epochs, [n_bands,] n, n), got shape "
+                         f"{C.shape}")
+    if not np.isfinite(C).all():
+        raise ValueError("field 'X': expected finite matrices, got NaN or Inf")
+    return C
+
+
+def _tensor(X: np.ndarray, device: str | None) -> torch.Tensor:
+    return spd.to_tensor(X).to(device or "cpu")
+
+
+class _ArrayInput:
+    """Tells scikit-learn that the estimator takes 3-D (or 4-D) arrays, not 2-D feature tables."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
+    """Covariance matrices of epochs.
+
+    Parameters
+    ----------
+    estimator : {"scm", "cov", "lwf", "oas"}
+        See :func:`neurodecode.spd.covariances`. ``"lwf"`` and ``"oas"`` shrink towards a scaled identity and are
+        always positive definite; ``"scm"``/``"cov"`` are singular on rank-deficient data (a warning says so).
+    reg : float
+        Adds ``reg * trace(C) / n_channels`` to the diagonal.
+    device : str, optional
+        torch device for the computation (e.g. ``"cuda"``).
+
+    Examples
+    --------
+    >>> C = Covariances("oas").fit_transform(X)   # X: (n_epochs, n_channels, n_times) → (n_epochs, n, n)
+    """
+
+    def __init__(self, estimator: str = "oas", reg: float = 0.0, device: str | None = None) -> None:
+        self.estimator = estimator
+        self.reg = reg
+        self.device = device
+
+    def fit(self, X: Any, y: Any = None) -> Covariances:
+        """Check the input (nothing is learned)."""
+        X = _check_signals(X)
+        self.n_channels_in_ = X.shape[1]
+        return self
+
+    def _signals(self, X: np.ndarray) -> torch.Tensor:
+        return _tensor(X, self.device)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones)."""
+        check_is_fitted(self, "n_channels_in_")
+        X = _check_signals(X)
+        if X.shape[1] != self.n_channels_in_:
+            raise ValueError(f"field 'X': expected {self.n_channels_in_} channels as in fit, got {X.shape[1]}")
+        C = spd.covariances(self._signals(X), self.estimator, self.reg)
+        if self.estimator in ("scm", "cov") and not self.reg:
+            spd.check_spd(C, hint="use estimator='oas' or 'lwf', or set reg (e.g. reg=1e-3)")
+        return C.cpu().numpy()
+
+
+def _average_mutual_information(x: np.ndarray, lag: int, bins: int = 16) -> float:
+    a, b = x[:-lag], x[lag:]
+    hist, _, _ = np.histogram2d(a, b, bins=bins)
+    p = hist / hist.sum()
+    px, py = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p > 0
+    return float((p[nz] * np.log(p[nz] / (px @ py)[nz])).sum())
+
+
+def _false_neighbour_fraction(x: np.ndarray, order: int, lag: int, rtol: float = 10.0) -> float:
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(x) - order * lag
+    emb = np.stack([x[p * lag: p * lag + n] for p in range(order)], axis=1)
+    nxt = x[order * lag: order * lag + n]
+    dist, idx = NearestNeighbors(n_neighbors=2).fit(emb).kneighbors(emb)
+    d, j = dist[:, 1], idx[:, 1]
+    ok = d > 0
+    return float(np.mean(np.abs(nxt[ok] - nxt[j[ok]]) / d[ok] > rtol))
+
+
+def select_order_lag(X: Any, max_order: int = 10, max_lag: int = 10, fnn_threshold: float = 0.1,
+                     n_series: int = 32, seed: int = 0) -> tuple[int, int]:
+    """Choose the time-delay embedding by Takens' criteria instead of a grid search.
+
+    The lag is the first local minimum of the average mutual information between ``x(t)`` and ``x(t + lag)``
+    (Fraser & Swinney 1986); the order is the smallest embedding dimension whose fraction of false nearest
+    neighbours falls below ``fnn_threshold`` (Kennel et al. 1992). Both are the median over up to ``n_series``
+    channel time series drawn at random (``seed``).
+
+    Parameters
+    ----------
+    X : array, shape (n_epochs, n_channels, n_times)
+
+    Returns
+    -------
+    order, lag : int
+    """
+    X = _check_signals(X)
+    rng = np.random.default_rng(seed)
+    pairs = [(e, c) for e in range(X.shape[0]) for c in range(X.shape[1])]
+    picks = [pairs[i] for i in rng.choice(len(pairs), size=min(n_series, len(pairs)), replace=False)]
+    lags, orders = [], []
+    for e, c in picks:
+        x = X[e, c].astype(np.float64)
+        if x.std() == 0:
+            continue
+        ami = [_average_mutual_information(x, lag) for lag in range(1, max_lag + 2)]
+        lag = next((k + 1 for k in range(1, len(ami) - 1) if ami[k] < ami[k - 1] and ami[k] <= ami[k + 1]),
+                   max_lag)
+        lag = min(lag, max_lag)
+        order = max_order
+        for m in range(1, max_order + 1):
+            if m * lag >= len(x) - 2:
+                order = max(1, m - 1)
+                break
+            if _false_neighbour_fraction(x, m, lag) < fnn_threshold:
+                order = m
+                break
+        lags.append(lag)
+        orders.append(order)
+    if not lags:
+        raise ValueError("field 'X': expected signals that vary in time, got constant channels only")
+    return int(np.median(orders)), int(np.median(lags))
+
+
+class AugmentedCovariances(Covariances):
+    """Augmented covariance matrices: covariance of the time-delay embedding of the epochs.
+
+    As in Carrara & Papadopoulo, "Classification of BCI-EEG based on the augmented covariance matrix" (IEEE TBME
+    2024) and MOABB's ``AugmentedDataset``: ``order`` lagged copies, ``lag`` samples apart, give matrices of size
+    ``n_channels * order``.
+
+    Parameters
+    ----------
+    order, lag : int or "auto"
+        ``"auto"`` chooses them at ``fit`` with :func:`select_order_lag` (Takens' criteria); the values used are
+        ``order_`` and ``lag_``. Grid search over them works as for any scikit-learn parameter.
+    estimator, reg, device
+        As in :class:`Covariances`.
+    """
+
+    def __init__(self, order: int | str = 4, lag: int | str = 1, estimator: str = "oas", reg: float = 0.0,
+                 device: str | None = None, max_order: int = 10, max_lag: int = 10) -> None:
+        super().__init__(estimator, reg, device)
+        self.order = order
+        self.lag = lag
+        self.max_order = max_order
+        self.max_lag = max_lag
+
+    def fit(self, X: Any, y: Any = None) -> AugmentedCovariances:
+        X = _check_signals(X)
+        super().fit(X)
+        if self.order == "auto" or self.lag == "auto":
+            order, lag = select_order_lag(X, self.max_order, self.max_lag)
+        else:
+            order, lag = self.order, self.lag
+        self.order_ = int(order if self.order == "auto" else self.order)
+        self.lag_ = int(lag if self.lag == "auto" else self.lag)
+        if self.order_ * self.lag_ >= X.shape[2]:
+            raise ValueError(f"field 'order'/'lag': expected order * lag < n_times = {X.shape[2]}, got "
+                             f"{self.order_} * {self.lag_}")
+        return self
+
+    def _signals(self, X: np.ndarray) -> torch.Tensor:
+        return spd.time_delay_embedding(_tensor(X, self.device), self.order_, self.lag_)
+
+
+class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
+    """One covariance matrix per frequency band (band-pass with MNE's FIR filter).
+
+    Parameters
+    ----------
+    bands : sequence of (low, high) in Hz
+    sfreq : float
+        Sampling rate of the epochs in Hz.
+    estimator, reg, device
+        As in :class:`Covariances`.
+
+    ``transform`` returns ``(n_epochs, n_bands, n_channels, n_channels)``; :class:`TangentSpace` keeps one
+    reference per band.
+    """
+
+    def __init__(self, bands: Any = ((8, 12), (12, 16), (16, 20), (20, 24), (24, 28), (28, 32)),
+                 sfreq: float = 250.0, estimator: str = "oas", reg: float = 0.0, device: str | None = None) -> None:
+        self.bands = bands
+        self.sfreq = sfreq
+        self.estimator = estimator
+        self.reg = reg
+        self.device = device
+
+    def fit(self, X: Any, y: Any = None) -> FilterBankCovariances:
+        X = _check_signals(X)
+        for band in self.bands:
+            low, high = band
+            if not 0 <= low < high <= self.sfreq / 2:
+                raise ValueError(f"field 'bands': expected 0 <= low < high <= sfreq / 2 = {self.sfreq / 2}, got "
+                                 f"{tuple(band)}")
+        self.n_channels_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        import mne
+
+        check_is_fitted(self, "n_channels_in_")
+        X = _check_signals(X).astype(np.float64)
+        out = []
+        for low, high in self.bands:
+            Xf = mne.filter.filter_data(X, self.sfreq, low, high, verbose="error")
+            out.append(spd.covariances(_tensor(Xf, self.device), self.estimator, self.reg))
+        return torch.stack(out, dim=1).cpu().numpy()
+
+
+class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
+    """Map SPD matrices to vectors in the tangent space at their mean (as ``pyriemann.TangentSpace``).
+
+    Parameters
+    ----------
+    metric : {"riemann", "logeuclid"}
+        Mean and logarithmic map: affine-invariant (Riemannian mean, ``logm(R^-1/2 C R^-1/2)``) or log-Euclidean
+        (log-Euclidean mean, pyRiemann's canonical log-Euclidean map).
+    tsupdate : bool
+        Re-estimate the reference on the data given to ``transform`` (unsupervised adaptation).
+    device : str, optional
+
+    Attributes
+    ----------
+    reference_ : ndarray, shape ([n_bands,] n, n)
+        The reference point; one per band for filter-bank input.
+    """
+
+    def __init__(self, metric: str = "riemann", tsupdate: bool = False, device: str | None = None) -> None:
+        self.metric = metric
+        self.tsupdate = tsupdate
+        self.device = device
+
+    def _reference(self, C: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
+        if self.metric == "riemann":
+            return spd.mean_riemann(C, sample_weight)
+        if self.metric == "logeuclid":
+            return spd.mean_logeuclid(C, sample_weight)
+        raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {self.metric!r}")
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
+        C = _check_spd(X)
+        self.reference_ = self._reference(_tensor(C, self.device), sample_weight).cpu().numpy()
+        self.n_features_in_ = int(np.prod(C.shape[1:]))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Tangent vectors, shape (n_epochs, [n_bands *] n(n+1)/2)."""
+        check_is_fitted(self, "reference_")
+        C = _check_spd(X)
+        if C.shape[1:] != (self.reference_.shape if C.ndim == 4 else self.reference_.shape[-2:]) or \
+                C.ndim - 1 != self.reference_.ndim:
+            raise ValueError(f"field 'X': expected matrices of shape {('n_epochs',) + self.reference_.shape} as in "
+                             f"fit, got {C.shape}")
+        Ct = _tensor(C, self.device)
+        ref = self._reference(Ct) if self.tsupdate else _tensor(self.reference_, self.device)
+        T = spd.tangent_space(Ct, ref, self.metric)
+        return T.reshape(T.shape[0], -1).cpu().numpy()
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
+        if self.metric != "riemann" or self.tsupdate:
+            return self.fit(X, y, sample_weight).transform(X)
+        # the Karcher iteration already computed the logarithms at the mean: reuse them
+        C = _check_spd(X)
+        ref, logs = spd.mean_riemann(_tensor(C, self.device), sample_weight, return_log=True)
+        self.reference_ = ref.cpu().numpy()
+        self.n_features_in_ = int(np.prod(C.shape[1:]))
+        T = spd.upper(logs)
+        return T.reshape(T.shape[0], -1).cpu().numpy()
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """SPD matrices from tangent vectors (single-band input only)."""
+        check_is_fitted(self, "reference_")
+        if self.reference_.ndim != 2:
+            raise ValueError("inverse_transform: expected a single-band TangentSpace, got a filter-bank one")
+        return spd.untangent_space(_tensor(_as_array(X), self.device), _tensor(self.reference_, self.device),
+                                   self.metric).cpu().numpy()
+
+
+class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
+    """Minimum distance to mean: the class whose Riemannian mean is nearest (as ``pyriemann.MDM``).
+
+    Parameters
+    ----------
+    metric : {"riemann", "logeuclid"}
+        How class means are computed; distances are always affine-invariant Riemannian.
+    device : str, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+    covmeans_ : ndarray, shape (n_classes, n, n)
+    """
+
+    def __init__(self, metric: str = "riemann", device: str | None = None) -> None:
+        self.metric = metric
+        self.device = device
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MDM:
+        C = _check_spd(X, (3,))
+        y = np.asarray(y)
+        if y.shape != (C.shape[0],):
+            raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+        self.classes_ = np.unique(y)
+        Ct = _tensor(C, self.device)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        means = []
+        for c in self.classes_:
+            sel = y == c
+            wc = None if w is None else w[sel]
+            means.append(spd.mean_riemann(Ct[torch.as_tensor(sel)], wc) if self.metric == "riemann" else
+                         spd.mean_logeuclid(Ct[torch.as_tensor(sel)], wc))
+        if self.metric not in ("riemann", "logeuclid"):
+            raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {self.metric!r}")
+        self.covmeans_ = torch.stack(means).cpu().numpy()
+        self.n_features_in_ = C.shape[1] * C.shape[2]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Riemannian distance of each matrix to each class mean, shape (n_epochs, n_classes)."""
+        check_is_fitted(self, "covmeans_")
+        C = _tensor(_check_spd(X, (3,)), self.device)
+        means = _tensor(self.covmeans_, self.device)
+        return spd.distance_riemann(C[:, None], means[None]).cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.transform(X).argmin(axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of the negative squared distances."""
+        d2 = -self.transform(X) ** 2
+        d2 -= d2.max(axis=1, keepdims=True)
+        p = np.exp(d2)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
+    """Re-centre the matrices of each group (subject, session) at the identity: ``M_g^-1/2 C M_g^-1/2``.
+
+    ``M_g`` is the Riemannian mean of group ``g``'s matrices. It needs no labels, so a new subject is re-centred on
+    its own unlabeled data at ``transform`` (Zanini et al. 2018). Without ``groups`` all matrices form one group.
+
+    Attributes
+    ----------
+    references_ : dict of group → ndarray (n, n)
+        Means of the groups seen in ``fit``.
+    """
+
+    def __init__(self, metric: str = "riemann", device: str | None = None) -> None:
+        self.metric = metric
+        self.device = device
+
+    def _mean(self, C: torch.Tensor) -> torch.Tensor:
+        return spd.mean_riemann(C) if self.metric == "riemann" else spd.mean_logeuclid(C)
+
+    @staticmethod
+    def _groups(groups: Any, n: int) -> np.ndarray:
+        g = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"field 'groups': expected one group per matrix ({n}), got shape {g.shape}")
+        return g
+
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> Recenter:
+        C = _tensor(_check_spd(X, (3,)), self.device)
+        g = self._groups(groups, C.shape[0])
+        self.references_ = {k: self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
+        return self
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Re-centred matrices; groups unseen in ``fit`` are centred on their own mean."""
+        check_is_fitted(self, "references_")
+        C = _tensor(_check_spd(X, (3,)), self.device)
+        g = self._groups(groups, C.shape[0])
+        out = torch.empty_like(C)
+        for k in np.unique(g):
+            sel = torch.as_tensor(g == k)
+            ref = _tensor(self.references_[k], self.device) if k in self.references_ else self._mean(C[sel])
+            R = spd.invsqrtm(ref)
+            out[sel] = R @ C[sel] @ R
+        return out.cpu().numpy()
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        return self.fit(X, y, groups).transform(X, groups)
+
+
+class Procrustes(TransformerMixin, BaseEstimator):
+    """Rotate each group's tangent vectors so that its class means align with those of a reference group.
+
+    The orthogonal Procrustes solution ``R_g = U V^T`` of ``sum_c mu_c^ref (mu_c^g)^T = U S V^T`` over the classes
+    present in both groups (the tangent-space rotation of Bleuzé et al. 2022); the reference group keeps the
+    identity. Use it after :class:`Recenter` and :class:`TangentSpace`; it needs labels in every group, e.g. a few
+    calibration trials of a new subject.
+
+    Parameters
+    ----------
+    reference : group id, optional
+        The group the others are rotated onto (default: the first group in sorted order).
+
+    Attributes
+    ----------
+    rotations_ : dict of group → ndarray (n_features, n_features)
+    """
+
+    def __init__(self, reference: Any = None) -> None:
+        self.reference = reference
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> Procrustes:
+        from sklearn.utils.validation import validate_data
+
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        g = np.zeros(len(y), dtype=int) if groups is None else np.asarray(groups)
+        if g.shape != (X.shape[0],):
+            raise ValueError(f"field 'groups': expected one group per vector ({X.shape[0]}), got shape {g.shape}")
+        keys = list(np.unique(g))
+        ref = keys[0] if self.reference is None else self.reference
+        if ref not in keys:
+            raise ValueError(f"field 'reference': expected one of the groups {keys}, got {ref!r}")
+
+        def class_means(k: Any) -> dict:
+            sel = g == k
+            return {c: X[sel & (y == c)].mean(0) for c in np.unique(y[sel])}
+
+        target = class_means(ref)
+        self.rotations_ = {}
+        for k in keys:
+            means = class_means(k)
+            shared = [c for c in means if c in target]
+            if not shared:
+                raise ValueError(f"group {k!r}: expected at least one class shared with reference {ref!r}, got "
+                                 f"classes {sorted(means)}")
+            if k == ref:
+                self.rotations_[k] = np.eye(X.shape[1])
+                continue
+            M = sum(np.outer(target[c], means[c]) for c in shared)
+            U, _, Vt = np.linalg.svd(M)
+            self.rotations_[k] = U @ Vt
+        return self
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Rotated vectors; ``groups`` must have been seen in ``fit`` (None: the single group of ``fit``)."""
+        from sklearn.utils.validation import validate_data
+
+        check_is_fitted(self, "rotations_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        if groups is None:
+            if len(self.rotations_) != 1:
+                raise ValueError(f"field 'groups': expected one of {sorted(self.rotations_)} per vector, got None")
+            groups = np.full(X.shape[0], next(iter(self.rotations_)))
+        g = np.asarray(groups)
+        if g.shape != (X.shape[0],):
+            raise ValueError(f"field 'groups': expected one group per vector ({X.shape[0]}), got shape {g.shape}")
+        unknown = sorted(set(np.unique(g).tolist()) - set(self.rotations_))
+        if unknown:
+            raise ValueError(f"field 'groups': expected groups seen in fit {sorted(self.rotations_)}, got {unknown}")
+        out = np.empty_like(X)
+        for k, R in self.rotations_.items():
+            sel = g == k
+            out[sel] = X[sel] @ R.T
+        return out
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        return self.fit(X, y, groups).transform(X, groups)

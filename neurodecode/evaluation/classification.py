@@ -1,0 +1,244 @@
+"""Classification evaluations as in MOABB: within-session k-fold, cross-session, cross-subject.
+
+Every evaluation returns an :class:`EvaluationResult`: a tidy table (one row per fold and metric), a summary with
+95 % confidence intervals (Student t over folds), JSON and a plot. Folds are seeded, so the same call gives the
+same folds every time.
+
+Cross-subject evaluation (leave one subject out) can re-centre each subject's covariance matrices at the identity
+(:class:`~neurodecode.riemann.Recenter`) before the rest of the pipeline; the left-out subject is re-centred on its
+own unlabeled epochs, as in Zanini et al. 2018.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
+from neurodecode.core.validation import fail
+
+__all__ = ["SCHEMES", "EvaluationResult", "evaluate", "recipe_classifier", "score_predictions"]
+
+SCHEMES = ("within_session", "cross_session", "cross_subject")
+
+
+def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None,
+                      classes: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and ROC-AUC (one-vs-rest macro for more than two classes; needs ``scores``)."""
+    out = {"accuracy": float(accuracy_score(y_true, y_pred)),
+           "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred))}
+    if scores is not None and len(np.unique(y_true)) > 1:
+        if len(classes) == 2:
+            s = scores[:, 1] if scores.ndim == 2 else scores
+            out["roc_auc"] = float(roc_auc_score(y_true == classes[1], s))
+        elif len(np.unique(y_true)) == len(classes):
+            out["roc_auc"] = float(roc_auc_score(y_true, scores, multi_class="ovr", labels=classes))
+    return out
+
+
+def _scores(model: Any, X: np.ndarray) -> np.ndarray | None:
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)
+    if hasattr(model, "decision_function"):
+        return model.decision_function(X)
+    return None
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Per-fold scores of one evaluation.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        Columns ``scheme, subject, session, fold, test, n_train, n_test, metric, value``.
+    """
+
+    scores: pd.DataFrame
+
+    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Mean, standard deviation and a Student-t confidence interval of each metric over folds."""
+        rows = []
+        for (scheme, metric), grp in self.scores.groupby(["scheme", "metric"], sort=False):
+            v = grp["value"].to_numpy()
+            n = len(v)
+            sd = float(v.std(ddof=1)) if n > 1 else float("nan")
+            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+            rows.append({"scheme": scheme, "metric": metric, "mean": float(v.mean()), "std": sd, "n_folds": n,
+                         "ci_low": float(v.mean()) - half, "ci_high": float(v.mean()) + half})
+        return pd.DataFrame(rows)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps({"scores": self.scores.to_dict(orient="records"),
+                           "summary": self.summary().to_dict(orient="records")}, indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def plot(self, path: str | Path) -> None:
+        """Per-fold scores (dots) and mean with confidence interval (bars), one panel per metric."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        summary = self.summary()
+        metrics = list(dict.fromkeys(summary["metric"]))
+        schemes = list(dict.fromkeys(summary["scheme"]))
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            for k, scheme in enumerate(schemes):
+                row = summary[(summary["metric"] == metric) & (summary["scheme"] == scheme)]
+                if row.empty:
+                    continue
+                r = row.iloc[0]
+                err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if r["n_folds"] > 1 else None
+                ax.bar(k, r["mean"], yerr=err, color="tab:blue", alpha=0.6, capsize=4)
+                v = self.scores[(self.scores["metric"] == metric) & (self.scores["scheme"] == scheme)]["value"]
+                ax.plot(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, "k.", ms=4)
+            ax.set_xticks(range(len(schemes)), [s.replace("_", "\n") for s in schemes], fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.set_title(metric, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+
+def _as_sets(epochs: EpochSet | EpochCollection) -> dict[str, EpochSet]:
+    if isinstance(epochs, EpochCollection):
+        return dict(epochs.items())
+    if isinstance(epochs, EpochSet):
+        subjects = epochs.subjects or ["unknown"]
+        if len(subjects) == 1:
+            return {subjects[0]: epochs}
+        return {s: epochs.query("subject == @s", local_dict={"s": s}) for s in subjects}
+    fail("epochs", "an EpochSet or EpochCollection", type(epochs).__name__, exc=TypeError)
+    raise AssertionError
+
+
+def _labels(ep: EpochSet, target: str) -> np.ndarray:
+    if target not in ep.table.columns:
+        fail("target", f"a table column {list(ep.table.columns)}", repr(target))
+    y = ep.table[target]
+    if y.isna().any():
+        fail(f"table['{target}']", "a label for every epoch", f"{int(y.isna().sum())} missing")
+    return y.astype(str).to_numpy() if not pd.api.types.is_numeric_dtype(y) else y.to_numpy()
+
+
+def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray) -> dict:
+    model = clone(pipeline).fit(X_tr, y_tr)
+    classes = getattr(model, "classes_", np.unique(y_tr))
+    return score_predictions(y_te, model.predict(X_te), _scores(model, X_te), classes)
+
+
+def _rows(base: dict, metrics: dict) -> list[dict]:
+    return [{**base, "metric": m, "value": v} for m, v in metrics.items()]
+
+
+def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "within_session", *,
+             target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False) -> EvaluationResult:
+    """Evaluate a scikit-learn pipeline on epochs.
+
+    Parameters
+    ----------
+    epochs : EpochSet or EpochCollection
+        The table's ``subject`` and ``session`` columns define the units; ``target`` holds the labels.
+    pipeline : estimator
+        Takes ``(n_epochs, n_channels, n_times)`` arrays, e.g. ``make_recipe("tangent_space")`` followed by a
+        classifier.
+    scheme : {"within_session", "cross_session", "cross_subject"}
+        ``within_session``: stratified k-fold (shuffled with ``seed``) inside each subject × session;
+        ``cross_session``: leave one session out inside each subject (subjects with one session are skipped);
+        ``cross_subject``: leave one subject out (all subjects need the same channels).
+    recenter : bool
+        Cross-subject only: insert :class:`~neurodecode.riemann.Recenter` after the pipeline's first step (which
+        must output covariance matrices), fitted per subject.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    if scheme not in SCHEMES:
+        fail("scheme", f"one of {list(SCHEMES)}", repr(scheme))
+    if recenter and scheme != "cross_subject":
+        fail("recenter", "True only with scheme='cross_subject'", f"scheme={scheme!r}")
+    sets = _as_sets(epochs)
+    rows: list[dict] = []
+    if scheme == "within_session":
+        for subject, ep in sets.items():
+            sessions = ep.table["session"].fillna("1").astype(str)
+            for session in pd.unique(sessions):
+                sub = ep[(sessions == session).to_numpy()]
+                X, y = sub.data.astype(np.float64), _labels(sub, target)
+                cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                for fold, (tr, te) in enumerate(cv.split(X, y)):
+                    base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
+                            "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
+                    rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
+    elif scheme == "cross_session":
+        for subject, ep in sets.items():
+            sessions = ep.table["session"].astype(str).to_numpy()
+            uniq = list(pd.unique(sessions))
+            if len(uniq) < 2:
+                continue
+            X, y = ep.data.astype(np.float64), _labels(ep, target)
+            for fold, session in enumerate(uniq):
+                te = sessions == session
+                base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
+                        "test": f"session {session}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
+                rows += _rows(base, _fit_score(pipeline, X[~te], y[~te], X[te], y[te]))
+        if not rows:
+            fail("epochs", "a subject with at least two sessions for cross_session", "none")
+    else:
+        if len(sets) < 2:
+            fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
+        first = next(iter(sets.values()))
+        for s, ep in sets.items():
+            if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
+                fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject "
+                      "(harmonise them first)", "; ".join(ep.channels.differences(first.channels))
+                      or f"n_times {ep.n_times} vs {first.n_times}")
+        all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
+        X, y = all_ep.data.astype(np.float64), _labels(all_ep, target)
+        subj = all_ep.table["subject"].astype(str).to_numpy()
+        if recenter:
+            from neurodecode.encoders.riemann import Recenter
+
+            if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+                fail("pipeline", "a Pipeline whose first step outputs covariance matrices when recenter=True",
+                      type(pipeline).__name__, exc=TypeError)
+            covs = clone(pipeline[:1]).fit(X).transform(X)
+            X = Recenter().fit_transform(covs, groups=subj)
+            model_template = pipeline[1:]
+        else:
+            model_template = pipeline
+        for fold, subject in enumerate(sets):
+            te = subj == subject
+            base = {"scheme": scheme + ("+recenter" if recenter else ""), "subject": subject, "session": "all",
+                    "fold": fold, "test": f"subject {subject}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
+            rows += _rows(base, _fit_score(model_template, X[~te], y[~te], X[te], y[te]))
+    return EvaluationResult(pd.DataFrame(rows))
+
+
+def recipe_classifier(recipe: str, overrides: Sequence[str] = (), *, sfreq: float | None = None,
+                      C: float = 1.0) -> Pipeline:
+    """A feature recipe of ``conf/features`` (with ``key=value`` overrides) followed by logistic regression — the
+    plain decoder that ``neurodecode evaluate`` scores."""
+    from sklearn.linear_model import LogisticRegression
+
+    from neurodecode.encoders.features import load_recipe_config, make_recipe
+
+    params = load_recipe_config(recipe, overrides, sfreq=sfreq)
+    name = params.pop("name")
+    return Pipeline(make_recipe(name, **params).steps + [("lr", LogisticRegression(C=C, max_iter=1000))])

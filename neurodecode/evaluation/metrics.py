@@ -1,0 +1,399 @@
+"""One evaluation harness for every decoded output: classes, retrieved stimuli, images, captions and 3D objects.
+
+:func:`score_outputs` scores one kind of output against its ground truth and returns a :class:`Scores` — a tidy
+table (one row per metric, with its chance level), combinable with ``+``, written as JSON and drawn as a plot. All
+random parts (candidate pools, n-way distractors) are seeded, so the same call scores the same candidates.
+
+Metrics, by kind:
+
+* ``classification``: accuracy, balanced accuracy, ROC-AUC (:func:`neurodecode.evaluation.classification.score_predictions`).
+* ``retrieval``: top-k among random pools in both directions and two-way identification
+  (:mod:`neurodecode.evaluation.retrieval`; MindEye's 300 candidates × 30 repeats).
+* ``images``: PixCorr, SSIM (MindEye's settings) and two-way identification in the feature space of configurable
+  networks (:class:`ImageFeatures`: a torchvision model layer such as AlexNet's ``features.4`` / ``features.11``
+  as MindEye, an open_clip embedder, or any function).
+* ``captions``: BLEU-4 (sacrebleu), ROUGE-L (Google's rouge-score) and CLIP text similarity with two-way
+  identification in the text-embedding space (any :class:`~neurodecode.alignment.embeddings.OpenCLIPEmbedder`). METEOR needs
+  NLTK's WordNet download and is not computed.
+* ``meshes``: Chamfer distance and F-score between point clouds sampled from the surfaces, and n-way top-1 on
+  features of rendered views (MinD-3D's protocol with a configurable feature network).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurodecode.evaluation.retrieval import as_matrix, normalize_rows, check_pair, retrieval_accuracy, two_way_identification
+
+__all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "n_way_top1",
+           "pixcorr", "score_outputs", "ssim"]
+
+KINDS = ("classification", "retrieval", "images", "captions", "meshes")
+EXACT = "donot_use_mm_for_euclid_dist"  # exact distances (the matrix-product form leaves ~1e-8 for equal points)
+
+
+# -- images --------------------------------------------------------------------------------------------------------
+
+def pixcorr(pred: Any, true: Any) -> float:
+    """Mean Pearson correlation between flattened predicted and true images (n, ...)."""
+    p, t = check_pair(pred, true)
+    return float((normalize_rows(p, "pearson") * normalize_rows(t, "pearson")).sum(1).mean())
+
+
+def _grey(a: Any, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 4 and a.shape[-1] in (1, 3):  # (n, H, W, C) → luminance (ITU-R 601, as skimage's rgb2gray)
+        a = a[..., 0] if a.shape[-1] == 1 else a @ np.array([0.2125, 0.7154, 0.0721])
+    if a.ndim != 3:
+        raise ValueError(f"field '{name}': expected images (n, H, W) or (n, H, W, C), got shape {a.shape}")
+    return a
+
+
+#: smallest image side for SSIM with Gaussian weights (σ = 1.5 → an 11-pixel window)
+SSIM_MIN_SIZE = 11
+
+
+def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
+    """Mean structural similarity of grey-level images — scikit-image, Gaussian weights σ = 1.5, as MindEye.
+
+    Colour images (n, H, W, 3) are converted to luminance first (as MindEye). ``data_range`` defaults to the
+    range of ``true``.
+    """
+    from skimage.metrics import structural_similarity
+
+    p, t = _grey(pred, "pred"), _grey(true, "true")
+    if p.shape != t.shape:
+        raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
+    if min(t.shape[1:]) < SSIM_MIN_SIZE:
+        raise ValueError(f"field 'true': SSIM with Gaussian weights (σ = 1.5, an 11-pixel window) needs images of at "
+                         f"least {SSIM_MIN_SIZE} × {SSIM_MIN_SIZE} pixels, got {t.shape[1]} × {t.shape[2]}")
+    rng = float(t.max() - t.min()) if data_range is None else float(data_range)
+    return float(np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                                data_range=rng) for a, b in zip(p, t, strict=True)]))
+
+
+class ImageFeatures:
+    """Features of images from one layer of a torchvision model, for two-way identification in its space.
+
+    Parameters
+    ----------
+    model : str
+        A torchvision classification model name (``"alexnet"``, ``"inception_v3"``, ``"resnet50"``...).
+    layer : str
+        Node name (``torchvision.models.feature_extraction.get_graph_node_names``), e.g. AlexNet's ``"features.4"``
+        (MindEye's "AlexNet(2)") or ``"features.11"`` ("AlexNet(5)").
+    pretrained : bool
+        Load the model's default ImageNet weights (downloaded once by torchvision; needs the internet the first
+        time). ``False`` gives a randomly initialised network (seeded) — for tests only.
+    image_size : int
+        Images are resized to this square size and normalised with ImageNet statistics.
+    device : str
+
+    ``ImageFeatures(...)(images (n, H, W) or (n, H, W, C) in [0, 1]) -> (n, n_features)``.
+    """
+
+    def __init__(self, model: str = "alexnet", layer: str = "features.4", pretrained: bool = True,
+                 image_size: int = 224, device: str = "cpu", seed: int = 0) -> None:
+        import torchvision
+        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+        if model not in torchvision.models.list_models(torchvision.models):
+            raise ValueError(f"field 'model': expected a torchvision classification model, got {model!r}")
+        torch.manual_seed(seed)
+        try:
+            net = torchvision.models.get_model(model, weights="DEFAULT" if pretrained else None)
+        except Exception as err:  # noqa: BLE001 - download errors come in many types
+            raise RuntimeError(f"could not load torchvision's pretrained weights for {model!r} ({err}). They are "
+                               f"downloaded once into {torch.hub.get_dir()}; copy them there on an offline "
+                               "machine, or pass pretrained=False for random features (tests only)") from None
+        nodes = get_graph_node_names(net)[1]
+        if layer not in nodes:
+            raise ValueError(f"field 'layer': expected a node of {model} (e.g. {nodes[1:6]}), got {layer!r}")
+        self.extractor = create_feature_extractor(net.eval(), {layer: "out"}).to(device)
+        self.name, self.image_size, self.device = f"{model}:{layer}", image_size, device
+
+    @torch.no_grad()
+    def __call__(self, images: Any, batch_size: int = 64) -> np.ndarray:
+        a = np.asarray(images, dtype=np.float32)
+        if a.ndim == 3:
+            a = np.repeat(a[..., None], 3, axis=-1)
+        if a.ndim != 4 or a.shape[-1] not in (1, 3):
+            raise ValueError(f"field 'images': expected (n, H, W) or (n, H, W, C) in [0, 1], got shape {a.shape}")
+        x = torch.as_tensor(a).permute(0, 3, 1, 2).expand(-1, 3, -1, -1)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = torch.nn.functional.interpolate(x[i:i + batch_size], size=(self.image_size, self.image_size),
+                                                 mode="bilinear", align_corners=False, antialias=True)
+            out.append(self.extractor(((xb - mean) / std).to(self.device))["out"].flatten(1).cpu())
+        return torch.cat(out).numpy()
+
+
+# -- captions ------------------------------------------------------------------------------------------------------
+
+def caption_scores(pred: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], *,
+                   embedder: Any = None) -> dict[str, float]:
+    """BLEU-4 and ROUGE-L of predicted captions against references; CLIP text similarity with an embedder.
+
+    Parameters
+    ----------
+    pred : list of str (n,)
+    refs : list of str (n,) or list of lists (n, n_refs)
+        One or several references per prediction.
+    embedder : OpenCLIPEmbedder, optional
+        Adds ``clip_text_similarity`` (mean cosine between each prediction and its first reference) and
+        ``clip_text_two_way``.
+
+    Returns
+    -------
+    dict
+        ``bleu4`` (sacrebleu corpus BLEU / 100), ``rouge_l`` (mean best F over references), and the CLIP entries.
+    """
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    pred = [str(p) for p in pred]
+    refs = [[r] if isinstance(r, str) else [str(x) for x in r] for r in refs]
+    if len(pred) != len(refs) or not pred:
+        raise ValueError(f"field 'refs': expected one reference (or list of references) per prediction "
+                         f"({len(pred)}), got {len(refs)}")
+    n_refs = max(len(r) for r in refs)
+    streams = [[r[j] if j < len(r) else r[0] for r in refs] for j in range(n_refs)]
+    out = {"bleu4": float(sacrebleu.corpus_bleu(pred, streams).score) / 100.0}
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    out["rouge_l"] = float(np.mean([max(scorer.score(r, p)["rougeL"].fmeasure for r in rs)
+                                    for p, rs in zip(pred, refs, strict=True)]))
+    if embedder is not None:
+        P, R = embedder.embed_texts(pred), embedder.embed_texts([r[0] for r in refs])
+        out["clip_text_similarity"] = float((normalize_rows(as_matrix(P, "pred"), "cosine")
+                                             * normalize_rows(as_matrix(R, "refs"), "cosine")).sum(1).mean())
+        if len(pred) > 1:
+            out["clip_text_two_way"] = two_way_identification(P, R, metric="cosine")
+    return out
+
+
+# -- 3D ------------------------------------------------------------------------------------------------------------
+
+def _points(a: Any, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(a, dtype=np.float64))
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3 or t.shape[-1] != 3:
+        raise ValueError(f"field '{name}': expected point clouds (n_points, 3) or (batch, n_points, 3), got shape "
+                         f"{tuple(t.shape)}")
+    return t
+
+
+def _nearest(pred: Any, true: Any, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances from each predicted point to its nearest true point and back, (batch, n_pred) and (batch, n_true),
+    computed in blocks; the two sides are checked to be point clouds in equal numbers."""
+    a, b = _points(pred, "pred"), _points(true, "true")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"field 'pred': expected {b.shape[0]} point clouds like 'true', got {a.shape[0]}")
+    d_ab = torch.cat([torch.cdist(a[:, i:i + block], b, compute_mode=EXACT).min(2).values for i in range(0, a.shape[1], block)], 1)
+    d_ba = torch.cat([torch.cdist(b[:, i:i + block], a, compute_mode=EXACT).min(2).values for i in range(0, b.shape[1], block)], 1)
+    return d_ab, d_ba
+
+
+def chamfer_distance(pred: Any, true: Any, squared: bool = False) -> np.ndarray:
+    """Symmetric Chamfer distance: mean nearest-neighbour distance pred→true plus true→pred.
+
+    Parameters
+    ----------
+    pred, true : array (n_points, 3) or (batch, n_points, 3)
+    squared : bool
+        Use squared distances (the convention of many 3D papers); default Euclidean.
+
+    Returns
+    -------
+    ndarray (batch,)
+    """
+    d_ab, d_ba = _nearest(pred, true)
+    if squared:
+        d_ab, d_ba = d_ab**2, d_ba**2
+    return (d_ab.mean(1) + d_ba.mean(1)).numpy()
+
+
+def f_score(pred: Any, true: Any, threshold: float = 0.01) -> np.ndarray:
+    """F-score at distance ``threshold``: harmonic mean of precision (pred points near true) and recall.
+
+    Returns
+    -------
+    ndarray (batch,)
+    """
+    d_ab, d_ba = _nearest(pred, true)
+    precision = (d_ab < threshold).double().mean(1)
+    recall = (d_ba < threshold).double().mean(1)
+    return torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
+                       torch.zeros_like(precision)).numpy()
+
+
+def n_way_top1(pred: Any, true: Any, n_way: int = 2, n_trials: int = 100, seed: int = 0,
+               metric: str = "cosine") -> float:
+    """n-way top-1 identification: each prediction against its target and ``n_way - 1`` random other targets.
+
+    Averaged over ``n_trials`` seeded draws per item; chance ``1 / n_way``. ``n_way=2`` with all pairs is
+    :func:`~neurodecode.retrieval.two_way_identification`.
+    """
+    p, t = check_pair(pred, true)
+    n = p.shape[0]
+    if not 2 <= n_way <= n:
+        raise ValueError(f"field 'n_way': expected 2 <= n_way <= n_items = {n}, got {n_way}")
+    S = normalize_rows(p, metric) @ normalize_rows(t, metric).T
+    rng = np.random.default_rng(seed)
+    hits = 0.0
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        draws = np.stack([rng.choice(others, size=n_way - 1, replace=False) for _ in range(n_trials)])
+        hits += float((S[i, i] > S[i, torch.as_tensor(draws)].max(1).values).double().mean())
+    return hits / n
+
+
+# -- the harness ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Scores:
+    """A tidy table of scores: columns ``kind, metric, value, chance, n_items`` (+ ``pipeline`` when named)."""
+
+    table: pd.DataFrame
+
+    def __add__(self, other: Scores) -> Scores:
+        return Scores(pd.concat([self.table, other.table], ignore_index=True))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.table.to_dict(orient="records"), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def plot(self, path: str | Path) -> None:
+        """One bar per metric (grouped by pipeline when there are several; mean ± sd over repeated rows, e.g.
+        seeds), chance as a black tick."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tab = self.table.copy()
+        tab["pipeline"] = tab["pipeline"] if "pipeline" in tab else ""
+        tab["name"] = tab["kind"] + ":" + tab["metric"]
+        stats = tab.groupby(["pipeline", "name"], sort=False).agg(mean=("value", "mean"), sd=("value", "std"),
+                                                                  chance=("chance", "first")).reset_index()
+        metrics = list(dict.fromkeys(stats["name"]))
+        pipelines = list(dict.fromkeys(stats["pipeline"]))
+        width = 0.8 / len(pipelines)
+        fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(metrics) * len(pipelines) + 2), 3.5))
+        for k, pl in enumerate(pipelines):
+            sub = stats[stats["pipeline"] == pl]
+            xs = [metrics.index(m) + k * width for m in sub["name"]]
+            ax.bar(xs, sub["mean"], width=width, yerr=sub["sd"].fillna(0), label=pl or None)
+            ax.scatter(xs, sub["chance"], marker="_", color="k", s=200, zorder=3)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))], metrics, rotation=45, ha="right")
+        if len(pipelines) > 1:
+            ax.legend(fontsize=8)
+        ax.set_ylabel("score (chance: black tick)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def _rows(kind: str, values: Mapping[str, float], chance: Mapping[str, float], n: int) -> list[dict]:
+    return [{"kind": kind, "metric": m, "value": float(v), "chance": chance.get(m, np.nan), "n_items": n}
+            for m, v in values.items()]
+
+
+def score_outputs(kind: str, pred: Any, true: Any, *, seed: int = 0, pipeline: str | None = None,
+                  **options: Any) -> Scores:
+    """Score decoded outputs of one kind against the truth.
+
+    Parameters
+    ----------
+    kind : {"classification", "retrieval", "images", "captions", "meshes"}
+    pred, true :
+        * classification: predicted and true labels (n,); ``options``: ``scores`` (n, n_classes), ``classes``.
+        * retrieval: predicted and target embeddings (n, embed_dim); ``options``: ``k`` (int or list, default
+          (1, 5)), ``pool_size`` (300), ``n_repeats`` (30), ``metric`` ("cosine").
+        * images: predicted and true images (n, H, W) or (n, H, W, C) in [0, 1] (SSIM for sides ≥ 11 pixels);
+          ``options``: ``networks`` (list of
+          :class:`ImageFeatures` or ``(name, function)`` pairs) for two-way identification in their spaces.
+        * captions: predicted captions and references; ``options``: ``embedder``.
+        * meshes: predicted and true point clouds (n, n_points, 3); ``options``: ``threshold`` (F-score, 0.01),
+          ``render_features`` — a pair of arrays (n, d) of features of rendered views of predicted and true
+          objects, for n-way top-1 (``n_way``, default 2 and 10 when there are enough items).
+    seed : int
+        Seeds candidate pools and distractors.
+    pipeline : str, optional
+        A name stored in the table (to compare pipelines in one table / plot).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"field 'kind': expected one of {KINDS}, got {kind!r}")
+    rows: list[dict] = []
+    if kind == "classification":
+        from neurodecode.evaluation.classification import score_predictions
+
+        y_true, y_pred = np.asarray(true), np.asarray(pred)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"field 'pred': expected one label per item ({y_true.shape}), got {y_pred.shape}")
+        classes = np.asarray(options.get("classes", np.unique(y_true)))
+        values = score_predictions(y_true, y_pred, options.get("scores"), classes)
+        rows = _rows(kind, values, {"accuracy": 1 / len(classes), "balanced_accuracy": 1 / len(classes),
+                                    "roc_auc": 0.5}, len(y_true))
+    elif kind == "retrieval":
+        ks = options.get("k", (1, 5))
+        ks = [ks] if isinstance(ks, int) else list(ks)
+        p, _ = check_pair(pred, true)
+        n = p.shape[0]
+        values, chance = {}, {}
+        for k in ks:
+            pool = options.get("pool_size", 300)
+            if k > min(n, pool or n):
+                raise ValueError(f"field 'k': expected k <= the candidate pool ({min(n, pool or n)} items), got {k}; "
+                                 "the gallery is smaller than k")
+            r = retrieval_accuracy(pred, true, k=k, pool_size=pool, n_repeats=options.get("n_repeats", 30),
+                                   seed=seed, metric=options.get("metric", "cosine"))
+            values[f"image_top{k}"], values[f"brain_top{k}"] = r[f"image_top{k}"], r[f"brain_top{k}"]
+            chance[f"image_top{k}"] = chance[f"brain_top{k}"] = k / r["pool_size"]
+        values["two_way"], chance["two_way"] = two_way_identification(pred, true, options.get("metric", "cosine")), .5
+        rows = _rows(kind, values, chance, n)
+    elif kind == "images":
+        p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+        if p.shape != t.shape:
+            raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
+        values = {"pixcorr": pixcorr(p, t)}
+        if min(t.shape[1:3]) >= SSIM_MIN_SIZE:          # smaller images have no SSIM (see ssim)
+            values["ssim"] = ssim(p, t)
+        chance = {"pixcorr": 0.0}
+        for net in options.get("networks", ()):
+            name, fn = (net if isinstance(net, tuple) else (getattr(net, "name", type(net).__name__), net))
+            values[f"two_way[{name}]"], chance[f"two_way[{name}]"] = two_way_identification(fn(p), fn(t)), 0.5
+        rows = _rows(kind, values, chance, len(p))
+    elif kind == "captions":
+        values = caption_scores(pred, true, embedder=options.get("embedder"))
+        rows = _rows(kind, values, {"clip_text_two_way": 0.5}, len(pred))
+    elif kind == "meshes":
+        threshold = float(options.get("threshold", 0.01))
+        values = {"chamfer": float(chamfer_distance(pred, true).mean()),
+                  f"f_score@{threshold:g}": float(f_score(pred, true, threshold).mean())}
+        chance: dict[str, float] = {}
+        feats = options.get("render_features")
+        if feats is not None:
+            fp, ft = feats
+            n = len(fp)
+            for n_way in options.get("n_way", [w for w in (2, 10) if w <= n]):
+                values[f"{n_way}_way_top1"] = n_way_top1(fp, ft, n_way=n_way, seed=seed)
+                chance[f"{n_way}_way_top1"] = 1 / n_way
+        rows = _rows(kind, values, chance, len(_points(true, "true")))
+    table = pd.DataFrame(rows, columns=["kind", "metric", "value", "chance", "n_items"])
+    if pipeline is not None:
+        table.insert(0, "pipeline", pipeline)
+    table["seed"] = seed
+    return Scores(table)

@@ -1,0 +1,168 @@
+"""Retrieval and identification metrics for decoded latents, as MindEye and MindBridge report them.
+
+* :func:`two_way_identification`: for each prediction, the fraction of the other items whose target it matches
+  less than its own (Pearson correlation by default); chance 0.5.
+* :func:`retrieval_accuracy`: top-k retrieval among random candidate pools (MindEye: 300 candidates, 30 repeats),
+  in both directions (prediction → target, "image retrieval"; target → prediction, "brain retrieval"), with seeded
+  pools so every run scores the same candidates.
+* :func:`gallery_rank`: rank of the true item in a user's large gallery, computed in blocks (memory linear in the
+  gallery size, never a full query × gallery matrix).
+
+Image, caption and 3D metrics and the harness that combines them all are in :mod:`neurodecode.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["as_matrix", "check_pair", "gallery_rank", "gallery_topk", "normalize_rows", "retrieval_accuracy", "similarity",
+           "two_way_identification"]
+
+
+def as_matrix(a: Any, name: str) -> torch.Tensor:
+    """``a`` as a float64 tensor (n_items, n_features) (trailing axes flattened), finite, or a ValueError."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a, dtype=np.float64)
+    a = a.reshape(a.shape[0], -1) if a.ndim > 2 else a
+    if a.ndim != 2:
+        raise ValueError(f"field '{name}': expected an array (n_items, n_features), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"field '{name}': expected finite values, got NaN or Inf")
+    return torch.as_tensor(a)
+
+
+def normalize_rows(a: torch.Tensor, metric: str) -> torch.Tensor:
+    """Rows centred (``"pearson"``) and scaled to unit norm, so that row products are correlations / cosines."""
+    if metric == "pearson":
+        a = a - a.mean(1, keepdim=True)
+    elif metric != "cosine":
+        raise ValueError(f"field 'metric': expected 'pearson' or 'cosine', got {metric!r}")
+    norm = a.norm(dim=1, keepdim=True)
+    return a / torch.where(norm == 0, torch.ones_like(norm), norm)
+
+
+def check_pair(pred: Any, true: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and targets as matrices of one shape (one prediction per item), or a ValueError."""
+    p, t = as_matrix(pred, "pred"), as_matrix(true, "true")
+    if p.shape != t.shape:
+        raise ValueError(f"field 'pred': expected the shape of 'true' {tuple(t.shape)} (one prediction per item, "
+                         f"same dimension), got {tuple(p.shape)}")
+    return p, t
+
+
+def similarity(a: Any, b: Any, metric: str = "pearson") -> np.ndarray:
+    """Similarity matrix (n_a, n_b) between rows of ``a`` and ``b`` (Pearson correlation or cosine)."""
+    return (normalize_rows(as_matrix(a, "a"), metric) @ normalize_rows(as_matrix(b, "b"), metric).T).numpy()
+
+
+def two_way_identification(pred: Any, true: Any, metric: str = "pearson") -> float:
+    """Mean over items i of the fraction of j ≠ i with ``sim(pred_i, true_i) > sim(pred_i, true_j)``.
+
+    Parameters
+    ----------
+    pred, true : array (n_items, ...)
+        Predictions and their targets, in the same order (pixels, embeddings, network features).
+    """
+    p, t = check_pair(pred, true)
+    n = p.shape[0]
+    if n < 2:
+        raise ValueError(f"field 'pred': expected at least 2 items for two-way identification, got {n}")
+    S = normalize_rows(p, metric) @ normalize_rows(t, metric).T
+    diag = S.diagonal()[:, None]
+    wins = (diag > S).sum(1).to(torch.float64)  # the diagonal itself never counts (not strictly greater)
+    return float((wins / (n - 1)).mean())
+
+
+def retrieval_accuracy(pred: Any, true: Any, *, k: int = 1, pool_size: int | None = 300, n_repeats: int = 30,
+                       seed: int = 0, metric: str = "cosine") -> dict[str, float]:
+    """Top-k retrieval among random candidate pools, in both directions.
+
+    For each repeat a pool of ``pool_size`` items is drawn (seeded); within it, each prediction ranks the pool's
+    targets ("image retrieval", pred → true) and each target ranks the pool's predictions ("brain retrieval"). A
+    hit is the true partner among the ``k`` most similar. With ``pool_size=None`` (or ≥ n_items) the whole set is
+    one pool and ``n_repeats`` is 1.
+
+    Returns
+    -------
+    dict
+        ``{"image_topk": ..., "brain_topk": ..., "pool_size": ..., "n_repeats": ...}``
+    """
+    p, t = check_pair(pred, true)
+    n = p.shape[0]
+    pool = n if pool_size is None or pool_size >= n else int(pool_size)
+    if not 1 <= k <= pool:
+        raise ValueError(f"field 'k': expected 1 <= k <= the candidate pool ({pool} items), got {k}")
+    repeats = 1 if pool == n else int(n_repeats)
+    rng = np.random.default_rng(seed)
+    pn, tn = normalize_rows(p, metric), normalize_rows(t, metric)
+    hits_img, hits_brain = [], []
+    for _ in range(repeats):
+        idx = torch.as_tensor(rng.choice(n, size=pool, replace=False) if pool < n else np.arange(n))
+        S = pn[idx] @ tn[idx].T
+        own = S.diagonal()[:, None]
+        # rank = number of candidates strictly more similar than the true one (ties count in the item's favour)
+        hits_img.append(((S > own).sum(1) < k).to(torch.float64).mean())
+        hits_brain.append(((S.T > own).sum(1) < k).to(torch.float64).mean())
+    return {f"image_top{k}": float(torch.stack(hits_img).mean()), f"brain_top{k}": float(torch.stack(hits_brain).mean()),
+            "pool_size": pool, "n_repeats": repeats}
+
+
+def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "cosine",
+                 block: int = 65536) -> np.ndarray:
+    """0-based rank of each query's true item in a (large) gallery, computed block by block.
+
+    Parameters
+    ----------
+    query : array (n_queries, dim)
+    gallery : array (n_gallery, dim)
+    true_index : array of int (n_queries,)
+        Row of ``gallery`` that each query should retrieve.
+    block : int
+        Gallery rows compared at once (memory ∝ n_queries × block).
+
+    Returns
+    -------
+    ndarray of int (n_queries,)
+        Top-k accuracy is ``(rank < k).mean()``.
+    """
+    q, g = normalize_rows(as_matrix(query, "query"), metric), normalize_rows(as_matrix(gallery, "gallery"), metric)
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"field 'gallery': expected embeddings of the queries' dimension {q.shape[1]}, got "
+                         f"{g.shape[1]}")
+    idx = np.asarray(true_index, dtype=np.int64)
+    if idx.shape != (q.shape[0],) or idx.min() < 0 or idx.max() >= g.shape[0]:
+        raise ValueError(f"field 'true_index': expected one gallery row in [0, {g.shape[0]}) per query, got shape "
+                         f"{idx.shape}")
+    true = torch.as_tensor(idx)
+    own = (q * g[true]).sum(1, keepdim=True)
+    rank = torch.zeros(q.shape[0], dtype=torch.int64)
+    for start in range(0, g.shape[0], block):
+        sims = q @ g[start:start + block].T
+        cols = torch.arange(start, start + sims.shape[1])
+        sims[cols[None, :] == true[:, None]] = -torch.inf  # the true item never outranks itself through rounding
+        rank += (sims > own).sum(1)
+    return rank.numpy()
+
+
+def gallery_topk(query: Any, gallery: Any, k: int, *, metric: str = "cosine", block: int = 65536) -> np.ndarray:
+    """Indices (n_queries, k) of each query's ``k`` most similar gallery rows, most similar first, computed block by
+    block (memory ∝ n_queries × (block + k)); ties keep the lower gallery index first."""
+    q, g = normalize_rows(as_matrix(query, "query"), metric), normalize_rows(as_matrix(gallery, "gallery"), metric)
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"field 'gallery': expected embeddings of the queries' dimension {q.shape[1]}, got "
+                         f"{g.shape[1]}")
+    if not 1 <= k <= g.shape[0]:
+        raise ValueError(f"field 'k': expected 1 <= k <= the gallery size {g.shape[0]}, got {k}")
+    best_s = torch.full((q.shape[0], 0), -torch.inf, dtype=q.dtype)
+    best_i = torch.zeros((q.shape[0], 0), dtype=torch.int64)
+    for start in range(0, g.shape[0], block):
+        sims = q @ g[start:start + block].T
+        cand_s = torch.cat([best_s, sims], 1)
+        cand_i = torch.cat([best_i, torch.arange(start, start + sims.shape[1]).expand(q.shape[0], -1)], 1)
+        order = torch.argsort(-cand_s, dim=1, stable=True)[:, :k]
+        best_s, best_i = cand_s.gather(1, order), cand_i.gather(1, order)
+    return best_i.numpy()

@@ -1,0 +1,94 @@
+"""Scoring a decoded set of trials: latents, reconstructed images, captions and gallery retrieval against the truth.
+
+The building blocks of ``neurodecode reconstruct``'s and ``neurodecode train``'s scores, on plain arrays and head
+outputs (so that they are usable on any decoded results): :func:`latent_scores` (retrieval among the trials and the
+linear image reconstruction of an image-space latent), :func:`image_scores`, :func:`caption_scores_exact`
+(BLEU-4, ROUGE-L and exact match against the commonest caption as chance), :func:`gallery_retrieval` (top-k and the
+true stimulus's rank in a large gallery, block by block) and :func:`format_scores` (one line per score).
+
+May import: ``neurodecode.core`` … ``neurodecode.heads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.stimuli import resize_images
+from neurodecode.evaluation.metrics import Scores, score_outputs
+from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk
+
+__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores"]
+
+
+def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str], *, seed: int = 0,
+                  names: tuple[str, str] = ("latents", "linear")) -> Scores:
+    """Scores of predicted latents against the stimuli ``ids``: retrieval among the trials, and the linear image
+    reconstruction (PixCorr, SSIM) when the latent space is an image space.
+
+    ``target`` is the :class:`~neurodecode.alignment.targets.TargetSpace` the latents live in; ``names`` the two
+    pipeline labels of the rows.
+    """
+    true = target.transform(stimuli, ids)
+    scores = score_outputs("retrieval", latents, true, k=[1, 5] if len(ids) > 5 else [1], pool_size=None,
+                           n_repeats=1, seed=seed, pipeline=names[0])
+    linear = target.decode(latents)
+    if linear is not None:
+        scores = scores + score_outputs("images", linear, target.images(stimuli, ids), pipeline=names[1])
+    return scores
+
+
+def image_scores(name: str, images: np.ndarray, true_images: np.ndarray) -> Scores:
+    """PixCorr / SSIM of images (n, H, W, C) against the true images, resized to the reconstructions' format."""
+    return score_outputs("images", images, resize_images(true_images, images.shape[1], images.shape[-1]),
+                         pipeline=name)
+
+
+def caption_scores_exact(captions: Sequence[str], references: Sequence[str], name: str = "captions") -> Scores:
+    """BLEU-4 / ROUGE-L (:func:`~neurodecode.evaluation.metrics.caption_scores`) plus the exact-match rate, whose
+    chance is the frequency of the commonest reference caption."""
+    scores = score_outputs("captions", list(captions), list(references), pipeline=name)
+    freq = pd.Series(list(references)).value_counts(normalize=True)
+    exact = float(np.mean([c == r for c, r in zip(captions, references, strict=True)]))
+    return scores + Scores(pd.DataFrame([{"kind": "captions", "metric": "exact_match", "pipeline": name,
+                                          "value": exact, "chance": float(freq.max()), "n_items": len(captions)}]))
+
+
+def gallery_retrieval(latents: np.ndarray, gallery: np.ndarray, gallery_ids: Sequence[str],
+                      true_ids: Sequence[str] | None, trial_ids: Sequence[str] | None = None,
+                      k: int = 5) -> tuple[list[dict[str, Any]], Scores | None]:
+    """Each trial's top-``k`` gallery stimuli and the rank of its true stimulus (None when unknown or not in the
+    gallery), and gallery top-1 / top-5 accuracies over the trials whose stimulus is in the gallery.
+
+    Similarities are cosines; ranks come from :func:`~neurodecode.evaluation.retrieval.gallery_rank`.
+    """
+    gallery_ids = [str(g) for g in gallery_ids]
+    top = gallery_topk(latents, gallery, min(k, len(gallery_ids)))
+    where = {g: i for i, g in enumerate(gallery_ids)}
+    known = [i for i, s in enumerate(true_ids or []) if s in where]
+    ranks = np.full(len(latents), -1)
+    if known:
+        ranks[known] = gallery_rank(latents[known], gallery, [where[true_ids[i]] for i in known])
+    trials = [str(t) for t in trial_ids] if trial_ids is not None else [str(i) for i in range(len(latents))]
+    rows = [{"trial": trials[i], f"top{k}": [gallery_ids[j] for j in top[i]],
+             "true_rank": int(ranks[i]) if ranks[i] >= 0 else None} for i in range(len(latents))]
+    if not known:
+        return rows, None
+    r, g = ranks[known], len(gallery_ids)
+    table = pd.DataFrame([{"kind": "retrieval", "metric": f"gallery_top{kk}", "value": float((r < kk).mean()),
+                           "chance": kk / g, "n_items": len(known), "pipeline": f"gallery of {g}"} for kk in (1, 5)])
+    return rows, Scores(table)
+
+
+def format_scores(rows: Sequence[dict[str, Any]], indent: str = "") -> list[str]:
+    """One line per score row (pipeline, kind, metric, value, chance when there is one)."""
+    lines = []
+    for row in rows:
+        chance = row.get("chance")
+        chance = "" if chance is None or chance != chance else f" (chance {chance:.3g})"
+        lines.append(f"{indent}{row.get('pipeline', ''):>15} {row['kind']:>10} {row['metric']:<13} "
+                     f"{row['value']:.3f}{chance}")
+    return lines

@@ -1,0 +1,307 @@
+"""The head protocol: what every generative head declares, takes and returns (diffusers' pipelines and nilearn's
+``BaseMasker`` fix one interface the same way).
+
+A head
+
+* has a ``kind`` (``"images"``, ``"captions"`` or ``"meshes"``), a ``name`` and a :class:`LatentSpec` — the latent
+  it reads (dimension; pooled ``(n, dim)`` and/or token-level ``(n, n_tokens, dim)``; the space it expects);
+* ``generate(latents, *, seed=0, trial_ids=None, **options)`` returns a typed output — :class:`ImageOutput`,
+  :class:`CaptionOutput` or :class:`MeshOutput` — with per-trial metadata and a ``write(out_dir)``;
+* may be ``trainable`` (tiny generators, caption mappers): ``fit(latents, targets, trainer=...)`` where targets are
+  images ``(n, H, W, C)`` of the head's ``image_shape`` or captions.
+
+Randomness is **per trial**: trial ``t``'s sample ``k`` is drawn with its own generator seeded by
+:func:`trial_seed` ``(seed, t, k)``, so an output depends on (seed, trial id, sample index) only — not on the batch
+it was generated in, nor on a batch halved after a CUDA out-of-memory error.
+
+Also here: loading real weights with an error that names them (:func:`load_pretrained`) and batching that backs off
+on GPU memory errors (:func:`run_in_batches`). May import: ``neurodecode.core`` … ``neurodecode.alignment``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["KINDS", "CaptionOutput", "Head", "HeadOutput", "ImageOutput", "LatentSpec", "MeshOutput", "check_head",
+           "check_latents", "load_pretrained", "randn", "rank_samples", "run_in_batches", "trial_generators",
+           "trial_ids_for", "trial_seed"]
+
+KINDS = ("images", "captions", "meshes")
+
+
+# -- what a head reads -------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LatentSpec:
+    """The latent a head reads.
+
+    Attributes
+    ----------
+    dim : int
+        ``embed_dim`` of each vector.
+    pooled, tokens : bool
+        Accepts ``(n_trials, dim)`` and/or ``(n_trials, n_tokens, dim)``.
+    space : str
+        What the vectors must be (e.g. "CLIP ViT-L/14 image embeddings"), for error messages and reports.
+    """
+
+    dim: int
+    pooled: bool = True
+    tokens: bool = False
+    space: str = "the space the head was built or trained for"
+
+    def check(self, latents: Any, head: str) -> np.ndarray:
+        """Latents as float32 ``(n, dim)`` or ``(n, n_tokens, dim)``, or a ValueError naming the head and shapes."""
+        if hasattr(latents, "detach"):
+            latents = latents.detach().cpu().numpy()
+        a = np.asarray(latents, dtype=np.float32)
+        if a.ndim == 1 and self.pooled:
+            a = a[None]
+        ok = a.ndim >= 2 and a.shape[-1] == self.dim and ((a.ndim == 2 and self.pooled) or (a.ndim == 3 and self.tokens))
+        if not ok:
+            want = " or ".join(s for s, on in ((f"(n_trials, {self.dim})", self.pooled),
+                                               (f"(n_trials, n_tokens, {self.dim})", self.tokens)) if on)
+            raise ValueError(f"field 'latents': the {head} expects {want} embeddings, got shape {a.shape}; it reads "
+                             f"{self.space}: align to this head's embedding space first")
+        if not np.isfinite(a).all():
+            raise ValueError(f"field 'latents': expected finite values for the {head}, got NaN or Inf")
+        return a
+
+
+def check_latents(latents: Any, embed_dim: int, head: str) -> np.ndarray:
+    """Pooled latents as float32 ``(n_trials, embed_dim)`` (see :meth:`LatentSpec.check`)."""
+    return LatentSpec(embed_dim).check(latents, head)
+
+
+# -- per-trial randomness ------------------------------------------------------------------------------------------
+
+def trial_seed(seed: int, trial: Any, sample: int = 0) -> int:
+    """A 63-bit seed that depends on ``(seed, trial id, sample index)`` only (the trial id may be any string)."""
+    digest = hashlib.sha256(str(trial).encode()).digest()
+    entropy = [int(seed) & 0xFFFFFFFF, int.from_bytes(digest[:8], "little"), int(sample)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def trial_generators(seed: int, trials: Sequence[Any], sample: int = 0, device: Any = "cpu") -> list[Any]:
+    """One ``torch.Generator`` per trial, seeded by :func:`trial_seed`."""
+    import torch
+
+    return [torch.Generator(device).manual_seed(trial_seed(seed, t, sample)) for t in trials]
+
+
+def randn(shape: Sequence[int], generators: Sequence[Any], device: Any = "cpu", dtype: Any = None) -> Any:
+    """``(len(generators), *shape)`` standard normal draws, row ``i`` from ``generators[i]`` (batch-independent)."""
+    import torch
+
+    return torch.stack([torch.randn(tuple(shape), generator=g, device=device, dtype=dtype) for g in generators])
+
+
+# -- outputs -------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class HeadOutput:
+    """What every head returns: per-trial results and what made them.
+
+    Attributes
+    ----------
+    head : str
+        The head's name.
+    trials : list of str
+        Trial ids, one per result.
+    seed : int
+    seconds_per_trial : float
+    config : dict
+        What built the head (model ids or a tiny config), stored in ``metadata.json``.
+    """
+
+    kind: ClassVar[str] = ""
+    head: str
+    trials: list[str]
+    seed: int
+    seconds_per_trial: float
+    config: dict
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def _check_len(self, n: int, what: str) -> None:
+        if n != len(self.trials):
+            raise ValueError(f"field '{what}': expected one result per trial ({len(self.trials)}), got {n}")
+
+    def report_columns(self) -> dict[str, list]:
+        """Column name → one cell per trial, for the HTML report."""
+        raise NotImplementedError
+
+    def _write(self, out_dir: str | os.PathLike, subjects: Sequence[Any] | None, **files: Any) -> Path:
+        from neurodecode.heads.writing import write_trials
+
+        return write_trials(out_dir, self.head, trials=self.trials, subjects=subjects, seed=self.seed,
+                            model_ids=self.config, timings={"seconds_per_trial": self.seconds_per_trial}, **files)
+
+
+@dataclasses.dataclass
+class ImageOutput(HeadOutput):
+    """``images`` (n_trials, n_samples, H, W, C) float32 in [0, 1], the selected sample first; ``best`` (n_trials,)
+    the index of the selected sample among those drawn; ``label`` names the report column."""
+
+    kind: ClassVar[str] = "images"
+    images: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 1, 1, 1, 1), np.float32))
+    best: np.ndarray | None = None
+    label: str = "generated"
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 5:
+            raise ValueError(f"field 'images': expected (n_trials, n_samples, H, W, C), got shape {self.images.shape}")
+        self._check_len(len(self.images), "images")
+        if self.best is None:
+            self.best = np.zeros(len(self.images), dtype=int)
+
+    def report_columns(self) -> dict[str, list]:
+        return {self.label: list(self.images[:, 0])}
+
+    def write(self, out_dir: str | os.PathLike, subjects: Sequence[Any] | None = None) -> Path:
+        return self._write(out_dir, subjects, images=self.images)
+
+
+@dataclasses.dataclass
+class CaptionOutput(HeadOutput):
+    """``captions`` (one per trial); ``top`` the k best per trial (ranked heads) and their ``scores``."""
+
+    kind: ClassVar[str] = "captions"
+    captions: list[str] = dataclasses.field(default_factory=list)
+    top: list[list[str]] | None = None
+    scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self._check_len(len(self.captions), "captions")
+
+    def report_columns(self) -> dict[str, list]:
+        return {"caption": list(self.captions)}
+
+    def write(self, out_dir: str | os.PathLike, subjects: Sequence[Any] | None = None) -> Path:
+        return self._write(out_dir, subjects, captions=self.captions)
+
+
+@dataclasses.dataclass
+class MeshOutput(HeadOutput):
+    """``meshes`` (trimesh.Trimesh, one per trial) and ``renders`` (n_trials, n_views, size, size) grey views."""
+
+    kind: ClassVar[str] = "meshes"
+    meshes: list[Any] = dataclasses.field(default_factory=list)
+    renders: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 1, 1, 1), np.float32))
+
+    def __post_init__(self) -> None:
+        self._check_len(len(self.meshes), "meshes")
+
+    def report_columns(self) -> dict[str, list]:
+        return {"mesh views": [list(r) for r in self.renders]}
+
+    def write(self, out_dir: str | os.PathLike, subjects: Sequence[Any] | None = None) -> Path:
+        return self._write(out_dir, subjects, meshes=self.meshes, mesh_format="glb")
+
+
+# -- the protocol --------------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class Head(Protocol):
+    """What ``train``, ``reconstruct`` and the evaluation harness rely on (and nothing else).
+
+    Image heads also have ``image_shape`` (H, W, C) and ``accepts_init_images`` (img2img from MindEye's low-level
+    reconstruction); trainable heads have ``fit(latents, targets, *, trainer=None) -> head``.
+    """
+
+    kind: str
+    name: str
+    trainable: bool
+
+    @property
+    def latent(self) -> LatentSpec: ...
+
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 **options: Any) -> HeadOutput: ...
+
+
+def check_head(head: Any, kind: str, where: str) -> Any:
+    """``head`` if it follows the :class:`Head` protocol for ``kind``, else a TypeError naming the config."""
+    if not isinstance(head, Head) or getattr(head, "kind", None) != kind:
+        raise TypeError(f"{where}: expected a {kind} head (kind, name, latent, generate()), got "
+                        f"{type(head).__name__} of kind {getattr(head, 'kind', None)!r}")
+    return head
+
+
+def trial_ids_for(trial_ids: Sequence[Any] | None, n: int) -> list[str]:
+    """The trials' ids as strings (default ``0 .. n-1``), one per latent."""
+    ids = [str(i) for i in range(n)] if trial_ids is None else [str(t) for t in trial_ids]
+    if len(ids) != n:
+        raise ValueError(f"field 'trial_ids': expected one id per latent ({n}), got {len(ids)}")
+    return ids
+
+
+# -- weights and batching ------------------------------------------------------------------------------------------
+
+def load_pretrained(cls: Any, model_id: str, subfolder: str | None = None, **kw: Any) -> Any:
+    """``cls.from_pretrained(model_id, subfolder=...)`` with an error that says which weights are missing and how to
+    get them (no hub access here, or not in the cache)."""
+    try:
+        return cls.from_pretrained(model_id, subfolder=subfolder, **kw) if subfolder else \
+            cls.from_pretrained(model_id, **kw)
+    except (OSError, ValueError) as err:
+        where = f"{model_id}/{subfolder}" if subfolder else model_id
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise RuntimeError(
+            f"could not load the weights {where!r} for {cls.__name__}: they are not in the Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}) and "
+            f"{'HF_HUB_OFFLINE=1 forbids downloading them' if offline else 'the hub could not be reached'}. "
+            f"On a machine with internet run `huggingface-cli download {model_id}` (or load the head once there) "
+            f"and copy the cache, or point HF_HOME at a cache that has it. ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]})") from None
+
+
+def run_in_batches(fn: Callable[[np.ndarray], np.ndarray], n: int, batch_size: int, *, progress: bool = False,
+                   desc: str = "") -> np.ndarray:
+    """``fn(indices) -> array`` over ``n`` items in batches, concatenated; a CUDA out-of-memory error halves the
+    batch and retries (down to 1). With per-trial generators the result does not depend on the batch size."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"field 'batch_size': expected >= 1, got {batch_size}")
+    out, start = [], 0
+    bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
+    while start < n:
+        idx = np.arange(start, min(n, start + batch_size))
+        try:
+            out.append(fn(idx))
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            torch.cuda.empty_cache()
+            continue
+        start += len(idx)
+        bar.update(len(idx))
+    bar.close()
+    return np.concatenate(out)
+
+
+def rank_samples(images: np.ndarray, target: np.ndarray, select_with: Callable[[np.ndarray], np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of each trial ranked by cosine similarity of ``select_with(images)`` to the trial's ``target``
+    latent: (images with the best first, index of the best among those drawn)."""
+    n, s = images.shape[:2]
+    flat = np.asarray(select_with(images.reshape(-1, *images.shape[2:])), dtype=np.float64).reshape(n, s, -1)
+    target = np.asarray(target, dtype=np.float64).reshape(n, -1)
+    if flat.shape[-1] != target.shape[-1]:
+        raise ValueError(f"field 'select_with': expected embeddings of the latents' size {target.shape[-1]}, got "
+                         f"{flat.shape[-1]}")
+    sims = np.einsum("nsd,nd->ns", flat / np.linalg.norm(flat, axis=-1, keepdims=True),
+                     target / np.linalg.norm(target, axis=-1, keepdims=True))
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return np.take_along_axis(images, order[:, :, None, None, None], axis=1), sims.argmax(1)

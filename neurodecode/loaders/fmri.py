@@ -1,0 +1,542 @@
+"""fMRI loaders: BOLD runs, masks and atlases, precomputed responses and surfaces → the common epoch format.
+
+* :func:`read_run` opens a 4D BOLD run with its events, TR and confounds (fMRIPrep strategies via nilearn).
+* :func:`trial_responses` turns runs into single-trial responses ``(n_trials, n_voxels, 1)``: a GLM per trial
+  (least-squares-all or least-squares-separate; design matrices by nilearn with a chosen HRF and drift model, the
+  ordinary least squares solved for all voxels at once) or the fast HRF-delayed TR average.
+* :func:`read_volumes` gives one epoch per volume with per-volume labels (block designs such as Haxby 2001).
+* :func:`roi_timeseries` gives windows of parcel-mean time series ``(n_windows, n_rois, n_trs)``.
+* :func:`to_nifti` maps any per-voxel vector back to a NIfTI image in the original space.
+
+Voxel channels are named ``v<i>_<j>_<k>`` (their voxel indices) and positioned at the voxel centres in world
+coordinates (metres); the mask's affine and shape are kept in the provenance so that :func:`to_nifti` works on
+epochs loaded back from disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.epochs import Channels, EpochSet
+from neurodecode.core.validation import fail
+
+__all__ = ["Run", "check_stimulus_files", "load_image", "make_masker", "pool_rois", "read_run", "read_volumes",
+           "roi_timeseries", "to_nifti", "trial_responses", "voxel_channels"]
+
+
+def _name(img: Any) -> str:
+    fn = getattr(img, "get_filename", lambda: None)()
+    return str(fn) if fn else "<image>"
+
+
+def load_image(img: Any, what: str = "image") -> Any:
+    """A nibabel image from a path (a clear error for a missing or unreadable file) or passed through."""
+    import nibabel as nib
+
+    if isinstance(img, (str, os.PathLike)):
+        path = Path(img)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such {what}")
+        try:
+            return nib.load(path)
+        except Exception as err:  # nibabel raises many kinds for broken files
+            raise ValueError(f"{path}: expected a readable NIfTI {what}, got {err}") from None
+    return img
+
+
+def _load_4d(bold: Any, tr: float | None) -> tuple[Any, str, float]:
+    """A 4D BOLD image, its name and its TR (3D images and a missing TR are refused)."""
+    img = load_image(bold, "BOLD run")
+    name = _name(img)
+    if img.ndim != 4:
+        raise ValueError(f"{name}: field 'bold': expected a 4D image (x, y, z, time), got {img.ndim}D with shape "
+                         f"{img.shape}")
+    return img, name, _tr_from(img, tr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# runs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One BOLD run: a 4D image, its TR, events and confounds.
+
+    Attributes
+    ----------
+    img : nibabel image, 4D
+    tr : float
+        Repetition time in seconds.
+    events : DataFrame or None
+        ``onset``, ``duration`` (seconds), ``trial_type`` and any other columns (``stimulus``, ``stim_file``, ...).
+    confounds : ndarray (n_volumes, n_confounds) or None
+    run, session : str or None
+    """
+
+    img: Any
+    tr: float
+    events: pd.DataFrame | None = None
+    confounds: np.ndarray | None = None
+    run: str | None = None
+    session: str | None = None
+
+    @property
+    def n_volumes(self) -> int:
+        return int(self.img.shape[3])
+
+    @property
+    def name(self) -> str:
+        return _name(self.img)
+
+
+def _tr_from(img: Any, tr: float | None) -> float:
+    if tr is not None:
+        if not tr > 0:
+            raise ValueError(f"{_name(img)}: field 'tr': expected a repetition time > 0 in seconds, got {tr}")
+        return float(tr)
+    fn = _name(img)
+    sidecar = Path(fn.replace(".nii.gz", ".json").replace(".nii", ".json")) if fn != "<image>" else None
+    if sidecar is not None and sidecar.is_file():
+        meta = json.loads(sidecar.read_text())
+        if "RepetitionTime" in meta:
+            return float(meta["RepetitionTime"])
+    zooms = img.header.get_zooms()
+    units = img.header.get_xyzt_units()[1] if hasattr(img.header, "get_xyzt_units") else "sec"
+    if len(zooms) > 3 and zooms[3] > 0 and units in ("sec", "unknown"):
+        return float(zooms[3])
+    if len(zooms) > 3 and zooms[3] > 0 and units == "msec":
+        return float(zooms[3]) / 1000.0
+    raise ValueError(f"{fn}: field 'tr': expected a repetition time (argument, BIDS sidecar RepetitionTime or NIfTI "
+                     "header), got none")
+
+
+def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, *, tr: float | None = None,
+             confounds: Any = None, confounds_strategy: Sequence[str] | None = None, run: str | None = None,
+             session: str | None = None) -> Run:
+    """Open one BOLD run.
+
+    Parameters
+    ----------
+    bold : path or nibabel image
+        A 4D image (a 3D image is refused).
+    events : path (``.tsv``/``.csv``) or DataFrame, optional
+        Needs ``onset`` and ``duration`` in seconds; ``trial_type`` names the condition. Events that end after the
+        run are refused.
+    tr : float, optional
+        Repetition time; default from the BIDS sidecar (``RepetitionTime``) or the NIfTI header.
+    confounds : path, DataFrame or array (n_volumes, n_confounds), optional
+    confounds_strategy : sequence of str, optional
+        fMRIPrep confounds via ``nilearn.interfaces.fmriprep.load_confounds`` (e.g. ``["motion", "wm_csf"]``);
+        needs the fMRIPrep ``*_desc-confounds_timeseries.tsv`` beside ``bold``.
+    """
+    img, name, tr = _load_4d(bold, tr)
+    n_vol = int(img.shape[3])
+    table = None
+    if events is not None:
+        if isinstance(events, (str, os.PathLike)):
+            path = Path(events)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such events file")
+            table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", na_values="n/a")
+            where = str(path)
+        else:
+            table, where = events.copy(), f"{name} events"
+        missing = [c for c in ("onset", "duration") if c not in table.columns]
+        if missing:
+            raise ValueError(f"{where}: expected columns 'onset' and 'duration' (seconds), missing {missing}")
+        if "trial_type" not in table.columns:
+            table["trial_type"] = "trial"
+        end = table["onset"] + table["duration"]
+        late = end > n_vol * tr + 1e-6
+        if late.any():
+            row = int(np.flatnonzero(late.to_numpy())[0])
+            raise ValueError(f"{where}: event {row} (onset {table['onset'].iloc[row]} s, duration "
+                             f"{table['duration'].iloc[row]} s) ends after the run ({n_vol} volumes × {tr} s = "
+                             f"{n_vol * tr} s)")
+        table = table.reset_index(drop=True)
+    conf = None
+    if confounds_strategy is not None:
+        from nilearn.interfaces.fmriprep import load_confounds
+
+        try:
+            frame, _ = load_confounds(name, strategy=tuple(confounds_strategy))
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"{name}: field 'confounds_strategy': {err}") from None
+        conf = None if frame is None else frame.to_numpy(np.float64)
+    elif confounds is not None:
+        if isinstance(confounds, (str, os.PathLike)):
+            confounds = pd.read_csv(confounds, sep="\t" if str(confounds).endswith(".tsv") else ",")
+        conf = np.asarray(confounds, dtype=np.float64)
+        conf = conf[:, None] if conf.ndim == 1 else conf
+    if conf is not None:
+        if conf.shape[0] != n_vol:
+            raise ValueError(f"{name}: field 'confounds': expected one row per volume ({n_vol}), got {conf.shape[0]}")
+        conf = np.nan_to_num(conf)  # fMRIPrep derivatives start with n/a
+    return Run(img, tr, table, conf, run, session)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# masks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def make_masker(mask: Any, reference: Any, *, resample_mask: bool = False) -> Any:
+    """A fitted ``nilearn.maskers.NiftiMasker`` for the voxels of ``mask`` in the space of ``reference``.
+
+    A mask whose shape or affine differ from the BOLD image is refused unless ``resample_mask=True`` (then it is
+    resampled to the BOLD grid by nearest neighbour). With ``mask=None`` nilearn computes an EPI mask from
+    ``reference``.
+    """
+    from nilearn.image import resample_to_img
+    from nilearn.maskers import NiftiMasker
+
+    ref = load_image(reference, "BOLD run")
+    if mask is None:
+        try:
+            return NiftiMasker(mask_strategy="epi", standardize=None).fit(ref)
+        except ValueError as err:
+            raise ValueError(f"{_name(ref)}: field 'mask': no mask given and nilearn's EPI mask failed ({err}); "
+                             "pass a brain mask") from None
+    mask_img = load_image(mask, "mask")
+    same = mask_img.shape[:3] == ref.shape[:3] and np.allclose(mask_img.affine, ref.affine, atol=1e-3)
+    if not same:
+        if not resample_mask:
+            raise ValueError(f"{_name(mask_img)}: field 'mask': expected the grid of {_name(ref)} (shape "
+                             f"{ref.shape[:3]}, affine diag {np.diag(ref.affine)[:3].round(3).tolist()}), got shape "
+                             f"{mask_img.shape[:3]}, affine diag {np.diag(mask_img.affine)[:3].round(3).tolist()}; pass "
+                             "resample_mask=True to resample it")
+        mask_img = resample_to_img(mask_img, ref.slicer[..., 0] if ref.ndim == 4 else ref, interpolation="nearest",
+                                   force_resample=True, copy_header=True)
+    if not np.asarray(mask_img.dataobj).any():
+        raise ValueError(f"{_name(mask_img)}: field 'mask': expected at least one voxel, got an empty mask")
+    return NiftiMasker(mask_img=mask_img, standardize=None).fit()
+
+
+def voxel_channels(masker: Any, space: str) -> tuple[Channels, dict]:
+    """Voxel channels (``v<i>_<j>_<k>`` at the voxel centres, metres) of a fitted masker and its ``mask`` step."""
+    mask_img = masker.mask_img_
+    ijk = np.argwhere(np.asarray(mask_img.dataobj) > 0)  # nilearn orders masked voxels the same way (C order)
+    xyz = (mask_img.affine @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3] / 1000.0  # mm → m
+    names = [f"v{i}_{j}_{k}" for i, j, k in ijk]
+    step = {"step": "mask", "n_voxels": len(names), "shape": list(mask_img.shape[:3]),
+            "affine": np.asarray(mask_img.affine).round(6).tolist(), "space": space}
+    return Channels(names, "fmri-voxel", xyz, space), step
+
+
+def _voxel_grid(epochs: EpochSet) -> tuple[dict, np.ndarray]:
+    """The ``mask`` provenance step (shape, affine) and the voxel indices (n_voxels, 3) of voxel epochs."""
+    prov = epochs.provenance
+    if len(prov) == 1 and prov[0].get("step") == "concatenate":
+        prov = tuple(prov[0]["processing"])
+    steps = [st for st in prov if st.get("step") == "mask"]
+    if not steps or set(epochs.channels.types) != {"fmri-voxel"}:
+        fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
+              f"types {sorted(set(epochs.channels.types))} and steps {[st.get('step') for st in prov]}")
+    ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
+    return steps[-1], ijk
+
+
+def to_nifti(values: np.ndarray, epochs: EpochSet) -> Any:
+    """A per-voxel vector (n_voxels,) — decoder weights, scores — as a NIfTI image in the epochs' original space.
+
+    Uses the voxel channel names (indices) and the ``mask`` step of the provenance (shape, affine), so it works on
+    epochs read back from a store. Voxels outside the mask are 0.
+    """
+    import nibabel as nib
+
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (epochs.n_channels,):
+        fail("values", f"one value per voxel channel ({epochs.n_channels},)", f"shape {values.shape}")
+    step, ijk = _voxel_grid(epochs)
+    vol = np.zeros(step["shape"], np.float32)
+    vol[tuple(ijk.T)] = values
+    return nib.Nifti1Image(vol, np.array(step["affine"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# single-trial responses
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _stimulus_column(events: pd.DataFrame) -> pd.Series:
+    for col in ("stimulus", "stim_file", "stim_id"):
+        if col in events.columns:
+            return events[col]
+    return events["trial_type"]
+
+
+def _design(run: Run, events: pd.DataFrame, hrf_model: str, drift_model: str | None,
+            high_pass: float) -> pd.DataFrame:
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    frame_times = np.arange(run.n_volumes) * run.tr
+    add = None if run.confounds is None else run.confounds
+    names = None if add is None else [f"confound{i}" for i in range(add.shape[1])]
+    return make_first_level_design_matrix(frame_times, events[["onset", "duration", "trial_type"]],
+                                          hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
+                                          add_regs=add, add_reg_names=names)
+
+
+def _psc(Y: np.ndarray) -> np.ndarray:
+    """Percent signal change per voxel (nilearn's ``signal_scaling=0``)."""
+    mean = Y.mean(0)
+    mean[mean == 0] = 1.0
+    return 100.0 * (Y / mean - 1.0)
+
+
+def _run_trials(run: Run, Y: np.ndarray, method: str, hrf_model: str, drift_model: str | None, high_pass: float,
+                shift: float) -> np.ndarray:
+    """Per-trial responses of one run, shape (n_trials, n_voxels)."""
+    ev = run.events
+    n = len(ev)
+    if method == "tr_average":
+        from nilearn.signal import clean
+
+        Yc = clean(Y, detrend=True, standardize="zscore_sample", confounds=run.confounds, t_r=run.tr,
+                   filter=False)
+        times = np.arange(run.n_volumes) * run.tr
+        out = np.empty((n, Y.shape[1]))
+        for k, (onset, dur) in enumerate(zip(ev["onset"], ev["duration"])):
+            sel = (times >= onset + shift) & (times < onset + max(dur, run.tr) + shift)
+            if not sel.any():
+                sel = np.zeros(len(times), bool)
+                sel[min(int(round((onset + shift) / run.tr)), len(times) - 1)] = True
+            out[k] = Yc[sel].mean(0)
+        return out
+    Y = _psc(Y)
+    if method == "lsa":
+        trials = ev.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
+        X = _design(run, trials, hrf_model, drift_model, high_pass)
+        B = np.linalg.lstsq(X.to_numpy(), Y, rcond=None)[0]
+        cols = [X.columns.get_loc(f"trial{k:05d}") for k in range(n)]
+        return B[cols]
+    out = np.empty((n, Y.shape[1]))
+    for k in range(n):  # lss: the trial against all others, grouped by condition
+        trials = ev.assign(trial_type=["other_" + str(t) for t in ev["trial_type"]])
+        trials.loc[k, "trial_type"] = "target"
+        X = _design(run, trials, hrf_model, drift_model, high_pass)
+        B = np.linalg.lstsq(X.to_numpy(), Y, rcond=None)[0]
+        out[k] = B[X.columns.get_loc("target")]
+    return out
+
+
+def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss", hrf_model: str = "glover",
+                    drift_model: str | None = "cosine", high_pass: float = 0.01, shift: float = 4.5,
+                    average_repeats: bool = False, subject: str | None = None, space: str = "scanner",
+                    resample_mask: bool = False, stimuli: pd.DataFrame | None = None,
+                    stim_root: str | os.PathLike | None = None) -> EpochSet:
+    """Single-trial responses of BOLD runs: ``(n_trials, n_voxels, 1)``.
+
+    Parameters
+    ----------
+    runs : sequence of Run
+        With events (one row per trial). All runs must share the grid of the first one.
+    mask : path or image, optional
+        Voxels to keep (see :func:`make_masker`); default an EPI mask of the first run.
+    method : {"lss", "lsa", "tr_average"}
+        ``lsa``: one GLM per run with one regressor per trial; ``lss``: one GLM per trial, the trial against the
+        other trials grouped by condition (Mumford et al. 2012); both on percent signal change with the drift
+        model and confounds as nuisance regressors (design matrices by nilearn, OLS). ``tr_average``: per run
+        detrended, confound-cleaned, z-scored signal averaged over the volumes from ``onset + shift`` to
+        ``onset + duration + shift`` (at least one volume).
+    hrf_model, drift_model, high_pass : as nilearn's ``make_first_level_design_matrix``.
+    shift : float
+        HRF delay in seconds for ``tr_average``.
+    average_repeats : bool
+        Average the trials of each stimulus (within the subject); the table keeps the first trial's row and
+        ``n_repeats``.
+    space : str
+        Coordinate frame of the images (``"scanner"``, ``"mni_tal"`` for MNI-normalised data, ...).
+    stimuli, stim_root : stimulus table (``stimulus`` id + e.g. ``file``) and the folder its files are relative to;
+        every trial's stimulus needs a row and every file must exist.
+
+    Returns
+    -------
+    EpochSet
+        Table: subject, session, run, stimulus (``stimulus``/``stim_file``/``trial_type`` of the events), label
+        (``trial_type``), onset, duration and the other event columns.
+    """
+    if method not in ("lss", "lsa", "tr_average"):
+        fail("method", "'lss', 'lsa' or 'tr_average'", repr(method))
+    runs = list(runs)
+    if not runs:
+        fail("runs", "at least one Run", "none")
+    for r in runs:
+        if r.events is None or r.events.empty:
+            raise ValueError(f"{r.name}: field 'events': expected trial events for single-trial responses, got none")
+    masker = make_masker(mask, runs[0].img, resample_mask=resample_mask)
+    channels, mask_step = voxel_channels(masker, space)
+    responses, tables = [], []
+    for r in runs:
+        if r.img.shape[:3] != runs[0].img.shape[:3] or not np.allclose(r.img.affine, runs[0].img.affine, atol=1e-3):
+            raise ValueError(f"{r.name}: expected the grid of {runs[0].name} (shape {runs[0].img.shape[:3]}), got "
+                             f"shape {r.img.shape[:3]}; resample the runs first")
+        Y = masker.transform(r.img).astype(np.float64)
+        responses.append(_run_trials(r, Y, method, hrf_model, drift_model, high_pass, shift))
+        ev = r.events
+        tables.append(ev.assign(subject=subject, session=r.session, run=r.run, stimulus=_stimulus_column(ev),
+                                label=ev["trial_type"]))
+    data = np.concatenate(responses)[:, :, None]
+    table = pd.concat(tables, ignore_index=True)
+    step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
+            "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
+            "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
+    if average_repeats:
+        keys = table["stimulus"].astype(str).to_numpy()
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        sums = np.zeros((len(uniq),) + data.shape[1:])
+        np.add.at(sums, inverse, data)
+        counts = np.bincount(inverse)
+        data = (sums / counts[:, None, None])[order]
+        table = table.iloc[first[order]].reset_index(drop=True).assign(n_repeats=counts[order])
+        step["average_repeats"] = True
+    if stimuli is not None:
+        stimuli = check_stimulus_files(stimuli, stim_root)
+    tr = runs[0].tr
+    return EpochSet(data, 1.0 / tr, channels, table, 0.0,
+                    [{"step": "read_run", "file": Path(runs[0].name).name}, mask_step, step], stimuli)
+
+
+def check_stimulus_files(stimuli: pd.DataFrame, root: str | os.PathLike | None) -> pd.DataFrame:
+    """``stimuli`` when every ``file`` it names exists under ``root``; else an error listing the missing ones."""
+    if "file" not in stimuli.columns:
+        return stimuli
+    base = Path(root) if root is not None else Path(".")
+    missing = [f for f in stimuli["file"].dropna().astype(str) if not (base / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{base}: field 'stimuli.file': expected a file for every stimulus id, got "
+                                f"{len(missing)} missing, e.g. {missing[:3]}")
+    return stimuli
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# per-volume epochs and ROI time series
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[Any], tr: float | None = None,
+                 exclude: Sequence[Any] = ("rest",), detrend: bool = True, standardize: bool = True,
+                 subject: str | None = None, space: str = "scanner", resample_mask: bool = False) -> EpochSet:
+    """One epoch per volume, ``(n_volumes, n_voxels, 1)``, for block designs labelled volume by volume.
+
+    Each run is linearly detrended and z-scored per voxel (as in nilearn's Haxby decoding tutorial) before the
+    volumes labelled ``exclude`` are dropped.
+    """
+    from nilearn.signal import clean
+
+    img, name, tr = _load_4d(bold, tr)
+    n = img.shape[3]
+    labels, runs = np.asarray(labels), np.asarray(runs).astype(str)
+    if labels.shape != (n,) or runs.shape != (n,):
+        raise ValueError(f"{name}: field 'labels'/'runs': expected one per volume ({n}), got {labels.shape[0]} and "
+                         f"{runs.shape[0]}")
+    masker = make_masker(mask, img, resample_mask=resample_mask)
+    channels, mask_step = voxel_channels(masker, space)
+    Y = masker.transform(img).astype(np.float64)
+    if detrend or standardize:
+        # run by run, written back in place: nilearn's clean(runs=...) returns the runs in the order of their sorted
+        # labels, which permutes volumes when labels are not increasing in time ("10" sorts before "2")
+        for r in pd.unique(runs):
+            sel = runs == r
+            Y[sel] = clean(Y[sel], detrend=detrend, standardize="zscore_sample" if standardize else None,
+                           filter=False, t_r=tr)
+    keep = ~np.isin(labels.astype(str), [str(e) for e in exclude])
+    table = pd.DataFrame({"subject": subject, "run": runs[keep], "label": labels[keep],
+                          "onset": (np.arange(n) * tr)[keep], "volume": np.flatnonzero(keep)})
+    step = {"step": "read_volumes", "file": Path(name).name, "detrend": detrend, "standardize": standardize,
+            "exclude": [str(e) for e in exclude]}
+    return EpochSet(Y[keep][:, :, None], 1.0 / tr, channels, table, 0.0, [mask_step, step])
+
+
+def _parcel_centres(labels_img: Any, codes: Sequence[int]) -> np.ndarray:
+    vol = np.asarray(labels_img.dataobj)
+    out = np.full((len(codes), 3), np.nan)
+    for n, code in enumerate(codes):
+        ijk = np.argwhere(vol == code)
+        if len(ijk):
+            out[n] = (labels_img.affine @ np.r_[ijk.mean(0), 1.0])[:3] / 1000.0
+    return out
+
+
+def roi_timeseries(runs: Sequence[Run], labels_img: Any, *, window: float, stride: float,
+                   names: Mapping[int, str] | None = None, standardize: bool = True, subject: str | None = None,
+                   space: str = "scanner", resample_labels: bool = False) -> EpochSet:
+    """Windows of parcel-mean time series ``(n_windows, n_rois, n_trs)`` for self-supervised models (BrainMAE).
+
+    Parameters
+    ----------
+    runs : sequence of Run
+    labels_img : path or image
+        Integer parcellation (0 = background); resampled to the BOLD grid only with ``resample_labels=True``.
+    window, stride : float
+        Window length and step in seconds (rounded to whole volumes).
+    names : mapping, optional
+        Label value → ROI name (default ``roi<value>``).
+    """
+    from nilearn.image import resample_to_img
+    from nilearn.maskers import NiftiLabelsMasker
+
+    labels_img = load_image(labels_img, "parcellation")
+    ref = runs[0].img
+    if labels_img.shape[:3] != ref.shape[:3] or not np.allclose(labels_img.affine, ref.affine, atol=1e-3):
+        if not resample_labels:
+            raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the grid of {runs[0].name} (shape "
+                             f"{ref.shape[:3]}), got shape {labels_img.shape[:3]}; pass resample_labels=True")
+        labels_img = resample_to_img(labels_img, ref.slicer[..., 0], interpolation="nearest", force_resample=True,
+                                     copy_header=True)
+    codes = [int(c) for c in np.unique(np.asarray(labels_img.dataobj)) if c != 0]
+    masker = NiftiLabelsMasker(labels_img, standardize="zscore_sample" if standardize else None).fit()
+    tr = runs[0].tr
+    n_win, n_step = int(round(window / tr)), int(round(stride / tr))
+    if n_win < 1 or n_step < 1:
+        fail("window/stride", f"at least one TR ({tr} s)", f"{window} s / {stride} s")
+    data, rows = [], []
+    for r in runs:
+        if r.tr != tr:
+            raise ValueError(f"{r.name}: field 'tr': expected {tr} s as the first run, got {r.tr} s")
+        ts = masker.transform(r.img, confounds=r.confounds)  # (n_volumes, n_rois)
+        for start in range(0, ts.shape[0] - n_win + 1, n_step):
+            data.append(ts[start:start + n_win].T)
+            rows.append({"subject": subject, "session": r.session, "run": r.run, "onset": start * tr})
+    if not data:
+        raise ValueError(f"{runs[0].name}: field 'window': expected windows of {n_win} volumes to fit in the runs, "
+                         "got none")
+    roi_names = [(names or {}).get(c, f"roi{c}") for c in codes]
+    channels = Channels(roi_names, "fmri-roi", _parcel_centres(labels_img, codes), space)
+    step = {"step": "roi_timeseries", "labels": _name(labels_img), "window": n_win * tr, "stride": n_step * tr,
+            "standardize": standardize}
+    return EpochSet(np.stack(data), 1.0 / tr, channels, pd.DataFrame(rows), 0.0, [step])
+
+
+def pool_rois(epochs: EpochSet, labels_img: Any, *, names: Mapping[int, str] | None = None) -> EpochSet:
+    """Average voxel channels within each parcel of an atlas on the epochs' grid: ``(n_epochs, n_rois, n_times)``.
+
+    Parcels without any voxel of the epochs are left out; ROI channels sit at the parcel centres.
+    """
+    labels_img = load_image(labels_img, "parcellation")
+    step, ijk = _voxel_grid(epochs)
+    if list(labels_img.shape[:3]) != step["shape"] or not np.allclose(labels_img.affine, step["affine"], atol=1e-3):
+        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the epochs' grid (shape {step['shape']}), "
+                         f"got shape {list(labels_img.shape[:3])}")
+    vol = np.asarray(labels_img.dataobj).astype(int)
+    codes_of_voxel = vol[tuple(ijk.T)]
+    codes = [int(c) for c in np.unique(codes_of_voxel) if c != 0]
+    if not codes:
+        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected parcels covering the epochs' voxels, got "
+                         "none")
+    data = np.stack([epochs.data[:, codes_of_voxel == c].mean(1) for c in codes], axis=1)
+    channels = Channels([(names or {}).get(c, f"roi{c}") for c in codes], "fmri-roi",
+                        _parcel_centres(labels_img, codes), epochs.channels.coord_frame)
+    pool = {"step": "pool_rois", "labels": _name(labels_img), "n_rois": len(codes)}
+    return EpochSet(data, epochs.sfreq, channels, epochs.table, epochs.tmin, epochs.provenance + (pool,),
+                    epochs.stimuli)

@@ -1,0 +1,185 @@
+"""Precomputed responses → the common epoch format: NSD-style betas, MATLAB sets, cortical-surface frames.
+
+* :func:`load_betas` — single-trial betas in ``.npy``, HDF5 or a 4D NIfTI (with a mask) with their trial table.
+* :func:`load_mat` — responses and stimuli from a MATLAB file, one part per key (:data:`DIGITS69` reads digits69).
+* :func:`load_surface` — GIfTI or flattened-surface frames (MinD-3D / fMRI-Shape), one file per trial.
+
+May import: ``neurodecode.core`` and the other loaders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.epochs import Channels, EpochSet
+from neurodecode.core.validation import fail
+from neurodecode.loaders.fmri import check_stimulus_files, load_image, make_masker, voxel_channels
+
+__all__ = ["DIGITS69", "load_betas", "load_mat", "load_surface"]
+
+
+def load_betas(source: str | os.PathLike, table: pd.DataFrame, *, dataset: str | None = None, mask: Any = None,
+               sfreq: float = 1.0, space: str = "scanner", stimuli: pd.DataFrame | None = None,
+               stim_root: str | os.PathLike | None = None) -> EpochSet:
+    """Precomputed single-trial responses (NSD-style betas) with their trial table.
+
+    Parameters
+    ----------
+    source : path
+        ``.npy`` (n_trials, n_voxels), ``.h5``/``.hdf5`` (``dataset`` of shape (n_trials, n_voxels), read lazily
+        trial by trial is left to the store: this loads it), or a 4D NIfTI (trials along the 4th axis) with ``mask``.
+    table : DataFrame
+        One row per trial, e.g. ``stimulus`` (ids), ``session``, ``run``, ``label``.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such betas file")
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    provenance: list[dict] = [{"step": "load_betas", "file": path.name}]
+    if suffix == ".npy":
+        betas = np.load(path, mmap_mode="r")
+        channels = Channels([f"voxel{i}" for i in range(betas.shape[-1])], "fmri-voxel", coord_frame=space)
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if dataset is None or dataset not in f:
+                raise ValueError(f"{path}: field 'dataset': expected one of {list(f)}, got {dataset!r}")
+            betas = f[dataset][()]
+        channels = Channels([f"voxel{i}" for i in range(betas.shape[-1])], "fmri-voxel", coord_frame=space)
+    elif suffix in (".nii", ".nii.gz"):
+        img = load_image(path, "betas image")
+        if img.ndim != 4:
+            raise ValueError(f"{path}: field 'source': expected a 4D image (trials along the 4th axis), got "
+                             f"{img.ndim}D")
+        masker = make_masker(mask, img)
+        channels, mask_step = voxel_channels(masker, space)
+        betas = masker.transform(img)
+        provenance.append(mask_step)
+    else:
+        raise ValueError(f"{path}: expected .npy, .h5/.hdf5 or .nii/.nii.gz betas, got {suffix!r}")
+    betas = np.asarray(betas, dtype=np.float64)
+    if betas.ndim != 2:
+        raise ValueError(f"{path}: expected betas of shape (n_trials, n_voxels), got {betas.shape}")
+    if len(table) != betas.shape[0]:
+        raise ValueError(f"{path}: field 'table': expected one row per trial ({betas.shape[0]}), got {len(table)}")
+    if stimuli is not None:
+        stimuli = check_stimulus_files(stimuli, stim_root)
+    return EpochSet(betas[:, :, None], sfreq, channels, table, 0.0, provenance, stimuli)
+
+
+#: the "69" data set (van Gerven et al.): V1-V3 responses to handwritten 6s and 9s, 28×28 images stored
+#: column-major (reshape(28, 28) then transpose)
+DIGITS69 = {
+    "responses": {"train": "fmriTrn", "test": "fmriTest"},
+    "images": {"train": "stimTrn", "test": "stimTest"},
+    "labels": {"train": "labelTrn", "test": "labelTest"},
+    "image_shape": (28, 28),
+    "image_order": "F",
+    "label_names": {1: "6", 2: "9"},
+}
+
+
+def load_mat(path: str | os.PathLike, *, responses: Mapping[str, str], images: Mapping[str, str] | None = None,
+             labels: Mapping[str, str] | None = None, image_shape: Sequence[int] | None = None,
+             image_order: str = "C", label_names: Mapping[Any, str] | None = None,
+             subject: str | None = None) -> EpochSet:
+    """Responses and stimuli from a MATLAB ``.mat`` file, one part (e.g. train/test) per key.
+
+    ``load_mat(path, **DIGITS69)`` reads the digits69 set: 100 trials × 3,092 voxels, a ``split`` column
+    (train/test), labels "6"/"9", and a stimulus table whose ``pixels`` column holds each 28×28 image flattened
+    row by row (``pixels.reshape(28, 28)`` shows it upright) — the file stores images column by column, hence
+    ``image_order="F"``.
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such MATLAB file")
+    try:
+        mat = loadmat(path)
+    except (ValueError, OSError, TypeError) as err:
+        raise ValueError(f"{path}: expected a MATLAB v5 .mat file, got {err}") from None
+    for group in (responses, images or {}, labels or {}):
+        missing = [k for k in group.values() if k not in mat]
+        if missing:
+            raise ValueError(f"{path}: expected variables {missing} in the file, got {sorted(k for k in mat if not k.startswith('__'))}")
+    data, rows, stim_rows = [], [], []
+    for part, key in responses.items():
+        X = np.asarray(mat[key], dtype=np.float64)
+        n = X.shape[0]
+        lab = None if labels is None else np.asarray(mat[labels[part]]).ravel()
+        ids = [f"{part}_{i:04d}" for i in range(n)]
+        for i in range(n):
+            value = None if lab is None else lab[i].item()
+            rows.append({"subject": subject, "stimulus": ids[i], "split": part, "trial": i,
+                         "label": (label_names or {}).get(value, value)})
+        if images is not None:
+            imgs = np.asarray(mat[images[part]])
+            if image_shape is not None:
+                if imgs.shape[1] != int(np.prod(image_shape)):
+                    raise ValueError(f"{path}: field 'image_shape': expected {imgs.shape[1]} pixels, got "
+                                     f"{tuple(image_shape)}")
+                imgs = np.stack([im.reshape(image_shape, order=image_order) for im in imgs])
+            for i in range(n):
+                stim_rows.append({"stimulus": ids[i], "pixels": np.ascontiguousarray(imgs[i]).ravel(),
+                                  "height": None if image_shape is None else int(image_shape[0]),
+                                  "width": None if image_shape is None else int(image_shape[1])})
+        data.append(X)
+    X = np.concatenate(data)
+    channels = Channels([f"voxel{i}" for i in range(X.shape[1])], "fmri-voxel")
+    stimuli = pd.DataFrame(stim_rows) if stim_rows else None
+    return EpochSet(X[:, :, None], 1.0, channels, pd.DataFrame(rows), 0.0,
+                    [{"step": "load_mat", "file": path.name}], stimuli)
+
+
+def load_surface(files: Sequence[str | os.PathLike], *, mask: str | os.PathLike | np.ndarray | None = None,
+                 stimulus_ids: Sequence[str] | None = None, sfreq: float = 1.0, subject: str | None = None) -> EpochSet:
+    """Cortical-surface responses, one file per trial: ``(n_trials, n_vertices, n_frames)``.
+
+    ``.gii`` files (GIfTI, e.g. on fsaverage) hold one data array per frame; ``.npy`` files hold frames of a
+    flattened cortical surface image (``(n_frames, height, width)``, as MinD-3D/fMRI-Shape), of which ``mask``
+    (``(height, width)``, non-zero = cortex) selects the vertices. Stimulus ids default to the file names.
+    """
+    import nibabel as nib
+
+    files = [Path(f) for f in files]
+    if not files:
+        fail("files", "at least one surface file", "none")
+    mask_arr = None
+    if mask is not None:
+        mask_arr = np.load(mask) if isinstance(mask, (str, os.PathLike)) else np.asarray(mask)
+        mask_arr = mask_arr.astype(bool)
+    trials = []
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no such surface file")
+        if f.suffix == ".gii":
+            arr = np.stack([d.data for d in nib.load(f).darrays]).reshape(-1, len(nib.load(f).darrays[0].data))
+        elif f.suffix == ".npy":
+            arr = np.load(f)
+            if mask_arr is not None:
+                if arr.shape[1:] != mask_arr.shape:
+                    raise ValueError(f"{f}: field 'mask': expected frames of the mask's shape {mask_arr.shape}, got "
+                                     f"{arr.shape[1:]}")
+                arr = arr[:, mask_arr]
+            else:
+                arr = arr.reshape(arr.shape[0], -1)
+        else:
+            raise ValueError(f"{f}: expected a .gii or .npy surface file, got {f.suffix!r}")
+        trials.append(arr.T)  # (n_vertices, n_frames)
+    shapes = {t.shape for t in trials}
+    if len(shapes) != 1:
+        raise ValueError(f"field 'files': expected one (n_vertices, n_frames) shape for every file, got {sorted(shapes)}")
+    ids = list(stimulus_ids) if stimulus_ids is not None else [f.stem for f in files]
+    n_vert = trials[0].shape[0]
+    channels = Channels([f"vertex{i}" for i in range(n_vert)], "fmri-voxel", coord_frame="fsaverage")
+    table = pd.DataFrame({"subject": subject, "stimulus": ids, "file": [f.name for f in files]})
+    return EpochSet(np.stack(trials), sfreq, channels, table, 0.0,
+                    [{"step": "load_surface", "n_files": len(files), "masked": mask is not None}])

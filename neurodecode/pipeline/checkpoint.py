@@ -1,0 +1,239 @@
+"""A trained decoding pipeline in one checkpoint folder: input contract + data recipe → encoder → aligner → heads.
+
+``neurodecode train`` fits a :class:`DecodingPipeline` (:mod:`neurodecode.pipeline.fitting`) and saves it;
+``neurodecode reconstruct`` (:mod:`neurodecode.pipeline.decoding`) loads it, reads a subject's recordings with the
+**same recipe** (the data and preprocessing configs travel in the checkpoint), checks them against the **input
+contract** (channel names and types, sampling rate, window), and runs the encoder, the aligner and the heads.
+
+Checkpoint folder::
+
+    pipeline.json          format version, resolved training config, input contract, target space, head configs
+    encoder.joblib         the fitted scikit-learn transformer (voxel z-scoring, Riemannian recipe, MAE features)
+    aligner/ | aligner.joblib   torch aligners as safetensors + JSON, ridge as a scikit-learn pickle
+    target.npz             the target space's arrays (PCA components, gallery embeddings)
+    low_level.joblib       MindEye's low-level branch (ridge brain → pixels / VAE latents), when used
+    heads/<kind>.safetensors   weights of heads trained at training time (tiny generators, caption mappers)
+    stimuli.h5             the stimulus table known at training time (the retrieval gallery)
+
+Pickled parts (``*.joblib``) execute code when loaded, like any scikit-learn model file: load checkpoints you trust.
+
+May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.alignment.targets import TargetSpace
+from neurodecode.core.configs import instantiate
+from neurodecode.core.epochs import Channels, EpochSet
+from neurodecode.heads.base import check_head
+
+__all__ = ["FORMAT", "DecodingPipeline", "Inference", "check_contract", "input_contract"]
+
+FORMAT = 1
+
+
+def input_contract(epochs: EpochSet) -> dict[str, Any]:
+    """What a pipeline trained on ``epochs`` needs of new recordings."""
+    return {"ch_names": list(epochs.channels.names), "ch_types": list(epochs.channels.types),
+            "sfreq": float(epochs.sfreq), "n_times": int(epochs.n_times), "tmin": float(epochs.tmin)}
+
+
+def check_contract(contract: Mapping[str, Any], epochs: EpochSet, where: str, checkpoint: str = "the checkpoint"
+                   ) -> EpochSet:
+    """Return ``epochs`` with the checkpoint's channels in its order, or raise one error listing every mismatch."""
+    problems = []
+    names, types = list(contract["ch_names"]), dict(zip(contract["ch_names"], contract["ch_types"]))
+    have = dict(zip(epochs.channels.names, epochs.channels.types))
+    missing = [c for c in names if c not in have]
+    extra = [c for c in have if c not in types]
+    if missing:
+        problems.append(f"channels: {len(missing)} of the {len(names)} the model was trained on are missing, "
+                        f"e.g. {missing[:5]}")
+    if extra:
+        problems.append(f"channels: {len(extra)} not known to the model, e.g. {extra[:5]} (pick them away)")
+    wrong = [f"{c} ({have[c]} ≠ {types[c]})" for c in names if c in have and have[c] != types[c]]
+    if wrong:
+        problems.append(f"channel types: {wrong[:5]}")
+    if not np.isclose(epochs.sfreq, contract["sfreq"]):
+        problems.append(f"sfreq: expected {contract['sfreq']:g} Hz, got {epochs.sfreq:g} Hz (resample with the "
+                        "same recipe)")
+    if epochs.n_times != contract["n_times"]:
+        problems.append(f"n_times: expected {contract['n_times']} samples per epoch, got {epochs.n_times}")
+    if not np.isclose(epochs.tmin, contract["tmin"], atol=0.5 / contract["sfreq"]):
+        problems.append(f"tmin: expected {contract['tmin']:g} s, got {epochs.tmin:g} s")
+    if problems:
+        raise ValueError(f"{where}: the recordings do not match the input contract of {checkpoint}:\n  - "
+                         + "\n  - ".join(problems))
+    return epochs if list(epochs.channels.names) == names else epochs.pick_channels(names)
+
+
+@dataclasses.dataclass
+class Inference:
+    """What a pipeline computes from epochs: ``features`` (n_epochs, n_features) of the encoder, ``latents``
+    (n_epochs, embed_dim) of the aligner."""
+
+    features: np.ndarray
+    latents: np.ndarray
+
+
+class DecodingPipeline:
+    """A fitted encoder → aligner → heads chain with its input contract and data recipe.
+
+    Build one with :func:`neurodecode.pipeline.fit_pipeline` (or ``neurodecode train``); load one with
+    :meth:`load`. ``latents(epochs)`` gives the predicted latents (n_epochs, embed_dim); ``heads`` maps each output
+    kind to a head of the protocol in :mod:`neurodecode.heads.base`.
+    """
+
+    def __init__(self, config: Mapping[str, Any], contract: Mapping[str, Any], encoder: Any, target: TargetSpace,
+                 aligner: Any, heads: Mapping[str, Any] | None = None, head_configs: Mapping[str, Any] | None = None,
+                 trained_heads: Sequence[str] = (), low_level: Any = None, stimuli: pd.DataFrame | None = None,
+                 gallery: np.ndarray | None = None) -> None:
+        self.config, self.contract, self.encoder, self.target = dict(config), dict(contract), encoder, target
+        self.aligner, self.heads = aligner, dict(heads or {})
+        self.head_configs, self.trained_heads = dict(head_configs or {}), list(trained_heads)
+        self.low_level, self.stimuli, self.gallery = low_level, stimuli, gallery
+
+    # -- inference ------------------------------------------------------------------------------------------
+    def infer(self, epochs: EpochSet) -> Inference:
+        """Features and predicted latents of epochs that satisfy the input contract."""
+        features = np.asarray(self.encoder.transform(epochs.data))
+        return Inference(features, np.asarray(self.aligner.predict(features), dtype=np.float32))
+
+    def features(self, epochs: EpochSet) -> np.ndarray:
+        """Encoder features (n_epochs, n_features)."""
+        return self.infer(epochs).features
+
+    def latents(self, epochs: EpochSet) -> np.ndarray:
+        """Predicted latents (n_epochs, embed_dim)."""
+        return self.infer(epochs).latents
+
+    def low_level_images(self, features: np.ndarray) -> np.ndarray | None:
+        """MindEye's low-level reconstructions (n, H, W, C) in [0, 1] from encoder features, when the pipeline has
+        the branch (ridge brain → pixels), else None."""
+        if self.low_level is None:
+            return None
+        flat = self.low_level["ridge"].predict(features)
+        return np.clip(flat, 0, 1).reshape(len(features), *self.low_level["shape"]).astype(np.float32)
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def _write_parts(self, tmp: Path) -> str:
+        """Encoder, aligner, low-level branch, trained heads, target arrays and gallery into ``tmp``; returns the
+        aligner kind recorded in ``pipeline.json``."""
+        import joblib
+        from safetensors.torch import save_model
+
+        from neurodecode.core.storage import save
+
+        (tmp / "heads").mkdir(parents=True)
+        joblib.dump(self.encoder, tmp / "encoder.joblib")
+        if hasattr(self.aligner, "save"):
+            self.aligner.save(tmp / "aligner")
+            aligner_kind = f"{type(self.aligner).__module__}.{type(self.aligner).__name__}"
+        else:
+            joblib.dump(self.aligner, tmp / "aligner.joblib")
+            aligner_kind = "joblib"
+        if self.low_level is not None:
+            joblib.dump(self.low_level, tmp / "low_level.joblib")
+        for kind in self.trained_heads:
+            save_model(self.heads[kind], str(tmp / "heads" / f"{kind}.safetensors"))
+        arrays = {f"target_{k}": v for k, v in self.target.arrays().items()}
+        if self.gallery is not None:
+            arrays["gallery"] = self.gallery
+        np.savez(tmp / "target.npz", **arrays)
+        if self.stimuli is not None:
+            ids = self.stimuli["stimulus"].tolist()
+            holder = EpochSet(np.zeros((len(ids), 1, 1), np.float32), 1.0, Channels(["stimuli"], "eeg"),
+                              pd.DataFrame({"stimulus": ids}), stimuli=self.stimuli)
+            save(holder, tmp / "stimuli.h5")
+        return aligner_kind
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``."""
+        import shutil
+
+        from neurodecode._version import __version__
+
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: a checkpoint is already there; pass overwrite=True to replace it")
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        aligner_kind = self._write_parts(tmp)
+        meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config, "contract": self.contract,
+                "target": self.target.state(), "aligner": aligner_kind, "head_configs": self.head_configs,
+                "trained_heads": self.trained_heads, "low_level": self.low_level is not None}
+        (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+        return path
+
+    @staticmethod
+    def _read_meta(path: Path) -> dict[str, Any]:
+        meta_path = path / "pipeline.json"
+        if not meta_path.is_file():
+            hint = (" (this is a training-state checkpoint of one model, not a decoding pipeline)"
+                    if (path / "checkpoint.json").is_file() else "")
+            raise FileNotFoundError(f"{meta_path}: no decoding-pipeline checkpoint here{hint}; `neurodecode train` "
+                                    "writes one to <run folder>/checkpoint")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: field 'format': expected {FORMAT}, got {meta.get('format')!r}")
+        return meta
+
+    @staticmethod
+    def _build_heads(path: Path, meta: Mapping[str, Any], kinds: Sequence[str] | None, device: str | None
+                     ) -> dict[str, Any]:
+        from safetensors.torch import load_model
+
+        built = {}
+        for kind, cfg in meta["head_configs"].items():
+            if kinds is not None and kind not in kinds:
+                continue
+            if device is not None and "device" in cfg:
+                cfg = {**cfg, "device": device}
+            head = check_head(instantiate(cfg, f"{path / 'pipeline.json'} head_configs.{kind}"), kind,
+                              f"{path / 'pipeline.json'}: head_configs.{kind}")
+            if kind in meta["trained_heads"]:
+                load_model(head, str(path / "heads" / f"{kind}.safetensors"), device=device or "cpu")
+            built[kind] = head
+        return built
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None, heads: Sequence[str] | None = None
+             ) -> DecodingPipeline:
+        """Read a checkpoint folder; ``heads`` limits which heads are built (default all), ``device`` moves them."""
+        import joblib
+
+        from neurodecode.core.configs import LEGACY_TARGETS, check_targets
+        from neurodecode.core.storage import load
+
+        path = Path(path)
+        meta = cls._read_meta(path)
+        encoder = joblib.load(path / "encoder.joblib")
+        if meta["aligner"] == "joblib":
+            aligner = joblib.load(path / "aligner.joblib")
+        else:
+            from hydra.utils import get_class
+
+            check_targets({"_target_": meta["aligner"]}, f"{path / 'pipeline.json'}: aligner")
+            kind = LEGACY_TARGETS.get(meta["aligner"], meta["aligner"])
+            aligner = get_class(kind).load(path / "aligner", device=device or "cpu")
+        arrays = dict(np.load(path / "target.npz"))
+        target = TargetSpace.from_state(meta["target"], {k[7:]: v for k, v in arrays.items()
+                                                         if k.startswith("target_")})
+        built = cls._build_heads(path, meta, heads, device)
+        low = joblib.load(path / "low_level.joblib") if meta.get("low_level") else None
+        stimuli = load(path / "stimuli.h5").stimuli if (path / "stimuli.h5").is_file() else None
+        return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
+                   meta["trained_heads"], low, stimuli, arrays.get("gallery"))

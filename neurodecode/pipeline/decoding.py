@@ -1,0 +1,341 @@
+"""``neurodecode reconstruct``: a trained pipeline on a subject's recordings → decoded outputs + an HTML report.
+
+In steps, each a function of its own:
+
+1. :func:`read_recordings` — the checkpoint's own data recipe (or an epoch store), checked against its input
+   contract (:func:`~neurodecode.pipeline.checkpoint.check_contract`);
+2. :func:`decode` — features and latents through :meth:`DecodingPipeline.infer`, the linear and low-level images,
+   every head through the head protocol, retrieval in the gallery of stimuli the checkpoint knows;
+3. :func:`score` — every output against the truth when the trials' stimuli are known
+   (:mod:`neurodecode.evaluation.scoring`);
+4. :func:`write_outputs` and :func:`report` — per-trial files and the self-contained ``report.html``.
+
+Output folder::
+
+    latents.npy            predicted latents (n_trials, embed_dim)
+    images/ low_level/ linear/ captions/ meshes/   per-trial files + metadata.json
+    retrieval.json         top-5 gallery stimuli and the rank of the true one, per trial
+    scores.json, scores.png   evaluation (when stimuli are known)
+    report.html            everything above on one self-contained page
+
+May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.epochs import EpochSet
+from neurodecode.core.stimuli import resize_images, stimulus_images
+from neurodecode.core.validation import fail
+from neurodecode.evaluation.metrics import Scores
+from neurodecode.heads.base import HeadOutput, ImageOutput
+from neurodecode.pipeline.checkpoint import DecodingPipeline, check_contract
+
+__all__ = ["OUTPUTS", "Decoded", "decode", "read_recordings", "reconstruct", "report", "score", "write_outputs"]
+
+#: what ``reconstruct`` can make
+OUTPUTS = ("images", "captions", "meshes", "retrieval")
+
+
+@dataclasses.dataclass
+class Decoded:
+    """Everything decoded from one set of trials.
+
+    Attributes
+    ----------
+    trials, subjects : list of str
+        One per trial.
+    ids : list of str or None
+        The trials' true stimulus ids, when every one is known in ``truth``.
+    truth : DataFrame or None
+        The stimulus table that knows them (the recordings' own, else the checkpoint's).
+    latents : ndarray (n_trials, embed_dim)
+    images : dict of str to ImageOutput
+        ``"linear"`` (image-space objectives), ``"low-level"`` (MindEye's branch) and ``"images"`` (the head).
+    outputs : dict of str to HeadOutput
+        ``"captions"``, ``"meshes"`` from their heads.
+    retrieval : list of dict
+        Per trial: top-5 gallery stimuli and the true stimulus's rank.
+    gallery_scores : Scores or None
+    """
+
+    trials: list[str]
+    subjects: list[str]
+    ids: list[str] | None
+    truth: pd.DataFrame | None
+    latents: np.ndarray
+    images: dict[str, ImageOutput] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, HeadOutput] = dataclasses.field(default_factory=dict)
+    retrieval: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    gallery_scores: Scores | None = None
+
+
+# -- 1. read ---------------------------------------------------------------------------------------------------------
+
+def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLike], subject: str | None = None,
+                    query: str | None = None, checkpoint: str = "the checkpoint") -> EpochSet:
+    """Epochs from an epoch store (.h5) or from raw files through the checkpoint's data recipe, checked against
+    the checkpoint's input contract (channels reordered by name; every mismatch listed in one error)."""
+    from neurodecode.core.storage import read_epochs
+    from neurodecode.pipeline.fitting import load_data
+
+    paths = [Path(p) for p in recordings]
+    if not paths:
+        fail("recordings", "at least one file or folder", "none")
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such recording")
+    if len(paths) == 1 and paths[0].suffix == ".h5":
+        epochs = read_epochs(paths[0], subject)
+    else:
+        epochs = load_data(pipe.config["data"], [str(p) for p in paths])
+    if query:
+        epochs = epochs.query(query)
+        if epochs.n_epochs == 0:
+            raise ValueError(f"{paths[0]}: field 'query': {query!r} selects no epoch")
+    return check_contract(pipe.contract, epochs, str(paths[0]), checkpoint)
+
+
+def _truth(pipe: DecodingPipeline, epochs: EpochSet) -> tuple[pd.DataFrame | None, list[str] | None]:
+    """The stimulus table that knows every trial's stimulus (the recordings' own, else the checkpoint's)."""
+    ids = epochs.table["stimulus"]
+    if ids.isna().any():
+        return None, None
+    ids = ids.astype(str).tolist()
+    for table in (epochs.stimuli, pipe.stimuli):
+        if table is not None and set(ids) <= set(table["stimulus"].astype(str)):
+            return table.assign(stimulus=table["stimulus"].astype(str)), ids
+    return None, None
+
+
+# -- 2. decode -------------------------------------------------------------------------------------------------------
+
+def image_options(pipe: DecodingPipeline, n_samples: int | None = None, steps: int | None = None,
+                  strength: float | None = None) -> dict[str, Any]:
+    """The image head's settings: the training config's ``images`` section, with command-line values first."""
+    cfg = dict(pipe.config.get("images") or {})
+    values = {"n_samples": int(n_samples or cfg.get("n_samples", 1)),
+              "num_inference_steps": int(steps or cfg.get("steps", 25)),
+              "guidance_scale": float(cfg.get("guidance_scale", 1.0)),
+              "strength": float(strength if strength is not None else cfg.get("strength", 1.0)),
+              "low_level": bool(cfg.get("low_level", False))}
+    if values["n_samples"] < 1 or values["num_inference_steps"] < 1:
+        fail("n_samples/steps", "integers >= 1", f"{values['n_samples']} / {values['num_inference_steps']}")
+    if not 0 < values["strength"] <= 1:
+        fail("strength", "a value in (0, 1]", values["strength"])
+    return values
+
+
+def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, Any], seed: int, batch_size: int,
+                     progress: bool) -> ImageOutput:
+    """The image head from the latents, img2img from the low-level (or linear) images when configured."""
+    head = pipe.heads["images"]
+    init = d.images.get("low-level")
+    if init is None and options["low_level"]:
+        init = d.images.get("linear")
+    kw: dict[str, Any] = {}
+    if init is not None and options["strength"] < 1 and getattr(head, "accepts_init_images", False):
+        H, W, C = head.image_shape
+        kw = {"init_images": resize_images(init.images[:, 0], H, C), "strength": options["strength"]}
+    if getattr(head, "accepts_init_images", False):
+        kw.setdefault("strength", 1.0)
+    return head.generate(d.latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
+                         num_inference_steps=options["num_inference_steps"],
+                         guidance_scale=options["guidance_scale"], batch_size=batch_size, progress=progress,
+                         select_with=pipe.target.embed_images, **kw)
+
+
+def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] = OUTPUTS,
+           options: Mapping[str, Any] | None = None, seed: int = 0, batch_size: int = 8,
+           progress: bool = True) -> Decoded:
+    """Latents, linear / low-level images, every head's output and gallery retrieval for epochs that meet the
+    checkpoint's input contract."""
+    from neurodecode.evaluation.scoring import gallery_retrieval
+
+    options = dict(options or image_options(pipe))
+    inf = pipe.infer(epochs)
+    truth, ids = _truth(pipe, epochs)
+    d = Decoded([str(i) for i in range(epochs.n_epochs)], epochs.table["subject"].astype(str).tolist(), ids, truth,
+                inf.latents)
+    linear = pipe.target.decode(inf.latents)
+    if linear is not None:
+        d.images["linear"] = ImageOutput(f"linear ({pipe.target.kind} inverse)", d.trials, seed, 0.0, {},
+                                         images=linear[:, None], label="linear")
+    low = pipe.low_level_images(inf.features) if "images" in outputs else None
+    if low is not None:
+        d.images["low-level"] = ImageOutput("low-level (ridge → pixels)", d.trials, seed, 0.0, {},
+                                            images=low[:, None], label="low-level")
+    if "images" in outputs and "images" in pipe.heads:
+        d.images["images"] = _generate_images(pipe, d, options, seed, batch_size, progress)
+    for kind in ("captions", "meshes"):
+        if kind in outputs and kind in pipe.heads:
+            kw = {"progress": progress} if kind == "meshes" else {}
+            d.outputs[kind] = pipe.heads[kind].generate(d.latents, seed=seed, trial_ids=d.trials, **kw)
+    if "retrieval" in outputs and pipe.gallery is not None and pipe.stimuli is not None:
+        d.retrieval, d.gallery_scores = gallery_retrieval(d.latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
+                                                          ids, d.trials)
+    return d
+
+
+# -- 3. score --------------------------------------------------------------------------------------------------------
+
+def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
+    """Every output against the truth (None when the trials' stimuli are unknown): retrieval among the trials and
+    the linear images first, then the low-level and generated images, captions, gallery retrieval."""
+    from neurodecode.evaluation.scoring import caption_scores_exact, image_scores, latent_scores
+
+    if d.truth is None:
+        return d.gallery_scores
+    parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed)]
+    if "pixels" in d.truth.columns:
+        true_images = stimulus_images(d.truth, d.ids, pipe.target.scale)
+        for name in ("low-level", "images"):
+            if name in d.images:
+                out = d.images[name]
+                parts.append(image_scores(out.label, out.images[:, 0], true_images))
+    if "captions" in d.outputs and "caption" in d.truth.columns:
+        refs = d.truth.set_index("stimulus").loc[d.ids, "caption"].astype(str).tolist()
+        parts.append(caption_scores_exact(d.outputs["captions"].captions, refs))
+    if d.gallery_scores is not None:
+        parts.append(d.gallery_scores)
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+# -- 4. write and report -----------------------------------------------------------------------------------------------
+
+def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
+    """``latents.npy``, each output's folder, ``retrieval.json``, ``scores.json`` / ``scores.png``; returns the plot."""
+    np.save(out / "latents.npy", d.latents)
+    folders = {"linear": "linear", "low-level": "low_level", "images": "images"}
+    for name, output in d.images.items():
+        output.write(out / folders[name], d.subjects)
+    for kind, output in d.outputs.items():
+        output.write(out / kind, d.subjects)
+    if d.retrieval:
+        (out / "retrieval.json").write_text(json.dumps(d.retrieval, indent=1))
+    if scores is None:
+        return None
+    scores.to_json(out / "scores.json")
+    scores.plot(out / "scores.png")
+    return out / "scores.png"
+
+
+def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]], list[str]]:
+    """One report row per trial and the columns to show, in order."""
+    rows = [{"trial": t, "subject": s, "stimulus": None if d.ids is None else d.ids[i]}
+            for i, (t, s) in enumerate(zip(d.trials, d.subjects))]
+    cells: dict[str, list] = {}
+    if d.truth is not None and "pixels" in d.truth.columns:
+        cells["stimulus image"] = list(stimulus_images(d.truth, d.ids, pipe.target.scale))
+    for name in ("linear", "low-level", "images"):
+        if name in d.images:
+            cells.update(d.images[name].report_columns())
+    for output in d.outputs.values():
+        cells.update(output.report_columns())
+    if "captions" in d.outputs and d.truth is not None and "caption" in d.truth.columns:
+        cells["true caption"] = d.truth.set_index("stimulus").loc[d.ids, "caption"].astype(str).tolist()
+    if d.retrieval:
+        gallery_ids = pipe.stimuli["stimulus"].astype(str).tolist()
+        gallery = (stimulus_images(pipe.stimuli, gallery_ids, pipe.target.scale)
+                   if "pixels" in pipe.stimuli.columns else None)
+        where = {g: i for i, g in enumerate(gallery_ids)}
+        cells["retrieved (top 5)"] = [[gallery[where[g]] for g in r["top5"]] if gallery is not None
+                                      else ", ".join(r["top5"]) for r in d.retrieval]
+    for name, values in cells.items():
+        for row, value in zip(rows, values):
+            row[name] = value
+    return rows, list(cells)
+
+
+def report(pipe: DecodingPipeline, d: Decoded, epochs: EpochSet, out: Path, scores: Scores | None,
+           plot: Path | None, *, title: str, notices: Sequence[str] = (), details: Mapping[str, Any] = ()) -> Path:
+    """Write ``report.html``: a notice when the subject is simulated, the details, scores and one row per trial."""
+    from neurodecode.evaluation.report import write_report
+
+    simulated = [s for s in epochs.provenance if s.get("step") == "simulate"]
+    notes = list(notices)
+    if simulated:
+        notes.insert(0, "This subject is SIMULATED: its responses were generated from the stimuli by a known encoding "
+                        f"model ({simulated[0].get('model')}). The scores say how well the pipeline inverts that "
+                        "model, not how well it decodes a real brain.")
+    rows, columns = _trial_rows(pipe, d)
+    return write_report(out / "report.html", title=title, trials=rows, columns=columns,
+                        scores=None if scores is None else scores.table, plot=plot, notices=notes,
+                        details=dict(details))
+
+
+def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe: DecodingPipeline, d: Decoded,
+             t_start: float) -> dict[str, Any]:
+    timings = {f"{k}_seconds_per_trial": f"{o.seconds_per_trial:.3g}"
+               for k, o in {**d.images, **d.outputs}.items() if o.seconds_per_trial}
+    return {"checkpoint": checkpoint.resolve(), "recordings": ", ".join(map(str, recordings)), "trials": len(d.trials),
+            "input": f"{epochs.n_channels} channels × {epochs.n_times} samples at {epochs.sfreq:g} Hz",
+            "latent space": f"{pipe.target.kind} ({d.latents.shape[1]}-d)",
+            "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
+            "seconds": f"{time.perf_counter() - t_start:.1f}"}
+
+
+def _check_request(checkpoint: Path, pipe: DecodingPipeline, heads: Sequence[str] | None) -> None:
+    if heads is None:
+        return
+    missing = [h for h in heads if h != "retrieval" and h not in pipe.heads]
+    if missing:
+        raise ValueError(f"{checkpoint}: field 'heads': this checkpoint has heads {sorted(pipe.heads)}, not {missing}")
+
+
+def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                *, heads: Sequence[str] | None = None, subject: str | None = None, query: str | None = None,
+                n_samples: int | None = None, steps: int | None = None, strength: float | None = None,
+                seed: int = 0, device: str | None = None, batch_size: int = 8, progress: bool = True,
+                title: str | None = None, notices: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
+    """Decode recordings with a trained pipeline and write outputs and ``report.html`` into ``out_dir``.
+
+    Parameters
+    ----------
+    checkpoint : a folder written by ``neurodecode train`` (``<run>/checkpoint``).
+    recordings : an epoch store (.h5) or the raw files / folder the checkpoint's data recipe reads.
+    heads : which outputs to make among :data:`OUTPUTS` (default: all the checkpoint has).
+    subject, query : the subject of a collection store; a table query selecting trials (e.g. ``"split == 'test'"``).
+    n_samples, steps, strength : image-head settings (default: the training config's ``images`` section).
+    overwrite : write into a folder that already holds a reconstruction.
+
+    Returns
+    -------
+    dict with ``report`` (path), ``scores`` (list of rows), ``n_trials``, ``seconds``.
+    """
+    from neurodecode.heads.writing import check_writable
+
+    t_start = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    if heads is not None and any(h not in OUTPUTS for h in heads):
+        fail("heads", f"names among {list(OUTPUTS)}", [h for h in heads if h not in OUTPUTS])
+    pipe = DecodingPipeline.load(checkpoint, device=device, heads=heads)
+    _check_request(checkpoint, pipe, heads)
+    options = image_options(pipe, n_samples, steps, strength)
+    if not overwrite and (Path(out_dir) / "report.html").exists():
+        raise FileExistsError(f"{out_dir}: a reconstruction is already there (report.html); choose another folder "
+                              "or pass --overwrite")
+    out = check_writable(out_dir)
+    epochs = read_recordings(pipe, recordings, subject, query, str(checkpoint))
+    d = decode(pipe, epochs, outputs=OUTPUTS if heads is None else heads, options=options, seed=seed,
+               batch_size=batch_size, progress=progress)
+    scores = score(pipe, d, seed)
+    plot = write_outputs(d, out, scores)
+    page = report(pipe, d, epochs, out, scores, plot, notices=notices,
+                  title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
+                  details=_details(checkpoint, recordings, epochs, pipe, d, t_start))
+    return {"report": page, "scores": [] if scores is None else json.loads(scores.to_json()),
+            "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start}

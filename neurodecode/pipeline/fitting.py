@@ -1,0 +1,254 @@
+"""Fitting a decoding pipeline from a composed training config (what ``neurodecode train`` runs).
+
+``run(cfg, out_dir)`` is one training run: ``data`` → held-out ``split`` → :func:`fit_pipeline` (encoder, target
+space, aligner, heads through the head protocol) → held-out scores → the checkpoint. It writes into ``out_dir``: the
+resolved ``config.yaml``, ``metrics.json`` (held-out retrieval and image scores), ``heldout_epochs.h5`` (the held-out
+trials, ready for ``neurodecode reconstruct``) and ``checkpoint/`` (a :class:`~neurodecode.pipeline.DecodingPipeline`).
+The Hydra command line around it is :mod:`neurodecode.cli.train`.
+
+May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodecode.alignment.targets import TargetSpace
+from neurodecode.core.configs import instantiate
+from neurodecode.core.epochs import EpochSet
+from neurodecode.core.logs import logger
+from neurodecode.core.stimuli import resize_images, stimulus_images
+from neurodecode.heads.base import KINDS, check_head
+from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
+
+__all__ = ["fit_pipeline", "load_data", "run", "split_heldout"]
+
+
+def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
+    """Instantiate a ``data`` config (``path`` replaced when given) into one :class:`EpochSet` with stimuli."""
+    from omegaconf import OmegaConf
+
+    # resolved against the whole config first (e.g. ${preprocessing.steps}); checkpoints store it resolved
+    cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg)
+                           else dict(data_cfg))
+    if path is not None:
+        if "path" not in cfg:
+            raise ValueError(f"the data recipe {cfg.get('_target_')!r} reads no files (it has no 'path' field); "
+                             "pass an epoch store (.h5) instead, e.g. the run's heldout_epochs.h5")
+        paths = [str(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        cfg.path = paths if len(paths) > 1 else paths[0]
+    out = instantiate(cfg, "config 'data'")
+    if isinstance(out, tuple):          # loaders that return (epochs, report)
+        out = out[0]
+    if not isinstance(out, EpochSet):
+        raise TypeError(f"data config {cfg.get('_target_')!r}: expected it to build a neurodecode EpochSet, got "
+                        f"{type(out).__name__}")
+    return out
+
+
+def split_heldout(epochs: EpochSet, split: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out epoch indices: by a table column's value (``column``, ``test``) or by whole runs /
+    sessions / subjects (``by``, ``test`` fraction or values; :func:`neurodecode.core.datasets.split_epochs`)."""
+    column, test = split.get("column"), split.get("test")
+    if column:
+        if column not in epochs.table.columns:
+            raise ValueError(f"field 'split.column': expected a column of the epochs' table "
+                             f"{list(epochs.table.columns)}, got {column!r}")
+        values = test if isinstance(test, (list, tuple)) else [test]
+        held = epochs.table[column].astype(str).isin([str(v) for v in values]).to_numpy()
+        train, heldout = np.flatnonzero(~held), np.flatnonzero(held)
+    else:
+        from neurodecode.core.datasets import split_epochs
+
+        parts = split_epochs(epochs.table, by=split.get("by", "run"), test=test, seed=int(split.get("seed", 0)))
+        train, heldout = np.asarray(parts.parts["train"]), np.asarray(parts.parts["test"])
+    if len(train) == 0 or len(heldout) == 0:
+        raise ValueError(f"field 'split': expected training and held-out epochs, got {len(train)} and "
+                         f"{len(heldout)} with {dict(split)}")
+    return train, heldout
+
+
+def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
+    """The configured encoder fitted on the training epochs (a masked autoencoder is pretrained first)."""
+    import torch
+
+    encoder = instantiate(cfg.encoder, "config 'encoder'")
+    if isinstance(encoder, torch.nn.Module):           # a masked autoencoder: pretrain it on the training epochs
+        from neurodecode.encoders.models.mae import SignalMAE
+        from neurodecode.encoders.pretraining import EncoderFeatures, pretrain
+
+        if not isinstance(encoder, SignalMAE):
+            raise TypeError(f"config group 'encoder': {cfg.encoder._target_} builds a {type(encoder).__name__}; a "
+                            "training run takes a scikit-learn transformer (voxels, tangent_space) or a masked "
+                            "autoencoder (tiny_mae, mae_eeg, mae_meg_spatial, mae_seeg_regions)")
+        trainer = {k: v for k, v in cfg.trainer.items() if k != "ddp"}
+        res = pretrain(epochs, encoder, trainer=trainer, seed=int(cfg.seed))
+        logger.info(f"encoder pretrained: masked-reconstruction error {res.val_error_before:.4f} → "
+                    f"{res.val_error_after:.4f}")
+        encoder = EncoderFeatures.for_epochs(res.model, epochs, pool=cfg.pool, device=cfg.trainer.device)
+    if not hasattr(encoder, "fit") or not hasattr(encoder, "transform"):
+        raise TypeError(f"config group 'encoder': expected a scikit-learn transformer or a neurodecode masked "
+                        f"autoencoder, got {type(encoder).__name__}")
+    return encoder.fit(epochs.data, epochs.table["label"].to_numpy())
+
+
+def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict[str, Any] | None:
+    """The resolved config of the head in slot ``kind`` (None when empty), with the training captions filled in
+    for caption heads built from them; ``latent_dim`` is visible to the configs as ``${latent_dim}``."""
+    from omegaconf import OmegaConf, open_dict
+
+    if "heads" not in cfg or cfg.heads.get(kind) is None:
+        return None
+    with open_dict(cfg):
+        cfg.latent_dim = int(latent_dim)
+    hcfg = OmegaConf.to_container(cfg.heads[kind], resolve=True)          # resolved against the whole config
+    if kind == "captions" and hcfg.get("captions") == "???":
+        if "caption" not in epochs.stimuli.columns:
+            raise ValueError("heads.captions: a trained caption head needs a 'caption' column in the stimulus "
+                             "table")
+        hcfg["captions"] = sorted(set(epochs.stimuli["caption"].astype(str)))
+    return hcfg
+
+
+def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[str], images: np.ndarray | None,
+              fit: Mapping[str, Any], seed: int) -> bool:
+    """Train ``head`` on (latent, target) pairs when ``fit.max_epochs > 0``; returns whether it was trained."""
+    if not fit.get("max_epochs", 0):
+        return False
+    if not head.trainable:
+        logger.warning(f"heads.{kind}: {head.name} is not trainable here; {kind}.fit.max_epochs is ignored and the "
+                       "head is used as built")
+        return False
+    if kind == "images":
+        if images is None:
+            raise ValueError("heads.images: training an image head needs a 'pixels' column in the stimulus table")
+        targets: Any = resize_images(images, head.image_shape[0], head.image_shape[2])
+    elif kind == "captions":
+        targets = epochs.stimuli.set_index("stimulus").loc[ids, "caption"].astype(str).tolist()
+    else:
+        raise ValueError(f"heads.{kind}: no training targets for {kind} heads in a training run")
+    t0 = time.perf_counter()
+    head.fit(Y, targets, trainer={"seed": seed, **fit})
+    logger.info(f"head {kind} ({head.name}) trained in {time.perf_counter() - t0:.1f} s")
+    return True
+
+
+def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.ndarray, target: TargetSpace
+               ) -> tuple[dict, dict, list, Any]:
+    """Heads of the config's slots (built, checked against the latent, trained when asked) and the low-level
+    branch: (heads, their configs, the kinds trained, low-level)."""
+    from omegaconf import OmegaConf
+
+    heads, configs, trained, low = {}, {}, [], None
+    images = stimulus_images(epochs.stimuli, ids, target.scale) if "pixels" in epochs.stimuli.columns else None
+    for kind in KINDS:
+        hcfg = _head_config(cfg, kind, epochs, Y.shape[1])
+        if hcfg is None:
+            continue
+        head = check_head(instantiate(hcfg, f"config 'heads.{kind}'"), kind, f"config 'heads.{kind}'")
+        if head.latent.dim != Y.shape[1]:
+            raise ValueError(f"config 'heads.{kind}': field 'embed_dim': expected the objective's latent size "
+                             f"{Y.shape[1]}, got {head.latent.dim} ({head.name} reads {head.latent.space}); set "
+                             f"heads.{kind}.embed_dim={Y.shape[1]} or change the objective")
+        settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
+        if _fit_head(head, kind, Y, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed)):
+            trained.append(kind)
+        if kind == "images" and images is not None and settings.get("low_level", False) \
+                and not target.is_image_space:          # (image spaces decode linearly)
+            from neurodecode.alignment.aligners import RidgeAlignment
+
+            imgs = resize_images(images, head.image_shape[0], head.image_shape[2])
+            ridge = RidgeAlignment(alphas=np.logspace(-1, 6, 15)).fit(X, imgs.reshape(len(imgs), -1))
+            low = {"ridge": ridge, "shape": list(imgs.shape[1:])}
+        heads[kind], configs[kind] = head, hcfg
+    return heads, configs, trained, low
+
+
+def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> DecodingPipeline:
+    """Fit encoder, target space, aligner and heads on training epochs (a composed ``train`` config)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(int(cfg.seed))
+    if epochs.stimuli is None or epochs.table["stimulus"].isna().any():
+        raise ValueError("data: expected a stimulus id for every epoch and a stimulus table (epochs.stimuli); the "
+                         "training run maps brain responses onto stimulus latents")
+    ids = epochs.table["stimulus"].astype(str).tolist()
+    t0 = time.perf_counter()
+    encoder = _fit_encoder(cfg, epochs)
+    X = np.asarray(encoder.transform(epochs.data))
+    logger.info(f"encoder {type(encoder).__name__}: {X.shape[0]} epochs → {X.shape[1]} features "
+                f"({time.perf_counter() - t0:.1f} s)")
+    obj = OmegaConf.to_container(cfg.objective, resolve=True)
+    target = TargetSpace(**{k: obj.get(k) for k in ("kind", "n_components", "model", "pretrained", "column",
+                                                     "root", "image_size") if obj.get(k) is not None})
+    target.fit(epochs.stimuli, list(dict.fromkeys(ids)))
+    Y = target.transform(epochs.stimuli, ids)
+    aligner = instantiate(cfg.aligner, "config 'aligner'")
+    t0 = time.perf_counter()
+    aligner.fit(X, Y)
+    logger.info(f"aligner {type(aligner).__name__}: {X.shape[1]} features → {Y.shape[1]}-d {target.kind} latents "
+                f"({time.perf_counter() - t0:.1f} s)")
+    heads, configs, trained, low = _fit_heads(cfg, epochs, ids, X, Y, target)
+    stimuli = stimuli_all if stimuli_all is not None else epochs.stimuli
+    gallery = target.transform(stimuli, stimuli["stimulus"].tolist())
+    return DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
+                            aligner, heads, configs, trained, low, stimuli, gallery)
+
+
+def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[str, Any]:
+    """One training run into ``out_dir``: data → split → fit → held-out scores → checkpoint.
+
+    A folder that already holds a run (``metrics.json`` or ``checkpoint/``) is refused unless ``overwrite``.
+    """
+    from omegaconf import OmegaConf
+
+    from neurodecode.core.storage import save
+    from neurodecode.evaluation.scoring import format_scores, latent_scores
+
+    out = Path(out_dir)
+    if not overwrite and ((out / "metrics.json").exists() or (out / "checkpoint").exists()):
+        raise FileExistsError(f"{out}: a training run is already there; choose another folder or pass overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    maybe_init_distributed()
+    epochs = load_data(cfg.data)
+    logger.info(f"data: {epochs.n_epochs} epochs × {epochs.n_channels} channels × {epochs.n_times} times "
+                f"({cfg.data._target_})")
+    train_idx, held_idx = split_heldout(epochs, cfg.split)
+    held_ep = epochs[held_idx]
+    pipe = fit_pipeline(cfg, epochs[train_idx], stimuli_all=epochs.stimuli)
+    save(held_ep, out / "heldout_epochs.h5", overwrite=True)
+    scores = latent_scores(pipe.target, pipe.latents(held_ep), epochs.stimuli,
+                           held_ep.table["stimulus"].astype(str).tolist(), seed=int(cfg.seed),
+                           names=(str(cfg.name), str(cfg.name)))
+    ckpt = pipe.save(out / "checkpoint", overwrite=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
+               "seconds": round(time.perf_counter() - t_start, 2),
+               "scores": json.loads(scores.to_json()), "checkpoint": str(ckpt)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    for line in format_scores(metrics["scores"]):
+        logger.info(f"held-out {line.strip()}")
+    logger.info(f"checkpoint → {ckpt}; held-out trials → {out / 'heldout_epochs.h5'} ({metrics['seconds']:.0f} s)")
+    return metrics
+
+
+def maybe_init_distributed() -> None:
+    """Under torchrun (WORLD_SIZE > 1) or a SLURM job with several tasks (Hydra's submitit launcher,
+    ``tasks_per_node``) join the process group, so the Trainer runs DDP."""
+    import torch
+
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment   # installed with hydra-submitit-launcher
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
