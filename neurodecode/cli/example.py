@@ -95,16 +95,82 @@ def _plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
-    """Run the example end to end; returns (and writes to ``out_dir/results.json``) the figures it measured."""
+def _read_through_dataset(store_path: Path) -> tuple[np.ndarray, np.ndarray, Any, tuple, int, list]:
+    """The stored epochs read back lazily through EpochDataset with per-subject batches: X, y (class indices),
+    the table, the shape, epochs per chunk and the classes."""
     import torch
+
+    from neurodecode.core.datasets import EpochDataset, SubjectBatchSampler
+
+    with EpochStore(store_path) as store:
+        dataset = EpochDataset(store, target="label")
+        sampler = SubjectBatchSampler(dataset.subject_codes, batch_size=32, shuffle=False)
+        xs, ys, rows = [], [], []
+        for batch in torch.utils.data.DataLoader(dataset, batch_sampler=sampler):
+            xs.append(batch["x"].numpy())
+            ys.append(batch["y"].numpy())
+            rows.append(batch["index"].numpy())
+        order = np.argsort(np.concatenate(rows))
+        return (np.concatenate(xs)[order].astype(np.float64), np.concatenate(ys)[order], store.table, store.shape,
+                store.chunk_epochs, dataset.classes)
+
+
+def _classifier(cfg: Any, recipe: str, **params: Any) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from tqdm.auto import tqdm
 
-    from neurodecode.core.datasets import EpochDataset, SubjectBatchSampler, split_epochs
     from neurodecode.encoders.features import make_recipe
+
+    steps = make_recipe(recipe, estimator=cfg.decoder.covariance, **params).steps
+    return Pipeline(steps + [("lr", LogisticRegression(C=float(cfg.decoder.classifier_C), max_iter=1000))])
+
+
+def _decode(cfg: Any, epochs: EpochSet, runs: Sequence[int], out_dir: Path) -> dict[str, Any]:
+    """The tangent-space and augmented recipes by 5-fold CV, the tangent space by leave-one-run-out."""
+    from neurodecode.core.datasets import split_epochs
     from neurodecode.evaluation.classification import evaluate
+
+    X, y, table = epochs.data.astype(np.float64), epochs.table["label"].to_numpy(), epochs.table
+    cv = {"n_splits": int(cfg.cv.n_splits), "seed": int(cfg.cv.seed)}
+    ts = evaluate(epochs, _classifier(cfg, "tangent_space"), "within_session", **cv)
+    aug_pipe = _classifier(cfg, "augmented_tangent_space", order=cfg.decoder.augmented.order,
+                           lag=cfg.decoder.augmented.lag)
+    aug = evaluate(epochs, aug_pipe, "within_session", **cv)
+    folds = ts.scores.query("metric == 'accuracy'")["value"].to_numpy()
+    aug_folds = aug.scores.query("metric == 'accuracy'")["value"].to_numpy()
+    aug_fit = aug_pipe.named_steps["cov"].fit(X)
+    loro = {}
+    for run in runs:
+        split = split_epochs(table, by="run", test=[str(run)], on_shared_stimulus="raise")
+        model = _classifier(cfg, "tangent_space").fit(X[split.train], y[split.train])
+        loro[str(run)] = float(model.score(X[split.test], y[split.test]))
+    ts.to_json(out_dir / "scores_tangent_space.json")
+    aug.to_json(out_dir / "scores_augmented.json")
+    return {"cv_accuracy_mean": float(folds.mean()), "cv_accuracy_std": float(folds.std()),
+            "cv_fold_accuracy": [float(f) for f in folds], "cv_summary": ts.summary().to_dict(orient="records"),
+            "augmented": {"order": aug_fit.order_, "lag": aug_fit.lag_, "cv_accuracy_mean": float(aug_folds.mean()),
+                          "cv_accuracy_std": float(aug_folds.std()),
+                          "cv_fold_accuracy": [float(f) for f in aug_folds]},
+            "leave_one_run_out": loro}
+
+
+def _summarise(results: dict[str, Any], say: Any) -> None:
+    shape, aug = results["shape"], results["augmented"]
+    say(f"epochs: {shape[0]} × {shape[1]} channels × {shape[2]} samples at {results['sfreq']:g} Hz "
+        f"({results['class_counts']}) → {results['store']} ({results['store_bytes'] / 1e6:.1f} MB, "
+        f"{results['chunk_epochs']} epoch(s)/chunk)")
+    say(f"5-fold CV accuracy (OAS + tangent space + LR): {results['cv_accuracy_mean']:.3f} ± "
+        f"{results['cv_accuracy_std']:.3f} (plain pyRiemann reference {results['reference_accuracy']:.3f}, "
+        "chance 0.5)")
+    say(f"augmented covariance (order {aug['order']}, lag {aug['lag']} samples) + tangent space + LR: "
+        f"{aug['cv_accuracy_mean']:.3f} ± {aug['cv_accuracy_std']:.3f}")
+    say("leave-one-run-out accuracy: " + ", ".join(f"run {r}: {a:.3f}"
+                                                   for r, a in results["leave_one_run_out"].items()))
+
+
+def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
+    """Run the example end to end; returns (and writes to ``out_dir/results.json``) the figures it measured."""
+    from tqdm.auto import tqdm
 
     say = logger.info if verbose else (lambda *a, **k: None)
     cfg = load_config(overrides)
@@ -113,78 +179,30 @@ def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path = out_dir / f"sub-{cfg.subject}_{cfg.dataset}.h5"
-
     # 1. recordings → EpochSets (one per run) → one chunked, atomically written store
     runs = [epochs_from_run(path, run, cfg) for run, path in tqdm(files.items(), desc="epoching runs",
                                                                    disable=not verbose)]
     first = concatenate(runs)
     save(first, store_path, overwrite=True, chunk_bytes=int(cfg.chunk_bytes))
     t_store = time.perf_counter()
-
     # 2. lazy store → torch Dataset → per-subject batches
-    with EpochStore(store_path) as store:
-        dataset = EpochDataset(store, target="label")
-        sampler = SubjectBatchSampler(dataset.subject_codes, batch_size=32, shuffle=False)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
-        xs, ys, rows = [], [], []
-        for batch in loader:
-            xs.append(batch["x"].numpy())
-            ys.append(batch["y"].numpy())
-            rows.append(batch["index"].numpy())
-        order = np.argsort(np.concatenate(rows))
-        X = np.concatenate(xs)[order].astype(np.float64)
-        y = np.concatenate(ys)[order]
-        table = store.table
-        shape, chunk_epochs = store.shape, store.chunk_epochs
+    X, y, table, shape, chunk_epochs, classes = _read_through_dataset(store_path)
     t_read = time.perf_counter()
-
     # 3. decoding with neurodecode's Riemannian recipes through the evaluation harness
-    def pipeline(recipe: str, **params: Any) -> Pipeline:
-        steps = make_recipe(recipe, estimator=cfg.decoder.covariance, **params).steps
-        return Pipeline(steps + [("lr", LogisticRegression(C=float(cfg.decoder.classifier_C), max_iter=1000))])
-
     epochs = EpochSet(X, first.sfreq, first.channels, table.assign(label=y), first.tmin, first.provenance)
-    ts = evaluate(epochs, pipeline("tangent_space"), "within_session", n_splits=int(cfg.cv.n_splits),
-                  seed=int(cfg.cv.seed))
-    aug_pipe = pipeline("augmented_tangent_space", order=cfg.decoder.augmented.order, lag=cfg.decoder.augmented.lag)
-    aug = evaluate(epochs, aug_pipe, "within_session", n_splits=int(cfg.cv.n_splits), seed=int(cfg.cv.seed))
-    folds = ts.scores.query("metric == 'accuracy'")["value"].to_numpy()
-    aug_folds = aug.scores.query("metric == 'accuracy'")["value"].to_numpy()
-    aug_fit = aug_pipe.named_steps["cov"].fit(X)
-    loro = {}
-    for run in files:
-        split = split_epochs(table, by="run", test=[str(run)], on_shared_stimulus="raise")
-        model = pipeline("tangent_space").fit(X[split.train], y[split.train])
-        loro[str(run)] = float(model.score(X[split.test], y[split.test]))
+    decoded = _decode(cfg, epochs, list(files), out_dir)
     t_fit = time.perf_counter()
-    ts.to_json(out_dir / "scores_tangent_space.json")
-    aug.to_json(out_dir / "scores_augmented.json")
-
     results = {
         "dataset": cfg.dataset, "subject": cfg.subject, "runs": list(files),
         "store": str(store_path), "store_bytes": store_path.stat().st_size,
         "shape": list(shape), "chunk_epochs": chunk_epochs, "sfreq": float(first.sfreq),
-        "classes": dataset.classes, "class_counts": {str(k): int(v) for k, v in table["label"].value_counts().items()},
-        "cv_accuracy_mean": float(folds.mean()), "cv_accuracy_std": float(folds.std()),
-        "cv_fold_accuracy": [float(f) for f in folds],
-        "cv_summary": ts.summary().to_dict(orient="records"),
-        "augmented": {"order": aug_fit.order_, "lag": aug_fit.lag_,
-                      "cv_accuracy_mean": float(aug_folds.mean()), "cv_accuracy_std": float(aug_folds.std()),
-                      "cv_fold_accuracy": [float(f) for f in aug_folds]},
-        "leave_one_run_out": loro,
-        "reference_accuracy": float(cfg.reference_accuracy),
+        "classes": classes, "class_counts": {str(k): int(v) for k, v in table["label"].value_counts().items()},
+        **decoded, "reference_accuracy": float(cfg.reference_accuracy),
         "seconds": {"load_and_store": round(t_store - t0, 2), "read_via_dataset": round(t_read - t_store, 2),
                     "decode": round(t_fit - t_read, 2)},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     _plot(results, out_dir / "accuracy.png")
-    say(f"epochs: {shape[0]} × {shape[1]} channels × {shape[2]} samples at {first.sfreq:g} Hz "
-        f"({results['class_counts']}) → {store_path} ({results['store_bytes'] / 1e6:.1f} MB, "
-        f"{chunk_epochs} epoch(s)/chunk)")
-    say(f"5-fold CV accuracy (OAS + tangent space + LR): {folds.mean():.3f} ± {folds.std():.3f} "
-        f"(plain pyRiemann reference {cfg.reference_accuracy:.3f}, chance 0.5)")
-    say(f"augmented covariance (order {aug_fit.order_}, lag {aug_fit.lag_} samples) + tangent space + LR: "
-        f"{aug_folds.mean():.3f} ± {aug_folds.std():.3f}")
-    say("leave-one-run-out accuracy: " + ", ".join(f"run {r}: {a:.3f}" for r, a in loro.items()))
+    _summarise(results, say)
     say(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy.png'} in {t_fit - t0:.1f} s")
     return results

@@ -69,6 +69,48 @@ TABLE_COLUMNS: tuple[str, ...] = ("subject", "session", "run", "stimulus", "labe
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _check_names(names: Any) -> tuple[str, ...]:
+    """Unique, non-empty channel-name strings."""
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        fail("ch_names", "a sequence of channel-name strings", repr(names), exc=TypeError)
+    names = tuple(names)
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name:
+            fail("ch_names", "non-empty strings", f"{name!r} at index {i}", exc=TypeError)
+    seen: dict[str, int] = {}
+    dups = []
+    for i, name in enumerate(names):
+        if name in seen:
+            dups.append(f"{name!r} at indices {seen[name]} and {i}")
+        seen.setdefault(name, i)
+    if dups:
+        fail("ch_names", "unique channel names", "duplicates " + ", ".join(dups))
+    return names
+
+
+def _per_channel(field: str, values: tuple, n: int, what: str, plural: str) -> tuple:
+    if len(values) != n:
+        fail(field, f"one {what} per channel ({n})", f"{len(values)} {plural}")
+    return values
+
+
+def _check_positions(pos: Any, n: int) -> np.ndarray:
+    """Positions (n, 3) in metres, NaN where unknown (all NaN when omitted), read-only."""
+    if pos is None:
+        pos_arr = np.full((n, 3), np.nan)
+    else:
+        try:
+            pos_arr = np.array(pos, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"field 'ch_pos': expected numbers of shape ({n}, 3), got {err}") from None
+        if pos_arr.shape != (n, 3):
+            fail("ch_pos", f"an array of shape (n_channels, 3) = ({n}, 3)", f"shape {pos_arr.shape}")
+        if np.isinf(pos_arr).any():
+            fail("ch_pos", "finite positions or NaN where unknown", "infinite values")
+    pos_arr.flags.writeable = False
+    return pos_arr
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Channels:
     """The channel set of an :class:`EpochSet`.
@@ -111,67 +153,27 @@ class Channels:
         bads: Sequence[str] = (),
         regions: Sequence[str | None] | None = None,
     ) -> None:
-        if isinstance(names, str) or not isinstance(names, Iterable):
-            fail("ch_names", "a sequence of channel-name strings", repr(names), exc=TypeError)
-        names = tuple(names)
-        for i, name in enumerate(names):
-            if not isinstance(name, str) or not name:
-                fail("ch_names", "non-empty strings", f"{name!r} at index {i}", exc=TypeError)
-        seen: dict[str, int] = {}
-        dups = []
-        for i, name in enumerate(names):
-            if name in seen:
-                dups.append(f"{name!r} at indices {seen[name]} and {i}")
-            seen.setdefault(name, i)
-        if dups:
-            fail("ch_names", "unique channel names", "duplicates " + ", ".join(dups))
+        names = _check_names(names)
         n = len(names)
-
-        types = (types,) * n if isinstance(types, str) else tuple(types)
-        if len(types) != n:
-            fail("ch_types", f"one type per channel ({n})", f"{len(types)} types")
+        types = _per_channel("ch_types", (types,) * n if isinstance(types, str) else tuple(types), n, "type", "types")
         bad_types = sorted({t for t in types if t not in CHANNEL_TYPES}, key=str)
         if bad_types:
             fail("ch_types", f"types among {list(CHANNEL_TYPES)}", f"unknown type(s) {bad_types}")
-
-        if pos is None:
-            pos_arr = np.full((n, 3), np.nan)
-        else:
-            try:
-                pos_arr = np.array(pos, dtype=np.float64)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"field 'ch_pos': expected numbers of shape ({n}, 3), got {err}") from None
-            if pos_arr.shape != (n, 3):
-                fail("ch_pos", f"an array of shape (n_channels, 3) = ({n}, 3)", f"shape {pos_arr.shape}")
-            if np.isinf(pos_arr).any():
-                fail("ch_pos", "finite positions or NaN where unknown", "infinite values")
-        pos_arr.flags.writeable = False
-
+        pos_arr = _check_positions(pos, n)
         if coord_frame not in COORD_FRAMES:
             fail("coord_frame", f"one of {list(COORD_FRAMES)}", repr(coord_frame))
-
-        if units is None:
-            units = tuple(DEFAULT_UNITS[t] for t in types)
-        elif isinstance(units, str):
-            units = (units,) * n
-        else:
-            units = tuple(units)
-        if len(units) != n:
-            fail("ch_units", f"one unit per channel ({n})", f"{len(units)} units")
+        units = (tuple(DEFAULT_UNITS[t] for t in types) if units is None
+                 else _per_channel("ch_units", (units,) * n if isinstance(units, str) else tuple(units), n, "unit",
+                                "units"))
         for i, unit in enumerate(units):
             if not isinstance(unit, str) or not unit:
                 fail("ch_units", "non-empty unit strings such as 'V' or 'T'", f"{unit!r} at index {i}", exc=TypeError)
-
-        if isinstance(bads, str):
-            bads = (bads,)
-        bads = tuple(bads)
-        unknown = [b for b in bads if b not in seen]
+        bads = (bads,) if isinstance(bads, str) else tuple(bads)
+        unknown = [b for b in bads if b not in set(names)]
         if unknown:
             fail("bads", "names of channels in the set", f"unknown channel(s) {unknown}")
-
-        regions = (None,) * n if regions is None else tuple(regions)
-        if len(regions) != n:
-            fail("regions", f"one region label (or None) per channel ({n})", f"{len(regions)} labels")
+        regions = _per_channel("regions", (None,) * n if regions is None else tuple(regions), n,
+                               "region label (or None)", "labels")
         for i, r in enumerate(regions):
             if r is not None and (not isinstance(r, str) or not r):
                 fail("regions", "non-empty strings or None", f"{r!r} at index {i}", exc=TypeError)

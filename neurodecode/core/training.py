@@ -166,6 +166,26 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
 
 
 @dataclass
+class _Run:
+    """What one ``Trainer.fit`` call works on (the model, its DDP wrapper, the optimiser) and where it stands."""
+
+    model: nn.Module
+    net: nn.Module
+    objective: Callable[[nn.Module, Any], Any]
+    data: Any
+    device: torch.device
+    params: list
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    total_steps: int
+    config: Mapping[str, Any] | None
+    ckpt: Path | None
+    start_epoch: int = 0
+    start_step: int = 0
+    global_step: int = 0
+
+
+@dataclass
 class Trainer:
     """Fit a model with an objective over a map-style dataset.
 
@@ -282,9 +302,20 @@ class Trainer:
         callback : callable, optional
             Called after every optimiser step with ``{"epoch", "step", "loss"}`` (process 0 and others alike).
         """
-        from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
+        run = self._start(model, objective, data, config, resume)
+        for epoch in range(run.start_epoch, self.max_epochs):
+            record = self._epoch(run, epoch, callback)
+            if val_data is not None:
+                record.update(self.evaluate(model, objective, val_data, prefix="val_"))
+            self.history.append(record)
+            run.start_step = 0
+            if run.ckpt is not None:
+                self._save(run.ckpt, model, run.optimizer, config, epoch + 1, 0, run.global_step, record)
+        return model
 
+    def _start(self, model: nn.Module, objective: Callable[[nn.Module, Any], Any], data: torch.utils.data.Dataset,
+               config: Mapping[str, Any] | None, resume: bool) -> _Run:
+        """Checks, the DDP wrapper, the optimiser and (with ``resume``) the state of the last checkpoint."""
         rank, world = _dist()
         device = torch.device(self.device)
         if self.precision == "16-mixed" and device.type != "cuda":
@@ -307,84 +338,87 @@ class Trainer:
         if isinstance(objective, nn.Module):
             objective.to(device)
         optimizer = torch.optim.AdamW(params + objective_params, lr=self.lr, weight_decay=self.weight_decay)
-        scaler = torch.amp.GradScaler("cuda") if self.precision == "16-mixed" else None
-        steps_per_epoch = len(self._batches(len(data), 0))
-        total = steps_per_epoch * self.max_epochs
-        start_epoch, start_step, global_step = 0, 0, 0
-        ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else None
-        if resume and ckpt is not None and (ckpt / "checkpoint.json").exists():
-            loaded = load_checkpoint(ckpt, model, optimizer, map_location=str(device))
-            st = loaded["state"]
-            start_epoch, start_step, global_step = st["epoch"], st["step_in_epoch"], st["global_step"]
+        run = _Run(model, net, objective, data, device, params + objective_params, optimizer,
+                   torch.amp.GradScaler("cuda") if self.precision == "16-mixed" else None,
+                   len(self._batches(len(data), 0)) * self.max_epochs, config,
+                   Path(self.checkpoint_dir) if self.checkpoint_dir else None)
+        if resume and run.ckpt is not None and (run.ckpt / "checkpoint.json").exists():
+            st = load_checkpoint(run.ckpt, model, optimizer, map_location=str(device))["state"]
+            run.start_epoch, run.start_step, run.global_step = st["epoch"], st["step_in_epoch"], st["global_step"]
             torch.set_rng_state(torch.tensor(st["torch_rng"], dtype=torch.uint8))
-            self.history = [h for h in self._read_metrics(ckpt) if h["epoch"] < start_epoch]
-        elif rank == 0 and ckpt is not None and (ckpt / "metrics.jsonl").exists():
-            (ckpt / "metrics.jsonl").unlink()  # a fresh run: the old run's metrics would be mixed in
+            self.history = [h for h in self._read_metrics(run.ckpt) if h["epoch"] < run.start_epoch]
+        elif rank == 0 and run.ckpt is not None and (run.ckpt / "metrics.jsonl").exists():
+            (run.ckpt / "metrics.jsonl").unlink()  # a fresh run: the old run's metrics would be mixed in
+        return run
+
+    def _loss(self, run: _Run, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The objective on one micro-batch (through the DDP wrapper), its scalar loss and logged entries."""
         autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+        with torch.autocast(run.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = run.objective(run.net, _to_device(batch, run.device))
+        loss = out["loss"] if isinstance(out, Mapping) else out
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ValueError("field 'objective': expected a scalar loss tensor (or a dict with 'loss'), got "
+                             f"{type(loss).__name__}")
+        logs = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in out.items()
+                if k != "loss"} if isinstance(out, Mapping) else {}
+        return loss, logs
 
-        def run(batch: Any, grad: bool) -> tuple[torch.Tensor, dict[str, float]]:
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                out = objective(net if grad else model, _to_device(batch, device))
-            loss = out["loss"] if isinstance(out, Mapping) else out
-            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                raise ValueError("field 'objective': expected a scalar loss tensor (or a dict with 'loss'), got "
-                                 f"{type(loss).__name__}")
-            logs = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in out.items()
-                    if k != "loss"} if isinstance(out, Mapping) else {}
-            return loss, logs
+    def _step(self, run: _Run, loader: Any, sums: dict[str, float]) -> float:
+        """One optimiser step over ``accumulate`` micro-batches; returns its loss (logged entries added to sums)."""
+        _, world = _dist()
+        for g in run.optimizer.param_groups:
+            g["lr"] = self._lr(run.global_step, run.total_steps)
+        run.optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for j in range(self.accumulate):
+            sync = j == self.accumulate - 1 or world == 1
+            with (run.net.no_sync() if not sync else contextlib.nullcontext()):
+                loss, logs = self._loss(run, next(loader))
+                scaled = loss / self.accumulate
+                (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+            step_loss += float(loss.detach()) / self.accumulate
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v / self.accumulate
+        if run.scaler:
+            run.scaler.unscale_(run.optimizer)
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(run.params, self.grad_clip)
+        if run.scaler:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            run.optimizer.step()
+        run.global_step += 1
+        return step_loss
 
-        for epoch in range(start_epoch, self.max_epochs):
-            self.epoch = epoch
-            model.train()
-            steps = self._batches(len(data), epoch)
-            micro = [[m.tolist() for m in np.array_split(b, self.accumulate)] for b in steps[start_step:]]
-            loader = iter(DataLoader(data, batch_sampler=[m for step in micro for m in step],
-                                     num_workers=self.num_workers))
-            sums: dict[str, float] = {}
-            bar = tqdm(total=len(steps), initial=start_step, desc=f"epoch {epoch}", disable=not self.progress or rank,
-                       leave=False)
-            for s in range(start_step, len(steps)):
-                for g in optimizer.param_groups:
-                    g["lr"] = self._lr(global_step, total)
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                for j in range(self.accumulate):
-                    batch = next(loader)
-                    sync = j == self.accumulate - 1 or world == 1
-                    with (net.no_sync() if not sync else contextlib.nullcontext()):
-                        loss, logs = run(batch, grad=True)
-                        scaled = loss / self.accumulate
-                        (scaler.scale(scaled) if scaler else scaled).backward()
-                    step_loss += float(loss.detach()) / self.accumulate
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v / self.accumulate
-                if scaler:
-                    scaler.unscale_(optimizer)
-                if self.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params + objective_params, self.grad_clip)
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                global_step += 1
-                sums["loss"] = sums.get("loss", 0.0) + step_loss
-                bar.update(1)
-                if callback is not None:
-                    callback({"epoch": epoch, "step": s, "loss": step_loss})
-                if (ckpt is not None and self.checkpoint_every and global_step % self.checkpoint_every == 0
-                        and s + 1 < len(steps)):
-                    self._save(ckpt, model, optimizer, config, epoch, s + 1, global_step)
-            bar.close()
-            done = len(steps) - start_step
-            record = {"epoch": epoch, **{f"train_{k}": v / max(done, 1) for k, v in sums.items()}}
-            if val_data is not None:
-                record.update(self.evaluate(model, objective, val_data, prefix="val_"))
-            self.history.append(record)
-            start_step = 0
-            if ckpt is not None:
-                self._save(ckpt, model, optimizer, config, epoch + 1, 0, global_step, record)
-        return model
+    def _epoch(self, run: _Run, epoch: int, callback: Callable[[dict[str, Any]], None] | None) -> dict[str, float]:
+        """The optimiser steps of one epoch (from ``run.start_step`` when resuming); returns the epoch's record."""
+        from torch.utils.data import DataLoader
+        from tqdm.auto import tqdm
+
+        rank, _ = _dist()
+        self.epoch = epoch
+        run.model.train()
+        steps = self._batches(len(run.data), epoch)
+        micro = [[m.tolist() for m in np.array_split(b, self.accumulate)] for b in steps[run.start_step:]]
+        loader = iter(DataLoader(run.data, batch_sampler=[m for step in micro for m in step],
+                                 num_workers=self.num_workers))
+        sums: dict[str, float] = {}
+        bar = tqdm(total=len(steps), initial=run.start_step, desc=f"epoch {epoch}", disable=not self.progress or rank,
+                   leave=False)
+        for s in range(run.start_step, len(steps)):
+            step_loss = self._step(run, loader, sums)
+            sums["loss"] = sums.get("loss", 0.0) + step_loss
+            bar.update(1)
+            if callback is not None:
+                callback({"epoch": epoch, "step": s, "loss": step_loss})
+            if (run.ckpt is not None and self.checkpoint_every and run.global_step % self.checkpoint_every == 0
+                    and s + 1 < len(steps)):
+                self._save(run.ckpt, run.model, run.optimizer, run.config, epoch, s + 1, run.global_step)
+        bar.close()
+        done = len(steps) - run.start_step
+        return {"epoch": epoch, **{f"train_{k}": v / max(done, 1) for k, v in sums.items()}}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, objective: Callable[[nn.Module, Any], Any], data: torch.utils.data.Dataset,

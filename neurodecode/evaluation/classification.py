@@ -174,61 +174,77 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     if recenter and scheme != "cross_subject":
         fail("recenter", "True only with scheme='cross_subject'", f"scheme={scheme!r}")
     sets = _as_sets(epochs)
-    rows: list[dict] = []
     if scheme == "within_session":
-        for subject, ep in sets.items():
-            sessions = ep.table["session"].fillna("1").astype(str)
-            for session in pd.unique(sessions):
-                sub = ep[(sessions == session).to_numpy()]
-                X, y = sub.data.astype(np.float64), _labels(sub, target)
-                cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-                for fold, (tr, te) in enumerate(cv.split(X, y)):
-                    base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
-                            "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
-                    rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
+        rows = _within_session(sets, pipeline, target, n_splits, seed)
     elif scheme == "cross_session":
-        for subject, ep in sets.items():
-            sessions = ep.table["session"].astype(str).to_numpy()
-            uniq = list(pd.unique(sessions))
-            if len(uniq) < 2:
-                continue
-            X, y = ep.data.astype(np.float64), _labels(ep, target)
-            for fold, session in enumerate(uniq):
-                te = sessions == session
-                base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
-                        "test": f"session {session}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
-                rows += _rows(base, _fit_score(pipeline, X[~te], y[~te], X[te], y[te]))
-        if not rows:
-            fail("epochs", "a subject with at least two sessions for cross_session", "none")
+        rows = _cross_session(sets, pipeline, target)
     else:
-        if len(sets) < 2:
-            fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
-        first = next(iter(sets.values()))
-        for s, ep in sets.items():
-            if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
-                fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject "
-                      "(harmonise them first)", "; ".join(ep.channels.differences(first.channels))
-                      or f"n_times {ep.n_times} vs {first.n_times}")
-        all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
-        X, y = all_ep.data.astype(np.float64), _labels(all_ep, target)
-        subj = all_ep.table["subject"].astype(str).to_numpy()
-        if recenter:
-            from neurodecode.encoders.riemann import Recenter
-
-            if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
-                fail("pipeline", "a Pipeline whose first step outputs covariance matrices when recenter=True",
-                      type(pipeline).__name__, exc=TypeError)
-            covs = clone(pipeline[:1]).fit(X).transform(X)
-            X = Recenter().fit_transform(covs, groups=subj)
-            model_template = pipeline[1:]
-        else:
-            model_template = pipeline
-        for fold, subject in enumerate(sets):
-            te = subj == subject
-            base = {"scheme": scheme + ("+recenter" if recenter else ""), "subject": subject, "session": "all",
-                    "fold": fold, "test": f"subject {subject}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
-            rows += _rows(base, _fit_score(model_template, X[~te], y[~te], X[te], y[te]))
+        rows = _cross_subject(sets, pipeline, target, recenter)
     return EvaluationResult(pd.DataFrame(rows))
+
+
+def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int) -> list[dict]:
+    rows: list[dict] = []
+    for subject, ep in sets.items():
+        sessions = ep.table["session"].fillna("1").astype(str)
+        for session in pd.unique(sessions):
+            sub = ep[(sessions == session).to_numpy()]
+            X, y = sub.data.astype(np.float64), _labels(sub, target)
+            cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            for fold, (tr, te) in enumerate(cv.split(X, y)):
+                base = {"scheme": "within_session", "subject": subject, "session": session, "fold": fold,
+                        "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
+                rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
+    return rows
+
+
+def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str) -> list[dict]:
+    rows: list[dict] = []
+    for subject, ep in sets.items():
+        sessions = ep.table["session"].astype(str).to_numpy()
+        uniq = list(pd.unique(sessions))
+        if len(uniq) < 2:
+            continue
+        X, y = ep.data.astype(np.float64), _labels(ep, target)
+        for fold, session in enumerate(uniq):
+            te = sessions == session
+            base = {"scheme": "cross_session", "subject": subject, "session": session, "fold": fold,
+                    "test": f"session {session}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
+            rows += _rows(base, _fit_score(pipeline, X[~te], y[~te], X[te], y[te]))
+    if not rows:
+        fail("epochs", "a subject with at least two sessions for cross_session", "none")
+    return rows
+
+
+def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recenter: bool) -> list[dict]:
+    if len(sets) < 2:
+        fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
+    first = next(iter(sets.values()))
+    for s, ep in sets.items():
+        if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
+            fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject (harmonise them "
+                 "first)", "; ".join(ep.channels.differences(first.channels)) or f"n_times {ep.n_times} vs "
+                 f"{first.n_times}")
+    all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
+    X, y = all_ep.data.astype(np.float64), _labels(all_ep, target)
+    subj = all_ep.table["subject"].astype(str).to_numpy()
+    model_template = pipeline
+    if recenter:
+        from neurodecode.encoders.riemann import Recenter
+
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+            fail("pipeline", "a Pipeline whose first step outputs covariance matrices when recenter=True",
+                 type(pipeline).__name__, exc=TypeError)
+        covs = clone(pipeline[:1]).fit(X).transform(X)
+        X = Recenter().fit_transform(covs, groups=subj)
+        model_template = pipeline[1:]
+    rows: list[dict] = []
+    for fold, subject in enumerate(sets):
+        te = subj == subject
+        base = {"scheme": "cross_subject" + ("+recenter" if recenter else ""), "subject": subject, "session": "all",
+                "fold": fold, "test": f"subject {subject}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
+        rows += _rows(base, _fit_score(model_template, X[~te], y[~te], X[te], y[te]))
+    return rows
 
 
 def recipe_classifier(recipe: str, overrides: Sequence[str] = (), *, sfreq: float | None = None,

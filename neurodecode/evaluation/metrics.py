@@ -336,64 +336,76 @@ def score_outputs(kind: str, pred: Any, true: Any, *, seed: int = 0, pipeline: s
     """
     if kind not in KINDS:
         raise ValueError(f"field 'kind': expected one of {KINDS}, got {kind!r}")
-    rows: list[dict] = []
-    if kind == "classification":
-        from neurodecode.evaluation.classification import score_predictions
-
-        y_true, y_pred = np.asarray(true), np.asarray(pred)
-        if y_true.shape != y_pred.shape:
-            raise ValueError(f"field 'pred': expected one label per item ({y_true.shape}), got {y_pred.shape}")
-        classes = np.asarray(options.get("classes", np.unique(y_true)))
-        values = score_predictions(y_true, y_pred, options.get("scores"), classes)
-        rows = _rows(kind, values, {"accuracy": 1 / len(classes), "balanced_accuracy": 1 / len(classes),
-                                    "roc_auc": 0.5}, len(y_true))
-    elif kind == "retrieval":
-        ks = options.get("k", (1, 5))
-        ks = [ks] if isinstance(ks, int) else list(ks)
-        p, _ = check_pair(pred, true)
-        n = p.shape[0]
-        values, chance = {}, {}
-        for k in ks:
-            pool = options.get("pool_size", 300)
-            if k > min(n, pool or n):
-                raise ValueError(f"field 'k': expected k <= the candidate pool ({min(n, pool or n)} items), got {k}; "
-                                 "the gallery is smaller than k")
-            r = retrieval_accuracy(pred, true, k=k, pool_size=pool, n_repeats=options.get("n_repeats", 30),
-                                   seed=seed, metric=options.get("metric", "cosine"))
-            values[f"image_top{k}"], values[f"brain_top{k}"] = r[f"image_top{k}"], r[f"brain_top{k}"]
-            chance[f"image_top{k}"] = chance[f"brain_top{k}"] = k / r["pool_size"]
-        values["two_way"], chance["two_way"] = two_way_identification(pred, true, options.get("metric", "cosine")), .5
-        rows = _rows(kind, values, chance, n)
-    elif kind == "images":
-        p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-        if p.shape != t.shape:
-            raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
-        values = {"pixcorr": pixcorr(p, t)}
-        if min(t.shape[1:3]) >= SSIM_MIN_SIZE:          # smaller images have no SSIM (see ssim)
-            values["ssim"] = ssim(p, t)
-        chance = {"pixcorr": 0.0}
-        for net in options.get("networks", ()):
-            name, fn = (net if isinstance(net, tuple) else (getattr(net, "name", type(net).__name__), net))
-            values[f"two_way[{name}]"], chance[f"two_way[{name}]"] = two_way_identification(fn(p), fn(t)), 0.5
-        rows = _rows(kind, values, chance, len(p))
-    elif kind == "captions":
-        values = caption_scores(pred, true, embedder=options.get("embedder"))
-        rows = _rows(kind, values, {"clip_text_two_way": 0.5}, len(pred))
-    elif kind == "meshes":
-        threshold = float(options.get("threshold", 0.01))
-        values = {"chamfer": float(chamfer_distance(pred, true).mean()),
-                  f"f_score@{threshold:g}": float(f_score(pred, true, threshold).mean())}
-        chance: dict[str, float] = {}
-        feats = options.get("render_features")
-        if feats is not None:
-            fp, ft = feats
-            n = len(fp)
-            for n_way in options.get("n_way", [w for w in (2, 10) if w <= n]):
-                values[f"{n_way}_way_top1"] = n_way_top1(fp, ft, n_way=n_way, seed=seed)
-                chance[f"{n_way}_way_top1"] = 1 / n_way
-        rows = _rows(kind, values, chance, len(_points(true, "true")))
+    rows = _SCORERS[kind](pred, true, seed, options)
     table = pd.DataFrame(rows, columns=["kind", "metric", "value", "chance", "n_items"])
     if pipeline is not None:
         table.insert(0, "pipeline", pipeline)
     table["seed"] = seed
     return Scores(table)
+
+
+def _score_classification(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -> list[dict]:
+    from neurodecode.evaluation.classification import score_predictions
+
+    y_true, y_pred = np.asarray(true), np.asarray(pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"field 'pred': expected one label per item ({y_true.shape}), got {y_pred.shape}")
+    classes = np.asarray(options.get("classes", np.unique(y_true)))
+    values = score_predictions(y_true, y_pred, options.get("scores"), classes)
+    return _rows("classification", values, {"accuracy": 1 / len(classes), "balanced_accuracy": 1 / len(classes),
+                                            "roc_auc": 0.5}, len(y_true))
+
+
+def _score_retrieval(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -> list[dict]:
+    ks = options.get("k", (1, 5))
+    ks = [ks] if isinstance(ks, int) else list(ks)
+    n = check_pair(pred, true)[0].shape[0]
+    values, chance = {}, {}
+    for k in ks:
+        pool = options.get("pool_size", 300)
+        if k > min(n, pool or n):
+            raise ValueError(f"field 'k': expected k <= the candidate pool ({min(n, pool or n)} items), got {k}; "
+                             "the gallery is smaller than k")
+        r = retrieval_accuracy(pred, true, k=k, pool_size=pool, n_repeats=options.get("n_repeats", 30),
+                               seed=seed, metric=options.get("metric", "cosine"))
+        values[f"image_top{k}"], values[f"brain_top{k}"] = r[f"image_top{k}"], r[f"brain_top{k}"]
+        chance[f"image_top{k}"] = chance[f"brain_top{k}"] = k / r["pool_size"]
+    values["two_way"], chance["two_way"] = two_way_identification(pred, true, options.get("metric", "cosine")), .5
+    return _rows("retrieval", values, chance, n)
+
+
+def _score_images(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -> list[dict]:
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if p.shape != t.shape:
+        raise ValueError(f"field 'pred': expected images of the shape of 'true' {t.shape}, got {p.shape}")
+    values = {"pixcorr": pixcorr(p, t)}
+    if min(t.shape[1:3]) >= SSIM_MIN_SIZE:          # smaller images have no SSIM (see ssim)
+        values["ssim"] = ssim(p, t)
+    chance = {"pixcorr": 0.0}
+    for net in options.get("networks", ()):
+        name, fn = (net if isinstance(net, tuple) else (getattr(net, "name", type(net).__name__), net))
+        values[f"two_way[{name}]"], chance[f"two_way[{name}]"] = two_way_identification(fn(p), fn(t)), 0.5
+    return _rows("images", values, chance, len(p))
+
+
+def _score_captions(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -> list[dict]:
+    values = caption_scores(pred, true, embedder=options.get("embedder"))
+    return _rows("captions", values, {"clip_text_two_way": 0.5}, len(pred))
+
+
+def _score_meshes(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -> list[dict]:
+    threshold = float(options.get("threshold", 0.01))
+    values = {"chamfer": float(chamfer_distance(pred, true).mean()),
+              f"f_score@{threshold:g}": float(f_score(pred, true, threshold).mean())}
+    chance: dict[str, float] = {}
+    feats = options.get("render_features")
+    if feats is not None:
+        fp, ft = feats
+        for n_way in options.get("n_way", [w for w in (2, 10) if w <= len(fp)]):
+            values[f"{n_way}_way_top1"] = n_way_top1(fp, ft, n_way=n_way, seed=seed)
+            chance[f"{n_way}_way_top1"] = 1 / n_way
+    return _rows("meshes", values, chance, len(_points(true, "true")))
+
+
+_SCORERS = {"classification": _score_classification, "retrieval": _score_retrieval, "images": _score_images,
+            "captions": _score_captions, "meshes": _score_meshes}

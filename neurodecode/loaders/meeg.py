@@ -113,18 +113,7 @@ def read_csv_raw(path: str | os.PathLike, *, sfreq: float | None = None, time_co
         raise ValueError(f"{path}: field 'channels': expected columns among {cols}, got "
                          f"{missing if missing else 'none left'}")
     if time_column is not None:
-        t = frame[time_column].to_numpy(np.float64)
-        if len(t) < 2 or not t[-1] > t[0]:
-            raise ValueError(f"{path}: field '{time_column}': expected sample times that increase overall, got "
-                             f"{t[0] if len(t) else None} … {t[-1] if len(t) else None}")
-        rate = (len(t) - 1) / (t[-1] - t[0])
-        grid = t[0] + np.arange(len(t)) / (sfreq or rate)
-        drift = float(np.max(np.abs(t - grid)))
-        if drift > max_drift:
-            raise ValueError(f"{path}: field '{time_column}': expected samples on a regular grid (drift <= "
-                             f"{max_drift} s), got {drift:.3f} s at row {int(np.argmax(np.abs(t - grid)))}: dropped "
-                             "samples or a wrong sfreq")
-        sfreq = sfreq or rate
+        sfreq = _csv_rate(frame[time_column].to_numpy(np.float64), sfreq, max_drift, f"{path}: field '{time_column}'")
     elif sfreq is None:
         raise ValueError(f"{path}: field 'sfreq': expected a sampling rate when there is no time column")
     data = frame[list(channels)].to_numpy(np.float64).T * scale[unit]
@@ -140,6 +129,21 @@ def read_csv_raw(path: str | os.PathLike, *, sfreq: float | None = None, time_co
         raw.set_annotations(mne.Annotations(idx / sfreq, np.zeros(len(idx)), desc))
     raw._filenames = [path]  # noqa: SLF001 - lets MNE and our errors name the source file
     return raw
+
+
+def _csv_rate(t: np.ndarray, sfreq: float | None, max_drift: float, where: str) -> float:
+    """The sampling rate of host timestamps ``t`` (``sfreq`` when given), checked to stay within ``max_drift`` s of
+    a regular grid."""
+    if len(t) < 2 or not t[-1] > t[0]:
+        raise ValueError(f"{where}: expected sample times that increase overall, got "
+                         f"{t[0] if len(t) else None} … {t[-1] if len(t) else None}")
+    rate = (len(t) - 1) / (t[-1] - t[0])
+    grid = t[0] + np.arange(len(t)) / (sfreq or rate)
+    drift = float(np.max(np.abs(t - grid)))
+    if drift > max_drift:
+        raise ValueError(f"{where}: expected samples on a regular grid (drift <= {max_drift} s), got {drift:.3f} s "
+                         f"at row {int(np.argmax(np.abs(t - grid)))}: dropped samples or a wrong sfreq")
+    return float(sfreq or rate)
 
 
 def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = False, **csv_kwargs: Any) -> mne.io.BaseRaw:
@@ -326,27 +330,7 @@ def make_epochs(
     where = str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else "recording"
     if not tmax > tmin:
         raise ValueError(f"{where}: field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
-    table = _events_table(raw, events, stim_channel, where)
-    label_of = _label_map(labels, table, where)
-    table = table[table["description"].isin(list(label_of))].reset_index(drop=True)
-    if table.empty:
-        raise ValueError(f"{where}: field 'events': expected at least one event, got none")
-    table["label"] = table["description"].map(label_of)
-    if isinstance(stimulus, Mapping):
-        table["stimulus"] = table["description"].map({str(k): v for k, v in stimulus.items()})
-    elif isinstance(stimulus, str):
-        if stimulus not in table.columns:
-            raise ValueError(f"{where}: field 'stimulus': expected a column of the events table "
-                             f"{list(table.columns)}, got {stimulus!r}")
-        table["stimulus"] = table[stimulus]
-    first, last = raw.first_samp, raw.last_samp
-    sfreq = raw.info["sfreq"]
-    start = table["sample"] + int(np.round(tmin * sfreq))
-    stop = table["sample"] + int(np.round(tmax * sfreq))
-    inside = ((start >= first) & (stop <= last)).to_numpy()
-    if not inside.any():
-        raise ValueError(f"{where}: field 'tmin'/'tmax': expected windows inside the recording "
-                         f"({raw.times[-1]:.1f} s), got [{tmin}, {tmax}] s around {len(table)} events, none inside")
+    table, label_of = _select_events(raw, events, stim_channel, labels, stimulus, tmin, tmax, where)
     codes = {d: i + 1 for i, d in enumerate(label_of)}
     ev = np.column_stack([table["sample"].to_numpy(np.int64), np.zeros(len(table), np.int64),
                           table["description"].map(codes).to_numpy(np.int64)])
@@ -356,20 +340,7 @@ def make_epochs(
     epochs = mne.Epochs(raw, ev, event_id, tmin=tmin, tmax=tmax, baseline=baseline, reject=reject, flat=flat,
                         picks=picks, preload=True, event_repeated="drop", reject_by_annotation=True,
                         verbose="error")
-    reasons = []
-    for log in epochs.drop_log:
-        if not log:
-            reasons.append("")
-        elif log[0] in ("NO_DATA", "TOO_SHORT"):
-            reasons.append("window outside the recording")
-        elif log[0] == "DROPPED_BY_ANNOTATION" or str(log[0]).upper().startswith("BAD"):
-            reasons.append("overlaps a BAD annotation")
-        elif log[0] == "DROP DUPLICATE":
-            reasons.append("duplicate event sample")
-        else:
-            limits = [f"above {k} {v:g}" for k, v in (reject or {}).items()]
-            limits += [f"below {k} {v:g}" for k, v in (flat or {}).items()]
-            reasons.append(f"peak-to-peak {' or '.join(limits)} on {', '.join(map(str, log))}")
+    reasons = _drop_reasons(epochs.drop_log, reject, flat)
     kept = np.array([r == "" for r in reasons])
     report = DropReport(pd.DataFrame({"event": np.arange(len(table)), "onset": table["onset"].to_numpy(),
                                       "description": table["description"].to_numpy(),
@@ -388,6 +359,52 @@ def make_epochs(
     ep = from_mne(epochs, subject=subject, session=session, run=run, label=None, provenance=steps)
     # from_mne's step and event_code column hold our internal event codes only
     return ep.replace(table=ep.table.drop(columns=["event_code"]), provenance=ep.provenance[:-1]), report
+
+
+def _select_events(raw: mne.io.BaseRaw, events: Any, stim_channel: str | None, labels: Any, stimulus: Any,
+                   tmin: float, tmax: float, where: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labelled candidate events (with ``label`` and ``stimulus``) and the description → label map; errors
+    when no event is asked for or no window fits inside the recording."""
+    table = _events_table(raw, events, stim_channel, where)
+    label_of = _label_map(labels, table, where)
+    table = table[table["description"].isin(list(label_of))].reset_index(drop=True)
+    if table.empty:
+        raise ValueError(f"{where}: field 'events': expected at least one event, got none")
+    table["label"] = table["description"].map(label_of)
+    if isinstance(stimulus, Mapping):
+        table["stimulus"] = table["description"].map({str(k): v for k, v in stimulus.items()})
+    elif isinstance(stimulus, str):
+        if stimulus not in table.columns:
+            raise ValueError(f"{where}: field 'stimulus': expected a column of the events table "
+                             f"{list(table.columns)}, got {stimulus!r}")
+        table["stimulus"] = table[stimulus]
+    sfreq = raw.info["sfreq"]
+    start = table["sample"] + int(np.round(tmin * sfreq))
+    stop = table["sample"] + int(np.round(tmax * sfreq))
+    if not ((start >= raw.first_samp) & (stop <= raw.last_samp)).any():
+        raise ValueError(f"{where}: field 'tmin'/'tmax': expected windows inside the recording "
+                         f"({raw.times[-1]:.1f} s), got [{tmin}, {tmax}] s around {len(table)} events, none inside")
+    return table, label_of
+
+
+def _drop_reasons(drop_log: Sequence[Sequence[str]], reject: Mapping[str, float] | None,
+                  flat: Mapping[str, float] | None) -> list[str]:
+    """Why MNE dropped each epoch, in words ("" for the kept ones)."""
+    reasons = []
+    for log in drop_log:
+        if not log:
+            reasons.append("")
+        elif log[0] in ("NO_DATA", "TOO_SHORT"):
+            reasons.append("window outside the recording")
+        elif log[0] == "DROPPED_BY_ANNOTATION" or str(log[0]).upper().startswith("BAD"):
+            reasons.append("overlaps a BAD annotation")
+        elif log[0] == "DROP DUPLICATE":
+            reasons.append("duplicate event sample")
+        else:
+            limits = [f"above {k} {v:g}" for k, v in (reject or {}).items()]
+            limits += [f"below {k} {v:g}" for k, v in (flat or {}).items()]
+            reasons.append(f"peak-to-peak {' or '.join(limits)} on {', '.join(map(str, log))}")
+    return reasons
 
 
 def load_epochs(

@@ -159,13 +159,99 @@ def _bipolar(raw: mne.io.BaseRaw, i: int, step: Mapping) -> mne.io.BaseRaw:
     return out
 
 
+def _rename(raw: mne.io.BaseRaw, step: Mapping, i: int) -> mne.io.BaseRaw:
+    import mne
+
+    if "preset" in step:
+        mne.datasets.eegbci.standardize(raw)
+    else:
+        _require_channels(raw, list(step["mapping"]), i, step)
+        raw.rename_channels(dict(step["mapping"]))
+    return raw
+
+
+def _pick(raw: mne.io.BaseRaw, step: Mapping, i: int) -> mne.io.BaseRaw:
+    if "types" in step:
+        raw.pick(list(step["types"]))
+    if "channels" in step:
+        raw.pick(_require_channels(raw, step["channels"], i, step))
+    return raw
+
+
+def _montage(raw: mne.io.BaseRaw, step: dict, i: int) -> mne.io.BaseRaw:
+    import mne
+
+    if "name" in step:
+        montage = step["name"] = _builtin_montage(step["name"])
+    else:
+        montage = mne.channels.read_custom_montage(step["file"])
+    raw.set_montage(montage, on_missing=step.get("on_missing", "raise"), verbose="error")
+    return raw
+
+
+def _reference(raw: mne.io.BaseRaw, step: Mapping, i: int) -> mne.io.BaseRaw:
+    import mne
+
+    kind = step["kind"]
+    if kind == "average":
+        raw.set_eeg_reference("average", ch_type=step.get("ch_type", "auto"), verbose="error")
+    elif kind == "channels":
+        raw.set_eeg_reference(list(step["channels"]), verbose="error")
+    elif kind == "bipolar":
+        raw = _bipolar(raw, i, step)
+    else:
+        raw = mne.preprocessing.compute_current_source_density(raw, verbose="error")
+    return raw
+
+
+def _bads(raw: mne.io.BaseRaw, step: dict, i: int) -> mne.io.BaseRaw:
+    """Mark, interpolate (EEG, needs positions) or drop bad channels; records what was done in ``step``."""
+    chans = _require_channels(raw, step.get("channels", []), i, step)
+    raw.info["bads"] = sorted(set(raw.info["bads"]) | set(chans))
+    action = step.get("action", "auto")
+    types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    bads = list(raw.info["bads"])
+    interp = [b for b in bads if types[b] == "eeg"] if action in ("auto", "interpolate") else []
+    if action == "interpolate" and len(interp) != len(bads):
+        raise _step_error(i, step, f"interpolation is for EEG channels only, got "
+                                   f"{[b for b in bads if types[b] != 'eeg']}; use action 'drop'")
+    if interp:
+        pos = np.array([raw.info["chs"][raw.ch_names.index(b)]["loc"][:3] for b in interp])
+        if not np.isfinite(pos).all() or not np.abs(pos).sum():
+            raise _step_error(i, step, f"expected positions (a montage step first) to interpolate {interp}")
+        raw.info["bads"] = interp
+        raw.interpolate_bads(reset_bads=True, verbose="error")
+        raw.info["bads"] = [b for b in bads if b not in interp]
+    to_drop = [b for b in raw.info["bads"] if action in ("auto", "drop")]
+    if to_drop:
+        raw.drop_channels(to_drop)
+    step.update(action=action, interpolated=interp, dropped=to_drop)
+    return raw
+
+
+#: step name → function(raw, step as applied (may be completed), index) -> raw
+_APPLY = {
+    "rename": _rename,
+    "pick": _pick,
+    "montage": _montage,
+    "filter": lambda raw, step, i: raw.filter(step.get("l_freq"), step.get("h_freq"), picks=step.get("picks", "data"),
+                                              method=step.get("method", "fir"), verbose="error"),
+    "notch": lambda raw, step, i: raw.notch_filter(list(step["freqs"]), picks=step.get("picks", "data"),
+                                                   verbose="error"),
+    "resample": lambda raw, step, i: raw.resample(float(step["sfreq"]), verbose="error"),
+    "reference": _reference,
+    "bads": _bads,
+    "crop": lambda raw, step, i: raw.crop(step.get("tmin", 0.0), step.get("tmax")),
+}
+#: steps that need the data in memory
+_LOADS = ("filter", "notch", "resample", "reference")
+
+
 def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tuple[mne.io.BaseRaw, list[dict]]:
     """Apply preprocessing steps to a copy of ``raw``; return it and the steps as applied (for provenance).
 
     The data are loaded into memory when a step needs them (filtering, referencing, resampling).
     """
-    import mne
-
     steps = check_steps(steps)
     where = str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else ""
     raw = raw.copy()
@@ -174,69 +260,9 @@ def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tupl
         name = step["step"]
         done = dict(step)
         try:
-            if name == "rename":
-                if "preset" in step:
-                    mne.datasets.eegbci.standardize(raw)
-                else:
-                    _require_channels(raw, list(step["mapping"]), i, step)
-                    raw.rename_channels(dict(step["mapping"]))
-            elif name == "pick":
-                if "types" in step:
-                    raw.pick(list(step["types"]))
-                if "channels" in step:
-                    raw.pick(_require_channels(raw, step["channels"], i, step))
-            elif name == "montage":
-                if "name" in step:
-                    montage = _builtin_montage(step["name"])
-                    done["name"] = montage
-                else:
-                    montage = mne.channels.read_custom_montage(step["file"])
-                raw.set_montage(montage, on_missing=step.get("on_missing", "raise"), verbose="error")
-            elif name in ("filter", "notch", "resample", "reference") or (name == "bads" and
-                                                                          step.get("action") != "mark"):
+            if name in _LOADS or (name == "bads" and step.get("action") != "mark"):
                 raw.load_data(verbose="error")
-            if name == "filter":
-                raw.filter(step.get("l_freq"), step.get("h_freq"), picks=step.get("picks", "data"),
-                           method=step.get("method", "fir"), verbose="error")
-            elif name == "notch":
-                raw.notch_filter(list(step["freqs"]), picks=step.get("picks", "data"), verbose="error")
-            elif name == "resample":
-                raw.resample(float(step["sfreq"]), verbose="error")
-            elif name == "reference":
-                kind = step["kind"]
-                if kind == "average":
-                    ch_type = step.get("ch_type", "auto")
-                    raw.set_eeg_reference("average", ch_type=ch_type, verbose="error")
-                elif kind == "channels":
-                    raw.set_eeg_reference(list(step["channels"]), verbose="error")
-                elif kind == "bipolar":
-                    raw = _bipolar(raw, i, step)
-                else:
-                    raw = mne.preprocessing.compute_current_source_density(raw, verbose="error")
-            elif name == "bads":
-                chans = _require_channels(raw, step.get("channels", []), i, step)
-                raw.info["bads"] = sorted(set(raw.info["bads"]) | set(chans))
-                action = step.get("action", "auto")
-                types = dict(zip(raw.ch_names, raw.get_channel_types()))
-                bads = list(raw.info["bads"])
-                interp = [b for b in bads if types[b] == "eeg"] if action in ("auto", "interpolate") else []
-                if action == "interpolate" and len(interp) != len(bads):
-                    raise _step_error(i, step, f"interpolation is for EEG channels only, got "
-                                               f"{[b for b in bads if types[b] != 'eeg']}; use action 'drop'")
-                if interp:
-                    pos = np.array([raw.info["chs"][raw.ch_names.index(b)]["loc"][:3] for b in interp])
-                    if not np.isfinite(pos).all() or not np.abs(pos).sum():
-                        raise _step_error(i, step, f"expected positions (a montage step first) to interpolate "
-                                                   f"{interp}")
-                    raw.info["bads"] = interp
-                    raw.interpolate_bads(reset_bads=True, verbose="error")
-                    raw.info["bads"] = [b for b in bads if b not in interp]
-                to_drop = [b for b in raw.info["bads"] if action in ("auto", "drop")]
-                if to_drop:
-                    raw.drop_channels(to_drop)
-                done.update(action=action, interpolated=interp, dropped=to_drop)
-            elif name == "crop":
-                raw.crop(step.get("tmin", 0.0), step.get("tmax"))
+            raw = _APPLY[name](raw, done, i)
         except ValueError as err:
             if "preprocessing step" in str(err).split(":", 2)[0] + str(err)[:40]:
                 raise ValueError(f"{where}: {err}" if where and not str(err).startswith(where) else str(err)) \
