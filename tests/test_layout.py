@@ -212,3 +212,32 @@ def test_import_of_the_package_loads_no_stage_above_core():
             "if m.startswith('neurodecode.') and m.count('.') >= 1}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert set(eval(out)) <= {"core", "_compat", "_version"}, out  # noqa: S307 - our own printed list
+
+
+def test_library_code_logs_instead_of_printing():
+    printing = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "cli"):
+            continue                        # the command line prints its results
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                printing.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not printing, printing
+
+
+def test_verbose_and_quiet_set_the_log_level(capsys):
+    import logging
+
+    from neurodecode.cli import main
+    from neurodecode.core.logs import logger, set_log_level
+
+    old = logger.level
+    try:
+        assert main(["--quiet", "data", "list"]) == 0 and logger.level == logging.WARNING
+        assert main(["-v", "data", "list"]) == 0 and logger.level == logging.DEBUG
+        set_log_level("info")
+        assert logger.level == logging.INFO
+        with pytest.raises(ValueError, match="field 'level': expected one of"):
+            set_log_level("loud")
+    finally:
+        logger.setLevel(old)

@@ -442,28 +442,44 @@ class IPAdapterImageHead(nn.Module):
         head = cls(pipe, embed_dim, prompt, {"tiny": config})
         return head if device == "cpu" else head.to(device)
 
+    @torch.no_grad()
+    def _sample(self, embeds: torch.Tensor, steps: int, guidance_scale: float,
+                generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """The Stable Diffusion loop with each row's own IP-Adapter embedding (diffusers' pipeline repeats one
+        embedding for the whole batch) and classifier-free guidance against a zero embedding and empty prompt."""
+        unet, vae = self.unet, self.vae
+        B, cfg = len(embeds), guidance_scale > 1.0
+        scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
+        scheduler.set_timesteps(steps, device=embeds.device)
+        c, size = unet.config.in_channels, unet.config.sample_size
+        latents = randn((c, size, size), generators, embeds.device, embeds.dtype) * scheduler.init_noise_sigma
+        prompt, ip = self.prompt_embeds.expand(B, -1, -1).to(embeds.dtype), embeds[:, None]
+        if cfg:
+            prompt, ip = torch.cat([torch.zeros_like(prompt), prompt]), torch.cat([torch.zeros_like(ip), ip])
+        for t in scheduler.timesteps:
+            inp = scheduler.scale_model_input(torch.cat([latents] * 2) if cfg else latents, t)
+            eps = unet(inp, t, encoder_hidden_states=prompt, added_cond_kwargs={"image_embeds": [ip]}).sample
+            if cfg:
+                uncond, cond = eps.chunk(2)
+                eps = uncond + guidance_scale * (cond - uncond)
+            latents = scheduler.step(eps, t, latents).prev_sample
+        return ((vae.decode(latents / vae.config.scaling_factor).sample + 1) / 2).clamp(0, 1)
+
     def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
                  num_inference_steps: int = 25, guidance_scale: float = 5.0, n_samples: int = 1, batch_size: int = 8,
                  select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> ImageOutput:
         """Images for each embedding; sample ``k`` of trial ``t`` from a generator seeded by ``trial_seed(seed, t,
-        k)`` (diffusers' one generator per batch row), ranked by ``select_with`` as in :class:`UnCLIPImageHead`."""
+        k)``, ranked by ``select_with`` as in :class:`UnCLIPImageHead`."""
         target = self.latent.check(latents, f"{self.name} image head")
         trials = trial_ids_for(trial_ids, len(target))
-        embeds = torch.as_tensor(target, device=self.prompt_embeds.device, dtype=self.unet.dtype)
+        device = self.prompt_embeds.device
+        embeds = torch.as_tensor(target, device=device, dtype=self.unet.dtype)
         t0 = time.perf_counter()
-        cfg = guidance_scale > 1.0
 
         def run(idx: np.ndarray) -> np.ndarray:
-            e = embeds[idx][:, None]
-            ip = torch.cat([torch.zeros_like(e), e]) if cfg else e
-            prompt = self.prompt_embeds.expand(len(idx), -1, -1)
-            out = []
-            for k in range(n_samples):
-                gens = trial_generators(seed, [trials[i] for i in idx], k, self.prompt_embeds.device)
-                out.append(self.pipe(prompt_embeds=prompt, negative_prompt_embeds=torch.zeros_like(prompt),
-                                     ip_adapter_image_embeds=[ip], num_inference_steps=num_inference_steps,
-                                     guidance_scale=guidance_scale, generator=gens, output_type="np").images)
-            return np.stack(out, 1).astype(np.float32)
+            out = [self._sample(embeds[idx], num_inference_steps, guidance_scale,
+                                trial_generators(seed, [trials[i] for i in idx], k, device)) for k in range(n_samples)]
+            return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
 
         images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
         best = np.zeros(len(embeds), dtype=int)

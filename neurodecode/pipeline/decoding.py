@@ -136,6 +136,17 @@ def image_options(pipe: DecodingPipeline, n_samples: int | None = None, steps: i
     return values
 
 
+def mesh_options(pipe: DecodingPipeline) -> dict[str, Any]:
+    """The 3D head's settings from the training config's ``meshes`` section."""
+    cfg = dict(pipe.config.get("meshes") or {})
+    names = {"steps": "num_inference_steps", "grid_size": "grid_size", "n_views": "n_views",
+             "render_size": "render_size", "guidance_scale": "guidance_scale"}
+    unknown = sorted(set(cfg) - set(names))
+    if unknown:
+        fail("meshes", f"settings among {sorted(names)}", f"unknown {unknown}", "the checkpoint's config")
+    return {names[k]: v for k, v in cfg.items()}
+
+
 def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, Any], seed: int, batch_size: int,
                      progress: bool) -> ImageOutput:
     """The image head from the latents, img2img from the low-level (or linear) images when configured."""
@@ -177,10 +188,11 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
                                             images=low[:, None], label="low-level")
     if "images" in outputs and "images" in pipe.heads:
         d.images["images"] = _generate_images(pipe, d, options, seed, batch_size, progress)
-    for kind in ("captions", "meshes"):
-        if kind in outputs and kind in pipe.heads:
-            kw = {"progress": progress} if kind == "meshes" else {}
-            d.outputs[kind] = pipe.heads[kind].generate(d.latents, seed=seed, trial_ids=d.trials, **kw)
+    if "captions" in outputs and "captions" in pipe.heads:
+        d.outputs["captions"] = pipe.heads["captions"].generate(d.latents, seed=seed, trial_ids=d.trials)
+    if "meshes" in outputs and "meshes" in pipe.heads:
+        d.outputs["meshes"] = pipe.heads["meshes"].generate(d.latents, seed=seed, trial_ids=d.trials,
+                                                            progress=progress, **mesh_options(pipe))
     if "retrieval" in outputs and pipe.gallery is not None and pipe.stimuli is not None:
         d.retrieval, d.gallery_scores = gallery_retrieval(d.latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
                                                           ids, d.trials)

@@ -39,6 +39,52 @@ def tiny_run(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def other_heads_run(tmp_path_factory):
+    """experiment=tiny with the other tiny image head and a 3D head in the third slot."""
+    out = tmp_path_factory.mktemp("run") / "tiny_other"
+    assert main(["train", "experiment=tiny", "head@heads.images=tiny_ip_adapter", "head@heads.meshes=tiny_shap_e",
+                 f"hydra.run.dir={out}"]) == 0
+    return out
+
+
+def _head_class(name):
+    """The head class a conf/head option builds (its kind and name are class attributes)."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.load(CONF_DIR / "head" / f"{name}.yaml")._target_
+    return get_class(target.rsplit(".", 1)[0])
+
+
+#: options that need pretrained weights from the hub: composed here; instantiated only where the weights exist
+NEEDS_WEIGHTS = {"unclip_sd21_small": "objective=clip_vit_l14", "ip_adapter_sd15": "objective=clip_vit_l14",
+                 "gpt2_prefix_caption": "objective=clip_vit_l14", "shap_e_img2img": "objective=clip_vit_l14",
+                 "nearest_caption": "heads.captions.captions_file=bank.txt"}
+
+
+@pytest.mark.parametrize("name", _options("head"))
+def test_every_head_config_composes_with_train_and_reconstruct(name, tiny_run, other_heads_run, tmp_path):
+    from neurodecode.pipeline import DecodingPipeline
+    from neurodecode.pipeline.decoding import reconstruct
+
+    cls = _head_class(name)
+    kind = cls.kind
+    extra = [NEEDS_WEIGHTS[name]] if name in NEEDS_WEIGHTS else []
+    cfg = compose(["experiment=tiny", f"head@heads.{kind}={name}", *extra])
+    assert cfg.heads[kind]._target_.startswith(f"{cls.__module__}.{cls.__name__}.")
+    if name in NEEDS_WEIGHTS:
+        return                          # built from real weights: tests/heads/test_heads.py names what is missing
+    run = other_heads_run if name in ("tiny_ip_adapter", "tiny_shap_e") else tiny_run
+    pipe = DecodingPipeline.load(run / "checkpoint", heads=[kind])
+    assert type(pipe.heads[kind]) is cls and pipe.heads[kind].latent.dim == pipe.target.dim
+    res = reconstruct(run / "checkpoint", [run / "heldout_epochs.h5"], tmp_path / "r", heads=[kind], progress=False)
+    meta = json.loads((tmp_path / "r" / kind / "metadata.json").read_text())
+    assert meta["head"] == pipe.heads[kind].name and len(meta["trials"]) == res["n_trials"]
+    column = {"images": "generated", "captions": "caption", "meshes": "mesh views"}[kind]
+    assert f"<th>{column}</th>" in Path(res["report"]).read_text()
+
+
 # -- composing and instantiating every config group -----------------------------------------------------------
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
