@@ -27,7 +27,8 @@ from neurodecode.core.storage import (CollectionStore, CollectionWriter, EpochSt
                                       read_epochs, save)
 
 _LAZY = {"extract_features": "neurodecode.encoders.features", "evaluate": "neurodecode.evaluation.classification",
-         "build": "neurodecode.core.configs", "options": "neurodecode.core.configs"}
+         "build": "neurodecode.core.configs", "options": "neurodecode.core.configs",
+         "compose": "neurodecode.core.configs"}
 
 
 def __getattr__(name: str):
@@ -52,6 +53,7 @@ __all__ = [
     "EpochWriter",
     "__version__",
     "build",
+    "compose",
     "concatenate",
     "evaluate",
     "extract_features",
