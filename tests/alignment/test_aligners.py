@@ -1,12 +1,24 @@
-"""Ridge alignment and retrieval metrics: scikit-learn / brute-force references, known answers, real digits69."""
+"""Aligners: ridge against scikit-learn, the learned mapper and the diffusion prior (fit, predict, save/load, seeds),
+the configs, real digits69."""
 
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import Ridge, RidgeCV
 
-from neurodecode.alignment import RidgeAlignment
+from neurodecode.alignment import LearnedAlignment, RidgeAlignment
 from neurodecode.evaluation.metrics import pixcorr, ssim
-from neurodecode.evaluation.retrieval import gallery_rank, retrieval_accuracy, similarity, two_way_identification
+from neurodecode.evaluation.retrieval import retrieval_accuracy, two_way_identification
+
+TINY_PRIOR = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8, "timesteps": 20,
+              "max_epochs": 200, "batch_size": 16, "lr": 3e-3}
+
+
+def make_data(n=48, p=20, q=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, generator=g, dtype=torch.float64)
+    Y = X[:, :q] * 2 + 0.1 * torch.randn(n, q, generator=g, dtype=torch.float64)
+    return torch.utils.data.TensorDataset(X, Y)
 
 
 def data(n=40, p=100, q=5, seed=0):
@@ -50,57 +62,6 @@ def test_ridge_bad_input():
         RidgeAlignment().fit(X, Y).predict(X[:, :99])
     with pytest.raises(ValueError, match=r"field 'cv': expected None or 2 <= folds <= n_samples = 40, got 50"):
         RidgeAlignment(cv=50).fit(X, Y)
-
-
-def brute_force_retrieval(P, T, k, metric):
-    S = similarity(P, T, metric)
-    img = np.mean([sum(S[i, j] > S[i, i] for j in range(len(S))) < k for i in range(len(S))])
-    brain = np.mean([sum(S[j, i] > S[i, i] for j in range(len(S))) < k for i in range(len(S))])
-    return img, brain
-
-
-@pytest.mark.parametrize("metric", ["cosine", "pearson"])
-@pytest.mark.parametrize("k", [1, 3])
-def test_retrieval_matches_brute_force(metric, k):
-    rng = np.random.default_rng(3)
-    T = rng.normal(size=(12, 7))
-    P = T + 1.2 * rng.normal(size=(12, 7))
-    out = retrieval_accuracy(P, T, k=k, pool_size=None, metric=metric)
-    img, brain = brute_force_retrieval(P, T, k, metric)
-    assert out[f"image_top{k}"] == pytest.approx(img) and out[f"brain_top{k}"] == pytest.approx(brain)
-    # random pools: each repeat equals brute force on that pool; same seed, same numbers
-    pools = retrieval_accuracy(P, T, k=k, pool_size=5, n_repeats=7, seed=11, metric=metric)
-    rng2 = np.random.default_rng(11)
-    ref = np.mean([brute_force_retrieval(P[idx], T[idx], k, metric)[0]
-                   for idx in (rng2.choice(12, size=5, replace=False) for _ in range(7))])
-    assert pools[f"image_top{k}"] == pytest.approx(ref)
-    assert retrieval_accuracy(P, T, k=k, pool_size=5, n_repeats=7, seed=11, metric=metric) == pools
-    ranks = gallery_rank(P, T, np.arange(12), metric=metric, block=5)
-    assert (ranks < k).mean() == pytest.approx(img)
-
-
-def test_known_answers():
-    T = np.eye(4)
-    assert two_way_identification(T, T) == 1.0
-    assert retrieval_accuracy(T, T, pool_size=None)["image_top1"] == 1.0
-    swapped = T[[1, 0, 2, 3]]
-    assert two_way_identification(swapped, T) == pytest.approx((0 + 0 + 1 + 1) / 4)
-    assert retrieval_accuracy(swapped, T, pool_size=None)["image_top1"] == 0.5
-    img = np.random.default_rng(0).uniform(size=(2, 16, 16))
-    assert pixcorr(img, img) == pytest.approx(1.0) and pixcorr(-img, img) == pytest.approx(-1.0)
-    assert ssim(img, img) == pytest.approx(1.0) and ssim(img * 0.5, img) < 0.9
-
-
-def test_retrieval_bad_input():
-    T = np.eye(4)
-    with pytest.raises(ValueError, match=r"field 'k': expected 1 <= k <= the candidate pool \(4 items\), got 5"):
-        retrieval_accuracy(T, T, k=5, pool_size=None)
-    with pytest.raises(ValueError, match=r"field 'pred': expected the shape of 'true' \(4, 4\) .* got \(4, 3\)"):
-        two_way_identification(T[:, :3], T)
-    with pytest.raises(ValueError, match=r"field 'gallery': expected embeddings of the queries' dimension 4, got 3"):
-        gallery_rank(T, T[:, :3], np.arange(4))
-    with pytest.raises(ValueError, match=r"field 'metric': expected 'pearson' or 'cosine', got 'l2'"):
-        similarity(T, T, "l2")
 
 
 @pytest.mark.realdata
@@ -159,3 +120,89 @@ def test_digits69_learned_mapper_beats_ridge_in_pixel_space(shared_data):
     assert scores["mlp"]["two_way"] >= 0.93 and scores["mlp"]["image_top1"] >= 0.60
     assert scores["mlp"]["two_way"] > scores["ridge"]["two_way"]
     assert scores["mlp"]["image_top1"] > scores["ridge"]["image_top1"]
+
+
+def test_learned_alignment_fit_predict_save_load(tmp_path):
+    data = make_data(n=60)
+    X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
+    linear = lambda n_features, n_targets: torch.nn.Linear(n_features, n_targets)  # noqa: E731 - any backbone
+    m = LearnedAlignment(backbone=linear, max_epochs=200, batch_size=16, lr=1e-2, mixco_fraction=0.2).fit(X[:48], Y[:48])
+    P = m.predict(X[48:])
+    assert P.shape == (12, 6)
+    r = np.corrcoef(P.ravel(), Y[48:].ravel())[0, 1]
+    assert r > 0.85, r  # the planted linear map is learned
+    assert {"train_bimixco"} <= set(m.history_[0]) and "train_contrastive" in m.history_[-1]
+    m.save(tmp_path / "mapper")
+    with pytest.raises(ValueError, match="trained with a custom backbone; pass backbone= to rebuild it"):
+        LearnedAlignment.load(tmp_path / "mapper")
+    again = LearnedAlignment.load(tmp_path / "mapper", backbone=linear)
+    np.testing.assert_allclose(again.predict(X[48:]), P, rtol=1e-6)
+    mlp = LearnedAlignment(hidden=16, n_blocks=1, max_epochs=2, batch_size=16).fit(X, Y)
+    mlp.save(tmp_path / "mlp")
+    np.testing.assert_allclose(LearnedAlignment.load(tmp_path / "mlp").predict(X), mlp.predict(X), rtol=1e-6)
+    with pytest.raises(ValueError, match="field 'X': expected 20 features as in fit, got 19"):
+        m.predict(X[:, :19])
+    with pytest.raises(ValueError, match="field 'contrastive': expected one of"):
+        LearnedAlignment(contrastive="triplet").fit(X, Y)
+    with pytest.raises(FileExistsError):
+        m.save(tmp_path / "mapper")
+
+
+def test_learned_alignment_is_deterministic():
+    data = make_data(n=40)
+    X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
+    kw = dict(hidden=16, n_blocks=1, dropout=0.2, max_epochs=5, batch_size=10, seed=4)
+    np.testing.assert_array_equal(LearnedAlignment(**kw).fit(X, Y).predict(X), LearnedAlignment(**kw).fit(X, Y).predict(X))
+
+
+def cluster_data(n=64, seed=0):
+    """Targets in two tight clusters chosen by the sign of the first brain feature."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 10))
+    X[:, 0] = np.sign(X[:, 0]) * (1 + np.abs(X[:, 0]))  # a margin between the classes
+    centres = rng.normal(size=(2, 8)) * 3
+    cls = (X[:, 0] > 0).astype(int)
+    return X, centres[cls] + 0.1 * rng.normal(size=(n, 8)), cls, centres
+
+
+def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
+    from neurodecode.alignment import PriorAlignment
+
+    X, Y, cls, centres = cluster_data()
+    m = PriorAlignment(**TINY_PRIOR).fit(X[:48], Y[:48])
+    P = m.predict(X[48:])
+    assert P.shape == (16, 8)
+    nearest = np.argmin(((P[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == cls[48:]).mean() >= 0.9
+    np.testing.assert_array_equal(m.predict(X[48:]), P)  # seeded sampling
+    m.save(tmp_path / "prior")
+    np.testing.assert_allclose(PriorAlignment.load(tmp_path / "prior").predict(X[48:]), P, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"field '_target_': expected 'neurodecode.alignment.aligners.LearnedAlignment'"):
+        LearnedAlignment.load(tmp_path / "prior")
+    with pytest.raises(ValueError, match="field 'n_samples': expected >= 1, got 0"):
+        PriorAlignment(**{**TINY_PRIOR, "n_samples": 0}).fit(X[:48], Y[:48])  # refused before training
+
+
+def test_diffusion_prior_module_shapes_and_errors():
+    from neurodecode.alignment.prior import DiffusionPrior
+
+    prior = DiffusionPrior(10, 8, n_tokens=3, num_layers=1, num_attention_heads=2, attention_head_dim=8, timesteps=10)
+    brain = torch.randn(4, 10)
+    assert prior.loss(brain, torch.randn(4, 8)).ndim == 0
+    out = prior.sample(brain, num_inference_steps=5, guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (4, 8)
+    with pytest.raises(ValueError, match=r"field 'brain': expected \(batch, 10\), got \(4, 9\)"):
+        prior.sample(torch.randn(4, 9))
+    with pytest.raises(ValueError, match=r"field 'target': expected \(batch, 8\), got \(4, 7\)"):
+        prior.loss(brain, torch.randn(4, 7))
+
+
+def test_chaining_aligners_checks_the_latent_dimension():
+    """A prior trained on 8-d latents refuses a mapper's 6-d predictions with a clear error."""
+    from neurodecode.alignment import PriorAlignment
+
+    X, Y, _, _ = cluster_data(n=32)
+    prior = PriorAlignment(**{**TINY_PRIOR, "max_epochs": 1}).fit(Y, Y)
+    mapper = LearnedAlignment(hidden=8, n_blocks=0, max_epochs=1, batch_size=16).fit(X, Y[:, :6])
+    with pytest.raises(ValueError, match="field 'X': expected 8 features as in fit, got 6"):
+        prior.predict(mapper.predict(X))

@@ -1,4 +1,4 @@
-"""Trainer: 1 vs 2 processes, resume after SIGKILL, accumulation, checkpoints; the learned mapper."""
+"""Trainer: 1 vs 2 processes, resume after SIGKILL, accumulation, checkpoints."""
 
 import json
 import os
@@ -7,12 +7,10 @@ import sys
 import tempfile
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from neurodecode.alignment import LearnedAlignment
 from neurodecode.alignment.losses import SoftCLIPLoss
 from neurodecode.encoders.models.mlp import ResidualMLP
 from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
@@ -150,93 +148,3 @@ def test_bf16_mixed_precision_trains_on_cpu():
     trainer = Trainer(max_epochs=5, batch_size=8, lr=1e-2, precision="bf16-mixed")
     trainer.fit(model, objective, data)
     assert trainer.history[-1]["train_mse"] < trainer.history[0]["train_mse"]
-
-
-def test_learned_alignment_fit_predict_save_load(tmp_path):
-    data = make_data(n=60)
-    X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
-    linear = lambda n_features, n_targets: torch.nn.Linear(n_features, n_targets)  # noqa: E731 - any backbone
-    m = LearnedAlignment(backbone=linear, max_epochs=200, batch_size=16, lr=1e-2, mixco_fraction=0.2).fit(X[:48], Y[:48])
-    P = m.predict(X[48:])
-    assert P.shape == (12, 6)
-    r = np.corrcoef(P.ravel(), Y[48:].ravel())[0, 1]
-    assert r > 0.85, r  # the planted linear map is learned
-    assert {"train_bimixco"} <= set(m.history_[0]) and "train_contrastive" in m.history_[-1]
-    m.save(tmp_path / "mapper")
-    with pytest.raises(ValueError, match="trained with a custom backbone; pass backbone= to rebuild it"):
-        LearnedAlignment.load(tmp_path / "mapper")
-    again = LearnedAlignment.load(tmp_path / "mapper", backbone=linear)
-    np.testing.assert_allclose(again.predict(X[48:]), P, rtol=1e-6)
-    mlp = LearnedAlignment(hidden=16, n_blocks=1, max_epochs=2, batch_size=16).fit(X, Y)
-    mlp.save(tmp_path / "mlp")
-    np.testing.assert_allclose(LearnedAlignment.load(tmp_path / "mlp").predict(X), mlp.predict(X), rtol=1e-6)
-    with pytest.raises(ValueError, match="field 'X': expected 20 features as in fit, got 19"):
-        m.predict(X[:, :19])
-    with pytest.raises(ValueError, match="field 'contrastive': expected one of"):
-        LearnedAlignment(contrastive="triplet").fit(X, Y)
-    with pytest.raises(FileExistsError):
-        m.save(tmp_path / "mapper")
-
-
-def test_learned_alignment_is_deterministic():
-    data = make_data(n=40)
-    X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
-    kw = dict(hidden=16, n_blocks=1, dropout=0.2, max_epochs=5, batch_size=10, seed=4)
-    np.testing.assert_array_equal(LearnedAlignment(**kw).fit(X, Y).predict(X), LearnedAlignment(**kw).fit(X, Y).predict(X))
-
-
-def cluster_data(n=64, seed=0):
-    """Targets in two tight clusters chosen by the sign of the first brain feature."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 10))
-    X[:, 0] = np.sign(X[:, 0]) * (1 + np.abs(X[:, 0]))  # a margin between the classes
-    centres = rng.normal(size=(2, 8)) * 3
-    cls = (X[:, 0] > 0).astype(int)
-    return X, centres[cls] + 0.1 * rng.normal(size=(n, 8)), cls, centres
-
-
-TINY_PRIOR = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8, "timesteps": 20,
-              "max_epochs": 200, "batch_size": 16, "lr": 3e-3}
-
-
-def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
-    from neurodecode.alignment import PriorAlignment
-
-    X, Y, cls, centres = cluster_data()
-    m = PriorAlignment(**TINY_PRIOR).fit(X[:48], Y[:48])
-    P = m.predict(X[48:])
-    assert P.shape == (16, 8)
-    nearest = np.argmin(((P[:, None] - centres[None]) ** 2).sum(-1), axis=1)
-    assert (nearest == cls[48:]).mean() >= 0.9
-    np.testing.assert_array_equal(m.predict(X[48:]), P)  # seeded sampling
-    m.save(tmp_path / "prior")
-    np.testing.assert_allclose(PriorAlignment.load(tmp_path / "prior").predict(X[48:]), P, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"field '_target_': expected 'neurodecode.alignment.aligners.LearnedAlignment'"):
-        LearnedAlignment.load(tmp_path / "prior")
-    with pytest.raises(ValueError, match="field 'n_samples': expected >= 1, got 0"):
-        PriorAlignment(**{**TINY_PRIOR, "n_samples": 0}).fit(X[:48], Y[:48])  # refused before training
-
-
-def test_diffusion_prior_module_shapes_and_errors():
-    from neurodecode.alignment.prior import DiffusionPrior
-
-    prior = DiffusionPrior(10, 8, n_tokens=3, num_layers=1, num_attention_heads=2, attention_head_dim=8, timesteps=10)
-    brain = torch.randn(4, 10)
-    assert prior.loss(brain, torch.randn(4, 8)).ndim == 0
-    out = prior.sample(brain, num_inference_steps=5, guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
-    assert out.shape == (4, 8)
-    with pytest.raises(ValueError, match=r"field 'brain': expected \(batch, 10\), got \(4, 9\)"):
-        prior.sample(torch.randn(4, 9))
-    with pytest.raises(ValueError, match=r"field 'target': expected \(batch, 8\), got \(4, 7\)"):
-        prior.loss(brain, torch.randn(4, 7))
-
-
-def test_chaining_aligners_checks_the_latent_dimension():
-    """A prior trained on 8-d latents refuses a mapper's 6-d predictions with a clear error."""
-    from neurodecode.alignment import PriorAlignment
-
-    X, Y, _, _ = cluster_data(n=32)
-    prior = PriorAlignment(**{**TINY_PRIOR, "max_epochs": 1}).fit(Y, Y)
-    mapper = LearnedAlignment(hidden=8, n_blocks=0, max_epochs=1, batch_size=16).fit(X, Y[:, :6])
-    with pytest.raises(ValueError, match="field 'X': expected 8 features as in fit, got 6"):
-        prior.predict(mapper.predict(X))
