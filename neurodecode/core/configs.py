@@ -44,7 +44,8 @@ CONF_DIR = conf_dir()
 #: config groups of ``conf/`` that hold buildable objects (``_target_`` configs)
 GROUPS = ("aligner", "data", "encoder", "features", "head")
 
-#: model and aligner classes that checkpoints rebuild by their class path (besides the shipped configs' targets)
+#: model, estimator and aligner classes that checkpoints rebuild by their class path (besides the shipped configs'
+#: targets)
 _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.models.mae.SignalMAE",
     "neurodecode.encoders.models.mae.SignalEncoder",
@@ -54,6 +55,17 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",
+    "neurodecode.encoders.voxels.VoxelFeatures",
+    "neurodecode.encoders.riemann.Covariances",
+    "neurodecode.encoders.riemann.AugmentedCovariances",
+    "neurodecode.encoders.riemann.FilterBankCovariances",
+    "neurodecode.encoders.riemann.TangentSpace",
+    "neurodecode.encoders.riemann.MDM",
+    "neurodecode.encoders.riemann.Recenter",
+    "neurodecode.encoders.riemann.Procrustes",
+    "neurodecode.encoders.features.CovarianceVector",
+    "neurodecode.encoders.pretraining.EncoderFeatures",
+    "sklearn.pipeline.Pipeline",
 )
 
 #: targets written by neurodecode before the stage packages (0.1) → where they live now

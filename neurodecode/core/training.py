@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,41 +94,34 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Mapping[s
     state : mapping, optional
         Trainer state (epoch, step, random states), JSON-able.
     overwrite : bool
-        Replace an existing checkpoint at ``path`` (the old one stays intact until the new one is complete).
+        Replace an existing checkpoint at ``path`` (the old one stays intact until the new one is complete; one
+        writer per path at a time).
     """
     from safetensors.torch import save_file
 
+    from neurodecode.core.files import WriteLock, publish_dir, temporary_dir
+
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: a checkpoint exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
-        meta: dict[str, Any] = {"format": "neurodecode-checkpoint/1", "config": dict(config or {}),
-                                "state": dict(state or {})}
-        if optimizer is not None:
-            tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
-            save_file(tensors, tmp / "optimizer.safetensors")
-        (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
-        if (path / "metrics.jsonl").exists():
-            shutil.copy2(path / "metrics.jsonl", tmp / "metrics.jsonl")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with WriteLock(path):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: a checkpoint exists; pass overwrite=True to replace it")
+        tmp = temporary_dir(path)
+        try:
+            weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            save_file(weights, tmp / "model.safetensors")
+            meta: dict[str, Any] = {"format": "neurodecode-checkpoint/1", "config": dict(config or {}),
+                                    "state": dict(state or {})}
+            if optimizer is not None:
+                tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+                save_file(tensors, tmp / "optimizer.safetensors")
+            (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+            if (path / "metrics.jsonl").exists():
+                shutil.copy2(path / "metrics.jsonl", tmp / "metrics.jsonl")
+            publish_dir(tmp, path, overwrite=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return path
 
 

@@ -27,11 +27,11 @@ from neurodecode.core.validation import fail
 from neurodecode.encoders.riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
 from neurodecode.encoders.spd import to_tensor, upper
 
-__all__ = ["RECIPES", "Features", "extract_features", "load_recipe_config", "make_recipe"]
+__all__ = ["RECIPES", "CovarianceVector", "Features", "extract_features", "load_recipe_config", "make_recipe"]
 
 
 
-class _Upper(Covariances):
+class CovarianceVector(Covariances):
     """Covariance matrices vectorised by their upper triangle (off-diagonal × √2), for the 'covariance' recipe."""
 
     def transform(self, X: Any) -> np.ndarray:
@@ -65,7 +65,7 @@ def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: 
     device : torch device.
     """
     if name == "covariance":
-        return Pipeline([("cov", _Upper(estimator, reg, device))])
+        return Pipeline([("cov", CovarianceVector(estimator, reg, device))])
     if name == "tangent_space":
         return Pipeline([("cov", Covariances(estimator, reg, device)), ("ts", TangentSpace(metric, device=device))])
     if name == "augmented_tangent_space":

@@ -30,22 +30,17 @@ from torch import nn
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.encoders.models.tokenizers import SignalSpec, input_spec
 from neurodecode.core.configs import build
+from neurodecode.core.persistence import module_config
 from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
 
 __all__ = ["EncoderFeatures", "FineTunedEncoder", "PretrainResult", "load_model", "masked_reconstruction_error",
            "pretrain", "pretrain_tokenizer", "save_model"]
 
 
-def _model_config(model: nn.Module) -> dict[str, Any]:
-    if not hasattr(model, "config"):
-        raise TypeError(f"field 'model': expected a neurodecode model with a .config, got {type(model).__name__}")
-    return {"_target_": f"{type(model).__module__}.{type(model).__name__}", **model.config}
-
-
 def save_model(path: str | os.PathLike, model: nn.Module, overwrite: bool = False,
                extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as a checkpoint folder (``model.safetensors`` + ``checkpoint.json`` with its config)."""
-    return save_checkpoint(path, model, {"model": _model_config(model), **dict(extra or {})}, overwrite=overwrite)
+    return save_checkpoint(path, model, {"model": module_config(model), **dict(extra or {})}, overwrite=overwrite)
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
@@ -151,7 +146,7 @@ def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, An
     before = val_loss()
     trainer.drop_last = True
     trainer.fit(vq, objective, EpochDataset(source, indices=train, target=None),
-                config={"model": _model_config(vq), "sfreq": sfreq})
+                config={"model": module_config(vq), "sfreq": sfreq})
     return PretrainResult(vq.eval(), trainer.history, before, val_loss(), train, val)
 
 
@@ -208,7 +203,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
     data = EpochDataset(source, indices=train, target=None)
     trainer.drop_last = True
-    trainer.fit(model, objective, data, config={"model": _model_config(model), "sfreq": source.sfreq,
+    trainer.fit(model, objective, data, config={"model": module_config(model), "sfreq": source.sfreq,
                                                 "channels": list(source.channels.names)}, resume=resume)
     after = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
     return PretrainResult(model.eval(), trainer.history, before, after, train, val)
@@ -248,6 +243,16 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
     def for_epochs(cls, model: Any, epochs: EpochSet, **kw: Any) -> EncoderFeatures:
         """Features for epochs like ``epochs`` (their channels and rate)."""
         return cls(model, epochs.channels, epochs.sfreq, **kw)
+
+    def _persist(self) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        """Parameters (JSON-able) and the trained encoder, for a checkpoint without pickle."""
+        check_is_fitted(self, "encoder_")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "model"}
+        return params, {"model": self.encoder_}
+
+    @classmethod
+    def _restore(cls, params: Mapping[str, Any], modules: Mapping[str, nn.Module]) -> EncoderFeatures:
+        return cls(model=modules["model"], **params).fit()
 
     def fit(self, X: Any = None, y: Any = None) -> EncoderFeatures:
         if self.pool not in ("mean", "channels", "none"):

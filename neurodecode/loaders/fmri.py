@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.epochs import Channels, EpochSet
-from neurodecode.core.validation import fail
+from neurodecode.core.validation import check_option, fail
 
 __all__ = ["Run", "check_stimulus_files", "load_image", "make_masker", "pool_rois", "read_run", "read_volumes",
            "roi_timeseries", "to_nifti", "trial_responses", "voxel_channels"]
@@ -98,25 +98,73 @@ class Run:
         return _name(self.img)
 
 
+#: the longest TR accepted (seconds); a longer one is almost always milliseconds mislabelled as seconds
+MAX_TR = 100.0
+
+
+def _check_tr(tr: float, where: str, source: str) -> float:
+    if not (np.isfinite(tr) and 0 < tr <= MAX_TR):
+        raise ValueError(f"{where}: field 'tr': expected a repetition time in seconds, 0 < TR <= {MAX_TR:g}, got "
+                         f"{tr} from {source}" + (" — milliseconds labelled as seconds?" if tr > MAX_TR else ""))
+    return float(tr)
+
+
 def _tr_from(img: Any, tr: float | None) -> float:
-    if tr is not None:
-        if not tr > 0:
-            raise ValueError(f"{_name(img)}: field 'tr': expected a repetition time > 0 in seconds, got {tr}")
-        return float(tr)
     fn = _name(img)
+    if tr is not None:
+        return _check_tr(float(tr), fn, "the argument")
     sidecar = Path(fn.replace(".nii.gz", ".json").replace(".nii", ".json")) if fn != "<image>" else None
     if sidecar is not None and sidecar.is_file():
-        meta = json.loads(sidecar.read_text())
+        try:
+            meta = json.loads(sidecar.read_text())
+        except ValueError as err:
+            raise ValueError(f"{sidecar}: expected a JSON sidecar, got {err}") from None
         if "RepetitionTime" in meta:
-            return float(meta["RepetitionTime"])
+            return _check_tr(float(meta["RepetitionTime"]), fn, f"{sidecar.name} RepetitionTime")
     zooms = img.header.get_zooms()
     units = img.header.get_xyzt_units()[1] if hasattr(img.header, "get_xyzt_units") else "sec"
     if len(zooms) > 3 and zooms[3] > 0 and units in ("sec", "unknown"):
-        return float(zooms[3])
+        return _check_tr(float(zooms[3]), fn, f"the NIfTI header (pixdim[4], units {units!r})")
     if len(zooms) > 3 and zooms[3] > 0 and units == "msec":
-        return float(zooms[3]) / 1000.0
+        return _check_tr(float(zooms[3]) / 1000.0, fn, "the NIfTI header (pixdim[4] in msec)")
     raise ValueError(f"{fn}: field 'tr': expected a repetition time (argument, BIDS sidecar RepetitionTime or NIfTI "
                      "header), got none")
+
+
+def check_runs(runs: Sequence[Run]) -> None:
+    """Every run on the first run's grid and TR (an error names both files)."""
+    first = runs[0]
+    for r in runs[1:]:
+        if r.tr != first.tr:
+            raise ValueError(f"{r.name}: field 'tr': expected {first.tr} s like {first.name}, got {r.tr} s; runs of "
+                             "different TR cannot share one sampling rate")
+        if r.img.shape[:3] != first.img.shape[:3] or not np.allclose(r.img.affine, first.img.affine, atol=1e-3):
+            raise ValueError(f"{r.name}: expected the grid of {first.name} (shape {first.img.shape[:3]}), got "
+                             f"shape {r.img.shape[:3]}; resample the runs first")
+
+
+def masked_data(masker: Any, img: Any, on_nonfinite: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """The masker's (n_volumes, n_voxels) float64 signal of ``img`` and a boolean (n_voxels,) of the voxels whose
+    signal is finite everywhere; non-finite voxels raise (``on_nonfinite="raise"``, naming the file, the voxel and the
+    volume) instead of being silently zero-filled as nilearn does."""
+    name = _name(img)
+    check_option("on_nonfinite", on_nonfinite, ("raise", "mask"), name)
+    try:
+        raw = np.asanyarray(img.dataobj)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{name}: expected the image data the header describes, got an unreadable or truncated "
+                         f"file ({type(err).__name__}: {err})") from None
+    inside = np.asarray(masker.mask_img_.dataobj) > 0
+    vox = raw[inside].reshape(int(inside.sum()), -1)
+    finite = np.isfinite(vox).all(axis=1) if np.issubdtype(vox.dtype, np.floating) else np.ones(len(vox), bool)
+    if not finite.all() and on_nonfinite == "raise":
+        v, t = (int(i[0]) for i in np.nonzero(~np.isfinite(vox)))
+        ijk = tuple(int(c) for c in np.argwhere(inside)[v])
+        raise ValueError(f"{name}: field 'data': expected finite BOLD values in the mask, got NaN/Inf in "
+                         f"{int((~finite).sum())} voxel(s), the first at voxel {ijk}, volume {t}; pass "
+                         "on_nonfinite='mask' to leave those voxels out (reported)")
+    Y = masker.transform(img).astype(np.float64)
+    return Y, finite
 
 
 def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, *, tr: float | None = None,
@@ -155,6 +203,18 @@ def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, 
             raise ValueError(f"{where}: expected columns 'onset' and 'duration' (seconds), missing {missing}")
         if "trial_type" not in table.columns:
             table["trial_type"] = "trial"
+        for col in ("onset", "duration"):
+            bad = np.flatnonzero(~np.isfinite(pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)))
+            if bad.size:
+                raise ValueError(f"{where}: field '{col}': expected numbers in seconds, got "
+                                 f"{table[col].iloc[int(bad[0])]!r} at row {int(bad[0])}")
+        table["onset"], table["duration"] = table["onset"].astype(float), table["duration"].astype(float)
+        early = (table["onset"] < 0) | (table["duration"] < 0)
+        if early.any():
+            row = int(np.flatnonzero(early.to_numpy())[0])
+            raise ValueError(f"{where}: event {row}: field 'onset'/'duration': expected an event inside the run "
+                             f"(onset >= 0 s, duration >= 0 s), got onset {table['onset'].iloc[row]} s, duration "
+                             f"{table['duration'].iloc[row]} s")
         end = table["onset"] + table["duration"]
         late = end > n_vol * tr + 1e-6
         if late.any():
@@ -333,7 +393,7 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
                     drift_model: str | None = "cosine", high_pass: float = 0.01, shift: float = 4.5,
                     average_repeats: bool = False, subject: str | None = None, space: str = "scanner",
                     resample_mask: bool = False, stimuli: pd.DataFrame | None = None,
-                    stim_root: str | os.PathLike | None = None) -> EpochSet:
+                    stim_root: str | os.PathLike | None = None, on_nonfinite: str = "raise") -> EpochSet:
     """Single-trial responses of BOLD runs: ``(n_trials, n_voxels, 1)``.
 
     Parameters
@@ -358,6 +418,9 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
         Coordinate frame of the images (``"scanner"``, ``"mni_tal"`` for MNI-normalised data, ...).
     stimuli, stim_root : stimulus table (``stimulus`` id + e.g. ``file``) and the folder its files are relative to;
         every trial's stimulus needs a row and every file must exist.
+    on_nonfinite : {"raise", "mask"}
+        A NaN/Inf in a masked voxel of any run is an error naming the file, voxel and volume (``"raise"``), or
+        leaves that voxel out of every run, logged and recorded in the provenance (``"mask"``). Never zero-filled.
 
     Returns
     -------
@@ -373,38 +436,53 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     for r in runs:
         if r.events is None or r.events.empty:
             raise ValueError(f"{r.name}: field 'events': expected trial events for single-trial responses, got none")
+    check_runs(runs)
     masker = make_masker(mask, runs[0].img, resample_mask=resample_mask)
     channels, mask_step = voxel_channels(masker, space)
-    responses, tables = [], []
-    for r in runs:
-        if r.img.shape[:3] != runs[0].img.shape[:3] or not np.allclose(r.img.affine, runs[0].img.affine, atol=1e-3):
-            raise ValueError(f"{r.name}: expected the grid of {runs[0].name} (shape {runs[0].img.shape[:3]}), got "
-                             f"shape {r.img.shape[:3]}; resample the runs first")
-        Y = masker.transform(r.img).astype(np.float64)
-        responses.append(_run_trials(r, Y, method, hrf_model, drift_model, high_pass, shift))
-        ev = r.events
-        tables.append(ev.assign(subject=subject, session=r.session, run=r.run, stimulus=_stimulus_column(ev),
-                                label=ev["trial_type"]))
+    signals = [masked_data(masker, r.img, on_nonfinite) for r in runs]
+    keep = np.logical_and.reduce([finite for _, finite in signals])
+    responses = [_run_trials(r, Y[:, keep], method, hrf_model, drift_model, high_pass, shift)
+                 for r, (Y, _) in zip(runs, signals)]
+    table = pd.concat([r.events.assign(subject=subject, session=r.session, run=r.run,
+                                       stimulus=_stimulus_column(r.events), label=r.events["trial_type"])
+                       for r in runs], ignore_index=True)
     data = np.concatenate(responses)[:, :, None]
-    table = pd.concat(tables, ignore_index=True)
     step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
             "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
             "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
+    channels = _drop_nonfinite(channels, keep, step, runs[0].name)
     if average_repeats:
-        keys = table["stimulus"].astype(str).to_numpy()
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        order = np.argsort(first)
-        sums = np.zeros((len(uniq),) + data.shape[1:])
-        np.add.at(sums, inverse, data)
-        counts = np.bincount(inverse)
-        data = (sums / counts[:, None, None])[order]
-        table = table.iloc[first[order]].reset_index(drop=True).assign(n_repeats=counts[order])
+        data, table = _average_repeats(data, table)
         step["average_repeats"] = True
     if stimuli is not None:
         stimuli = check_stimulus_files(stimuli, stim_root)
-    tr = runs[0].tr
-    return EpochSet(data, 1.0 / tr, channels, table, 0.0,
+    return EpochSet(data, 1.0 / runs[0].tr, channels, table, 0.0,
                     [{"step": "read_run", "file": Path(runs[0].name).name}, mask_step, step], stimuli)
+
+
+def _drop_nonfinite(channels: Channels, keep: np.ndarray, step: dict, where: str) -> Channels:
+    """The voxel channels without those left out for non-finite values (recorded in ``step`` and logged)."""
+    if keep.all():
+        return channels
+    from neurodecode.core.logs import logger
+
+    dropped = [channels.names[i] for i in np.flatnonzero(~keep)]
+    step["nonfinite_voxels_left_out"] = dropped
+    logger.warning(f"{where}: {len(dropped)} voxel(s) with NaN/Inf left out (on_nonfinite='mask'), e.g. "
+                   f"{dropped[:5]}")
+    return channels.pick(np.flatnonzero(keep))
+
+
+def _average_repeats(data: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """The trials of each stimulus averaged; the table keeps the first trial's row and ``n_repeats``."""
+    keys = table["stimulus"].astype(str).to_numpy()
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    sums = np.zeros((len(uniq),) + data.shape[1:])
+    np.add.at(sums, inverse, data)
+    counts = np.bincount(inverse)
+    return (sums / counts[:, None, None])[order], table.iloc[first[order]].reset_index(drop=True).assign(
+        n_repeats=counts[order])
 
 
 def check_stimulus_files(stimuli: pd.DataFrame, root: str | os.PathLike | None) -> pd.DataFrame:
@@ -426,11 +504,12 @@ def check_stimulus_files(stimuli: pd.DataFrame, root: str | os.PathLike | None) 
 
 def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[Any], tr: float | None = None,
                  exclude: Sequence[Any] = ("rest",), detrend: bool = True, standardize: bool = True,
-                 subject: str | None = None, space: str = "scanner", resample_mask: bool = False) -> EpochSet:
+                 subject: str | None = None, space: str = "scanner", resample_mask: bool = False,
+                 on_nonfinite: str = "raise") -> EpochSet:
     """One epoch per volume, ``(n_volumes, n_voxels, 1)``, for block designs labelled volume by volume.
 
     Each run is linearly detrended and z-scored per voxel (as in nilearn's Haxby decoding tutorial) before the
-    volumes labelled ``exclude`` are dropped.
+    volumes labelled ``exclude`` are dropped. NaN/Inf voxels: see :func:`trial_responses`' ``on_nonfinite``.
     """
     from nilearn.signal import clean
 
@@ -442,7 +521,10 @@ def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[
                          f"{runs.shape[0]}")
     masker = make_masker(mask, img, resample_mask=resample_mask)
     channels, mask_step = voxel_channels(masker, space)
-    Y = masker.transform(img).astype(np.float64)
+    Y, finite = masked_data(masker, img, on_nonfinite)
+    step = {"step": "read_volumes", "file": Path(name).name, "detrend": detrend, "standardize": standardize,
+            "exclude": [str(e) for e in exclude]}
+    Y, channels = Y[:, finite], _drop_nonfinite(channels, finite, step, name)
     if detrend or standardize:
         # run by run, written back in place: nilearn's clean(runs=...) returns the runs in the order of their sorted
         # labels, which permutes volumes when labels are not increasing in time ("10" sorts before "2")
@@ -453,8 +535,6 @@ def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[
     keep = ~np.isin(labels.astype(str), [str(e) for e in exclude])
     table = pd.DataFrame({"subject": subject, "run": runs[keep], "label": labels[keep],
                           "onset": (np.arange(n) * tr)[keep], "volume": np.flatnonzero(keep)})
-    step = {"step": "read_volumes", "file": Path(name).name, "detrend": detrend, "standardize": standardize,
-            "exclude": [str(e) for e in exclude]}
     return EpochSet(Y[keep][:, :, None], 1.0 / tr, channels, table, 0.0, [mask_step, step])
 
 
@@ -501,9 +581,13 @@ def roi_timeseries(runs: Sequence[Run], labels_img: Any, *, window: float, strid
     if n_win < 1 or n_step < 1:
         fail("window/stride", f"at least one TR ({tr} s)", f"{window} s / {stride} s")
     data, rows = [], []
+    check_runs(runs)
+    labelled = np.asarray(labels_img.dataobj) != 0
     for r in runs:
-        if r.tr != tr:
-            raise ValueError(f"{r.name}: field 'tr': expected {tr} s as the first run, got {r.tr} s")
+        raw = np.asanyarray(r.img.dataobj)
+        if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw[labelled]).all():
+            raise ValueError(f"{r.name}: field 'data': expected finite BOLD values inside the parcels, got NaN/Inf "
+                             f"in {int((~np.isfinite(raw[labelled])).any(axis=1).sum())} voxel(s)")
         ts = masker.transform(r.img, confounds=r.confounds)  # (n_volumes, n_rois)
         for start in range(0, ts.shape[0] - n_win + 1, n_step):
             data.append(ts[start:start + n_win].T)

@@ -83,7 +83,60 @@ DIGITS69 = {
     "image_shape": (28, 28),
     "image_order": "F",
     "label_names": {1: "6", 2: "9"},
+    "subject": "01",
 }
+
+
+def stimulus_id(pixels: np.ndarray) -> str:
+    """An id that names an image by its content (``img-`` + 12 hex digits of the SHA-1 of its pixels), so that
+    repeated presentations of one image share one stimulus."""
+    import hashlib
+
+    a = np.ascontiguousarray(pixels)
+    return "img-" + hashlib.sha1(str((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()[:12]
+
+
+def _mat_labels(path: Path, mat: Mapping[str, Any], key: str, n: int, names: Mapping[Any, str] | None) -> list[Any]:
+    lab = np.asarray(mat[key]).ravel()
+    if lab.shape[0] != n:
+        raise ValueError(f"{path}: field '{key}': expected one label per trial ({n}), got {lab.shape[0]}")
+    values = [_code(v.item()) for v in lab]
+    if names:
+        lookup = {_code(k): v for k, v in names.items()}      # YAML configs give the codes as strings
+        unknown = sorted({v for v in values if v not in lookup})
+        if unknown:
+            raise ValueError(f"{path}: field '{key}': expected label codes among {sorted(lookup)} (label_names), got "
+                             f"{unknown}")
+        return [lookup[v] for v in values]
+    return values
+
+
+def _code(value: Any) -> str:
+    """A label code as text: 1, 1.0 and "1" are the same code."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _mat_images(path: Path, mat: Mapping[str, Any], key: str, n: int, image_shape: Sequence[int] | None,
+                image_order: str) -> np.ndarray:
+    imgs = np.asarray(mat[key])
+    if imgs.shape[0] != n:
+        raise ValueError(f"{path}: field '{key}': expected one image per trial ({n}), got {imgs.shape[0]}")
+    if image_shape is not None:
+        if imgs.ndim != 2 or imgs.shape[1] != int(np.prod(image_shape)):
+            raise ValueError(f"{path}: field 'image_shape': expected {tuple(image_shape)} = "
+                             f"{int(np.prod(image_shape))} pixels per image, got images of shape {imgs.shape[1:]} in "
+                             f"'{key}'")
+        imgs = np.stack([im.reshape(image_shape, order=image_order) for im in imgs])
+    if not np.isfinite(imgs.astype(np.float64)).all():
+        raise ValueError(f"{path}: field '{key}': expected finite pixel values, got NaN/Inf")
+    return imgs
 
 
 def load_mat(path: str | os.PathLike, *, responses: Mapping[str, str], images: Mapping[str, str] | None = None,
@@ -92,10 +145,13 @@ def load_mat(path: str | os.PathLike, *, responses: Mapping[str, str], images: M
              subject: str | None = None) -> EpochSet:
     """Responses and stimuli from a MATLAB ``.mat`` file, one part (e.g. train/test) per key.
 
-    ``load_mat(path, **DIGITS69)`` reads the digits69 set: 100 trials × 3,092 voxels, a ``split`` column
-    (train/test), labels "6"/"9", and a stimulus table whose ``pixels`` column holds each 28×28 image flattened
-    row by row (``pixels.reshape(28, 28)`` shows it upright) — the file stores images column by column, hence
-    ``image_order="F"``.
+    ``load_mat(path, **DIGITS69)`` reads the digits69 set: 100 trials × 3,092 voxels of subject "01", a ``split``
+    column (train/test), labels "6"/"9", and a stimulus table whose ``pixels`` column holds each 28×28 image
+    flattened row by row (``pixels.reshape(28, 28)`` shows it upright) — the file stores images column by column,
+    hence ``image_order="F"``. With images, a trial's stimulus id names its image's content (:func:`stimulus_id`):
+    repeated presentations share one id; without them each trial is its own stimulus (``<part>_<index>``).
+    Each part must hold one label and one image per trial and finite values; label codes missing from
+    ``label_names`` are an error.
     """
     from scipy.io import loadmat
 
@@ -109,32 +165,33 @@ def load_mat(path: str | os.PathLike, *, responses: Mapping[str, str], images: M
     for group in (responses, images or {}, labels or {}):
         missing = [k for k in group.values() if k not in mat]
         if missing:
-            raise ValueError(f"{path}: expected variables {missing} in the file, got {sorted(k for k in mat if not k.startswith('__'))}")
-    data, rows, stim_rows = [], [], []
+            raise ValueError(f"{path}: expected variables {missing} in the file, got "
+                             f"{sorted(k for k in mat if not k.startswith('__'))}")
+    data, rows, stim = [], [], {}
     for part, key in responses.items():
         X = np.asarray(mat[key], dtype=np.float64)
+        if X.ndim != 2 or not np.isfinite(X).all():
+            raise ValueError(f"{path}: field '{key}': expected finite responses (n_trials, n_voxels), got shape "
+                             f"{X.shape}" + ("" if X.ndim != 2 else f" with {int((~np.isfinite(X)).sum())} NaN/Inf"))
+        if data and X.shape[1] != data[0].shape[1]:
+            raise ValueError(f"{path}: field '{key}': expected {data[0].shape[1]} voxels like the first part, got "
+                             f"{X.shape[1]}")
         n = X.shape[0]
-        lab = None if labels is None else np.asarray(mat[labels[part]]).ravel()
+        lab = _mat_labels(path, mat, labels[part], n, label_names) if labels is not None else [None] * n
         ids = [f"{part}_{i:04d}" for i in range(n)]
-        for i in range(n):
-            value = None if lab is None else lab[i].item()
-            rows.append({"subject": subject, "stimulus": ids[i], "split": part, "trial": i,
-                         "label": (label_names or {}).get(value, value)})
         if images is not None:
-            imgs = np.asarray(mat[images[part]])
-            if image_shape is not None:
-                if imgs.shape[1] != int(np.prod(image_shape)):
-                    raise ValueError(f"{path}: field 'image_shape': expected {imgs.shape[1]} pixels, got "
-                                     f"{tuple(image_shape)}")
-                imgs = np.stack([im.reshape(image_shape, order=image_order) for im in imgs])
-            for i in range(n):
-                stim_rows.append({"stimulus": ids[i], "pixels": np.ascontiguousarray(imgs[i]).ravel(),
-                                  "height": None if image_shape is None else int(image_shape[0]),
-                                  "width": None if image_shape is None else int(image_shape[1])})
+            imgs = _mat_images(path, mat, images[part], n, image_shape, image_order)
+            ids = [stimulus_id(im) for im in imgs]
+            for sid, im in zip(ids, imgs):
+                stim.setdefault(sid, {"stimulus": sid, "pixels": np.ascontiguousarray(im).ravel(),
+                                      "height": None if image_shape is None else int(image_shape[0]),
+                                      "width": None if image_shape is None else int(image_shape[1])})
+        rows += [{"subject": subject, "stimulus": ids[i], "split": part, "trial": i, "label": lab[i]}
+                 for i in range(n)]
         data.append(X)
     X = np.concatenate(data)
     channels = Channels([f"voxel{i}" for i in range(X.shape[1])], "fmri-voxel")
-    stimuli = pd.DataFrame(stim_rows) if stim_rows else None
+    stimuli = pd.DataFrame(list(stim.values())) if stim else None
     return EpochSet(X[:, :, None], 1.0, channels, pd.DataFrame(rows), 0.0,
                     [{"step": "load_mat", "file": path.name}], stimuli)
 

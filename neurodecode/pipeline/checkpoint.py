@@ -5,17 +5,21 @@
 **same recipe** (the data and preprocessing configs travel in the checkpoint), checks them against the **input
 contract** (channel names and types, sampling rate, window), and runs the encoder, the aligner and the heads.
 
-Checkpoint folder::
+Checkpoint folder (format 2) — no pickle anywhere, so loading one never runs code::
 
-    pipeline.json          format version, resolved training config, input contract, target space, head configs
-    encoder.joblib         the fitted scikit-learn transformer (voxel z-scoring, Riemannian recipe, MAE features)
-    aligner/ | aligner.joblib   torch aligners as safetensors + JSON, ridge as a scikit-learn pickle
+    pipeline.json          format version, resolved training config, input contract, target space, head configs,
+                           the parts it holds
+    encoder.json/.npz      the fitted encoder (voxel z-scoring, Riemannian recipe, MAE features): parameters as JSON,
+                           fitted arrays as .npz (read with allow_pickle=False), models as safetensors
+    aligner/ | aligner.json/.npz   torch aligners as safetensors + JSON, ridge as JSON + arrays
     target.npz             the target space's arrays (PCA components, gallery embeddings)
-    low_level.joblib       MindEye's low-level branch (ridge brain → pixels / VAE latents), when used
+    low_level.json/.npz    MindEye's low-level branch (ridge brain → pixels), when used
     heads/<kind>.safetensors   weights of heads trained at training time (tiny generators, caption mappers)
     stimuli.h5             the stimulus table known at training time (the retrieval gallery)
 
-Pickled parts (``*.joblib``) execute code when loaded, like any scikit-learn model file: load checkpoints you trust.
+Every class named in the checkpoint (estimators, aligners, head configs) is checked against the ``_target_``
+allowlist before it is imported. A part that ``pipeline.json`` lists but the folder lacks is an error naming it.
+Format-1 checkpoints (``*.joblib`` pickles) load only with ``trust_pickle=True``, with a warning.
 
 May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
 """
@@ -39,7 +43,9 @@ from neurodecode.heads.base import check_head
 
 __all__ = ["FORMAT", "DecodingPipeline", "Inference", "check_contract", "input_contract"]
 
-FORMAT = 1
+FORMAT = 2
+#: the last format whose parts were pickles (loaded only with trust_pickle=True)
+PICKLE_FORMAT = 1
 
 
 def input_contract(epochs: EpochSet) -> dict[str, Any]:
@@ -126,24 +132,24 @@ class DecodingPipeline:
         return np.clip(flat, 0, 1).reshape(len(features), *self.low_level["shape"]).astype(np.float32)
 
     # -- persistence ----------------------------------------------------------------------------------------
-    def _write_parts(self, tmp: Path) -> str:
-        """Encoder, aligner, low-level branch, trained heads, target arrays and gallery into ``tmp``; returns the
-        aligner kind recorded in ``pipeline.json``."""
-        import joblib
+    def _write_parts(self, tmp: Path) -> dict[str, Any]:
+        """Encoder, aligner, low-level branch, trained heads, target arrays and gallery into ``tmp`` (no pickle);
+        returns what ``pipeline.json`` records about them."""
         from safetensors.torch import save_model
 
+        from neurodecode.core.persistence import save_estimator
         from neurodecode.core.storage import save
 
-        (tmp / "heads").mkdir(parents=True)
-        joblib.dump(self.encoder, tmp / "encoder.joblib")
+        (tmp / "heads").mkdir()
+        save_estimator(self.encoder, tmp, "encoder")
         if hasattr(self.aligner, "save"):
             self.aligner.save(tmp / "aligner")
             aligner_kind = f"{type(self.aligner).__module__}.{type(self.aligner).__name__}"
         else:
-            joblib.dump(self.aligner, tmp / "aligner.joblib")
-            aligner_kind = "joblib"
+            save_estimator(self.aligner, tmp, "aligner")
+            aligner_kind = "estimator"
         if self.low_level is not None:
-            joblib.dump(self.low_level, tmp / "low_level.joblib")
+            save_estimator(self.low_level["ridge"], tmp, "low_level")
         for kind in self.trained_heads:
             save_model(self.heads[kind], str(tmp / "heads" / f"{kind}.safetensors"))
         arrays = {f"target_{k}": v for k, v in self.target.arrays().items()}
@@ -155,40 +161,63 @@ class DecodingPipeline:
             holder = EpochSet(np.zeros((len(ids), 1, 1), np.float32), 1.0, Channels(["stimuli"], "eeg"),
                               pd.DataFrame({"stimulus": ids}), stimuli=self.stimuli)
             save(holder, tmp / "stimuli.h5")
-        return aligner_kind
+        return {"aligner": aligner_kind, "low_level": None if self.low_level is None else list(self.low_level["shape"]),
+                "stimuli": self.stimuli is not None, "gallery": self.gallery is not None}
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``."""
+        """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``.
+
+        The new checkpoint is written beside the old one and takes its name only once complete (the old one is
+        removed last); one writer per path at a time.
+        """
         import shutil
 
         from neurodecode._version import __version__
+        from neurodecode.core.files import WriteLock, publish_dir, temporary_dir
 
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path}: a checkpoint is already there; pass overwrite=True to replace it")
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        aligner_kind = self._write_parts(tmp)
-        meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config, "contract": self.contract,
-                "target": self.target.state(), "aligner": aligner_kind, "head_configs": self.head_configs,
-                "trained_heads": self.trained_heads, "low_level": self.low_level is not None}
-        (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with WriteLock(path):
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path}: a checkpoint is already there; pass overwrite=True to replace it")
+            tmp = temporary_dir(path)
+            try:
+                parts = self._write_parts(tmp)
+                meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config,
+                        "contract": self.contract, "target": self.target.state(), **parts,
+                        "head_configs": self.head_configs, "trained_heads": self.trained_heads}
+                (tmp / "pipeline.json").write_text(json.dumps(_strict(meta), indent=1, allow_nan=False))
+                publish_dir(tmp, path, overwrite=overwrite)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return path
 
     @staticmethod
     def _read_meta(path: Path) -> dict[str, Any]:
+        from neurodecode.core.files import interrupted_replacement
+
         meta_path = path / "pipeline.json"
         if not meta_path.is_file():
+            left = interrupted_replacement(path)
             hint = (" (this is a training-state checkpoint of one model, not a decoding pipeline)"
-                    if (path / "checkpoint.json").is_file() else "")
+                    if (path / "checkpoint.json").is_file() else
+                    f"; a replacement of it was interrupted and the previous checkpoint is complete at {left[-1]}: "
+                    f"rename it to {path.name} to use it" if left else "")
             raise FileNotFoundError(f"{meta_path}: no decoding-pipeline checkpoint here{hint}; `neurodecode train` "
                                     "writes one to <run folder>/checkpoint")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as err:
+            raise ValueError(f"{meta_path}: expected JSON, got {err}") from None
+        if meta.get("format") not in (FORMAT, PICKLE_FORMAT):
             raise ValueError(f"{meta_path}: field 'format': expected {FORMAT}, got {meta.get('format')!r}")
+        for part, file in (("stimuli", "stimuli.h5"), ("low_level", "low_level.json")):
+            if meta.get(part) and not (path / file).is_file() and meta["format"] == FORMAT:
+                raise FileNotFoundError(f"{path / file}: missing, though {meta_path} field '{part}' says the checkpoint "
+                                        "has it (an incomplete copy?)")
+        if not (path / "target.npz").is_file():
+            raise FileNotFoundError(f"{path / 'target.npz'}: missing (an incomplete checkpoint)")
         return meta
 
     @staticmethod
@@ -205,35 +234,80 @@ class DecodingPipeline:
             head = check_head(instantiate(cfg, f"{path / 'pipeline.json'} head_configs.{kind}"), kind,
                               f"{path / 'pipeline.json'}: head_configs.{kind}")
             if kind in meta["trained_heads"]:
-                load_model(head, str(path / "heads" / f"{kind}.safetensors"), device=device or "cpu")
+                weights = path / "heads" / f"{kind}.safetensors"
+                if not weights.is_file():
+                    raise FileNotFoundError(f"{weights}: missing, though {path / 'pipeline.json'} field "
+                                            f"'trained_heads' lists {kind!r}")
+                load_model(head, str(weights), device=device or "cpu")
             built[kind] = head
         return built
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None, heads: Sequence[str] | None = None
-             ) -> DecodingPipeline:
-        """Read a checkpoint folder; ``heads`` limits which heads are built (default all), ``device`` moves them."""
-        import joblib
-
+    @staticmethod
+    def _read_parts(path: Path, meta: Mapping[str, Any], device: str | None,
+                    trust_pickle: bool) -> tuple[Any, Any, Any]:
+        """(encoder, aligner, low-level) of a format-2 checkpoint, or of a format-1 one with ``trust_pickle``."""
         from neurodecode.core.configs import LEGACY_TARGETS, check_targets
+        from neurodecode.core.persistence import load_estimator
+
+        if meta["format"] == PICKLE_FORMAT:
+            if not trust_pickle:
+                raise ValueError(f"{path / 'pipeline.json'}: field 'format': this is a format-1 checkpoint whose "
+                                 "encoder/aligner are pickles (*.joblib), which run code when loaded; re-create it "
+                                 "with `neurodecode train`, or pass trust_pickle=True if you trust where it came from")
+            import warnings
+
+            import joblib
+
+            warnings.warn(f"{path}: loading pickled parts (trust_pickle=True): they can run arbitrary code",
+                          UserWarning, stacklevel=3)
+            encoder = joblib.load(path / "encoder.joblib")
+            low = joblib.load(path / "low_level.joblib") if meta.get("low_level") else None
+            aligner = joblib.load(path / "aligner.joblib") if meta["aligner"] == "joblib" else None
+        else:
+            encoder = load_estimator(path, "encoder")
+            low = ({"ridge": load_estimator(path, "low_level"), "shape": list(meta["low_level"])}
+                   if meta.get("low_level") else None)
+            aligner = load_estimator(path, "aligner") if meta["aligner"] == "estimator" else None
+        if aligner is None:
+            from hydra.utils import get_class
+
+            check_targets({"_target_": meta["aligner"]}, f"{path / 'pipeline.json'}: aligner")
+            aligner = get_class(LEGACY_TARGETS.get(meta["aligner"], meta["aligner"])).load(path / "aligner",
+                                                                                          device=device or "cpu")
+        return encoder, aligner, low
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None, heads: Sequence[str] | None = None,
+             trust_pickle: bool = False) -> DecodingPipeline:
+        """Read a checkpoint folder; ``heads`` limits which heads are built (default all), ``device`` moves them.
+
+        Nothing in a format-2 checkpoint runs code when loaded; ``trust_pickle=True`` is needed (and warned about)
+        for the pickled parts of a format-1 checkpoint.
+        """
         from neurodecode.core.storage import load
 
         path = Path(path)
         meta = cls._read_meta(path)
-        encoder = joblib.load(path / "encoder.joblib")
-        if meta["aligner"] == "joblib":
-            aligner = joblib.load(path / "aligner.joblib")
-        else:
-            from hydra.utils import get_class
-
-            check_targets({"_target_": meta["aligner"]}, f"{path / 'pipeline.json'}: aligner")
-            kind = LEGACY_TARGETS.get(meta["aligner"], meta["aligner"])
-            aligner = get_class(kind).load(path / "aligner", device=device or "cpu")
-        arrays = dict(np.load(path / "target.npz"))
+        encoder, aligner, low = cls._read_parts(path, meta, device, trust_pickle)
+        with np.load(path / "target.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
         target = TargetSpace.from_state(meta["target"], {k[7:]: v for k, v in arrays.items()
                                                          if k.startswith("target_")})
         built = cls._build_heads(path, meta, heads, device)
-        low = joblib.load(path / "low_level.joblib") if meta.get("low_level") else None
-        stimuli = load(path / "stimuli.h5").stimuli if (path / "stimuli.h5").is_file() else None
+        stimuli = load(path / "stimuli.h5").stimuli if meta.get("stimuli", (path / "stimuli.h5").is_file()) else None
+        if meta.get("gallery") and "gallery" not in arrays:
+            raise ValueError(f"{path / 'target.npz'}: field 'gallery': missing, though {path / 'pipeline.json'} says "
+                             "the checkpoint has a retrieval gallery")
         return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
                    meta["trained_heads"], low, stimuli, arrays.get("gallery"))
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None, so that it is strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value

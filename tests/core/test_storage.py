@@ -183,7 +183,9 @@ def test_killed_writer_never_leaves_a_file_under_the_final_name(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=False)
     assert not (tmp_path / "k.h5").exists()
     leftovers = [p.name for p in tmp_path.iterdir()]
-    assert all(name.startswith(".k.h5.") and name.endswith(".tmp") for name in leftovers)
+    assert all(name.startswith(".k.h5.") and name.endswith((".tmp", ".lock")) for name in leftovers), leftovers
+    save(EpochSet.from_array(np.ones((2, 1, 4)), 1.0), tmp_path / "k.h5")   # the dead writer's lock is no obstacle
+    assert (tmp_path / "k.h5").is_file() and not (tmp_path / ".k.h5.lock").exists()
 
 
 def test_bad_files_are_named(tmp_path):
@@ -200,7 +202,7 @@ def test_bad_files_are_named(tmp_path):
     save(ep, tmp_path / "future.h5")
     with h5py.File(tmp_path / "future.h5", "a") as f:
         f.attrs["format_version"] = 99
-    with pytest.raises(ValueError, match=r"future.h5: field 'format_version': expected <= 1 .* got 99"):
+    with pytest.raises(ValueError, match=r"future.h5: field 'format_version': expected <= 2 .* got 99"):
         load(tmp_path / "future.h5")
     with pytest.raises(FileNotFoundError, match="parent directory"):
         save(ep, tmp_path / "nope" / "x.h5")

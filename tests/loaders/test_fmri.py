@@ -196,12 +196,13 @@ def test_haxby_slice_per_volume_decoding(shared_data):
 
 @pytest.mark.realdata
 def test_digits69_loads_upright(shared_data):
-    ep = load_mat(shared_data / "fmri_digits69" / "digit69_28x28.mat", subject="69", **DIGITS69)
+    ep = load_mat(shared_data / "fmri_digits69" / "digit69_28x28.mat", **DIGITS69)
     assert ep.shape == (100, 3092, 1) and ep.table["split"].value_counts().to_dict() == {"train": 90, "test": 10}
+    assert ep.subjects == ["01"] and ep.table["stimulus"].str.match(r"img-[0-9a-f]{12}$").all()  # ids by content
     assert ep.table["label"].value_counts().to_dict() == {"6": 50, "9": 50}
     assert ep.table.query("split == 'test'")["label"].tolist() == ["6"] * 5 + ["9"] * 5
     images = {r.stimulus: r.pixels.reshape(r.height, r.width) for r in ep.stimuli.itertuples()}
-    first = images["train_0000"].astype(float)  # a "6" whose stroke starts at the top left (rows 4, columns 9-11)
+    first = images[ep.table["stimulus"].iloc[0]].astype(float)  # a "6" whose stroke starts at the top left (rows 4, columns 9-11)
     assert (first[4, 9:12] > 128).all() and (first.T[4, 9:12] == 0).all()  # the transposed image is blank there
     mean6 = np.mean([images[s] for s in ep.table.query("label == '6'")["stimulus"]], axis=0)
     # a 6's loop is low: upright images have more ink in the bottom half; transposed ones would not

@@ -1,0 +1,196 @@
+"""Saving fitted estimators and torch modules without pickle: parameters as JSON, arrays as ``.npz`` (read with
+``allow_pickle=False``), weights as safetensors — so loading a checkpoint never runs code.
+
+* :func:`save_estimator` / :func:`load_estimator` — a fitted scikit-learn-style estimator (a ``Pipeline`` of them
+  included): its ``get_params()`` and every fitted attribute (name ending in ``_``) that is an array, a number, a
+  string, a list, a tuple or a dict of those, or a nested estimator. The class is checked against the ``_target_``
+  allowlist (:func:`neurodecode.core.configs.check_targets`) before it is imported. An estimator that holds
+  something else defines ``_persist() -> (params, modules)`` and ``_restore(params, modules)`` (e.g. an encoder
+  wrapping a torch model).
+* :func:`save_module` / :func:`load_module` — a neurodecode torch model with a ``config`` (its constructor
+  arguments): ``<name>.json`` + ``<name>.safetensors``, rebuilt through the allowlisted config.
+
+Imports nothing above ``neurodecode.core``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodecode.core.configs import check_targets, instantiate
+
+__all__ = ["load_estimator", "load_module", "module_config", "save_estimator", "save_module"]
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _resolve_class(path: str, where: str) -> Any:
+    from hydra.utils import get_class
+
+    from neurodecode.core.configs import LEGACY_TARGETS
+
+    check_targets({"_target_": path}, where)
+    return get_class(LEGACY_TARGETS.get(path, path))
+
+
+class _Writer:
+    """Collects the arrays and modules of one estimator description."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name, self.arrays, self.n_modules = folder, name, {}, 0
+
+    def encode(self, value: Any, where: str) -> Any:
+        from neurodecode.core.epochs import Channels
+
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            value = value.item() if isinstance(value, np.generic) else value
+            return value if not isinstance(value, float) or np.isfinite(value) else {"__float__": repr(value)}
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                raise TypeError(f"{where}: an object array cannot be stored without pickle")
+            key = f"a{len(self.arrays)}"
+            self.arrays[key] = value
+            return {"__array__": key}
+        if isinstance(value, tuple):
+            return {"__tuple__": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, Mapping):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{where}: a dict with non-string keys cannot be stored as JSON")
+            return {"__dict__": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
+        if isinstance(value, Channels):
+            return {"__channels__": {"names": list(value.names), "types": list(value.types),
+                                     "pos": self.encode(value.pos, f"{where}.pos"), "coord_frame": value.coord_frame,
+                                     "units": list(value.units), "bads": list(value.bads),
+                                     "regions": list(value.regions)}}
+        if hasattr(value, "get_params") and hasattr(value, "fit"):
+            return self.estimator(value, where)
+        if hasattr(value, "state_dict") and hasattr(value, "config"):
+            name = f"{self.name}.module{self.n_modules}"
+            self.n_modules += 1
+            save_module(self.folder, name, value)
+            return {"__module__": name}
+        raise TypeError(f"{where}: a {type(value).__name__} cannot be stored without pickle (arrays, numbers, "
+                        "strings, lists, dicts, estimators and neurodecode models can)")
+
+    def estimator(self, est: Any, where: str) -> dict[str, Any]:
+        if hasattr(est, "_persist"):
+            params, modules = est._persist()
+            return {"__estimator__": _class_path(est), "params": self.encode(params, f"{where}.params"),
+                    "modules": {k: self.encode(m, f"{where}.{k}") for k, m in modules.items()}}
+        params = est.get_params(deep=False)
+        fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+        return {"__estimator__": _class_path(est),
+                "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
+                "fitted": {k: self.encode(v, f"{where}.{k}") for k, v in fitted.items()}}
+
+
+class _Reader:
+    def __init__(self, folder: Path, arrays: Mapping[str, np.ndarray], where: str) -> None:
+        self.folder, self.arrays, self.where = folder, arrays, where
+
+    def decode(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "__array__" in value:
+            return self.arrays[value["__array__"]]
+        if "__float__" in value:
+            return float(value["__float__"])
+        if "__tuple__" in value:
+            return tuple(self.decode(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {k: self.decode(v) for k, v in value["__dict__"].items()}
+        if "__channels__" in value:
+            from neurodecode.core.epochs import Channels
+
+            c = value["__channels__"]
+            return Channels(c["names"], c["types"], self.decode(c["pos"]), c["coord_frame"], c["units"], c["bads"],
+                            c["regions"])
+        if "__module__" in value:
+            return load_module(self.folder, value["__module__"])
+        if "__estimator__" in value:
+            return self.estimator(value)
+        raise ValueError(f"{self.where}: expected an encoded value, got keys {sorted(value)}")
+
+    def estimator(self, spec: Mapping[str, Any]) -> Any:
+        cls = _resolve_class(spec["__estimator__"], self.where)
+        params = {k: self.decode(v) for k, v in spec["params"].items()} if "fitted" in spec else \
+            self.decode(spec["params"])
+        if "modules" in spec:
+            return cls._restore(params, {k: self.decode(v) for k, v in spec["modules"].items()})
+        est = cls(**params)
+        for k, v in spec["fitted"].items():
+            setattr(est, k, self.decode(v))
+        return est
+
+
+def save_estimator(est: Any, folder: str | os.PathLike, name: str) -> None:
+    """Write ``<name>.json`` (+ ``<name>.npz`` arrays, ``<name>.module*`` models) describing a fitted estimator."""
+    folder = Path(folder)
+    writer = _Writer(folder, name)
+    spec = writer.estimator(est, name)
+    (folder / f"{name}.json").write_text(json.dumps({"format": "neurodecode-estimator/1", "estimator": spec},
+                                                    indent=1, allow_nan=False))
+    np.savez(folder / f"{name}.npz", **writer.arrays)
+
+
+def load_estimator(folder: str | os.PathLike, name: str) -> Any:
+    """Rebuild an estimator written by :func:`save_estimator` (no pickle; classes checked against the allowlist)."""
+    folder = Path(folder)
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (the checkpoint is incomplete)")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: expected JSON, got {err}") from None
+    if meta.get("format") != "neurodecode-estimator/1":
+        raise ValueError(f"{path}: field 'format': expected 'neurodecode-estimator/1', got {meta.get('format')!r}")
+    with np.load(folder / f"{name}.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return _Reader(folder, arrays, str(path)).estimator(meta["estimator"])
+
+
+def module_config(model: Any) -> dict[str, Any]:
+    """``{"_target_": class path, **model.config}``: what rebuilds a neurodecode model."""
+    if not hasattr(model, "config"):
+        raise TypeError(f"field 'model': expected a neurodecode model with a .config, got {type(model).__name__}")
+    return {"_target_": f"{type(model).__module__}.{type(model).__name__}", **model.config}
+
+
+def save_module(folder: str | os.PathLike, name: str, model: Any) -> None:
+    """``<name>.json`` (the model's config) and ``<name>.safetensors`` (its weights)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    (folder / f"{name}.json").write_text(json.dumps(module_config(model), indent=1, allow_nan=False))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              folder / f"{name}.safetensors")
+
+
+def load_module(folder: str | os.PathLike, name: str, device: str = "cpu") -> Any:
+    """Rebuild a model written by :func:`save_module` (its config's class checked against the allowlist)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    path = folder / f"{name}.json"
+    cfg = json.loads(path.read_text())
+    model = instantiate(cfg, str(path))
+    missing, unexpected = model.load_state_dict(load_file(folder / f"{name}.safetensors", device=device), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{folder / f'{name}.safetensors'}: weights do not match the model: missing {missing}, "
+                         f"unexpected {unexpected}")
+    return model.to(device).eval()
