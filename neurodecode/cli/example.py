@@ -13,7 +13,6 @@ May import: every stage.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import numpy as np
 
 from neurodecode.core.configs import conf_dir, load_yaml
 from neurodecode.core.logs import logger
+from neurodecode.core.persistence import dumps
 from neurodecode.core.epochs import EpochSet, concatenate
 from neurodecode.loaders.manifests import fetch_file, load_manifest, verify_file
 from neurodecode.core.storage import EpochStore, save
@@ -201,7 +201,7 @@ def run_example(overrides: Sequence[str] = (), verbose: bool = True) -> dict:
         "seconds": {"load_and_store": round(t_store - t0, 2), "read_via_dataset": round(t_read - t_store, 2),
                     "decode": round(t_fit - t_read, 2)},
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "results.json").write_text(dumps(results, indent=2))
     _plot(results, out_dir / "accuracy.png")
     _summarise(results, say)
     say(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy.png'} in {t_fit - t0:.1f} s")

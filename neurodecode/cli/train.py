@@ -36,6 +36,20 @@ def _hydra_main(cfg: Any) -> float:
     return float(top[0]) if top else float("nan")
 
 
+def _refuse_finished_run(overrides: Sequence[str], multirun: bool) -> None:
+    """Refuse, before Hydra writes anything (its .hydra/ would overwrite the old run's record), a run folder that
+    already holds a finished run."""
+    from pathlib import Path
+
+    cfg = compose(overrides, return_hydra_config=True)
+    folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    done = [p for p in ([folder] + (sorted(folder.iterdir()) if multirun and folder.is_dir() else []))
+            if (p / "metrics.json").exists() or (p / "checkpoint").exists()]
+    if done:
+        raise FileExistsError(f"{done[0]}: a training run is already there; choose another folder "
+                              "(hydra.run.dir=... / hydra.sweep.dir=...) — nothing was written")
+
+
 def _error(err: BaseException) -> int:
     if os.environ.get("NEURODECODE_DEBUG"):
         raise err
@@ -53,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plain = [a for a in argv if not a.startswith("-") and "=" in a]
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(_hydra_main)
     old = sys.argv
+    multirun = "--multirun" in argv or "-m" in argv
     try:
-        if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") for a in argv) and "--multirun" not in argv \
-                and "-m" not in argv:
-            compose(plain)            # fail early, with the hint, on a bad key or value
+        if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for a in argv):
+            if not multirun:
+                compose(plain)        # fail early, with the hint, on a bad key or value
+            _refuse_finished_run([a for a in plain if "," not in a] if multirun else plain, multirun)
         sys.argv = ["neurodecode train", *argv]
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")   # the run's own exception reaches us, not Hydra's summary
         app()

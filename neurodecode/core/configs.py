@@ -245,7 +245,7 @@ def build(group: str, name: str | Path | Mapping[str, Any], overrides: Sequence[
     return instantiate(cfg, where, **kwargs)
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "train") -> Any:
+def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hydra_config: bool = False) -> Any:
     """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API); errors get a hint."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -254,7 +254,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> Any:
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=False)
+            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
         except (HydraException, OmegaConfBaseException) as err:
             raise ValueError(f"{err}\n{COMPOSE_HINT}") from None
 

@@ -25,7 +25,27 @@ import numpy as np
 
 from neurodecode.core.configs import check_targets, instantiate
 
-__all__ = ["load_estimator", "load_module", "module_config", "save_estimator", "save_module"]
+__all__ = ["dumps", "load_estimator", "load_module", "module_config", "save_estimator", "save_module", "strict"]
+
+
+def strict(value: Any) -> Any:
+    """``value`` with NaN/Inf floats replaced by None and numpy scalars by Python ones, so that it is strict JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """Strict JSON (``allow_nan=False``): NaN/Inf become null (see :func:`strict`)."""
+    return json.dumps(strict(value), allow_nan=False, **kwargs)
 
 
 def _class_path(obj: Any) -> str:

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodecode.core.persistence import dumps
+
 __all__ = ["Trainer", "load_checkpoint", "save_checkpoint"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -115,7 +117,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Mapping[s
             if optimizer is not None:
                 tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
                 save_file(tensors, tmp / "optimizer.safetensors")
-            (tmp / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+            (tmp / "checkpoint.json").write_text(dumps(meta, indent=1))
             if (path / "metrics.jsonl").exists():
                 shutil.copy2(path / "metrics.jsonl", tmp / "metrics.jsonl")
             publish_dir(tmp, path, overwrite=True)
@@ -446,7 +448,7 @@ class Trainer:
             save_checkpoint(ckpt, model, config, optimizer=optimizer, state=state)
             if record is not None:
                 with open(ckpt / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
+                    fh.write(dumps(record) + "\n")
         if world > 1:
             torch.distributed.barrier()
 

@@ -12,7 +12,6 @@ own unlabeled epochs, as in Zanini et al. 2018.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
+from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
 __all__ = ["SCHEMES", "EvaluationResult", "evaluate", "recipe_classifier", "score_predictions"]
@@ -80,8 +80,8 @@ class EvaluationResult:
         return pd.DataFrame(rows)
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps({"scores": self.scores.to_dict(orient="records"),
-                           "summary": self.summary().to_dict(orient="records")}, indent=2)
+        text = dumps({"scores": self.scores.to_dict(orient="records"),
+                      "summary": self.summary().to_dict(orient="records")}, indent=2)      # strict JSON
         if path is not None:
             Path(path).write_text(text)
         return text

@@ -22,7 +22,6 @@ Metrics, by kind:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurodecode.core.persistence import dumps
 from neurodecode.evaluation.retrieval import as_matrix, normalize_rows, check_pair, retrieval_accuracy, two_way_identification
 
 __all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "n_way_top1",
@@ -270,7 +270,7 @@ class Scores:
         return Scores(pd.concat([self.table, other.table], ignore_index=True))
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.table.to_dict(orient="records"), indent=1)
+        text = dumps(self.table.to_dict(orient="records"), indent=1)      # strict JSON: no bare NaN
         if path is not None:
             Path(path).write_text(text)
         return text

@@ -5,7 +5,6 @@ May import: ``neurodecode.core``.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neurodecode.core.persistence import dumps
 
 __all__ = ["check_writable", "write_trials"]
 
@@ -85,5 +86,6 @@ def write_trials(out_dir: str | os.PathLike, head: str, *, images: np.ndarray | 
         records.append(rec)
     meta = {"head": head, "model_ids": dict(model_ids or {}), "timings": dict(timings or {}),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "trials": records, **dict(extra or {})}
-    (out / "metadata.json").write_text(json.dumps(meta, indent=1, default=str))
+    (out / "metadata.json").write_text(dumps({k: str(v) if isinstance(v, Path) else v for k, v in meta.items()},
+                                              indent=1))
     return out

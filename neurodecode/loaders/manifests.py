@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -34,8 +35,43 @@ __all__ = ["MANIFEST_DIR", "cache_dir", "describe_manifest", "fetch_dataset", "f
 MANIFEST_DIR = resource_dir("neurodecode.data_manifests")
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ValueError(f"{where}: field 'name': expected a data-set name of letters, digits, '_', '.' and '-' "
+                         f"(it names a folder), got {name!r}")
+    return name
+
+
+def _check_relpath(rel: Any, where: str) -> str:
+    """``rel`` when it is a relative path without ``..`` (a manifest's file name), else a ValueError."""
+    from pathlib import PurePosixPath
+
+    if not isinstance(rel, str) or not rel or "\\" in rel:
+        raise ValueError(f"{where}: field 'files': expected relative file paths, got {rel!r}")
+    parts = PurePosixPath(rel)
+    if parts.is_absolute() or ".." in parts.parts or rel.startswith("~"):
+        raise ValueError(f"{where}: field 'files': expected a path inside the download folder, got {rel!r} (absolute "
+                         "paths and '..' are refused)")
+    return rel
+
+
+def safe_path(dest: Path, rel: Any, where: str) -> Path:
+    """``dest / rel`` when ``rel`` is a relative path that stays inside ``dest`` (no absolute path, no ``..``, no
+    symlink out), else a ValueError naming the manifest and the file."""
+    target = dest / _check_relpath(rel, where)
+    root = dest.resolve()
+    if not target.resolve().is_relative_to(root):
+        raise ValueError(f"{where}: field 'files': {rel!r} resolves to {target.resolve()}, outside {root} (a symlink "
+                         "out of the download folder)")
+    return target
+
+
 def load_manifest(name: str) -> dict[str, Any]:
-    """Read ``data_manifests/<name>.yaml`` as a plain dict."""
+    """Read ``data_manifests/<name>.yaml`` as a plain dict, with every file path checked to stay inside its folder."""
+    _check_name(name, "neurodecode data")
     path = MANIFEST_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in MANIFEST_DIR.glob("*.yaml"))
@@ -53,6 +89,10 @@ def load_manifest(name: str) -> dict[str, Any]:
     if not isinstance(manifest["files"], dict):
         raise ValueError(f"{path}: field 'files': expected a mapping relative path → sha256 (or null), got "
                          f"{type(manifest['files']).__name__}")
+    _check_name(manifest["name"], str(path))
+    listed = list(manifest["files"]) + [v for v in [(manifest.get("checksums") or {}).get("file")] if v]
+    for rel in listed:
+        _check_relpath(rel, str(path))
     return manifest
 
 
@@ -169,7 +209,7 @@ def fetch_dataset(name: str, patterns: Sequence[str] | None = None, dest: str | 
         upstream = _read_sums(sums_path)
     out = []
     for rel in files:
-        local = dest / rel
+        local = safe_path(dest, rel, f"manifest {name!r}")
         pinned = m["files"][rel]
         digest = None
         if manual:                      # placed by hand: checked here
@@ -204,7 +244,7 @@ def _retrieve(m: dict[str, Any], rel: str, dest: Path, known_hash: str | None) -
     import pooch
 
     url = m["base_url"] + rel
-    target = dest / rel
+    target = safe_path(dest, rel, f"manifest {m['name']!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         return Path(pooch.retrieve(url, known_hash=known_hash, fname=target.name, path=target.parent,

@@ -91,11 +91,7 @@ def read_csv_raw(path: str | os.PathLike, *, sfreq: float | None = None, time_co
 
     path = _check_file(path)
     sep = "\t" if _suffix(path) == ".tsv" else ","
-    try:
-        frame = pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ValueError(f"{path}: expected a {sep!r}-separated table with a header row, got an unreadable file "
-                         f"({err})") from None
+    frame = _read_table(path, sep)
     scale = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "nV": 1e-9}
     if unit not in scale:
         raise ValueError(f"{path}: field 'unit': expected one of {list(scale)}, got {unit!r}")
@@ -106,29 +102,74 @@ def read_csv_raw(path: str | os.PathLike, *, sfreq: float | None = None, time_co
         if col is not None and col not in cols:
             raise ValueError(f"{path}: field '{name}': expected a column among {cols}, got {col!r}")
     if channels is None:
-        channels = [c for c in cols if c not in (time_column, marker_column) and c not in exclude
-                    and pd.api.types.is_numeric_dtype(frame[c])]
+        channels = [c for c in cols if c not in (time_column, marker_column) and c not in exclude]
     missing = [c for c in channels if c not in cols]
     if missing or not channels:
         raise ValueError(f"{path}: field 'channels': expected columns among {cols}, got "
                          f"{missing if missing else 'none left'}")
+    data = _numeric(frame, list(channels) + [c for c in (time_column, marker_column) if c is not None], path)
+    _check_rows(data, path)
     if time_column is not None:
-        sfreq = _csv_rate(frame[time_column].to_numpy(np.float64), sfreq, max_drift, f"{path}: field '{time_column}'")
+        sfreq = _csv_rate(data[time_column], sfreq, max_drift, f"{path}: field '{time_column}'")
     elif sfreq is None:
         raise ValueError(f"{path}: field 'sfreq': expected a sampling rate when there is no time column")
-    data = frame[list(channels)].to_numpy(np.float64).T * scale[unit]
-    if not np.isfinite(data).all():
-        r = int(np.argwhere(~np.isfinite(data))[0][1])
-        raise ValueError(f"{path}: expected finite channel values, got NaN/Inf at row {r}")
+    signals = np.stack([data[c] for c in channels]) * scale[unit]
+    if not np.isfinite(signals).all():
+        c, r = (int(i[0]) for i in np.nonzero(~np.isfinite(signals)))
+        raise ValueError(f"{path}: field {channels[c]!r}: expected finite channel values, got an empty cell or "
+                         f"NaN/Inf at row {r}")
+    data = signals
     info = mne.create_info([str(c) for c in channels], float(sfreq), ch_types)
     raw = mne.io.RawArray(data, info, verbose="error")
     if marker_column is not None:
-        marks = frame[marker_column].to_numpy()
+        marks = frame[marker_column].to_numpy(np.float64)
         idx = np.flatnonzero(marks != 0)
         desc = [str(int(v)) if float(v).is_integer() else str(v) for v in marks[idx]]
         raw.set_annotations(mne.Annotations(idx / sfreq, np.zeros(len(idx)), desc))
     raw._filenames = [path]  # noqa: SLF001 - lets MNE and our errors name the source file
     return raw
+
+
+def _read_table(path: Path, sep: str) -> pd.DataFrame:
+    """The CSV/TSV as text cells, with its header's column names checked to be unique (pandas would rename them)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh, delimiter=sep), [])
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, csv.Error) as err:
+        raise ValueError(f"{path}: expected a {sep!r}-separated table with a header row, got an unreadable file "
+                         f"({err})") from None
+    dups = sorted({c for c in header if header.count(c) > 1})
+    if dups:
+        raise ValueError(f"{path}: field 'columns': expected unique column names, got duplicates {dups}")
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> dict[str, np.ndarray]:
+    """The columns as float64; a cell that is not a number is an error naming the column and the row (a text cell
+    would otherwise make pandas read the whole column as text and drop the channel)."""
+    out = {}
+    for c in columns:
+        cells = frame[c].str.strip()
+        values = pd.to_numeric(cells.replace("", "nan"), errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(np.isnan(values) & ~cells.str.lower().isin(["", "nan"]).to_numpy())
+        if bad.size:
+            raise ValueError(f"{path}: field {c!r}: expected numbers, got {frame[c].iloc[bad[0]]!r} at row "
+                             f"{int(bad[0])} (exclude the column with exclude=[{c!r}] if it is not a channel)")
+        out[c] = values
+    return out
+
+
+def _check_rows(data: dict[str, np.ndarray], path: Path) -> None:
+    """Consecutive identical rows (every column, time included) mean duplicated samples, not a recording."""
+    table = np.column_stack(list(data.values()))
+    same = np.flatnonzero((table[1:] == table[:-1]).all(axis=1)) + 1
+    if same.size:
+        raise ValueError(f"{path}: field 'rows': expected one row per sample, got {same.size} row(s) identical to the "
+                         f"row before, the first at row {int(same[0])} (duplicated samples would double the "
+                         "apparent sampling rate)")
 
 
 def _csv_rate(t: np.ndarray, sfreq: float | None, max_drift: float, where: str) -> float:
@@ -137,6 +178,10 @@ def _csv_rate(t: np.ndarray, sfreq: float | None, max_drift: float, where: str) 
     if len(t) < 2 or not t[-1] > t[0]:
         raise ValueError(f"{where}: expected sample times that increase overall, got "
                          f"{t[0] if len(t) else None} … {t[-1] if len(t) else None}")
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        raise ValueError(f"{where}: expected sample times that never decrease, got {t[back[0] + 1]} after "
+                         f"{t[back[0]]} at row {int(back[0]) + 1} ({back.size} time(s))")
     rate = (len(t) - 1) / (t[-1] - t[0])
     grid = t[0] + np.arange(len(t)) / (sfreq or rate)
     drift = float(np.max(np.abs(t - grid)))
@@ -146,17 +191,26 @@ def _csv_rate(t: np.ndarray, sfreq: float | None, max_drift: float, where: str) 
     return float(sfreq or rate)
 
 
-def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = False, **csv_kwargs: Any) -> mne.io.BaseRaw:
+def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = False, rename_duplicates: bool = False,
+             **csv_kwargs: Any) -> mne.io.BaseRaw:
     """Open a recording with MNE (by file ending), a CSV/TSV reader, or pass an ``mne.io.Raw`` through.
+
+    The file is checked against what it says of itself (:mod:`neurodecode.loaders.integrity`): EDF/BDF sizes against
+    the header's record count, physical ranges, unique channel names (``rename_duplicates=True`` accepts MNE's
+    running numbers), EEGLAB ``.fdt`` sizes; MNE's warnings about the file are logged, or raised where they mean
+    lost data (a truncated file read short, invalid FIF tags, events outside the data).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
     ValueError
-        Unknown file ending, or a file MNE cannot read (corrupted, truncated); the message names the file.
+        Unknown file ending, a file MNE cannot read (corrupted, truncated), or one that fails a check; the message
+        names the file and the field.
     """
     import mne
+
+    from neurodecode.loaders.integrity import check_edf, check_eeglab, read_with_checks
 
     if isinstance(source, mne.io.BaseRaw):
         return source
@@ -169,10 +223,18 @@ def read_raw(source: str | os.PathLike | mne.io.BaseRaw, *, preload: bool = Fals
     if ext not in MNE_EXTENSIONS and not path.is_dir():
         raise ValueError(f"{path}: expected a recording ending in one of {sorted(MNE_EXTENSIONS + CSV_EXTENSIONS)}, "
                          f"got {ext or 'no ending'!r}")
+    if ext in (".edf", ".bdf"):
+        check_edf(path, rename_duplicates)
     try:
-        return mne.io.read_raw(path, preload=preload, verbose="error")
+        raw = read_with_checks(path, lambda: mne.io.read_raw(path, preload=preload, verbose="warning"),
+                               rename_duplicates)
     except (ValueError, OSError, RuntimeError, IndexError, KeyError, EOFError, TypeError) as err:
+        if str(err).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: expected a readable {ext} recording, got an error from MNE: {err}") from None
+    if ext == ".set":
+        check_eeglab(raw, path)
+    return raw
 
 
 def read_evoked(path: str | os.PathLike, *, subject: str | None = None) -> EpochSet:

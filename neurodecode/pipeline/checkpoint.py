@@ -38,6 +38,7 @@ import pandas as pd
 
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
+from neurodecode.core.persistence import dumps
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.heads.base import check_head
 
@@ -186,7 +187,7 @@ class DecodingPipeline:
                 meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config,
                         "contract": self.contract, "target": self.target.state(), **parts,
                         "head_configs": self.head_configs, "trained_heads": self.trained_heads}
-                (tmp / "pipeline.json").write_text(json.dumps(_strict(meta), indent=1, allow_nan=False))
+                (tmp / "pipeline.json").write_text(dumps(meta, indent=1))
                 publish_dir(tmp, path, overwrite=overwrite)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -301,13 +302,3 @@ class DecodingPipeline:
         return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
                    meta["trained_heads"], low, stimuli, arrays.get("gallery"))
 
-
-def _strict(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by None, so that it is strict JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.epochs import EpochSet
+from neurodecode.core.persistence import dumps
 from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.core.validation import fail
 from neurodecode.evaluation.metrics import Scores
@@ -237,7 +238,7 @@ def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
     for kind, output in d.outputs.items():
         output.write(out / kind, d.subjects)
     if d.retrieval:
-        (out / "retrieval.json").write_text(json.dumps(d.retrieval, indent=1))
+        (out / "retrieval.json").write_text(dumps(d.retrieval, indent=1))
     if scores is None:
         return None
     scores.to_json(out / "scores.json")

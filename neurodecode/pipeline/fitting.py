@@ -24,6 +24,7 @@ from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.logs import logger
+from neurodecode.core.persistence import dumps
 from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.heads.base import KINDS, check_head
 from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
@@ -234,7 +235,7 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
                "seconds": round(time.perf_counter() - t_start, 2),
                "scores": json.loads(scores.to_json()), "checkpoint": str(ckpt)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    (out / "metrics.json").write_text(dumps(metrics, indent=1))       # strict JSON: no bare NaN
     for line in format_scores(metrics["scores"]):
         logger.info(f"held-out {line.strip()}")
     logger.info(f"checkpoint → {ckpt}; held-out trials → {out / 'heldout_epochs.h5'} ({metrics['seconds']:.0f} s)")

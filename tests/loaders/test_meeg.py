@@ -149,7 +149,8 @@ def test_chunked_epoching_equals_whole_recording(shared_data, tmp_path):
 def test_truncated_recording_is_named(shared_data, tmp_path):
     bad = tmp_path / "cut.edf"
     bad.write_bytes((shared_data / "eegmmidb_S001" / "S001R04.edf").read_bytes()[:5000])
-    with pytest.raises(ValueError, match=r"cut.edf: expected a readable .edf recording, got an error from MNE"):
+    with pytest.raises(ValueError, match=r"cut.edf: field 'header bytes': expected a header of 16896 bytes, got 5000: "
+                                         r"the file ends inside its header \(truncated\)"):
         read_raw(bad, preload=True)
 
 
