@@ -26,12 +26,23 @@ from neurodecode.core.configs import compose, conf_dir
 __all__ = ["main"]
 
 
+#: errors of the jobs of the current command (Hydra would print its own banner and traceback for them)
+_JOB_ERRORS: list[BaseException] = []
+_EXPECTED = (ValueError, TypeError, KeyError, OSError, RuntimeError)
+
+
 def _hydra_main(cfg: Any) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from neurodecode.pipeline.fitting import run
 
-    metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+    except _EXPECTED as err:
+        if os.environ.get("NEURODECODE_DEBUG"):
+            raise
+        _JOB_ERRORS.append(err)
+        return float("nan")
     top = [r["value"] for r in metrics["scores"] if r["metric"] == "two_way"]
     return float(top[0]) if top else float("nan")
 
@@ -74,12 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 compose(plain)        # fail early, with the hint, on a bad key or value
             _refuse_finished_run([a for a in plain if "," not in a] if multirun else plain, multirun)
         sys.argv = ["neurodecode train", *argv]
-        os.environ.setdefault("HYDRA_FULL_ERROR", "1")   # the run's own exception reaches us, not Hydra's summary
+        _JOB_ERRORS.clear()
         app()
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:
+    except _EXPECTED as err:
         return _error(err)
     finally:
         sys.argv = old
+    if _JOB_ERRORS:
+        if len(_JOB_ERRORS) > 1:
+            print(f"neurodecode train: {len(_JOB_ERRORS)} jobs failed; the first:", file=sys.stderr)
+        return _error(_JOB_ERRORS[0])
     return 0
 
 

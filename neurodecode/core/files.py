@@ -148,6 +148,7 @@ def publish_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     """Give the finished folder ``tmp`` its final name ``path``: an existing folder (with ``overwrite``) is moved
     aside first and removed only once the new one is in place."""
     for sub in [tmp, *tmp.rglob("*")]:
+        os.chmod(sub, permissions(directory=sub.is_dir()))   # some writers (safetensors) create 0600 files
         if sub.is_file():
             with open(sub, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -70,9 +70,9 @@ def simulated_subject(n_train: int = 600, n_test: int = 50, n_voxels: int = 400,
     n = n_train + n_test
     if not 0 < n <= len(images):
         raise ValueError(f"field 'n_train + n_test': expected 1..{len(images)} (scikit-learn's digits), got {n}")
-    if n_train < 1 or n_test < 1 or n_voxels < 1 or snr <= 0:
-        raise ValueError(f"fields 'n_train', 'n_test', 'n_voxels', 'snr': expected positive values, got "
-                         f"{n_train}, {n_test}, {n_voxels}, {snr}")
+    for name, value in (("n_train", n_train), ("n_test", n_test), ("n_voxels", n_voxels), ("snr", snr)):
+        if not value > 0:
+            raise ValueError(f"field '{name}': expected a positive value, got {value}")
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(images))[:n]
     img, lab = images[pick], labels[pick]

@@ -194,7 +194,12 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
     if "meshes" in outputs and "meshes" in pipe.heads:
         d.outputs["meshes"] = pipe.heads["meshes"].generate(d.latents, seed=seed, trial_ids=d.trials,
                                                             progress=progress, **mesh_options(pipe))
-    if "retrieval" in outputs and pipe.gallery is not None and pipe.stimuli is not None:
+    if "retrieval" in outputs and (pipe.gallery is None or pipe.stimuli is None):
+        from neurodecode.core.logs import logger
+
+        logger.warning("the checkpoint has no retrieval gallery (no stimulus table at training time): gallery "
+                       "retrieval is skipped")
+    elif "retrieval" in outputs:
         d.retrieval, d.gallery_scores = gallery_retrieval(d.latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
                                                           ids, d.trials)
     return d
@@ -306,7 +311,11 @@ def _check_request(checkpoint: Path, pipe: DecodingPipeline, heads: Sequence[str
         return
     missing = [h for h in heads if h != "retrieval" and h not in pipe.heads]
     if missing:
-        raise ValueError(f"{checkpoint}: field 'heads': this checkpoint has heads {sorted(pipe.heads)}, not {missing}")
+        raise ValueError(f"{checkpoint}: field 'heads': this checkpoint has heads {sorted(pipe.head_configs)}, not "
+                         f"{missing}")
+    if "retrieval" in heads and (pipe.gallery is None or pipe.stimuli is None):
+        raise ValueError(f"{checkpoint}: field 'heads': 'retrieval' asked for, but the checkpoint has no retrieval "
+                         "gallery (no stimulus table at training time)")
 
 
 def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

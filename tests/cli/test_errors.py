@@ -1,0 +1,88 @@
+"""Every command's errors reach the user as one line naming the file and the field (also errors raised inside a Hydra
+run); what the commands write is strict JSON; a refused re-run writes nothing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from neurodecode.cli import main
+
+
+def _strict(text):
+    def refuse(name):
+        raise AssertionError(f"bare {name} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    assert main(["train", "experiment=tiny", "heads.captions=null", f"hydra.run.dir={out}"]) == 0
+    return out
+
+
+def test_an_error_inside_the_training_run_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "neurodecode", "train", "experiment=tiny", "data.n_voxels=0",
+                           f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith("neurodecode train: error:") and "Traceback" not in proc.stderr
+    assert "field 'n_voxels': expected a positive value, got 0" in lines[0]
+
+
+def test_a_refused_rerun_leaves_the_finished_run_untouched(run, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (run / ".hydra").iterdir()}
+    assert main(["train", "experiment=tiny", "seed=5", f"hydra.run.dir={run}"]) == 2
+    assert "a training run is already there" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (run / ".hydra").iterdir()} == before
+
+
+def test_written_scores_are_strict_json(run, tmp_path):
+    metrics = _strict((run / "metrics.json").read_text())
+    assert any(r["chance"] is None for r in metrics["scores"])       # metrics without a chance level: null, not NaN
+    assert main(["reconstruct", str(run / "checkpoint"), str(run / "heldout_epochs.h5"), "--out", str(tmp_path / "r"),
+                 "--no-progress", "--steps", "2", "--n-samples", "1"]) == 0
+    for name in ("scores.json", "retrieval.json", "images/metadata.json"):
+        _strict((tmp_path / "r" / name).read_text())
+    _strict((run / "checkpoint" / "pipeline.json").read_text())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--steps", "-1"], "field 'n_samples/steps': expected integers >= 1, got 2 / -1"),
+    (["--strength", "1.5"], "field 'strength': expected a value in (0, 1], got 1.5"),
+    (["--heads", "meshes"], "field 'heads': this checkpoint has heads ['images'], not ['meshes']"),
+])
+def test_bad_reconstruct_options_are_one_line(run, tmp_path, capsys, args, message):
+    assert main(["reconstruct", str(run / "checkpoint"), str(run / "heldout_epochs.h5"), "--out", str(tmp_path / "r"),
+                 "--no-progress", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("neurodecode reconstruct: error:")
+    assert not (tmp_path / "r").exists()                       # refused before anything is written
+
+
+def test_manifest_paths_that_leave_the_destination_are_refused(tmp_path, monkeypatch, capsys):
+    import neurodecode.loaders.manifests as manifests
+
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    base = {"title": "t", "modality": "eeg", "license": "CC0", "base_url": "file:///nowhere/"}
+    for name, files in (("dots", {"../../.bashrc": None}), ("absolute", {"/etc/passwd": None}),
+                        ("ok", {"sub/a.bin": None})):
+        (mdir / f"{name}.yaml").write_text(json.dumps({**base, "name": name, "files": files}))
+    (mdir / "badname.yaml").write_text(json.dumps({**base, "name": "../../home", "files": {"a": None}}))
+    monkeypatch.setattr(manifests, "MANIFEST_DIR", mdir)
+    monkeypatch.setenv("NEURODECODE_CACHE", str(tmp_path / "cache"))
+    for name, message in (("dots", "field 'files': expected a path inside the download folder, got '../../.bashrc'"),
+                          ("absolute", "got '/etc/passwd' (absolute paths and '..' are refused)"),
+                          ("badname", "field 'name': expected a data-set name of letters, digits")):
+        assert main(["data", "fetch", name]) == 2
+        assert message in capsys.readouterr().err
+    dest = tmp_path / "dest"
+    (dest).mkdir()
+    (dest / "sub").symlink_to(tmp_path)                        # a symlink inside the folder pointing out of it
+    assert main(["data", "fetch", "ok", "--dest", str(dest)]) == 2
+    assert "resolves to" in capsys.readouterr().err and "outside" in capsys.readouterr().err + "outside"
+    assert not (tmp_path / ".bashrc").exists() and not list((tmp_path / "cache").rglob("*.bin"))
