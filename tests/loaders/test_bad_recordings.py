@@ -127,8 +127,30 @@ def test_csv_with_duplicate_columns_or_backward_times_is_refused(tmp_path):
         read_csv_raw(tmp_path / "dup.csv")
     frame.loc[300, "timestamps"] = frame.loc[299, "timestamps"] - 1.0
     frame.to_csv(tmp_path / "back.csv", index=False)
-    with pytest.raises(ValueError, match=r"back.csv: field 'timestamps': expected sample times that never decrease"):
+    with pytest.raises(ValueError, match=r"back.csv: field 'timestamps': expected sample times that never go back by "
+                                         r"more than 0.05 s, got .* at row 300"):
         read_csv_raw(tmp_path / "back.csv")
+
+
+def test_csv_packet_jitter_is_accepted_but_a_gap_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    frame = _muse(tmp_path, rows=256 * 30)
+    t = frame["timestamps"].to_numpy().copy()
+    late = rng.choice(len(t) - 12, size=40, replace=False)
+    for k in late:                                 # packets of 12 samples arriving up to 60 ms late, then on time
+        t[k:k + 12] += rng.uniform(0.0, 0.06)
+    frame["timestamps"] = np.maximum.accumulate(t) - np.r_[0, (rng.uniform(size=len(t) - 1) < 0.01) * 0.001]
+    frame.to_csv(tmp_path / "jitter.csv", index=False)
+    raw = read_csv_raw(tmp_path / "jitter.csv")
+    assert raw.info["sfreq"] == pytest.approx(256.0, rel=1e-3) and raw.n_times == len(t)
+    gap = _muse(tmp_path, rows=256 * 30)
+    gap.loc[4000:, "timestamps"] += 100 / 256.0    # 100 samples lost at row 4000: later stamps shifted for good
+    gap.to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(ValueError, match=r"gap.csv: field 'timestamps': expected samples on one regular grid at "
+                                         r"256.0\d* Hz .* samples missing \(a gap\) or a wrong sfreq"):
+        read_csv_raw(tmp_path / "gap.csv")
+    with pytest.raises(ValueError, match=r"gap.csv: field 'timestamps': expected samples on one regular grid"):
+        read_csv_raw(tmp_path / "gap.csv", sfreq=256.0)
 
 
 # -- fMRI ------------------------------------------------------------------------------------------------------------
