@@ -577,7 +577,9 @@ def _processing(provenance: Sequence[dict]) -> list[dict]:
     return [{k: v for k, v in step.items() if k not in PER_RECORDING_KEYS} for step in provenance]
 
 
-def _compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:
+def compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:
+    """What keeps ``b`` from being concatenated after ``a`` (empty when nothing): channels, sfreq, tmin, n_times,
+    processing."""
     out = []
     if a.sfreq != b.sfreq:
         out.append(f"sfreq differs ({a.sfreq} vs {b.sfreq} Hz)")
@@ -618,7 +620,7 @@ def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
             fail("epoch_sets", "EpochSet items", f"{type(ep).__name__} at index {i}", exc=TypeError)
     first = epoch_sets[0]
     for i, ep in enumerate(epoch_sets[1:], start=1):
-        problems = _compatibility_problems(first, ep)
+        problems = compatibility_problems(first, ep)
         if problems:
             raise ValueError(
                 f"field 'epoch_sets': expected sets with the same channels, sfreq, tmin, n_times and provenance, "

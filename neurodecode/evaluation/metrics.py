@@ -31,7 +31,8 @@ import pandas as pd
 import torch
 
 from neurodecode.core.persistence import dumps
-from neurodecode.evaluation.retrieval import as_matrix, normalize_rows, check_pair, retrieval_accuracy, two_way_identification
+from neurodecode.evaluation.retrieval import (as_matrix, check_pair, compare, normalize_rows, retrieval_accuracy, topk_hits,
+                                             two_way_identification)
 
 __all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "n_way_top1",
            "pixcorr", "score_outputs", "ssim"]
@@ -254,7 +255,8 @@ def n_way_top1(pred: Any, true: Any, n_way: int = 2, n_trials: int = 100, seed: 
     for i in range(n):
         others = np.delete(np.arange(n), i)
         draws = np.stack([rng.choice(others, size=n_way - 1, replace=False) for _ in range(n_trials)])
-        hits += float((S[i, i] > S[i, torch.as_tensor(draws)].max(1).values).double().mean())
+        ahead, tied = compare(S[i, torch.as_tensor(draws)], S[i, i].expand(n_trials, 1))
+        hits += float(topk_hits(ahead, tied, 1).mean())          # a tie counts by the retrieval module's rule
     return hits / n
 
 

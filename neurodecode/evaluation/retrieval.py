@@ -8,6 +8,14 @@
 * :func:`gallery_rank`: rank of the true item in a user's large gallery, computed in blocks (memory linear in the
   gallery size, never a full query × gallery matrix).
 
+**Ties** (one rule for every metric here and in :func:`~neurodecode.evaluation.metrics.n_way_top1`): a candidate
+whose similarity is within :data:`TIE_TOLERANCE` × the scores' scale of the true item's counts half — the expected
+result of breaking the tie at random. So two exact copies of one item score the same on every machine, whatever
+the last rounding bit says. Similarities here are cosines or correlations (scale 1), so the tolerance is absolute.
+With ``ahead`` candidates clearly more similar and ``tied`` within the tolerance, a top-k hit counts
+``clip((k - ahead) / (tied + 1), 0, 1)`` (top-1 with one tie: ½), a two-way comparison ½, and the rank is
+``ahead + tied / 2``.
+
 Image, caption and 3D metrics and the harness that combines them all are in :mod:`neurodecode.evaluation.metrics`.
 """
 
@@ -18,8 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_matrix", "check_pair", "gallery_rank", "gallery_topk", "normalize_rows", "retrieval_accuracy", "similarity",
-           "two_way_identification"]
+__all__ = ["TIE_TOLERANCE", "as_matrix", "check_pair", "compare", "gallery_rank", "gallery_topk", "normalize_rows",
+           "retrieval_accuracy", "similarity", "topk_hits", "two_way_identification"]
+
+#: similarities closer than this (times the scores' scale, 1 for cosines and correlations) are a tie: far above
+#: float64 rounding of a normalised dot product (~1e-15 · sqrt(dim)), far below any real difference in similarity
+TIE_TOLERANCE = 1e-9
 
 
 def as_matrix(a: Any, name: str) -> torch.Tensor:
@@ -59,8 +71,39 @@ def similarity(a: Any, b: Any, metric: str = "pearson") -> np.ndarray:
     return (normalize_rows(as_matrix(a, "a"), metric) @ normalize_rows(as_matrix(b, "b"), metric).T).numpy()
 
 
+def compare(sims: torch.Tensor, own: torch.Tensor, exclude: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many candidates are clearly more similar than the true item, and how many tie with it.
+
+    Parameters
+    ----------
+    sims : tensor (n_queries, n_candidates)
+    own : tensor (n_queries, 1)
+        Each query's similarity to its true item.
+    exclude : bool tensor (n_queries, n_candidates), optional
+        Candidates not compared (the true item itself).
+
+    Returns
+    -------
+    ahead, tied : int64 tensors (n_queries,)
+    """
+    scale = torch.maximum(own.abs(), sims.abs().amax(1, keepdim=True)).clamp(min=1.0)
+    diff = sims - own
+    ahead, tied = diff > TIE_TOLERANCE * scale, diff.abs() <= TIE_TOLERANCE * scale
+    if exclude is not None:
+        ahead, tied = ahead & ~exclude, tied & ~exclude
+    return ahead.sum(1), tied.sum(1)
+
+
+def topk_hits(ahead: Any, tied: Any, k: int) -> np.ndarray:
+    """Each query's top-``k`` hit under random tie-breaking: ``clip((k - ahead) / (tied + 1), 0, 1)``."""
+    ahead, tied = np.asarray(ahead, dtype=np.float64), np.asarray(tied, dtype=np.float64)
+    return np.clip((k - ahead) / (tied + 1), 0.0, 1.0)
+
+
 def two_way_identification(pred: Any, true: Any, metric: str = "pearson") -> float:
-    """Mean over items i of the fraction of j ≠ i with ``sim(pred_i, true_i) > sim(pred_i, true_j)``.
+    """Mean over items i of the fraction of j ≠ i with ``sim(pred_i, true_i) > sim(pred_i, true_j)``; a tie
+    (within :data:`TIE_TOLERANCE`) counts half.
 
     Parameters
     ----------
@@ -72,8 +115,8 @@ def two_way_identification(pred: Any, true: Any, metric: str = "pearson") -> flo
     if n < 2:
         raise ValueError(f"field 'pred': expected at least 2 items for two-way identification, got {n}")
     S = normalize_rows(p, metric) @ normalize_rows(t, metric).T
-    diag = S.diagonal()[:, None]
-    wins = (diag > S).sum(1).to(torch.float64)  # the diagonal itself never counts (not strictly greater)
+    ahead, tied = compare(S, S.diagonal()[:, None], torch.eye(n, dtype=torch.bool))
+    wins = (n - 1) - ahead.to(torch.float64) - 0.5 * tied.to(torch.float64)
     return float((wins / (n - 1)).mean())
 
 
@@ -84,7 +127,7 @@ def retrieval_accuracy(pred: Any, true: Any, *, k: int = 1, pool_size: int | Non
     For each repeat a pool of ``pool_size`` items is drawn (seeded); within it, each prediction ranks the pool's
     targets ("image retrieval", pred → true) and each target ranks the pool's predictions ("brain retrieval"). A
     hit is the true partner among the ``k`` most similar. With ``pool_size=None`` (or ≥ n_items) the whole set is
-    one pool and ``n_repeats`` is 1.
+    one pool and ``n_repeats`` is 1. Ties count by the module's rule (top-1 with one tie: ½).
 
     Returns
     -------
@@ -103,17 +146,16 @@ def retrieval_accuracy(pred: Any, true: Any, *, k: int = 1, pool_size: int | Non
     for _ in range(repeats):
         idx = torch.as_tensor(rng.choice(n, size=pool, replace=False) if pool < n else np.arange(n))
         S = pn[idx] @ tn[idx].T
-        own = S.diagonal()[:, None]
-        # rank = number of candidates strictly more similar than the true one (ties count in the item's favour)
-        hits_img.append(((S > own).sum(1) < k).to(torch.float64).mean())
-        hits_brain.append(((S.T > own).sum(1) < k).to(torch.float64).mean())
-    return {f"image_top{k}": float(torch.stack(hits_img).mean()), f"brain_top{k}": float(torch.stack(hits_brain).mean()),
+        own, eye = S.diagonal()[:, None], torch.eye(pool, dtype=torch.bool)
+        hits_img.append(topk_hits(*compare(S, own, eye), k).mean())
+        hits_brain.append(topk_hits(*compare(S.T, own, eye), k).mean())
+    return {f"image_top{k}": float(np.mean(hits_img)), f"brain_top{k}": float(np.mean(hits_brain)),
             "pool_size": pool, "n_repeats": repeats}
 
 
-def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "cosine",
-                 block: int = 65536) -> np.ndarray:
-    """0-based rank of each query's true item in a (large) gallery, computed block by block.
+def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "cosine", block: int = 65536,
+                 return_ties: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """0-based rank of each query's true item in a (large) gallery, computed block by block; a tie counts half.
 
     Parameters
     ----------
@@ -123,11 +165,14 @@ def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "co
         Row of ``gallery`` that each query should retrieve.
     block : int
         Gallery rows compared at once (memory ∝ n_queries × block).
+    return_ties : bool
+        Return ``(ahead, tied)`` (int arrays) instead of the rank.
 
     Returns
     -------
-    ndarray of int (n_queries,)
-        Top-k accuracy is ``(rank < k).mean()``.
+    ndarray of float (n_queries,)
+        ``ahead + tied / 2``: the expected rank when ties are broken at random (an integer without ties). Top-k
+        accuracy under the same rule is ``topk_hits(*gallery_rank(..., return_ties=True), k).mean()``.
     """
     q, g = normalize_rows(as_matrix(query, "query"), metric), normalize_rows(as_matrix(gallery, "gallery"), metric)
     if q.shape[1] != g.shape[1]:
@@ -139,13 +184,17 @@ def gallery_rank(query: Any, gallery: Any, true_index: Any, *, metric: str = "co
                          f"{idx.shape}")
     true = torch.as_tensor(idx)
     own = (q * g[true]).sum(1, keepdim=True)
-    rank = torch.zeros(q.shape[0], dtype=torch.int64)
+    ahead = torch.zeros(q.shape[0], dtype=torch.int64)
+    tied = torch.zeros(q.shape[0], dtype=torch.int64)
     for start in range(0, g.shape[0], block):
         sims = q @ g[start:start + block].T
         cols = torch.arange(start, start + sims.shape[1])
-        sims[cols[None, :] == true[:, None]] = -torch.inf  # the true item never outranks itself through rounding
-        rank += (sims > own).sum(1)
-    return rank.numpy()
+        a, t = compare(sims, own, cols[None, :] == true[:, None])   # the true item is never its own rival
+        ahead += a
+        tied += t
+    if return_ties:
+        return ahead.numpy(), tied.numpy()
+    return ahead.numpy() + 0.5 * tied.numpy()
 
 
 def gallery_topk(query: Any, gallery: Any, k: int, *, metric: str = "cosine", block: int = 65536) -> np.ndarray:

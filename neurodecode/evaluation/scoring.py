@@ -19,7 +19,7 @@ import pandas as pd
 
 from neurodecode.core.stimuli import resize_images
 from neurodecode.evaluation.metrics import Scores, score_outputs
-from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk
+from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk, topk_hits
 
 __all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores"]
 
@@ -69,17 +69,19 @@ def gallery_retrieval(latents: np.ndarray, gallery: np.ndarray, gallery_ids: Seq
     top = gallery_topk(latents, gallery, min(k, len(gallery_ids)))
     where = {g: i for i, g in enumerate(gallery_ids)}
     known = [i for i, s in enumerate(true_ids or []) if s in where]
-    ranks = np.full(len(latents), -1)
+    ranks = np.full(len(latents), -1.0)
     if known:
-        ranks[known] = gallery_rank(latents[known], gallery, [where[true_ids[i]] for i in known])
+        ahead, tied = gallery_rank(latents[known], gallery, [where[true_ids[i]] for i in known], return_ties=True)
+        ranks[known] = ahead + 0.5 * tied
     trials = [str(t) for t in trial_ids] if trial_ids is not None else [str(i) for i in range(len(latents))]
     rows = [{"trial": trials[i], f"top{k}": [gallery_ids[j] for j in top[i]],
-             "true_rank": int(ranks[i]) if ranks[i] >= 0 else None} for i in range(len(latents))]
+             "true_rank": float(ranks[i]) if ranks[i] >= 0 else None} for i in range(len(latents))]
     if not known:
         return rows, None
-    r, g = ranks[known], len(gallery_ids)
-    table = pd.DataFrame([{"kind": "retrieval", "metric": f"gallery_top{kk}", "value": float((r < kk).mean()),
-                           "chance": kk / g, "n_items": len(known), "pipeline": f"gallery of {g}"} for kk in (1, 5)])
+    g = len(gallery_ids)
+    table = pd.DataFrame([{"kind": "retrieval", "metric": f"gallery_top{kk}",
+                           "value": float(topk_hits(ahead, tied, kk).mean()), "chance": kk / g,
+                           "n_items": len(known), "pipeline": f"gallery of {g}"} for kk in (1, 5)])
     return rows, Scores(table)
 
 

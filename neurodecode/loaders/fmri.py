@@ -89,6 +89,20 @@ class Run:
     run: str | None = None
     session: str | None = None
 
+    def __post_init__(self) -> None:
+        # a Run built by hand gets the checks read_run makes: TR, events inside the run, one confound row per volume
+        if len(getattr(self.img, "shape", ())) != 4:
+            raise ValueError(f"{self.name}: field 'img': expected a 4D image (x, y, z, time), got shape "
+                             f"{getattr(self.img, 'shape', None)}")
+        object.__setattr__(self, "tr", _check_tr(float(self.tr), self.name, "the Run"))
+        if self.events is not None:
+            object.__setattr__(self, "events", check_events(self.events, self.n_volumes, self.tr,
+                                                            f"{self.name} events"))
+        if self.confounds is not None:
+            conf = np.asarray(self.confounds, dtype=np.float64)
+            conf = conf[:, None] if conf.ndim == 1 else conf
+            object.__setattr__(self, "confounds", _check_confounds(conf, self.n_volumes, self.name))
+
     @property
     def n_volumes(self) -> int:
         return int(self.img.shape[3])
@@ -167,6 +181,46 @@ def masked_data(masker: Any, img: Any, on_nonfinite: str = "raise") -> tuple[np.
     return Y, finite
 
 
+def check_events(table: pd.DataFrame, n_vol: int, tr: float, where: str) -> pd.DataFrame:
+    """The events of a run, checked: ``onset``/``duration`` numeric seconds, every event inside the run.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per event; ``trial_type`` defaults to ``"trial"``.
+    n_vol, tr : the run's length in volumes and its repetition time (s).
+    where : str
+        Named in the errors (the events file).
+    """
+    table = table.copy()
+    missing = [c for c in ("onset", "duration") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where}: expected columns 'onset' and 'duration' (seconds), missing {missing}")
+    if "trial_type" not in table.columns:
+        table["trial_type"] = "trial"
+    for col in ("onset", "duration"):
+        bad = np.flatnonzero(~np.isfinite(pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)))
+        if bad.size:
+            raise ValueError(f"{where}: field '{col}': expected numbers in seconds, got "
+                             f"{table[col].iloc[int(bad[0])]!r} at row {int(bad[0])}")
+    table["onset"], table["duration"] = table["onset"].astype(float), table["duration"].astype(float)
+    early = (table["onset"] < 0) | (table["duration"] < 0)
+    if early.any():
+        row = int(np.flatnonzero(early.to_numpy())[0])
+        raise ValueError(f"{where}: event {row}: field 'onset'/'duration': expected an event inside the run "
+                         f"(onset >= 0 s, duration >= 0 s), got onset {table['onset'].iloc[row]} s, duration "
+                         f"{table['duration'].iloc[row]} s")
+    end = table["onset"] + table["duration"]
+    late = end > n_vol * tr + 1e-6
+    if late.any():
+        row = int(np.flatnonzero(late.to_numpy())[0])
+        raise ValueError(f"{where}: event {row} (onset {table['onset'].iloc[row]} s, duration "
+                         f"{table['duration'].iloc[row]} s) ends after the run ({n_vol} volumes × {tr} s = "
+                         f"{n_vol * tr} s)")
+    table = table.reset_index(drop=True)
+    return table
+
+
 def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, *, tr: float | None = None,
              confounds: Any = None, confounds_strategy: Sequence[str] | None = None, run: str | None = None,
              session: str | None = None) -> Run:
@@ -198,31 +252,7 @@ def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, 
             where = str(path)
         else:
             table, where = events.copy(), f"{name} events"
-        missing = [c for c in ("onset", "duration") if c not in table.columns]
-        if missing:
-            raise ValueError(f"{where}: expected columns 'onset' and 'duration' (seconds), missing {missing}")
-        if "trial_type" not in table.columns:
-            table["trial_type"] = "trial"
-        for col in ("onset", "duration"):
-            bad = np.flatnonzero(~np.isfinite(pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)))
-            if bad.size:
-                raise ValueError(f"{where}: field '{col}': expected numbers in seconds, got "
-                                 f"{table[col].iloc[int(bad[0])]!r} at row {int(bad[0])}")
-        table["onset"], table["duration"] = table["onset"].astype(float), table["duration"].astype(float)
-        early = (table["onset"] < 0) | (table["duration"] < 0)
-        if early.any():
-            row = int(np.flatnonzero(early.to_numpy())[0])
-            raise ValueError(f"{where}: event {row}: field 'onset'/'duration': expected an event inside the run "
-                             f"(onset >= 0 s, duration >= 0 s), got onset {table['onset'].iloc[row]} s, duration "
-                             f"{table['duration'].iloc[row]} s")
-        end = table["onset"] + table["duration"]
-        late = end > n_vol * tr + 1e-6
-        if late.any():
-            row = int(np.flatnonzero(late.to_numpy())[0])
-            raise ValueError(f"{where}: event {row} (onset {table['onset'].iloc[row]} s, duration "
-                             f"{table['duration'].iloc[row]} s) ends after the run ({n_vol} volumes × {tr} s = "
-                             f"{n_vol * tr} s)")
-        table = table.reset_index(drop=True)
+        table = check_events(table, n_vol, tr, where)
     conf = None
     if confounds_strategy is not None:
         from nilearn.interfaces.fmriprep import load_confounds
@@ -237,11 +267,24 @@ def read_run(bold: Any, events: str | os.PathLike | pd.DataFrame | None = None, 
             confounds = pd.read_csv(confounds, sep="\t" if str(confounds).endswith(".tsv") else ",")
         conf = np.asarray(confounds, dtype=np.float64)
         conf = conf[:, None] if conf.ndim == 1 else conf
-    if conf is not None:
-        if conf.shape[0] != n_vol:
-            raise ValueError(f"{name}: field 'confounds': expected one row per volume ({n_vol}), got {conf.shape[0]}")
-        conf = np.nan_to_num(conf)  # fMRIPrep derivatives start with n/a
     return Run(img, tr, table, conf, run, session)
+
+
+def _check_confounds(conf: np.ndarray, n_vol: int, name: str) -> np.ndarray:
+    """Confounds with one row per volume; the leading n/a of fMRIPrep's derivative columns become 0, any other
+    NaN/Inf is refused (it would silently change every beta)."""
+    if conf.ndim != 2 or conf.shape[0] != n_vol:
+        raise ValueError(f"{name}: field 'confounds': expected one row per volume ({n_vol}), got shape {conf.shape}")
+    bad = ~np.isfinite(conf)
+    leading = np.cumprod(bad, axis=0).astype(bool)  # the n/a rows a column starts with
+    rest = bad & ~leading
+    if rest.any():
+        row, col = (int(v[0]) for v in np.nonzero(rest))
+        raise ValueError(f"{name}: field 'confounds': expected finite values after the first rows, got "
+                         f"{conf[row, col]} at volume {row}, column {col}")
+    if np.isinf(conf[leading]).any():
+        raise ValueError(f"{name}: field 'confounds': expected n/a or numbers, got Inf in the first rows")
+    return np.where(leading, 0.0, conf)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -450,7 +493,7 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
             "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
             "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
-    channels = _drop_nonfinite(channels, keep, step, runs[0].name)
+    channels = drop_nonfinite(channels, keep, step, runs[0].name)
     if average_repeats:
         data, table = _average_repeats(data, table)
         step["average_repeats"] = True
@@ -460,7 +503,7 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
                     [{"step": "read_run", "file": Path(runs[0].name).name}, mask_step, step], stimuli)
 
 
-def _drop_nonfinite(channels: Channels, keep: np.ndarray, step: dict, where: str) -> Channels:
+def drop_nonfinite(channels: Channels, keep: np.ndarray, step: dict, where: str) -> Channels:
     """The voxel channels without those left out for non-finite values (recorded in ``step`` and logged)."""
     if keep.all():
         return channels
@@ -524,7 +567,7 @@ def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[
     Y, finite = masked_data(masker, img, on_nonfinite)
     step = {"step": "read_volumes", "file": Path(name).name, "detrend": detrend, "standardize": standardize,
             "exclude": [str(e) for e in exclude]}
-    Y, channels = Y[:, finite], _drop_nonfinite(channels, finite, step, name)
+    Y, channels = Y[:, finite], drop_nonfinite(channels, finite, step, name)
     if detrend or standardize:
         # run by run, written back in place: nilearn's clean(runs=...) returns the runs in the order of their sorted
         # labels, which permutes volumes when labels are not increasing in time ("10" sorts before "2")

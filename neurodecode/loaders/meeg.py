@@ -191,7 +191,10 @@ def _csv_rate(t: np.ndarray, sfreq: float | None, max_drift: float, where: str) 
     if back.size:
         raise ValueError(f"{where}: expected sample times that never go back by more than {max_drift} s, got "
                          f"{t[back[0] + 1]} after {t[back[0]]} at row {int(back[0]) + 1}")
-    if sfreq is None:
+    if sfreq is None and n < 64:                            # too short for windows: the median interval
+        d = np.diff(t)
+        rate = 1.0 / float(np.median(d[d > 0])) if (d > 0).any() else (n - 1) / (t[-1] - t[0])
+    elif sfreq is None:
         w = min(n - 1, max(16, n // 20))
         k = np.arange(0, n - w, max(1, w // 4))
         spans = t[k + w] - t[k]
@@ -718,7 +721,7 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
     ``stimuli`` a CSV/TSV/parquet table with a ``stimulus`` id column (and ``file``, ``caption``, ...). This is the
     data recipe of ``conf/data/meeg.yaml``: ``neurodecode reconstruct`` calls it again on new recordings.
     """
-    from neurodecode.core.epochs import concatenate
+    from neurodecode.core.epochs import compatibility_problems, concatenate
 
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
@@ -728,6 +731,11 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
         kw = {"run": str(i + 1), **epoch_kwargs} if len(paths) > 1 else dict(epoch_kwargs)
         ep, _ = load_epochs(p, steps=steps, subject=subject, **kw)
         sets.append(ep)
+    for p, other in zip(paths[1:], sets[1:]):
+        problems = compatibility_problems(sets[0], other)
+        if problems:
+            raise ValueError(f"{p}: expected a run compatible with {paths[0]} (same channels, sampling rate, epoch "
+                             f"window and processing), got: " + "; ".join(problems))
     ep = sets[0] if len(sets) == 1 else concatenate(sets)
     if stimuli is not None:
         sp = Path(stimuli)

@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.epochs import Channels, EpochSet
-from neurodecode.core.validation import fail
-from neurodecode.loaders.fmri import check_stimulus_files, load_image, make_masker, voxel_channels
+from neurodecode.core.validation import check_option, fail
+from neurodecode.loaders.fmri import (check_stimulus_files, drop_nonfinite, load_image, make_masker, masked_data,
+                                   voxel_channels)
 
 __all__ = ["DIGITS69", "load_betas", "load_mat", "load_surface"]
 
 
 def load_betas(source: str | os.PathLike, table: pd.DataFrame, *, dataset: str | None = None, mask: Any = None,
                sfreq: float = 1.0, space: str = "scanner", stimuli: pd.DataFrame | None = None,
-               stim_root: str | os.PathLike | None = None) -> EpochSet:
+               stim_root: str | os.PathLike | None = None, on_nonfinite: str = "raise") -> EpochSet:
     """Precomputed single-trial responses (NSD-style betas) with their trial table.
 
     Parameters
@@ -36,7 +37,11 @@ def load_betas(source: str | os.PathLike, table: pd.DataFrame, *, dataset: str |
         trial by trial is left to the store: this loads it), or a 4D NIfTI (trials along the 4th axis) with ``mask``.
     table : DataFrame
         One row per trial, e.g. ``stimulus`` (ids), ``session``, ``run``, ``label``.
+    on_nonfinite : {"raise", "mask"}
+        A NaN/Inf beta is an error naming the file, trial and voxel (``"raise"``), or leaves that voxel out, logged
+        and recorded in the provenance (``"mask"``).
     """
+    check_option("on_nonfinite", on_nonfinite, ("raise", "mask"), str(source))
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such betas file")
@@ -60,7 +65,8 @@ def load_betas(source: str | os.PathLike, table: pd.DataFrame, *, dataset: str |
                              f"{img.ndim}D")
         masker = make_masker(mask, img)
         channels, mask_step = voxel_channels(masker, space)
-        betas = masker.transform(img)
+        betas, finite = masked_data(masker, img, on_nonfinite)
+        betas[:, ~finite] = np.nan  # nilearn may have zero-filled them
         provenance.append(mask_step)
     else:
         raise ValueError(f"{path}: expected .npy, .h5/.hdf5 or .nii/.nii.gz betas, got {suffix!r}")
@@ -69,6 +75,17 @@ def load_betas(source: str | os.PathLike, table: pd.DataFrame, *, dataset: str |
         raise ValueError(f"{path}: expected betas of shape (n_trials, n_voxels), got {betas.shape}")
     if len(table) != betas.shape[0]:
         raise ValueError(f"{path}: field 'table': expected one row per trial ({betas.shape[0]}), got {len(table)}")
+    keep = np.isfinite(betas).all(axis=0)
+    if not keep.all():
+        if on_nonfinite == "raise":
+            trial, voxel = (int(i[0]) for i in np.nonzero(~np.isfinite(betas)))
+            raise ValueError(f"{path}: field 'betas': expected finite values, got {betas[trial, voxel]} at trial "
+                             f"{trial}, voxel {voxel} ({int((~keep).sum())} voxel(s) affected); pass "
+                             "on_nonfinite='mask' to leave those voxels out (reported)")
+        step = {"step": "nonfinite", "on_nonfinite": "mask"}
+        channels = drop_nonfinite(channels, keep, step, str(path))
+        betas = betas[:, keep]
+        provenance.append(step)
     if stimuli is not None:
         stimuli = check_stimulus_files(stimuli, stim_root)
     return EpochSet(betas[:, :, None], sfreq, channels, table, 0.0, provenance, stimuli)

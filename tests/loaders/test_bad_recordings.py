@@ -218,6 +218,72 @@ def test_events_outside_the_run_are_refused(tmp_path):
         read_run(path, bad)
 
 
+def test_a_run_built_by_hand_gets_the_same_checks(tmp_path):
+    from neurodecode.loaders.fmri import Run
+
+    img = nib.load(_bold(tmp_path))
+    with pytest.raises(ValueError, match=r"event 3 .* ends after the run \(40 volumes × 2.0 s = 80.0 s\)"):
+        Run(img, 2.0, _events(onsets=(4.0, 20.0, 36.0, 79.0)))
+    with pytest.raises(ValueError, match=r"field 'tr': expected a repetition time in seconds, 0 < TR <= 100, got "
+                                         r"2000.0 from the Run"):
+        Run(img, 2000.0, _events())
+    with pytest.raises(ValueError, match=r"field 'confounds': expected one row per volume \(40\), got shape \(39, 2\)"):
+        Run(img, 2.0, _events(), np.zeros((39, 2)))
+
+
+def test_confounds_may_start_with_na_but_not_hold_one_later(tmp_path):
+    path = _bold(tmp_path)
+    conf = np.random.default_rng(0).normal(size=(40, 2))
+    conf[0, 1] = np.nan                                     # fMRIPrep's derivative columns start with n/a
+    run = read_run(path, _events(), confounds=conf)
+    assert run.confounds[0, 1] == 0.0 and np.isfinite(run.confounds).all()
+    conf[17, 0] = np.nan
+    with pytest.raises(ValueError, match=r"bold.nii.gz: field 'confounds': expected finite values after the first "
+                                         r"rows, got nan at volume 17, column 0"):
+        read_run(path, _events(), confounds=conf)
+
+
+def test_a_nan_beta_is_refused_or_left_out_on_purpose(tmp_path):
+    from neurodecode.loaders.precomputed import load_betas
+
+    betas = np.random.default_rng(0).normal(size=(6, 10))
+    betas[4, 7] = np.nan
+    np.save(tmp_path / "betas.npy", betas)
+    table = pd.DataFrame({"stimulus": list("abcdef")})
+    with pytest.raises(ValueError, match=r"betas.npy: field 'betas': expected finite values, got nan at trial 4, "
+                                         r"voxel 7 \(1 voxel\(s\) affected\)"):
+        load_betas(tmp_path / "betas.npy", table)
+    ep = load_betas(tmp_path / "betas.npy", table, on_nonfinite="mask")
+    assert ep.n_channels == 9 and "voxel7" not in ep.channels.names
+    np.testing.assert_allclose(ep.data[:, :, 0], np.delete(betas, 7, axis=1), rtol=1e-6)   # float32 storage
+    vol = np.random.default_rng(1).normal(size=(2, 2, 2, 6)).astype(np.float32)
+    vol[1, 1, 1, 2] = np.inf
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "betas.nii.gz")
+    mask = nib.Nifti1Image(np.ones((2, 2, 2), np.uint8), np.eye(4))
+    with pytest.raises(ValueError, match=r"betas.nii.gz: field 'data': expected finite BOLD values in the mask"):
+        load_betas(tmp_path / "betas.nii.gz", table, mask=mask)
+    assert load_betas(tmp_path / "betas.nii.gz", table, mask=mask, on_nonfinite="mask").n_channels == 7
+
+
+@pytest.mark.realdata
+def test_runs_that_do_not_match_name_both_files(shared_data, monkeypatch):
+    import neurodecode.loaders.meeg as meeg
+
+    a, b = shared_data / "eegmmidb_S001/S001R04.edf", shared_data / "eegmmidb_S001/S001R08.edf"
+    kw = dict(tmin=0.0, tmax=1.0, labels={"T1": "left", "T2": "right"})
+    assert sorted(set(meeg.load_recordings([a, b], **kw).table["run"])) == ["1", "2"]
+    original = meeg.load_epochs
+
+    def second_run_lost_a_channel(path, **k):
+        ep, info = original(path, **k)
+        return (ep.pick_channels(ep.channels.names[:-1]) if str(path).endswith("R08.edf") else ep), info
+
+    monkeypatch.setattr(meeg, "load_epochs", second_run_lost_a_channel)
+    with pytest.raises(ValueError, match=r"S001R08.edf: expected a run compatible with .*S001R04.edf \(same channels, "
+                                         r"sampling rate, epoch window and processing\), got: .*channel"):
+        meeg.load_recordings([a, b], **kw)
+
+
 def test_a_mat_file_with_more_images_than_trials_is_refused(tmp_path):
     from scipy.io import savemat
 

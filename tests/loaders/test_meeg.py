@@ -286,7 +286,8 @@ def test_read_raw_errors(tmp_path):
     with pytest.raises(ValueError, match=r"x.xyz: expected a recording ending in one of .* got '.xyz'"):
         read_raw(tmp_path / "x.xyz")
     (tmp_path / "bad.csv").write_text("t,A,B,Marker\n0,1,2,0\n0.004,1,2,0\n0.5,1,2,1\n0.504,1,2,0\n")
-    with pytest.raises(ValueError, match=r"bad.csv: field 't': expected samples on a regular grid .* dropped samples"):
+    with pytest.raises(ValueError, match=r"bad.csv: field 't': expected samples on one regular grid at 250.000 Hz .* "
+                                         r"samples missing \(a gap\)"):
         read_csv_raw(tmp_path / "bad.csv", time_column="t")
     with pytest.raises(ValueError, match=r"bad.csv: field 'marker_column': expected a column among"):
         read_csv_raw(tmp_path / "bad.csv", time_column="t", marker_column="Trig", sfreq=250.0)
