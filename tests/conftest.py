@@ -7,6 +7,23 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing weight must fail at once, not retry for ~25 s
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+
+def _usable_cores() -> int:
+    """The cores this process may use: the CPU affinity, capped by a cgroup quota (containers report the host's
+    core count, and BLAS/torch threads beyond the quota make every test many times slower)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(_usable_cores()))
+
 import numpy as np
 import pandas as pd
 import pytest
