@@ -10,7 +10,8 @@ Every step is validated before anything runs (unknown steps or parameters are re
 through MNE, and is returned with its resolved parameters so that it can be stored as provenance with the epochs.
 
 =============  =====================================================================================================
-``pick``        ``types`` (MNE channel types, e.g. ``["eeg"]``) and/or ``channels`` (names)
+``pick``        ``types`` (MNE channel types, e.g. ``["eeg"]``) and/or ``channels`` (names); stim channels are kept
+                (``events="stim"`` reads them after the steps; they never become epoch channels)
 ``montage``     ``name`` of an MNE built-in montage, or ``file`` of a montage/electrode file MNE reads
 ``filter``      ``l_freq``, ``h_freq`` in Hz (either may be null), ``method`` (``"fir"`` default or ``"iir"``)
 ``notch``       ``freqs`` in Hz (e.g. ``[50, 100]``)
@@ -171,10 +172,13 @@ def _rename(raw: mne.io.BaseRaw, step: Mapping, i: int) -> mne.io.BaseRaw:
 
 
 def _pick(raw: mne.io.BaseRaw, step: Mapping, i: int) -> mne.io.BaseRaw:
+    # stim channels stay: events="stim" reads them after the steps, and they never become epoch channels
+    stim = [n for n, t in zip(raw.ch_names, raw.get_channel_types()) if t == "stim"]
     if "types" in step:
-        raw.pick(list(step["types"]))
+        raw.pick(list(step["types"]) + (["stim"] if stim and "stim" not in step["types"] else []))
     if "channels" in step:
-        raw.pick(_require_channels(raw, step["channels"], i, step))
+        wanted = _require_channels(raw, step["channels"], i, step)
+        raw.pick(list(wanted) + [n for n in stim if n not in wanted])
     return raw
 
 
