@@ -246,3 +246,150 @@ def fmri_files(folder: Path, shared: Path) -> dict:
     return {"stim_table": pd.DataFrame({"stimulus": [f[:-4] for f in files], "file": files}),
             "trial_table": pd.DataFrame({"stimulus": [f"nsd{i % 10:05d}" for i in range(30)],
                                          "session": "1", "run": [str(1 + i // 10) for i in range(30)]})}
+
+
+@functools.cache
+def _cross_subject(shared: Path) -> Path:
+    """A cross-subject model trained on two planted subjects (runs/xsub), the voxel stores of four subjects
+    (sub-0N_betas.h5: 90 stimuli each, 9 for the new ones) and targets for reset-tuning (clip_targets.npz)."""
+    import torch
+
+    from neurodecode import EpochSet, save
+    from neurodecode.core.training import Trainer
+    from neurodecode.encoders import save_model
+    from neurodecode.encoders.models import CrossSubjectModel, pad_inputs
+    from neurodecode.loaders.simulate import planted_subjects
+
+    out = CACHE / "xsub"
+    out.mkdir()
+    d = planted_subjects(n_subjects=4, n_stimuli=100, seed=1)
+    ids = np.array([f"img{i}" for i in range(100)])
+    train = np.arange(90)
+    torch.manual_seed(0)
+    model = CrossSubjectModel({"sub-01": d["X"][0].shape[1], "sub-02": d["X"][1].shape[1]}, d["Y"].shape[1],
+                              shared_dim=16, hidden=32, dropout=0.0)
+    Xp, subj = pad_inputs([d["X"][0][train], d["X"][1][train]])
+    data = torch.utils.data.TensorDataset(torch.as_tensor(Xp), torch.as_tensor(subj),
+                                          torch.as_tensor(np.concatenate([d["Y"][train]] * 2)))
+    Trainer(max_epochs=20, batch_size=30, lr=3e-3).fit(model, lambda m, b: m.loss(*b)["loss"], data)
+    save_model(out / "runs" / "xsub", model)
+    for s in range(4):
+        rows = train if s < 2 else train[:9]
+        x = d["X"][s][rows][:, :, None]
+        save(EpochSet.from_array(x, 1.0, [f"v{i}" for i in range(x.shape[1])], "fmri-voxel",
+                                 table={"subject": f"sub-0{s + 1}", "stimulus": ids[rows]}),
+             out / f"sub-0{s + 1}_betas.h5")
+    np.savez(out / "clip_targets.npz", stimulus=ids[train[:9]], target=d["Y"][train[:9]])
+    return out
+
+
+def encoder_files(folder: Path, shared: Path) -> dict:
+    """The EEG store for pretraining and the cross-subject model with its subjects' stores."""
+    eeg_store(folder, shared)
+    cache = _cross_subject(shared)
+    for f in cache.iterdir():
+        _link(f, folder / f.name)
+    return {}
+
+
+def encoder_arrays(folder: Path, shared: Path) -> dict:
+    """The EEG store, and voxel arrays of four planted subjects (40, 30, 25, 35 voxels; 60 stimuli, 8-d latents):
+    ``voxels_sub0N``, their stimulus ids and the targets of subjects 1, 2 and 4."""
+    from neurodecode.loaders.simulate import planted_subjects
+
+    eeg_store(folder, shared)
+    d = planted_subjects(n_subjects=4, n_stimuli=60, out_dim=8, seed=2)
+    ids = np.array([f"img{i}" for i in range(60)])
+    X = [x[:, :n].astype(np.float32) for x, n in zip(d["X"], (40, 30, 25, 35))]   # the first voxels of each
+    Y = d["Y"].astype(np.float32)
+    return {"voxels_sub01": X[0], "voxels_sub02": X[1], "voxels_sub03": X[2][:6], "voxels_sub04": X[3][:6],
+            "ids01": ids, "ids02": ids, "ids_sub03": ids[:6], "targets_sub01": Y, "targets_sub02": Y,
+            "targets_sub04": Y[:6]}
+
+
+TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+
+
+@functools.cache
+def _tiny_clip() -> str:
+    """A tiny open_clip architecture registered from a local config (random weights, no download)."""
+    import json
+
+    import open_clip
+
+    path = CACHE / "nd-readme-clip.json"
+    path.write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(path)
+    return "nd-readme-clip"
+
+
+def alignment_files(folder: Path, shared: Path) -> dict:
+    """digits69 under its own name, and ``TINY_CLIP``: the name of a tiny open_clip model in place of ViT-B-32."""
+    _link(shared / "fmri_digits69" / "digit69_28x28.mat", folder / "digit69_28x28.mat")
+    return {"TINY_CLIP": _tiny_clip()}
+
+
+def repo_scripts(folder: Path, shared: Path) -> dict:
+    """The repository's scripts/ folder, for ``python scripts/...`` commands."""
+    _link(Path(__file__).resolve().parents[1] / "scripts", folder / "scripts")
+    return {}
+
+
+def head_arrays(folder: Path, shared: Path) -> dict:
+    """digits69 for the heads: voxels of the 90 training and 10 test trials, the training images at 32 × 32, a
+    tiny CLIP (``TINY_CLIP``, 32-d) with the training images' embeddings and ridge predictions of the test
+    trials' embeddings, captions ("a handwritten six"), a caption bank, trial ids and subjects."""
+    import torch
+
+    from neurodecode.alignment import RidgeAlignment
+    from neurodecode.alignment.embeddings import OpenCLIPEmbedder
+    from neurodecode.loaders.precomputed import DIGITS69, load_mat
+
+    ep = load_mat(shared / "fmri_digits69" / "digit69_28x28.mat", **DIGITS69)
+    train = (ep.table["split"] == "train").to_numpy()
+    pixels = np.stack(ep.stimuli.set_index("stimulus").loc[ep.table["stimulus"], "pixels"]).reshape(-1, 1, 28, 28)
+    images = torch.nn.functional.interpolate(torch.as_tensor(pixels, dtype=torch.float32), size=32,
+                                             mode="bilinear").numpy()[:, 0]
+    torch.manual_seed(0)
+    clip = OpenCLIPEmbedder(_tiny_clip(), None, cache_dir=CACHE / "clip-cache")
+    embeds = clip.embed_images(list(images))
+    X = ep.data[:, :, 0]
+    pred = RidgeAlignment().fit(X[train], embeds[train]).predict(X[~train]).astype(np.float32)
+    words = {"6": "six", "9": "nine"}
+    captions = [f"a handwritten {words[str(lab)]}" for lab in ep.table["label"]]
+    return {"TINY_CLIP": _tiny_clip(), "X_train": X[train], "X_test": X[~train], "train_images": images[train],
+            "pred_clip_embeds": pred, "pred_text_embeds": pred, "train_embeds": embeds[train],
+            "train_captions": [c for c, t in zip(captions, train) if t],
+            "bank_captions": ["a handwritten six", "a handwritten nine", "a face", "a house", "a cat", "a shoe"],
+            "trial_ids": [str(i) for i in np.flatnonzero(~train)], "subjects": ["01"] * int((~train).sum())}
+
+
+def store_arrays(folder: Path, shared: Path) -> dict:
+    """``ep`` (120 epochs of 3 channels, runs 1-3), the channels ``chs`` of a 1 kHz recording and ``blocks`` of
+    (data, rows) to append: 3 blocks of 20 epochs × 801 samples."""
+    import pandas as pd
+
+    import neurodecode as nd
+
+    rng = np.random.default_rng(3)
+    ep = nd.EpochSet.from_array(rng.normal(scale=1e-5, size=(120, 3, 50)), 250.0, ["C3", "Cz", "C4"],
+                                table={"run": [str(1 + i // 40) for i in range(120)], "subject": "sub-01"})
+    chs = nd.Channels(["C3", "Cz", "C4"], "eeg")
+    blocks = [(rng.normal(scale=1e-5, size=(20, 3, 801)),
+               pd.DataFrame({"subject": "sub-01", "run": str(b + 1), "label": ["left", "right"] * 10}))
+              for b in range(3)]
+    return {"ep": ep, "chs": chs, "blocks": blocks}
+
+
+def evaluate_files(folder: Path, shared: Path) -> dict:
+    """The EEG stores, and decoded outputs with their truth: 400 predicted / true CLIP-like vectors, 4 decoded
+    captions with their references."""
+    eeg_store(folder, shared)
+    rng = np.random.default_rng(4)
+    true = rng.normal(size=(400, 32))
+    np.save(folder / "true_clip.npy", true)
+    np.save(folder / "pred_clip.npy", true + 2.0 * rng.normal(size=true.shape))
+    (folder / "references.txt").write_text("a dog on a sofa\na red car\na bowl of fruit\na man riding a horse\n")
+    (folder / "decoded.txt").write_text("a dog on a couch\na red truck\na bowl of apples\na person on a horse\n")
+    return {}

@@ -4,6 +4,7 @@ the variables and files a block takes for granted come from ``readme_setups.py``
 
 import os
 import re
+import runpy
 import shlex
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def _check_usage(block, env):
 
 def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
     """A ``neurodecode ...`` command without shell syntax runs in this process through the console script's entry
-    point (``neurodecode.cli.main``: the same code, without ~7 s of imports per command); anything else in bash."""
+    point (``neurodecode.cli.main``: the same code, without ~7 s of imports per command), likewise ``python
+    scripts/...``; anything else in bash."""
     words = shlex.split(cmd, comments=True)
     if words and words[0] == "neurodecode" and not SHELL.search(cmd):
         from neurodecode.cli.main import main
@@ -54,6 +56,16 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
         rc = main(words[1:])
         out = capsys.readouterr()
         assert rc == 0, f"README line {block.line}: `{cmd}` exited {rc}:\n{out.out[-1500:]}\n{out.err[-3000:]}"
+        return
+    if words[:1] == ["python"] and len(words) > 1 and words[1].startswith("scripts/") and not SHELL.search(cmd):
+        argv = sys.argv
+        sys.argv = words[1:]
+        try:                                  # a script as `python scripts/x.py ...` runs it, in this process
+            runpy.run_path(str(folder / words[1]), run_name="__main__")
+        except SystemExit as exit_:
+            assert exit_.code in (0, None), f"README line {block.line}: `{cmd}` exited {exit_.code}"
+        finally:
+            sys.argv = argv
         return
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=folder, env=env, capture_output=True,
                           text=True, timeout=600, check=False)

@@ -40,6 +40,13 @@ def _to_pil(item: Any) -> Any:
     if isinstance(item, (str, os.PathLike)):
         return Image.open(item).convert("RGB")
     arr = np.asarray(item)
+    if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4) and arr.shape[0] in (1, 3):
+        arr = np.moveaxis(arr, 0, -1)                       # (C, H, W) → (H, W, C)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]                                   # grey (H, W, 1), as the heads return them
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ValueError(f"field 'images': expected an image (H, W), (H, W, 1|3|4) or (1|3, H, W), got shape "
+                         f"{arr.shape}")
     if arr.dtype != np.uint8:
         arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     if arr.ndim == 2:

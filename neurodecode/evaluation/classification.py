@@ -162,8 +162,9 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         ``cross_session``: leave one session out inside each subject (subjects with one session are skipped);
         ``cross_subject``: leave one subject out (all subjects need the same channels).
     recenter : bool
-        Cross-subject only: insert :class:`~neurodecode.riemann.Recenter` after the pipeline's first step (which
-        must output covariance matrices), fitted per subject.
+        Cross-subject only: insert :class:`~neurodecode.encoders.riemann.Recenter` after the pipeline's covariance
+        step (found inside nested pipelines too, e.g. ``make_pipeline(make_recipe(...), clf)``), fitted per subject
+        on its own unlabeled epochs.
 
     Returns
     -------
@@ -232,12 +233,9 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recent
     if recenter:
         from neurodecode.encoders.riemann import Recenter
 
-        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
-            fail("pipeline", "a Pipeline whose first step outputs covariance matrices when recenter=True",
-                 type(pipeline).__name__, exc=TypeError)
-        covs = clone(pipeline[:1]).fit(X).transform(X)
-        X = Recenter().fit_transform(covs, groups=subj)
-        model_template = pipeline[1:]
+        covariances, model_template = split_at_covariances(pipeline)
+        # the covariance steps learn nothing from labels; each subject is re-centred on its own (unlabeled) epochs
+        X = Recenter().fit_transform(clone(covariances).fit(X).transform(X), groups=subj)
     rows: list[dict] = []
     for fold, subject in enumerate(sets):
         te = subj == subject
@@ -245,6 +243,31 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recent
                 "fold": fold, "test": f"subject {subject}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
         rows += _rows(base, _fit_score(model_template, X[~te], y[~te], X[te], y[te]))
     return rows
+
+
+def _leaf_steps(pipeline: Any) -> list[tuple[str, Any]]:
+    """The steps of a (nested) Pipeline, flattened: ``make_pipeline(make_recipe(...), clf)`` → cov, ts, clf."""
+    if not isinstance(pipeline, Pipeline):
+        return [(type(pipeline).__name__.lower(), pipeline)]
+    out: list[tuple[str, Any]] = []
+    for name, step in pipeline.steps:
+        out += _leaf_steps(step) if isinstance(step, Pipeline) else [(name, step)]
+    return out
+
+
+def split_at_covariances(pipeline: Any) -> tuple[Pipeline, Pipeline]:
+    """A pipeline cut after its first covariance step (which outputs SPD matrices), nested pipelines included:
+    (the steps up to the covariances, the rest)."""
+    from neurodecode.encoders.riemann import AugmentedCovariances, Covariances, FilterBankCovariances
+
+    steps = _leaf_steps(pipeline)
+    k = next((i for i, (_, est) in enumerate(steps)
+              if isinstance(est, (Covariances, AugmentedCovariances, FilterBankCovariances))), None)
+    if k is None or k == len(steps) - 1:
+        fail("pipeline", "a Pipeline with a covariance step (Covariances, AugmentedCovariances, "
+             "FilterBankCovariances) followed by more steps when recenter=True",
+             " → ".join(type(e).__name__ for _, e in steps), exc=TypeError)
+    return Pipeline(steps[:k + 1]), Pipeline(steps[k + 1:])
 
 
 def recipe_classifier(recipe: str, overrides: Sequence[str] = (), *, sfreq: float | None = None,

@@ -80,6 +80,17 @@ def test_cross_subject_recentering_helps(study, tmp_path):
     assert {r["metric"] for r in data["summary"]} == {"accuracy", "balanced_accuracy", "roc_auc"}
 
 
+def test_recentering_finds_the_covariances_inside_a_recipe(study):
+    """The README's form: make_pipeline(make_recipe(...), classifier) nests the covariance step one level down."""
+    nested = make_pipeline(make_recipe("tangent_space"), LogisticRegression(max_iter=1000))
+    a = evaluate(study, nested, "cross_subject", recenter=True).scores
+    b = evaluate(study, ts_lr(), "cross_subject", recenter=True).scores
+    np.testing.assert_allclose(a["value"], b["value"], rtol=1e-9)
+    with pytest.raises(TypeError, match=r"field 'pipeline': expected a Pipeline with a covariance step .* got "
+                                        r"TangentSpace → LogisticRegression"):
+        evaluate(study, make_pipeline(TangentSpace(), LogisticRegression()), "cross_subject", recenter=True)
+
+
 def test_evaluation_errors(study):
     with pytest.raises(ValueError, match=r"field 'scheme': expected one of \['within_session', 'cross_session', 'cross_subject'\], got 'loso'"):
         evaluate(study, ts_lr(), "loso")

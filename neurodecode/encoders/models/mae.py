@@ -309,8 +309,9 @@ class SignalMAE(nn.Module):
         keep = (~flat_mask).float().argsort(dim=1, descending=True, stable=True)[:, :n_keep]  # visible token indices
         visible = tok.reshape(B, S * P, D).gather(1, keep[..., None].expand(-1, -1, D))
         latent = self.encoder.encode(visible)
-        dec = self.mask_token.expand(B, S * P, -1).clone()
-        dec = dec.scatter(1, keep[..., None].expand(-1, -1, dec.shape[-1]), self.to_decoder(latent))
+        visible_dec = self.to_decoder(latent)
+        dec = self.mask_token.to(visible_dec.dtype).expand(B, S * P, -1).clone()   # autocast: bf16 activations
+        dec = dec.scatter(1, keep[..., None].expand(-1, -1, dec.shape[-1]), visible_dec)
         dec = dec + self.decoder_position(position.reshape(1, S * P, D))
         pred = self.head(self.decoder(dec))[flat_mask]  # (n_masked_total, out_dim)
         masked_patches = patches.reshape(B, S * P, -1)[flat_mask]
