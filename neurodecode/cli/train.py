@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from neurodecode.core.configs import compose, conf_dir
+from neurodecode.core.configs import compose, conf_dir, normalize_overrides
 
 __all__ = ["main"]
 
@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     one line naming the file and the field (``NEURODECODE_DEBUG=1`` shows the traceback)."""
     import hydra
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    plain = [a for a in argv if not a.startswith("-") and "=" in a]
+    argv = normalize_overrides(list(sys.argv[1:] if argv is None else argv))
+    plain = [a for a in argv if (not a.startswith("-") and "=" in a) or a.startswith(("~", "++"))]
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(_hydra_main)
     old = sys.argv
     multirun = "--multirun" in argv or "-m" in argv

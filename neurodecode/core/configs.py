@@ -245,8 +245,42 @@ def build(group: str, name: str | Path | Mapping[str, Any], overrides: Sequence[
     return instantiate(cfg, where, **kwargs)
 
 
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """Overrides with an empty head slot spelled as the README and ``train.yaml`` spell it.
+
+    ``head@heads.images=null`` (Hydra refuses ``null`` for a group) and ``~head@heads.images`` both become
+    ``~head@heads.images ++heads.images=null``: the slot's head is removed, and so are the keys an experiment set
+    for it (``heads.images.image_size``), which would otherwise be a head config without a ``_target_``. Other
+    ``GROUP=null`` overrides of a config group become ``~GROUP``.
+    """
+    out: list[str] = []
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if key.startswith("~") and not key.startswith("~~"):
+            group = key[1:]
+        elif eq and value == "null" and _is_group(key):
+            group = key
+        else:
+            out.append(item)
+            continue
+        if not _is_group(group):                    # ~some.key deletes a value: Hydra's own meaning
+            out.append(item)
+            continue
+        out.append(item if key.startswith("~") else f"~{group}")
+        if group.startswith("head@heads."):
+            out.append(f"++{group.split('@', 1)[1]}=null")
+    return out
+
+
+def _is_group(key: str) -> bool:
+    """Whether ``key`` (``aligner``, ``head@heads.images``, ``hydra/launcher``) names a config group of conf/."""
+    name = key.split("@", 1)[0]
+    return bool(name) and "." not in name and (conf_dir() / name).is_dir()
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hydra_config: bool = False) -> Any:
-    """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API); errors get a hint."""
+    """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API, after
+    :func:`normalize_overrides`); errors get a hint."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -254,7 +288,8 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hy
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+            return hydra_compose(config_name, overrides=normalize_overrides(overrides),
+                                 return_hydra_config=return_hydra_config)
         except (HydraException, OmegaConfBaseException) as err:
             raise ValueError(f"{err}\n{COMPOSE_HINT}") from None
 

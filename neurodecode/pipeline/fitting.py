@@ -110,6 +110,10 @@ def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict
     with open_dict(cfg):
         cfg.latent_dim = int(latent_dim)
     hcfg = OmegaConf.to_container(cfg.heads[kind], resolve=True)          # resolved against the whole config
+    if "_target_" not in hcfg:
+        raise ValueError(f"config 'heads.{kind}': expected a head (a '_target_': choose one with "
+                         f"head@heads.{kind}=NAME, or empty the slot with head@heads.{kind}=null), got only the keys "
+                         f"{sorted(hcfg)}")
     if kind == "captions" and hcfg.get("captions") == "???":
         if "caption" not in epochs.stimuli.columns:
             raise ValueError("heads.captions: a trained caption head needs a 'caption' column in the stimulus "

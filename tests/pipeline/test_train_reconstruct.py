@@ -131,6 +131,24 @@ def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
             assert hasattr(instantiate(node), "fit")
 
 
+@pytest.mark.parametrize("override", ["head@heads.images=null", "~head@heads.images"])
+def test_an_empty_head_slot_removes_the_experiments_keys_too(override):
+    from neurodecode.core.configs import normalize_overrides
+
+    assert normalize_overrides([override]) == ["~head@heads.images", "++heads.images=null"]
+    assert normalize_overrides(["data.path=null", "~aligner.seed", "aligner=mlp"]) == \
+        ["data.path=null", "~aligner.seed", "aligner=mlp"]               # values, not groups: Hydra's meaning
+    cfg = compose(["experiment=tiny", override])
+    assert cfg.heads.images is None and cfg.heads.captions._target_.endswith("PrefixCaptionHead.tiny")
+
+
+def test_a_head_slot_with_keys_but_no_head_is_named(tmp_path, capsys):
+    assert main(["train", "experiment=tiny", "head@heads.images=null", "+heads.meshes.grid_size=8",
+                 f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+    assert ("config 'heads.meshes': expected a head (a '_target_': choose one with head@heads.meshes=NAME, or empty "
+            "the slot with head@heads.meshes=null), got only the keys ['grid_size']") in capsys.readouterr().err
+
+
 def test_unknown_key_gets_hydras_message_and_a_hint(capsys):
     assert main(["train", "experiment=tiny", "aligner.no_such_key=1"]) == 2
     err = capsys.readouterr().err
