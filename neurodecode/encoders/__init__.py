@@ -16,7 +16,7 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neurodecode.encoders.features import RECIPES, Features, extract_features, make_recipe
+from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
@@ -37,5 +37,5 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Covariances", "EncoderFeatures", "Features",
            "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "TangentSpace",
-           "VoxelFeatures", "build_model", "extract_features", "load_model", "make_recipe",
+           "VoxelFeatures", "build_model", "encoder_input", "extract_features", "load_model", "make_recipe",
            "masked_reconstruction_error", "pretrain", "pretrain_tokenizer", "save_model"]

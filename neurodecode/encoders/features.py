@@ -27,7 +27,16 @@ from neurodecode.core.validation import fail
 from neurodecode.encoders.riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
 from neurodecode.encoders.spd import to_tensor, upper
 
-__all__ = ["RECIPES", "CovarianceVector", "Features", "extract_features", "load_recipe_config", "make_recipe"]
+__all__ = ["RECIPES", "CovarianceVector", "Features", "encoder_input", "extract_features", "load_recipe_config",
+           "make_recipe"]
+
+
+def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
+    """What an encoder's ``fit``/``transform`` take from epochs: the EpochSet itself for the estimators that read
+    it (``reads_epochs``: :class:`~neurodecode.encoders.EncoderFeatures`, :class:`~neurodecode.encoders.
+    FineTunedEncoder` — each epoch's subject picks its subject layer), its data array for any other estimator."""
+    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
+    return epochs if getattr(first, "reads_epochs", False) else epochs.data
 
 
 

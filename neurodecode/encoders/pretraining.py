@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -200,8 +201,11 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
         return m(batch["x"], device_spec, _subject(model, batch), keys)
 
     kw = {"type_map": type_map, "missing_positions": missing_positions, "device": trainer.device}
-    before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
     data = EpochDataset(source, indices=train, target=None)
+    encoder = getattr(model, "encoder", model)
+    if getattr(encoder, "has_subject_layers", False) and not resume:
+        encoder.set_subjects(data.subjects)          # layer k is the k-th subject: recorded with the model
+    before = masked_reconstruction_error(model, source, val, seed=seed, **kw) if n_val else float("nan")
     trainer.drop_last = True
     trainer.fit(model, objective, data, config={"model": module_config(model), "sfreq": source.sfreq,
                                                 "channels": list(source.channels.names)}, resume=resume)
@@ -225,12 +229,22 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
         (n_patches × embed_dim — for time-locked responses such as ERPs); or every token (S × P × embed_dim).
     type_map, missing_positions :
         See :func:`~neurodecode.encoders.models.tokenizers.input_spec`.
+    subject : str, optional
+        For an encoder with subject layers, the subject of array inputs; an :class:`~neurodecode.EpochSet` input
+        brings its own (the table's ``subject`` column picks each epoch's layer).
+
+    ``fit``/``transform`` take an array ``(n_epochs, n_channels, n_times)`` or an EpochSet.
     """
+
+    #: fit/transform read an EpochSet (subjects from its table), not only its data
+    reads_epochs = True
 
     def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
                  pool: str = "mean", batch_size: int = 64, device: str = "cpu",
-                 type_map: Mapping[str, str] | None = None, missing_positions: str = "error") -> None:
+                 type_map: Mapping[str, str] | None = None, missing_positions: str = "error",
+                 subject: str | None = None) -> None:
         self.model = model
+        self.subject = subject
         self.pool = pool
         self.channels = channels
         self.sfreq = sfreq
@@ -270,12 +284,14 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
     @torch.no_grad()
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "encoder_")
-        X = np.asarray(X, dtype=np.float32)
+        X, subject = signal_input(X, self.encoder_, self.subject)
         if X.ndim != 3 or X.shape[1] != self.spec_.n_channels:
             raise ValueError(f"field 'X': expected (n_epochs, {self.spec_.n_channels}, n_times), got {X.shape}")
         out = []
         for i in range(0, len(X), self.batch_size):
-            tokens = self.encoder_.tokens(torch.as_tensor(X[i:i + self.batch_size], device=self.device), self.spec_)
+            sub = None if subject is None else subject[i:i + self.batch_size].to(self.device)
+            tokens = self.encoder_.tokens(torch.as_tensor(X[i:i + self.batch_size], device=self.device), self.spec_,
+                                          sub)
             pooled = {"mean": lambda t: t.mean(dim=(1, 2)), "channels": lambda t: t.mean(1).flatten(1),
                       "none": lambda t: t.flatten(1)}[self.pool](tokens)
             out.append(pooled.cpu())
@@ -287,6 +303,26 @@ class EncoderFeatures(TransformerMixin, BaseEstimator):
         return tags
 
 
+def signal_input(X: Any, encoder: nn.Module, subject: str | None = None, where: str = "X"
+                 ) -> tuple[np.ndarray, torch.Tensor | None]:
+    """The float32 array ``(n_epochs, n_channels, n_times)`` of ``X`` (an array or an EpochSet) and, for an
+    encoder with subject layers, each epoch's layer index (from the EpochSet's subject column, else ``subject``)."""
+    names = None
+    if isinstance(X, EpochSet):
+        names = [None if pd.isna(v) else str(v) for v in X.table["subject"]]
+        X = X.data
+    X = np.array(X, dtype=np.float32)
+    if not getattr(encoder, "has_subject_layers", False):
+        return X, None
+    if names is None or None in names:
+        if subject is None:
+            raise ValueError(f"field '{where}': this encoder has subject layers {encoder.config.get('subjects')}; "
+                             "pass the EpochSet (its table's subject column picks each epoch's layer) or set "
+                             "subject=NAME")
+        names = [subject if n is None else n for n in (names or [None] * len(X))]
+    return X, encoder.subject_index(names, where)
+
+
 class _Head(nn.Module):
     """Encoder → pooled tokens (mean, or mean over channels keeping ``n_patches`` in time) → linear head."""
 
@@ -296,8 +332,8 @@ class _Head(nn.Module):
         width = encoder.embed_dim * (n_patches if pool == "channels" else 1)
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, n_outputs))
 
-    def forward(self, x: torch.Tensor, spec: SignalSpec) -> torch.Tensor:
-        tokens = self.encoder.tokens(x, spec)
+    def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.encoder.tokens(x, spec, subject)
         return self.head(tokens.mean(dim=(1, 2)) if self.pool == "mean" else tokens.mean(1).flatten(1))
 
 
@@ -318,13 +354,19 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     dropout : float
     trainer : dict
         :class:`~neurodecode.core.training.Trainer` parameters.
+    subject : str, optional
+        As :class:`EncoderFeatures`: the subject of array inputs for an encoder with subject layers (an EpochSet
+        input brings its own).
     """
+
+    reads_epochs = True
 
     def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
                  task: str = "classification", freeze: bool = False, pool: str = "mean", dropout: float = 0.1,
                  trainer: Mapping[str, Any] | None = None, type_map: Mapping[str, str] | None = None,
-                 missing_positions: str = "error") -> None:
+                 missing_positions: str = "error", subject: str | None = None) -> None:
         self.model = model
+        self.subject = subject
         self.channels = channels
         self.sfreq = sfreq
         self.task = task
@@ -340,7 +382,7 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
             raise ValueError(f"field 'task': expected 'classification' or 'regression', got {self.task!r}")
         model = load_model(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model
         encoder = copy.deepcopy(getattr(model, "encoder", model))
-        X = np.array(X, dtype=np.float32)
+        X, subject = signal_input(X, encoder, self.subject)
         y = np.asarray(y)
         params = dict(self.trainer or {})
         device = params.get("device", "cpu")
@@ -355,16 +397,18 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
             n_out = target.shape[1]
         if self.pool not in ("mean", "channels"):
             raise ValueError(f"field 'pool': expected 'mean' or 'channels', got {self.pool!r}")
+        first = None if subject is None else subject[:1].to(device)
         with torch.no_grad():
-            n_patches = encoder.to(device).tokens(torch.as_tensor(X[:1], device=device), self.spec_).shape[2]
+            n_patches = encoder.to(device).tokens(torch.as_tensor(X[:1], device=device), self.spec_, first).shape[2]
         net = _Head(encoder, n_out, self.dropout, self.pool, n_patches)
         if self.freeze:
             net.encoder.requires_grad_(False)
         spec = self.spec_
+        subject = torch.zeros(len(X), dtype=torch.long) if subject is None else subject
 
         def objective(m: nn.Module, batch: Any) -> torch.Tensor:
-            xb, yb = batch
-            out = m(xb, spec)
+            xb, sb, yb = batch
+            out = m(xb, spec, sb if getattr(encoder, "has_subject_layers", False) else None)
             if self.task == "classification":
                 return nn.functional.cross_entropy(out, yb)
             return nn.functional.mse_loss(out, yb)
@@ -372,7 +416,7 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
         params.setdefault("batch_size", min(32, len(X)))
         params["batch_size"] = min(params["batch_size"], len(X))
         trainer = Trainer(**{**params, "drop_last": True})
-        trainer.fit(net, objective, torch.utils.data.TensorDataset(torch.as_tensor(X), target))
+        trainer.fit(net, objective, torch.utils.data.TensorDataset(torch.as_tensor(X), subject, target))
         self.net_, self.history_ = net.eval(), trainer.history
         self.n_features_in_ = X.shape[1]
         return self
@@ -380,8 +424,12 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def _outputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "net_")
-        X = torch.as_tensor(np.array(X, dtype=np.float32), device=self.spec_.types.device)
-        return torch.cat([self.net_(X[i:i + 64], self.spec_).cpu() for i in range(0, len(X), 64)])
+        X, subject = signal_input(X, self.net_.encoder, self.subject)
+        device = self.spec_.types.device
+        X = torch.as_tensor(X, device=device)
+        return torch.cat([self.net_(X[i:i + 64], self.spec_,
+                                    None if subject is None else subject[i:i + 64].to(device)).cpu()
+                          for i in range(0, len(X), 64)])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":

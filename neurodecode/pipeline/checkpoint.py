@@ -38,6 +38,7 @@ import pandas as pd
 
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
+from neurodecode.encoders.features import encoder_input
 from neurodecode.core.persistence import dumps
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.heads.base import check_head
@@ -113,7 +114,7 @@ class DecodingPipeline:
     # -- inference ------------------------------------------------------------------------------------------
     def infer(self, epochs: EpochSet) -> Inference:
         """Features and predicted latents of epochs that satisfy the input contract."""
-        features = np.asarray(self.encoder.transform(epochs.data))
+        features = np.asarray(self.encoder.transform(encoder_input(self.encoder, epochs)))
         return Inference(features, np.asarray(self.aligner.predict(features), dtype=np.float32))
 
     def features(self, epochs: EpochSet) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
+from neurodecode.encoders.features import encoder_input
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
@@ -97,7 +98,7 @@ def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
     if not hasattr(encoder, "fit") or not hasattr(encoder, "transform"):
         raise TypeError(f"config group 'encoder': expected a scikit-learn transformer or a neurodecode masked "
                         f"autoencoder, got {type(encoder).__name__}")
-    return encoder.fit(epochs.data, epochs.table["label"].to_numpy())
+    return encoder.fit(encoder_input(encoder, epochs), epochs.table["label"].to_numpy())
 
 
 def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict[str, Any] | None:
@@ -188,7 +189,7 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
     ids = epochs.table["stimulus"].astype(str).tolist()
     t0 = time.perf_counter()
     encoder = _fit_encoder(cfg, epochs)
-    X = np.asarray(encoder.transform(epochs.data))
+    X = np.asarray(encoder.transform(encoder_input(encoder, epochs)))
     logger.info(f"encoder {type(encoder).__name__}: {X.shape[0]} epochs → {X.shape[1]} features "
                 f"({time.perf_counter() - t0:.1f} s)")
     obj = OmegaConf.to_container(cfg.objective, resolve=True)

@@ -61,6 +61,65 @@ def test_resampling_removes_what_the_new_rate_cannot_hold():
     np.testing.assert_allclose(y, np.sin(2 * np.pi * 10 * np.arange(100) / 100.0), atol=1e-10)
 
 
+MAE_CONFIGS = sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml")
+                     if "SignalMAE" in (CONF_DIR / "encoder" / p.name).read_text())
+
+
+@pytest.mark.parametrize("name", MAE_CONFIGS)
+def test_every_mae_config_reads_each_type_it_accepts(name):
+    """Specs built from the shipped configs (not the global list): each accepted type is its own embedding row —
+    a magnetometer is not read as EEG, an fMRI ROI not refused as EEG — and the model runs on it."""
+    from neurodecode.core.epochs import CHANNEL_TYPES
+
+    torch.manual_seed(0)
+    model = build("encoder", name).eval()
+    accepted = model.encoder.channel_types
+    sfreq = model.encoder.config["sfreq"]
+    n_times = int(round(4 * model.encoder.config["patch_seconds"] * sfreq))
+    for t in accepted:
+        ch = montage(6, regions=["a", "a", "b", "b", "c", "c"], types=t)
+        spec = input_spec(ch, sfreq, accepted, where=name)
+        assert spec.types.tolist() == [CHANNEL_TYPES.index(t)] * 6, (name, t)
+        with torch.no_grad():
+            out = model.encoder(torch.randn(2, 6, n_times), spec)
+        assert torch.isfinite(out).all()
+    other = next(t for t in CHANNEL_TYPES if t not in accepted)
+    with pytest.raises(ValueError, match=rf"field 'channels.types': expected types the model knows .*got \['{other}'\]"):
+        input_spec(montage(6, types=other), sfreq, accepted, where=name)
+
+
+def test_subject_layers_follow_the_epochs_subjects_through_features_and_fine_tuning(tmp_path):
+    """An encoder with per-subject layers records the training subjects; features and fine-tuning pick each epoch's
+    layer from its table, and refuse arrays without subjects or subjects without a layer."""
+    cfg = {"_target_": "neurodecode.encoders.models.mae.SignalMAE", "decoder_dim": 8, "decoder_depth": 1,
+           "decoder_heads": 2, "mask": "time",
+           "encoder": {**TINY, "tokens": "spatial", "n_spatial": 4, "n_subjects": 2, "channel_types": ["eeg"]}}
+    ep = epochs(48, labels=["a", "b"] * 24)
+    ep = ep.replace(table=ep.table.assign(subject=["s1"] * 24 + ["s2"] * 24))
+    res = pretrain(ep, cfg, trainer={"max_epochs": 2, "batch_size": 16, "lr": 1e-2}, val_fraction=0.0)
+    assert res.model.encoder.config["subjects"] == ["s1", "s2"]
+    with torch.no_grad():                                   # make the two layers differ, as training would
+        res.model.encoder.subject_layers.weight[1].mul_(-1.0)
+    save_model(tmp_path / "m", res.model)
+    model = load_model(tmp_path / "m")
+    assert model.encoder.config["subjects"] == ["s1", "s2"]
+    feats = EncoderFeatures.for_epochs(model, ep).fit()
+    F = feats.transform(ep)
+    as_s1 = EncoderFeatures.for_epochs(model, ep, subject="s1").fit().transform(ep.data)
+    np.testing.assert_allclose(F[:24], as_s1[:24], rtol=1e-5)       # s1's epochs through s1's layer
+    assert not np.allclose(F[24:], as_s1[24:], rtol=1e-3)           # s2's epochs through their own layer
+    with pytest.raises(ValueError, match=r"field 'X': this encoder has subject layers \['s1', 's2'\]; pass the "
+                                         r"EpochSet"):
+        feats.transform(ep.data)
+    stranger = ep.replace(table=ep.table.assign(subject="s3"))
+    with pytest.raises(ValueError, match=r"field 'subject': expected subjects the encoder has layers for "
+                                         r"\['s1', 's2'\], got \['s3'\]"):
+        feats.transform(stranger)
+    tuned = FineTunedEncoder(model, ep.channels, ep.sfreq, trainer={"max_epochs": 1, "batch_size": 16}).fit(
+        ep, ep.table["label"])
+    assert tuned.predict(ep).shape == (48,)
+
+
 def test_one_model_reads_any_rate_and_montage():
     enc = SignalEncoder(**TINY).eval()
     x200 = torch.as_tensor(signals(4, 6, 200.0))

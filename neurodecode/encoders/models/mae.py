@@ -59,12 +59,18 @@ class SignalEncoder(nn.Module):
         (Défossez et al.); ``forward`` then needs ``subject`` indices.
     channel_types : sequence of str
         Channel types the model accepts (the input contract).
+    subjects : sequence of str, optional
+        The names of the subject layers, in order (:func:`~neurodecode.encoders.pretrain` records the training
+        subjects here), so that features of new epochs pick the layer of their table's subject.
     """
 
     def __init__(self, sfreq: float = 200.0, patch_seconds: float = 0.5, embed_dim: int = 128, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0, tokens: str = "channels",
-                 n_spatial: int = 64, n_subjects: int = 0, channel_types: Sequence[str] = CHANNEL_TYPES) -> None:
+                 n_spatial: int = 64, n_subjects: int = 0, channel_types: Sequence[str] = CHANNEL_TYPES,
+                 subjects: Sequence[str] | None = None) -> None:
         super().__init__()
+        if subjects is not None and len(subjects) > n_subjects:
+            raise ValueError(f"field 'subjects': expected at most n_subjects={n_subjects} names, got {len(subjects)}")
         if tokens not in TOKENS:
             raise ValueError(f"field 'tokens': expected one of {TOKENS}, got {tokens!r}")
         unknown = [t for t in channel_types if t not in CHANNEL_TYPES]
@@ -72,7 +78,8 @@ class SignalEncoder(nn.Module):
             raise ValueError(f"field 'channel_types': expected types among {CHANNEL_TYPES}, got {unknown}")
         self.config = {"sfreq": sfreq, "patch_seconds": patch_seconds, "embed_dim": embed_dim, "depth": depth,
                        "heads": heads, "mlp_ratio": mlp_ratio, "dropout": dropout, "tokens": tokens,
-                       "n_spatial": n_spatial, "n_subjects": n_subjects, "channel_types": list(channel_types)}
+                       "n_spatial": n_spatial, "n_subjects": n_subjects, "channel_types": list(channel_types),
+                       "subjects": None if subjects is None else [str(x) for x in subjects]}
         self.channel_types = tuple(channel_types)
         self.embed_dim, self.token_mode = embed_dim, tokens
         self.patch = PatchEmbedding(sfreq, patch_seconds, embed_dim)
@@ -89,6 +96,31 @@ class SignalEncoder(nn.Module):
         elif n_subjects:
             raise ValueError("field 'n_subjects': subject layers act on the virtual channels of tokens='spatial'")
         self.transformer = _transformer(embed_dim, depth, heads, mlp_ratio, dropout)
+
+    # -- subjects ----------------------------------------------------------------------------------------------
+    @property
+    def has_subject_layers(self) -> bool:
+        return hasattr(self, "subject_layers")
+
+    def set_subjects(self, names: Sequence[str]) -> None:
+        """Name the subject layers (in order), e.g. after training on these subjects."""
+        if len(names) > self.config["n_subjects"]:
+            raise ValueError(f"field 'subjects': this encoder has {self.config['n_subjects']} subject layers, got "
+                             f"{len(names)} subjects {list(names)[:5]}")
+        self.config["subjects"] = [str(x) for x in names]
+
+    def subject_index(self, names: Sequence[Any], where: str = "epochs") -> torch.Tensor:
+        """Layer index of each epoch's subject (B,) — an error naming the subjects the model has no layer for."""
+        known = self.config.get("subjects")
+        if not known:
+            raise ValueError(f"{where}: field 'subject': this encoder's subject layers have no names (a model saved "
+                             "before subjects were recorded); pass subject indices (B,) to forward()")
+        lookup = {s: i for i, s in enumerate(known)}
+        missing = sorted({str(n) for n in names} - set(lookup))
+        if missing:
+            raise ValueError(f"{where}: field 'subject': expected subjects the encoder has layers for {known}, got "
+                             f"{missing[:5]}")
+        return torch.tensor([lookup[str(n)] for n in names], dtype=torch.long)
 
     # -- tokens ------------------------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor, spec: SignalSpec) -> None:

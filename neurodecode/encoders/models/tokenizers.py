@@ -42,7 +42,8 @@ class SignalSpec:
     positions : tensor (n_channels, 3)
         Metres; NaN rows where unknown (allowed only with ``missing_positions="learned"``).
     types : tensor of int (n_channels,)
-        Indices into the model's ``channel_types``.
+        Indices into :data:`neurodecode.core.epochs.CHANNEL_TYPES` (the type embeddings have one row per global
+        type, so a magnetometer is the same row in every model); the model's ``channel_types`` say which it accepts.
     regions : tensor of int (n_channels,) or None
         Region index per channel (for region tokens); -1 where none.
     sfreq : float
@@ -106,7 +107,7 @@ def input_spec(channels: Channels, sfreq: float, channel_types: Sequence[str] = 
         regions = torch.tensor([names.index(r) if r else -1 for r in labels], dtype=torch.long)
     pos[missing] = np.nan
     return SignalSpec(torch.as_tensor(pos, dtype=torch.float32),
-                      torch.tensor([list(channel_types).index(t) for t in types], dtype=torch.long),
+                      torch.tensor([CHANNEL_TYPES.index(t) for t in types], dtype=torch.long),
                       float(sfreq), regions, names)
 
 
