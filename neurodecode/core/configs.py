@@ -42,7 +42,7 @@ def conf_dir() -> Path:
 CONF_DIR = conf_dir()
 
 #: config groups of ``conf/`` that hold buildable objects (``_target_`` configs)
-GROUPS = ("aligner", "data", "encoder", "features", "head")
+GROUPS = ("aligner", "cross_subject", "data", "encoder", "features", "head", "tokenizer")
 
 #: model, estimator and aligner classes that checkpoints rebuild by their class path (besides the shipped configs'
 #: targets)
@@ -66,6 +66,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.features.CovarianceVector",
     "neurodecode.encoders.pretraining.EncoderFeatures",
     "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing.StandardScaler",
 )
 
 #: targets written by neurodecode before the stage packages (0.1) → where they live now
@@ -164,9 +165,31 @@ def instantiate(cfg: Any, where: str = "config", **kwargs: Any) -> Any:
     try:
         return hydra_instantiate(_modernise(cfg), _convert_="all", **kwargs)
     except InstantiationException as err:
-        if isinstance(err.__cause__, (ValueError, TypeError, KeyError, OSError, RuntimeError)):
-            raise err.__cause__ from None
+        cause = err.__cause__
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            raise _unexpected_key(cfg, where, cause) from None
+        if isinstance(cause, (ValueError, TypeError, KeyError, OSError, RuntimeError)):
+            raise cause from None
         raise
+
+
+def _unexpected_key(cfg: Any, where: str, err: TypeError) -> ValueError:
+    """A config key its target does not take, named with the keys it does take."""
+    import inspect
+    import re
+
+    from hydra.utils import get_method
+
+    key = (re.findall(r"unexpected keyword argument '(\w+)'", str(err)) or ["?"])[0]
+    target = str(cfg.get("_target_", "?")) if hasattr(cfg, "get") else "?"
+    try:
+        params = [p for p in inspect.signature(get_method(target)).parameters if p not in ("self", "cls")]
+    except (ValueError, TypeError, ImportError, AttributeError):
+        params = []
+    path = (re.findall(r"config '([\w.]+)'", where) or ["<group>"])[0]
+    return ValueError(f"{where}: field '{key}': {target} does not take it (it takes {params}); an experiment may have "
+                      f"set it for another option of the group — remove it with ~{path}.{key} or pick an option "
+                      "that takes it")
 
 
 def _known(cfg: Any, key: str) -> bool:

@@ -49,7 +49,7 @@ class CovarianceVector(Covariances):
 
 #: recipe name → description
 RECIPES: dict[str, str] = {
-    "covariance": "upper triangle of the covariance matrix (n(n+1)/2 features)",
+    "covariance": "upper triangle of the covariance matrix, standardised per feature (n(n+1)/2 features)",
     "tangent_space": "covariance → tangent space at the Riemannian mean (n(n+1)/2 features)",
     "augmented_tangent_space": "augmented (time-delay) covariance → tangent space (order·n(order·n+1)/2 features)",
     "filterbank_tangent_space": "one covariance per band → tangent space per band (n_bands·n(n+1)/2 features)",
@@ -74,7 +74,10 @@ def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: 
     device : torch device.
     """
     if name == "covariance":
-        return Pipeline([("cov", CovarianceVector(estimator, reg, device))])
+        from sklearn.preprocessing import StandardScaler
+
+        # raw entries are V² (~1e-11 for EEG): a classifier's default regularisation would predict one class
+        return Pipeline([("cov", CovarianceVector(estimator, reg, device)), ("scale", StandardScaler())])
     if name == "tangent_space":
         return Pipeline([("cov", Covariances(estimator, reg, device)), ("ts", TangentSpace(metric, device=device))])
     if name == "augmented_tangent_space":

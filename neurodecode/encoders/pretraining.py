@@ -130,7 +130,7 @@ def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, An
 
     if not isinstance(tokenizer, nn.Module):
         torch.manual_seed(seed)
-    vq = tokenizer if isinstance(tokenizer, nn.Module) else build("encoder", tokenizer)
+    vq = tokenizer if isinstance(tokenizer, nn.Module) else build("tokenizer", tokenizer)
     trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
     train, val = _split(len(source), val_fraction, seed)
 
@@ -171,6 +171,8 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
         The input contract (see :func:`neurodecode.encoders.models.tokenizers.input_spec`).
     tokenizer : VQTokenizer, optional
         A trained tokenizer (:func:`pretrain_tokenizer`) whose weights are loaded into a ``target="codes"`` model.
+        Without one, a ``target="codes"`` model's own tokenizer is trained first on the same training epochs
+        (same trainer settings, no checkpoints) — predicting the codes of an untrained codebook would teach nothing.
     """
     from neurodecode.core.datasets import EpochDataset
 
@@ -184,6 +186,15 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
             raise ValueError("field 'tokenizer': this model does not predict codes (target != 'codes')")
         model.tokenizer.load_state_dict(tokenizer.state_dict())
     trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
+    if getattr(model, "target", None) == "codes" and tokenizer is None and not resume:
+        from neurodecode.core.logs import logger
+
+        settings = {k: getattr(trainer, k) for k in ("max_epochs", "batch_size", "lr", "device", "precision")}
+        model.tokenizer.requires_grad_(True)                # frozen inside the MAE, trained here first
+        tok = pretrain_tokenizer(source, model.tokenizer, sfreq=model.encoder.config["sfreq"],
+                                 trainer={**settings, "seed": seed}, val_fraction=val_fraction, seed=seed)
+        model.tokenizer.requires_grad_(False)
+        logger.info(f"VQ tokenizer trained first: held-out loss {tok.val_error_before:.4f} → {tok.val_error_after:.4f}")
     where = str(getattr(source, "name", "epochs"))
     spec = _spec(model, source.channels, source.sfreq, type_map, missing_positions, where)
     train, val = _split(len(source), val_fraction, seed)

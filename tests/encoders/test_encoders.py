@@ -194,14 +194,15 @@ def test_masks_cover_whole_units_in_equal_counts(mask):
         assert (m.all(1) | (~m).all(1)).all() and int(m[0, 0].sum()) == 2
 
 
-MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "encoder").glob("*.yaml")
-                       if "neurodecode.encoders.models." in p.read_text())  # the others are scikit-learn feature transformers
+MODEL_CONFIGS = sorted((g, p.stem) for g in ("encoder", "tokenizer", "cross_subject")
+                       for p in (CONF_DIR / g).glob("*.yaml")
+                       if "neurodecode.encoders.models." in p.read_text())  # the others are scikit-learn transformers
 
 
-@pytest.mark.parametrize("name", MODEL_CONFIGS)
-def test_every_encoder_config_builds(name):
+@pytest.mark.parametrize(("group", "name"), MODEL_CONFIGS)
+def test_every_encoder_config_builds(group, name):
     overrides = ["n_inputs={a: 100, b: 80}"] if name == "cross_subject_fmri" else []  # a mandatory field (???)
-    model = build("encoder", name, overrides)
+    model = build(group, name, overrides)
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
@@ -247,6 +248,14 @@ def test_codebook_guided_mae():
                                                                         "lr": 3e-3})
     assert res.val_error_after < res.val_error_before  # cross-entropy on the masked patches' codes
     torch.testing.assert_close(res.model.tokenizer.codebook, tok.model.codebook)
+    # without a trained tokenizer, the model's own is trained first (an untrained codebook's codes teach nothing)
+    torch.manual_seed(0)
+    fresh = build("encoder", "tiny_mae_codes")
+    untrained = fresh.tokenizer.codebook.clone()
+    auto = pretrain(ep, fresh, trainer={"max_epochs": 4, "batch_size": 16, "lr": 3e-3})
+    assert not torch.allclose(auto.model.tokenizer.codebook, untrained)
+    assert not any(p.requires_grad for p in auto.model.tokenizer.parameters())   # frozen again for the MAE
+    assert auto.val_error_after < auto.val_error_before
     with pytest.raises(ValueError, match="target='codes' needs a trained VQTokenizer"):
         SignalMAE(TINY, target="codes")
     with pytest.raises(ValueError, match="field 'tokenizer': expected patches of 25 samples like the encoder, got 20"):
@@ -341,7 +350,7 @@ def test_mae_pretraining_on_real_eeg_lowers_held_out_error(shared_data):
 def test_tiny_cross_subject_config_round_trip_and_determinism(tmp_path):
     def make():
         torch.manual_seed(0)
-        return build("encoder", "tiny_cross_subject")
+        return build("cross_subject", "tiny_cross_subject")
 
     a, b = make(), make()
     X, subj = pad_inputs([np.random.default_rng(1).normal(size=(3, 40)), np.random.default_rng(2).normal(size=(2, 30))])

@@ -132,9 +132,25 @@ def test_extract_features_names_and_table(recipe, n_features, first_name, tmp_pa
     feats.save(tmp_path / "f.parquet")
     back = pd.read_parquet(tmp_path / "f.parquet")
     np.testing.assert_array_equal(back[feats.names].to_numpy(), feats.X)
+    if recipe == "covariance":     # standardised: raw V² entries would leave a classifier predicting one class
+        np.testing.assert_allclose(feats.X.mean(0), 0, atol=1e-9)
+        np.testing.assert_allclose(feats.X.std(0), 1, rtol=1e-6)
     if recipe == "tangent_space":  # equals the estimators it is made of
         np.testing.assert_allclose(feats.X, TangentSpace().fit_transform(Covariances("oas").fit_transform(ep.data)))
         assert feats.names[1] == "E0|E1"
+
+
+def test_the_covariance_recipe_classifies_eeg_scaled_signals(study):
+    from neurodecode.evaluation.classification import recipe_classifier
+
+    volts = EpochCollection([_scaled(subject_epochs(f"s{k}", seed=k), 1e-5) for k in range(2)])   # volts, as EEG
+    res = evaluate(volts, recipe_classifier("covariance"), "within_session", n_splits=4)
+    acc = res.scores[res.scores["metric"] == "accuracy"]["value"]
+    assert acc.mean() > 0.75                                  # unscaled V² entries: 0.5, one class predicted
+
+
+def _scaled(ep, factor):
+    return EpochSet(ep.data * factor, ep.sfreq, ep.channels, ep.table)
 
 
 def test_extract_features_bad_input():

@@ -102,7 +102,7 @@ def test_an_encoder_checkpoint_naming_other_code_is_refused(tmp_path):
     from neurodecode.encoders import load_model, save_model
 
     torch.manual_seed(0)
-    save_model(tmp_path / "m", build("encoder", "tiny_vq"))
+    save_model(tmp_path / "m", build("tokenizer", "tiny_vq"))
     meta = json.loads((tmp_path / "m" / "checkpoint.json").read_text())
     meta["config"]["model"]["_target_"] = "builtins.eval"
     (tmp_path / "m" / "checkpoint.json").write_text(json.dumps(meta))

@@ -124,8 +124,6 @@ def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
             else:  # real weights: offline they fail with an error naming them (tests/test_heads.py)
                 assert node._target_.endswith("from_pretrained") or node._target_.endswith("from_files")
         elif group == "encoder":
-            if option == "cross_subject_fmri":
-                continue  # n_inputs is known only from the data (tests/test_encoders.py builds it)
             assert instantiate(node) is not None
         else:
             assert hasattr(instantiate(node), "fit")
@@ -149,6 +147,14 @@ def test_a_head_slot_with_keys_but_no_head_is_named(tmp_path, capsys):
             "the slot with head@heads.meshes=null), got only the keys ['grid_size']") in capsys.readouterr().err
 
 
+def test_a_key_the_chosen_option_does_not_take_is_named_with_the_ones_it_takes(tmp_path, capsys):
+    assert main(["train", "experiment=tiny", "head@heads.images=tiny_ip_adapter", "+heads.images.bogus=1",
+                 f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert ("config 'heads.images': field 'bogus': neurodecode.heads.images.IPAdapterImageHead.tiny does not take it "
+            "(it takes ['embed_dim', 'image_size',") in err and "remove it with ~heads.images.bogus" in err
+
+
 def test_unknown_key_gets_hydras_message_and_a_hint(capsys):
     assert main(["train", "experiment=tiny", "aligner.no_such_key=1"]) == 2
     err = capsys.readouterr().err
@@ -168,7 +174,11 @@ def test_python_m_train_shows_the_resolved_config(module):
 def test_a_wrong_encoder_kind_is_refused(tmp_path):
     from neurodecode.pipeline.fitting import run
 
-    cfg = compose(["experiment=tiny", "encoder=tiny_vq"])
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = compose(["experiment=tiny"])
+    with open_dict(cfg):                                   # a user config naming a model that is no encoder
+        cfg.encoder = OmegaConf.create({"_target_": "neurodecode.encoders.models.mae.VQTokenizer", "patch_len": 25})
     with pytest.raises(TypeError, match="builds a VQTokenizer; a training run takes a scikit-learn transformer"):
         run(cfg, tmp_path)
 
