@@ -61,6 +61,20 @@ def _refuse_finished_run(overrides: Sequence[str], multirun: bool) -> None:
                               "(hydra.run.dir=... / hydra.sweep.dir=...) — nothing was written")
 
 
+def _other_rank_overrides(multirun: bool) -> list[str]:
+    """Under torchrun, ranks other than 0 write nothing in the run folder (its name holds the launch time, which
+    the ranks need not agree on): their Hydra folder is a temporary one holding only their log."""
+    import tempfile
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or rank == 0 or multirun:
+        return []
+    folder = tempfile.mkdtemp(prefix=f"neurodecode-train-rank{rank}-")
+    print(f"neurodecode train: rank {rank} of {world}: rank 0 writes the run; this rank's log is in {folder}",
+          file=sys.stderr)
+    return [f"hydra.run.dir={folder}", "hydra.output_subdir=null"]
+
+
 def _error(err: BaseException) -> int:
     if os.environ.get("NEURODECODE_DEBUG"):
         raise err
@@ -84,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not multirun:
                 compose(plain)        # fail early, with the hint, on a bad key or value
             _refuse_finished_run([a for a in plain if "," not in a] if multirun else plain, multirun)
-        sys.argv = ["neurodecode train", *argv]
+        sys.argv = ["neurodecode train", *argv, *_other_rank_overrides(multirun)]
         _JOB_ERRORS.clear()
         app()
     except _EXPECTED as err:

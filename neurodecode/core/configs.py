@@ -41,6 +41,24 @@ def conf_dir() -> Path:
 #: the ``conf/`` folder (kept for scripts that read it directly)
 CONF_DIR = conf_dir()
 
+
+def _run_seed(default: int, *, _parent_: Any, _root_: Any) -> int:
+    """``${run_seed:0}``: the top-level ``seed`` of the config this option sits in (a training run's ``seed=``,
+    swept by ``--multirun seed=0,1,2``), or ``default`` when the option is loaded on its own."""
+    if _parent_ is _root_ or "seed" not in _root_:
+        return int(default)
+    return int(_root_["seed"])
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("run_seed"):
+        OmegaConf.register_new_resolver("run_seed", _run_seed)
+
+
+_register_resolvers()
+
 #: config groups of ``conf/`` that hold buildable objects (``_target_`` configs)
 GROUPS = ("aligner", "cross_subject", "data", "encoder", "features", "head", "tokenizer")
 

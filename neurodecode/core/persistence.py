@@ -49,7 +49,24 @@ def dumps(value: Any, **kwargs: Any) -> str:
 
 
 def _class_path(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+    """The public import path of ``type(obj)``: private submodules dropped where the parent exports the class.
+
+    ``sklearn.preprocessing._data.StandardScaler`` is written as ``sklearn.preprocessing.StandardScaler``, the path
+    the target allowlist names.
+    """
+    import importlib
+
+    cls = type(obj)
+    parts = cls.__module__.split(".")
+    while parts and parts[-1].startswith("_"):
+        parent = ".".join(parts[:-1])
+        try:
+            if getattr(importlib.import_module(parent), cls.__qualname__, None) is not cls:
+                break
+        except ImportError:
+            break
+        parts = parts[:-1]
+    return f"{'.'.join(parts)}.{cls.__qualname__}"
 
 
 def _resolve_class(path: str, where: str) -> Any:

@@ -1,4 +1,4 @@
-"""Stimulus tables: images from their ``pixels`` columns, resized for a model, identified by content.
+"""Stimulus tables: images from their ``pixels`` columns or image files, resized for a model, identified by content.
 
 A stimulus table (``EpochSet.stimuli``) has one row per stimulus: a unique ``stimulus`` id and what describes it —
 ``file``, ``caption``, or ``pixels`` (flattened row by row) with ``height``/``width``. Imports nothing above core.
@@ -12,26 +12,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["resize_images", "stimulus_images"]
+__all__ = ["has_images", "resize_images", "stimulus_images"]
+
+
+def has_images(stimuli: pd.DataFrame | None) -> bool:
+    """Whether a stimulus table describes images (``pixels`` + ``height``/``width``, or image ``file`` paths)."""
+    return stimuli is not None and ({"pixels", "height", "width"} <= set(stimuli.columns) or "file" in stimuli.columns)
+
+
+def _read_image_file(path: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.float32)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: field 'stimuli.file': expected a readable image, got {type(err).__name__}: "
+                         f"{err}") from None
 
 
 def stimulus_images(stimuli: pd.DataFrame, ids: Sequence[Any], scale: float | None = None) -> np.ndarray:
-    """Images (n, H, W, 1) in [0, 1] from a stimulus table's ``pixels`` (+ ``height``/``width``) columns.
+    """Images (n, H, W, 1) in [0, 1] from a stimulus table's ``pixels`` (+ ``height``/``width``) columns, or else
+    from its ``file`` column (image files read as grey; all of one size).
 
     ``scale`` divides the pixels (default 255 when any pixel exceeds 1, else 1).
     """
-    for col in ("pixels", "height", "width"):
+    from_files = "pixels" not in stimuli.columns and "file" in stimuli.columns
+    for col in () if from_files else ("pixels", "height", "width"):
         if col not in stimuli.columns:
-            raise ValueError(f"field 'stimuli': expected a {col!r} column for image stimuli, got "
-                             f"{list(stimuli.columns)}")
+            raise ValueError(f"field 'stimuli': expected a {col!r} column (or a 'file' column of image files) for "
+                             f"image stimuli, got {list(stimuli.columns)}")
     table = stimuli.set_index("stimulus", drop=False)
     unknown = [i for i in dict.fromkeys(ids) if i not in table.index]
     if unknown:
         raise KeyError(f"field 'stimulus': expected ids of the stimulus table, got {len(unknown)} unknown, "
                        f"e.g. {unknown[:3]}")
     rows = table.loc[list(ids)]
-    imgs = np.stack([np.asarray(p, dtype=np.float32).reshape(int(h), int(w))
-                     for p, h, w in zip(rows["pixels"], rows["height"], rows["width"])])
+    if from_files:
+        cache = {f: _read_image_file(str(f)) for f in dict.fromkeys(rows["file"])}
+        (f1, s1), *rest = ((f, a.shape) for f, a in cache.items())
+        other = next(((f, s2) for f, s2 in rest if s2 != s1), None)
+        if other is not None:
+            raise ValueError(f"field 'stimuli.file': expected images of one size, got {s1[0]}×{s1[1]} ({f1}) and "
+                             f"{other[1][0]}×{other[1][1]} ({other[0]}); resize them, or give 'pixels' with "
+                             "'height'/'width'")
+        imgs = np.stack([cache[f] for f in rows["file"]])
+    else:
+        imgs = np.stack([np.asarray(p, dtype=np.float32).reshape(int(h), int(w))
+                         for p, h, w in zip(rows["pixels"], rows["height"], rows["width"])])
     if scale is None:
         scale = 255.0 if imgs.max() > 1 else 1.0
     return np.clip(imgs / scale, 0, 1)[..., None]

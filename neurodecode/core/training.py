@@ -312,6 +312,8 @@ class Trainer:
         """Checks, the DDP wrapper, the optimiser and (with ``resume``) the state of the last checkpoint."""
         rank, world = _dist()
         device = torch.device(self.device)
+        if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+            device = torch.device("cuda", torch.cuda.current_device())   # this rank's GPU (set from LOCAL_RANK)
         if self.precision == "16-mixed" and device.type != "cuda":
             raise ValueError(f"field 'precision': '16-mixed' needs a CUDA device, got device={self.device!r}; use "
                              "'bf16-mixed' or '32'")

@@ -47,6 +47,10 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
     return out
 
 
+#: metrics whose values lie in [0, 1]: their confidence intervals are clipped to it
+UNIT_METRICS = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
+
+
 def _scores(model: Any, X: np.ndarray) -> np.ndarray | None:
     if hasattr(model, "predict_proba"):
         return model.predict_proba(X)
@@ -68,7 +72,11 @@ class EvaluationResult:
     scores: pd.DataFrame
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
-        """Mean, standard deviation and a Student-t confidence interval of each metric over folds."""
+        """Mean, standard deviation and a Student-t confidence interval of each metric over folds.
+
+        The interval of a metric bounded to [0, 1] (accuracy, balanced accuracy, ROC AUC) is clipped to [0, 1]:
+        a Student-t interval over few folds near ceiling otherwise reaches past 1.
+        """
         rows = []
         for (scheme, metric), grp in self.scores.groupby(["scheme", "metric"], sort=False):
             v = grp["value"].to_numpy()
@@ -77,6 +85,8 @@ class EvaluationResult:
             half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
             rows.append({"scheme": scheme, "metric": metric, "mean": float(v.mean()), "std": sd, "n_folds": n,
                          "ci_low": float(v.mean()) - half, "ci_high": float(v.mean()) + half})
+            if metric in UNIT_METRICS and n > 1:
+                rows[-1]["ci_low"], rows[-1]["ci_high"] = max(0.0, rows[-1]["ci_low"]), min(1.0, rows[-1]["ci_high"])
         return pd.DataFrame(rows)
 
     def to_json(self, path: str | Path | None = None) -> str:

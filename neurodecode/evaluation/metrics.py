@@ -141,6 +141,19 @@ class ImageFeatures:
 
 # -- captions ------------------------------------------------------------------------------------------------------
 
+def _keep_absl_off_stderr() -> None:
+    """rouge_score imports absl, whose log handler keeps the ``sys.stderr`` of its import time and *closes* it when
+    logging is next reconfigured (every Hydra run does) unless it is the current one: a redirected or captured
+    stderr would be closed under its owner. Point it at the process' own stderr, which absl never closes."""
+    import sys
+
+    from absl import logging as absl_logging
+
+    handler = absl_logging.get_absl_handler().python_handler
+    if handler.stream is not sys.__stderr__:
+        handler.stream = sys.__stderr__
+
+
 def caption_scores(pred: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], *,
                    embedder: Any = None) -> dict[str, float]:
     """BLEU-4 and ROUGE-L of predicted captions against references; CLIP text similarity with an embedder.
@@ -162,6 +175,7 @@ def caption_scores(pred: Sequence[str], refs: Sequence[str] | Sequence[Sequence[
     import sacrebleu
     from rouge_score import rouge_scorer
 
+    _keep_absl_off_stderr()
     pred = [str(p) for p in pred]
     refs = [[r] if isinstance(r, str) else [str(x) for x in r] for r in refs]
     if len(pred) != len(refs) or not pred:

@@ -172,7 +172,8 @@ class PrefixCaptionHead(nn.Module):
         tok = _word_tokenizer(captions)
         torch.manual_seed(seed)
         lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=n_embd, n_layer=n_layer,
-                                        n_head=n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+                                        n_head=n_head, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))   # deterministic: 1 = N ranks
         config = {"tiny": {"vocabulary": tok.convert_ids_to_tokens(list(range(len(tok)))), "embed_dim": embed_dim,
                            "prefix_length": prefix_length, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head,
                            "hidden": hidden, "freeze_lm": freeze_lm, "seed": seed}}
@@ -195,7 +196,14 @@ class PrefixCaptionHead(nn.Module):
                           attention_mask], dim=1)
         labels = torch.cat([torch.full(prefix.shape[:2], -100, device=prefix.device),
                             input_ids.masked_fill(attention_mask == 0, -100)], dim=1)
-        return self.lm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, :-1]
+        target = labels[:, 1:]
+        per_token = nn.functional.cross_entropy(logits.transpose(1, 2).float(), target, ignore_index=-100,
+                                                reduction="none")
+        valid = (target != -100).to(per_token.dtype)
+        # the mean over captions of each caption's mean token loss: N processes averaging their shares' gradients
+        # then train as one process on the whole batch (a token-level mean would weight long captions by rank)
+        return ((per_token * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
 
     def _encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         texts = [f"{c} {self.tokenizer.eos_token}" if self.tokenizer.eos_token not in c else c for c in captions]

@@ -22,6 +22,7 @@ May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -284,25 +285,29 @@ class UnCLIPImageHead(nn.Module):
         if len(e) != len(x):
             raise ValueError(f"field 'latents': expected one embedding per image ({len(x)}), got {len(e)}")
         n_train = self.scheduler.config.num_train_timesteps
+        params = {"max_epochs": 200, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+        params["batch_size"] = min(params["batch_size"], len(x))
+        calls, seed = itertools.count(), int(params.get("seed", 0))
 
         def objective(model: nn.Module, batch: Any) -> torch.Tensor:
-            xb, eb = batch
+            # the noise, timestep and condition drop of an item depend on (seed, micro-step, item) only, so that N
+            # processes splitting a global batch draw what one process draws for it
+            xb, eb, ib = batch
+            gens = trial_generators(seed, ib.tolist(), next(calls), device=xb.device)
             with torch.no_grad():
                 lat = self.encode_images(xb)
-            cond = self._condition(eb, 0, None)
-            drop = torch.rand(len(eb), device=eb.device) < cond_drop_prob
-            cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
-            t = torch.randint(0, n_train, (len(xb),), device=xb.device)
-            noise = torch.randn_like(lat)
+            cond = self._condition(eb, 0, gens)
+            u = torch.stack([torch.rand((), generator=g, device=g.device) for g in gens])
+            cond = torch.where((u < cond_drop_prob)[:, None], torch.zeros_like(cond), cond)
+            t = torch.cat([torch.randint(0, n_train, (1,), generator=g, device=g.device) for g in gens])
+            noise = randn(lat.shape[1:], gens, lat.device, lat.dtype)
             noisy = self.scheduler.add_noise(lat, noise, t)
             pred = model(noisy, t, encoder_hidden_states=self.prompt_embeds.expand(len(xb), -1, -1),
                          class_labels=cond).sample
             return nn.functional.mse_loss(pred, noise)
 
-        params = {"max_epochs": 200, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
-        params["batch_size"] = min(params["batch_size"], len(x))
         Trainer(**params, drop_last=True, device=str(self.device)).fit(
-            self.unet, objective, torch.utils.data.TensorDataset(x, e))
+            self.unet, objective, torch.utils.data.TensorDataset(x, e, torch.arange(len(x))))
         self.unet.eval()
         return self
 

@@ -348,15 +348,19 @@ def _events_table(raw: mne.io.BaseRaw, events: Any, stim_channel: str | None, wh
     return pd.DataFrame({"sample": sample, "onset": onset, "description": [str(d) for d in ann.description]})
 
 
-def _label_map(labels: Mapping[str, Any] | Sequence[str] | None, events: pd.DataFrame, where: str) -> dict[str, Any]:
-    """Event description → label; descriptions asked for but absent from ``events`` are an error."""
+def _label_map(labels: Mapping[str, Any] | Sequence[str] | None, events: pd.DataFrame, where: str,
+               absent_labels: str = "raise") -> dict[str, Any]:
+    """Event description → label; descriptions asked for but absent from ``events`` are an error unless
+    ``absent_labels="allow"`` (one run of a set: :func:`load_recordings` checks the whole set)."""
+    if absent_labels not in ("raise", "allow"):
+        raise ValueError(f"{where}: field 'absent_labels': expected 'raise' or 'allow', got {absent_labels!r}")
     present = list(dict.fromkeys(events["description"]))
     if labels is None:
         return {d: d for d in present}
     label_of = ({str(k): v for k, v in labels.items()} if isinstance(labels, Mapping)
                 else {str(k): str(k) for k in labels})
     absent = [d for d in label_of if d not in present]
-    if absent:
+    if absent and absent_labels == "raise":
         raise ValueError(f"{where}: field 'labels': expected events present in the recording {present[:20]}, got "
                          f"absent {absent}")
     return label_of
@@ -379,6 +383,7 @@ def make_epochs(
     session: str | None = None,
     run: str | None = None,
     provenance: Sequence[dict] = (),
+    absent_labels: str = "raise",
 ) -> tuple[EpochSet, DropReport]:
     """Cut a (preprocessed) recording into labelled epochs.
 
@@ -390,7 +395,8 @@ def make_epochs(
     labels : mapping, sequence or None
         Event description (annotation text, stim code as text, or table ``description``) → label; a sequence keeps
         those descriptions as their own labels; None keeps every event. Descriptions asked for but absent from
-        the recording are an error.
+        the recording are an error (``absent_labels="raise"``) or allowed (``"allow"``: one run of several, each
+        holding some of the labels; :func:`load_recordings` then checks that the set holds every one).
     stimulus : mapping, str or None
         Description → stimulus id, or the name of a column of an events table holding it.
     events : "annotations", "stim" or DataFrame
@@ -412,7 +418,8 @@ def make_epochs(
     where = str(raw.filenames[0]) if raw.filenames and raw.filenames[0] else "recording"
     if not tmax > tmin:
         raise ValueError(f"{where}: field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
-    table, label_of = _select_events(raw, events, stim_channel, labels, stimulus, tmin, tmax, where)
+    table, label_of = _select_events(raw, events, stim_channel, labels, stimulus, tmin, tmax, where, absent_labels)
+    label_of = {d: v for d, v in label_of.items() if d in set(table["description"])}
     codes = {d: i + 1 for i, d in enumerate(label_of)}
     ev = np.column_stack([table["sample"].to_numpy(np.int64), np.zeros(len(table), np.int64),
                           table["description"].map(codes).to_numpy(np.int64)])
@@ -444,11 +451,12 @@ def make_epochs(
 
 
 def _select_events(raw: mne.io.BaseRaw, events: Any, stim_channel: str | None, labels: Any, stimulus: Any,
-                   tmin: float, tmax: float, where: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+                   tmin: float, tmax: float, where: str, absent_labels: str = "raise"
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labelled candidate events (with ``label`` and ``stimulus``) and the description → label map; errors
     when no event is asked for or no window fits inside the recording."""
     table = _events_table(raw, events, stim_channel, where)
-    label_of = _label_map(labels, table, where)
+    label_of = _label_map(labels, table, where, absent_labels)
     table = table[table["description"].isin(list(label_of))].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{where}: field 'events': expected at least one event, got none")
@@ -712,6 +720,19 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
     return DropReport(events_all.assign(event=np.arange(len(events_all))))
 
 
+def _resolve_stimulus_files(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The table with its ``file`` paths made absolute (relative ones are relative to the table's folder), every
+    file checked to exist."""
+    if "file" not in table.columns:
+        return table
+    files = [Path(str(f)) if Path(str(f)).is_absolute() else path.parent / str(f) for f in table["file"]]
+    missing = [(i, str(f)) for i, f in enumerate(files) if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: field 'file': expected stimulus files (relative to the table's folder), "
+                                f"got {len(missing)} missing, first at row {missing[0][0]}: {missing[0][1]}")
+    return table.assign(file=[str(f) for f in files])
+
+
 def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, stimuli: str | os.PathLike | None = None,
                     subject: str | None = None, steps: Sequence[Mapping[str, Any]] = (), **epoch_kwargs: Any
                     ) -> EpochSet:
@@ -726,11 +747,20 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
         raise ValueError("field 'path': expected one recording or a list of them, got an empty list")
-    sets = []
+    sets, seen = [], set()
     for i, p in enumerate(paths):
         kw = {"run": str(i + 1), **epoch_kwargs} if len(paths) > 1 else dict(epoch_kwargs)
-        ep, _ = load_epochs(p, steps=steps, subject=subject, **kw)
+        if len(paths) > 1 and kw.get("labels") is not None:
+            kw.setdefault("absent_labels", "allow")          # a run may hold some of the labels; checked below
+        ep, report = load_epochs(p, steps=steps, subject=subject, **kw)
         sets.append(ep)
+        seen.update(report.events["description"].astype(str) if report is not None else ())
+    labels = epoch_kwargs.get("labels")
+    if len(paths) > 1 and labels is not None:
+        absent = [str(d) for d in labels if str(d) not in seen]
+        if absent:
+            raise ValueError(f"{[str(p) for p in paths]}: field 'labels': expected every labelled event in at least "
+                             f"one run, got {absent} in none (present: {sorted(seen)[:20]})")
     for p, other in zip(paths[1:], sets[1:]):
         problems = compatibility_problems(sets[0], other)
         if problems:
@@ -743,5 +773,6 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
             raise FileNotFoundError(f"{sp}: field 'stimuli': no such stimulus table")
         table = (pd.read_parquet(sp) if sp.suffix == ".parquet"
                  else pd.read_csv(sp, sep="\t" if sp.suffix == ".tsv" else ",", dtype={"stimulus": str}))
+        table = _resolve_stimulus_files(table, sp)
         ep = EpochSet(ep.data, ep.sfreq, ep.channels, ep.table, ep.tmin, ep.provenance, table)
     return ep

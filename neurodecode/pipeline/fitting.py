@@ -26,7 +26,7 @@ from neurodecode.encoders.features import encoder_input
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
-from neurodecode.core.stimuli import resize_images, stimulus_images
+from neurodecode.core.stimuli import has_images, resize_images, stimulus_images
 from neurodecode.heads.base import KINDS, check_head
 from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
 
@@ -91,10 +91,12 @@ def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
                             "training run takes a scikit-learn transformer (voxels, tangent_space) or a masked "
                             "autoencoder (tiny_mae, mae_eeg, mae_meg_spatial, mae_seeg_regions)")
         trainer = {k: v for k, v in cfg.trainer.items() if k != "ddp"}
-        res = pretrain(epochs, encoder, trainer=trainer, seed=int(cfg.seed))
+        missing = str(cfg.get("missing_positions", "error"))
+        res = pretrain(epochs, encoder, trainer=trainer, seed=int(cfg.seed), missing_positions=missing)
         logger.info(f"encoder pretrained: masked-reconstruction error {res.val_error_before:.4f} → "
                     f"{res.val_error_after:.4f}")
-        encoder = EncoderFeatures.for_epochs(res.model, epochs, pool=cfg.pool, device=cfg.trainer.device)
+        encoder = EncoderFeatures.for_epochs(res.model, epochs, pool=cfg.pool, device=cfg.trainer.device,
+                                             missing_positions=missing)
     if not hasattr(encoder, "fit") or not hasattr(encoder, "transform"):
         raise TypeError(f"config group 'encoder': expected a scikit-learn transformer or a neurodecode masked "
                         f"autoencoder, got {type(encoder).__name__}")
@@ -153,7 +155,7 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
     from omegaconf import OmegaConf
 
     heads, configs, trained, low = {}, {}, [], None
-    images = stimulus_images(epochs.stimuli, ids, target.scale) if "pixels" in epochs.stimuli.columns else None
+    images = stimulus_images(epochs.stimuli, ids, target.scale) if has_images(epochs.stimuli) else None
     for kind in KINDS:
         hcfg = _head_config(cfg, kind, epochs, Y.shape[1])
         if hcfg is None:
@@ -222,39 +224,64 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     out = Path(out_dir)
     if not overwrite and ((out / "metrics.json").exists() or (out / "checkpoint").exists()):
         raise FileExistsError(f"{out}: a training run is already there; choose another folder or pass overwrite")
-    out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    maybe_init_distributed()
+    rank = maybe_init_distributed()
+    if rank == 0:                                   # under torchrun only rank 0 writes the run folder
+        out.mkdir(parents=True, exist_ok=True)
     epochs = load_data(cfg.data)
     logger.info(f"data: {epochs.n_epochs} epochs × {epochs.n_channels} channels × {epochs.n_times} times "
                 f"({cfg.data._target_})")
     train_idx, held_idx = split_heldout(epochs, cfg.split)
     held_ep = epochs[held_idx]
     pipe = fit_pipeline(cfg, epochs[train_idx], stimuli_all=epochs.stimuli)
-    save(held_ep, out / "heldout_epochs.h5", overwrite=True)
     scores = latent_scores(pipe.target, pipe.latents(held_ep), epochs.stimuli,
                            held_ep.table["stimulus"].astype(str).tolist(), seed=int(cfg.seed),
                            names=(str(cfg.name), str(cfg.name)))
-    ckpt = pipe.save(out / "checkpoint", overwrite=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    ckpt = out / "checkpoint"
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
                "seconds": round(time.perf_counter() - t_start, 2),
                "scores": json.loads(scores.to_json()), "checkpoint": str(ckpt)}
+    if rank != 0:
+        logger.info(f"rank {rank}: trained with rank 0, which writes {out}")
+        _barrier()
+        return metrics
+    save(held_ep, out / "heldout_epochs.h5", overwrite=True)
+    pipe.save(ckpt, overwrite=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     (out / "metrics.json").write_text(dumps(metrics, indent=1))       # strict JSON: no bare NaN
+    _barrier()
     for line in format_scores(metrics["scores"]):
         logger.info(f"held-out {line.strip()}")
     logger.info(f"checkpoint → {ckpt}; held-out trials → {out / 'heldout_epochs.h5'} ({metrics['seconds']:.0f} s)")
     return metrics
 
 
-def maybe_init_distributed() -> None:
+def maybe_init_distributed() -> int:
     """Under torchrun (WORLD_SIZE > 1) or a SLURM job with several tasks (Hydra's submitit launcher,
-    ``tasks_per_node``) join the process group, so the Trainer runs DDP."""
+    ``tasks_per_node``) join the process group, so the Trainer runs DDP; returns this process' rank (0 alone).
+
+    Each process takes the GPU of its ``LOCAL_RANK`` (``torch.cuda.set_device``), so ``device: cuda`` means a
+    different GPU per rank. The group holds gloo for CPU tensors and, with CUDA, NCCL for GPU tensors, so CPU
+    aligners and GPU heads can both train under one launch.
+    """
     import torch
 
     if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         from submitit.helpers import TorchDistributedEnvironment   # installed with hydra-submitit-launcher
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    return int(torch.distributed.get_rank())
+
+
+def _barrier() -> None:
+    """Wait for every process (nothing alone), so no rank exits while rank 0 still writes."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()

@@ -237,6 +237,14 @@ def test_pretraining_lowers_held_out_masked_error_and_resumes_by_path(tmp_path):
     assert len(res.train_indices) + len(res.val_indices) == 96 and not set(res.train_indices) & set(res.val_indices)
 
 
+def test_mae_pretraining_runs_under_bf16_autocast():
+    """precision=bf16-mixed (the mask token is cast to the activations' dtype): trains and lowers the error."""
+    ep = epochs(64)
+    res = pretrain(ep, "tiny_mae", trainer={"max_epochs": 6, "batch_size": 16, "lr": 3e-3,
+                                            "precision": "bf16-mixed"}, val_fraction=0.25)
+    assert np.isfinite(res.val_error_after) and res.val_error_after < res.val_error_before
+
+
 def test_codebook_guided_mae():
     ep = epochs(64)
     tok = pretrain_tokenizer(ep, "tiny_vq", sfreq=100.0, trainer={"max_epochs": 10, "batch_size": 16, "lr": 3e-3})

@@ -91,6 +91,20 @@ def test_recentering_finds_the_covariances_inside_a_recipe(study):
         evaluate(study, make_pipeline(TangentSpace(), LogisticRegression()), "cross_subject", recenter=True)
 
 
+def test_confidence_intervals_of_unit_metrics_stay_in_zero_one():
+    from neurodecode.evaluation.classification import EvaluationResult
+
+    rows = [{"scheme": "within_session", "subject": "s", "session": "1", "fold": i, "test": str(i), "n_train": 8,
+             "n_test": 2, "metric": m, "value": v} for i, v in enumerate([1.0, 1.0, 0.5, 1.0])
+            for m in ("accuracy", "log_loss")]
+    summary = EvaluationResult(pd.DataFrame(rows)).summary().set_index("metric")
+    mean, sd = 0.875, np.std([1, 1, 0.5, 1], ddof=1)
+    half = stats.t.ppf(0.975, 3) * sd / 2
+    assert summary.loc["accuracy", "ci_high"] == 1.0 and summary.loc["accuracy", "ci_low"] == pytest.approx(mean - half)
+    assert summary.loc["log_loss", "ci_high"] == pytest.approx(mean + half)       # not a [0, 1] metric: unclipped
+    assert mean + half > 1.0
+
+
 def test_evaluation_errors(study):
     with pytest.raises(ValueError, match=r"field 'scheme': expected one of \['within_session', 'cross_session', 'cross_subject'\], got 'loso'"):
         evaluate(study, ts_lr(), "loso")

@@ -363,9 +363,76 @@ def test_events_from_a_stim_channel():
     np.testing.assert_allclose(ep.table["onset"], [1.0, 2.4, 4.2])
 
 
+def test_a_pick_step_keeps_the_stim_channel_for_epoching():
+    rng = np.random.default_rng(4)
+    data = np.vstack([rng.normal(scale=1e-5, size=(3, 3000)), np.zeros((1, 3000))])
+    data[3, [500, 1200, 2100]] = [1, 2, 1]
+    raw = mne.io.RawArray(data, mne.create_info(["C3", "C4", "EOG1", "STI"], 500.0, ["eeg", "eeg", "eog", "stim"]),
+                          verbose="error")
+    picked, applied = apply_steps(raw, [{"step": "pick", "types": ["eeg"]}])
+    assert picked.ch_names == ["C3", "C4", "STI"] and applied[0]["step"] == "pick"
+    ep, _ = make_epochs(picked, tmin=0.0, tmax=0.2, events="stim", stim_channel="STI", labels={"1": "l", "2": "r"})
+    assert ep.channels.names == ("C3", "C4") and ep.table["label"].tolist() == ["l", "r", "l"]
+
+
+def _one_label_run(path, description, onsets):
+    rng = np.random.default_rng(len(str(path)))
+    raw = mne.io.RawArray(rng.normal(scale=1e-5, size=(2, 2000)), mne.create_info(["C3", "C4"], 200.0, "eeg"),
+                          verbose="error")
+    raw.set_annotations(mne.Annotations(onsets, [0.1] * len(onsets), [description] * len(onsets)))
+    raw.save(path, verbose="error")
+    return path
+
+
+def test_labels_are_resolved_over_the_whole_set_of_runs(tmp_path):
+    """A run that holds one of the labelled markers is fine when another run of the set holds the other; a
+    marker in none of the runs is still an error naming it."""
+    from neurodecode.loaders.meeg import load_recordings
+
+    runs = [_one_label_run(tmp_path / "r1_raw.fif", "T1", [1.0, 3.0, 5.0]),
+            _one_label_run(tmp_path / "r2_raw.fif", "T2", [2.0, 4.0])]
+    ep = load_recordings(runs, tmin=0.0, tmax=0.5, labels={"T1": "left", "T2": "right"}, subject="s1")
+    assert ep.table["label"].tolist() == ["left"] * 3 + ["right"] * 2
+    assert ep.table["run"].tolist() == ["1"] * 3 + ["2"] * 2
+    with pytest.raises(ValueError, match=r"field 'labels': expected every labelled event in at least one run, got "
+                                         r"\['T3'\] in none"):
+        load_recordings(runs, tmin=0.0, tmax=0.5, labels={"T1": "left", "T2": "right", "T3": "rest"})
+    with pytest.raises(ValueError, match=r"r2_raw.fif: field 'labels': expected events present .* absent \['T1'\]"):
+        load_recordings(runs[1], tmin=0.0, tmax=0.5, labels={"T1": "left", "T2": "right"})   # one run: strict
+
+
 def test_steps_naming_unknown_channels_are_refused():
     raw, _ = seeg_raw()
     for step in ({"step": "pick", "channels": ["LA9"]}, {"step": "rename", "mapping": {"LA9": "X"}},
                  {"step": "bads", "channels": ["LA9"]}):
         with pytest.raises(ValueError, match=r"preprocessing step 0 \('\w+'\): expected channels of the recording, got unknown \['LA9'\]"):
             apply_steps(raw, [step])
+
+
+def test_stimulus_files_are_resolved_from_the_table_and_read_as_images(tmp_path):
+    from PIL import Image
+
+    from neurodecode.core.stimuli import stimulus_images
+    from neurodecode.loaders.meeg import load_recordings
+
+    runs = [_one_label_run(tmp_path / "r1_raw.fif", "T1", [1.0, 3.0]), _one_label_run(tmp_path / "r2_raw.fif", "T2",
+                                                                                      [2.0])]
+    (tmp_path / "img").mkdir()
+    for name, value in (("left", 40), ("right", 200)):
+        Image.fromarray(np.full((6, 5), value, np.uint8)).save(tmp_path / "img" / f"{name}.png")
+    pd.DataFrame({"stimulus": ["left", "right"], "file": ["img/left.png", "img/right.png"]}).to_csv(
+        tmp_path / "stimuli.csv", index=False)
+    kw = {"tmin": 0.0, "tmax": 0.5, "labels": {"T1": "left", "T2": "right"}, "stimulus": {"T1": "left", "T2": "right"}}
+    ep = load_recordings(runs, stimuli=tmp_path / "stimuli.csv", **kw)
+    assert ep.stimuli["file"].tolist() == [str(tmp_path / "img" / "left.png"), str(tmp_path / "img" / "right.png")]
+    img = stimulus_images(ep.stimuli, ep.table["stimulus"].tolist())
+    assert img.shape == (3, 6, 5, 1) and img[0, 0, 0, 0] == pytest.approx(40 / 255) and img[2].min() == pytest.approx(
+        200 / 255)
+    pd.DataFrame({"stimulus": ["left", "right"], "file": ["img/left.png", "img/gone.png"]}).to_csv(
+        tmp_path / "bad.csv", index=False)
+    with pytest.raises(FileNotFoundError, match=r"bad.csv: field 'file': expected stimulus files .* first at row 1: "
+                                                r".*gone.png"):
+        load_recordings(runs, stimuli=tmp_path / "bad.csv", **kw)
+    Image.fromarray(np.zeros((7, 7), np.uint8)).save(tmp_path / "img" / "right.png")
+    with pytest.raises(ValueError, match=r"expected images of one size, got 6×5 \(.*left.png\) and 7×7"):
+        stimulus_images(ep.stimuli, ["left", "right"])
