@@ -394,9 +394,8 @@ def make_epochs(
         Window in seconds around each event (``tmax`` included, as in MNE).
     labels : mapping, sequence or None
         Event description (annotation text, stim code as text, or table ``description``) → label; a sequence keeps
-        those descriptions as their own labels; None keeps every event. Descriptions asked for but absent from
-        the recording are an error (``absent_labels="raise"``) or allowed (``"allow"``: one run of several, each
-        holding some of the labels; :func:`load_recordings` then checks that the set holds every one).
+        those descriptions as their own labels; None keeps every event. Descriptions asked for but absent are an
+        error unless ``absent_labels="allow"`` (a run of a set: :func:`load_recordings` checks the whole set).
     stimulus : mapping, str or None
         Description → stimulus id, or the name of a column of an events table holding it.
     events : "annotations", "stim" or DataFrame
@@ -419,8 +418,7 @@ def make_epochs(
     if not tmax > tmin:
         raise ValueError(f"{where}: field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
     table, label_of = _select_events(raw, events, stim_channel, labels, stimulus, tmin, tmax, where, absent_labels)
-    label_of = {d: v for d, v in label_of.items() if d in set(table["description"])}
-    codes = {d: i + 1 for i, d in enumerate(label_of)}
+    codes = {d: i + 1 for i, d in enumerate(d for d in label_of if d in set(table["description"]))}
     ev = np.column_stack([table["sample"].to_numpy(np.int64), np.zeros(len(table), np.int64),
                           table["description"].map(codes).to_numpy(np.int64)])
     order = np.argsort(ev[:, 0], kind="stable")
