@@ -107,10 +107,20 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
     def _signals(self, X: np.ndarray) -> torch.Tensor:
         return _tensor(X, self.device)
 
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``fit(X).transform(X)`` with the input checked once."""
+        if type(self).fit is not Covariances.fit or type(self).transform is not Covariances.transform:
+            return super().fit_transform(X, y, **fit_params)        # subclasses learn something in fit
+        X = _check_signals(X)
+        self.n_channels_in_ = X.shape[1]
+        return self._covariances(X)
+
     def transform(self, X: Any) -> np.ndarray:
         """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones)."""
         check_is_fitted(self, "n_channels_in_")
-        X = _check_signals(X)
+        return self._covariances(_check_signals(X))
+
+    def _covariances(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] != self.n_channels_in_:
             raise ValueError(f"field 'X': expected {self.n_channels_in_} channels as in fit, got {X.shape[1]}")
         C = spd.covariances(self._signals(X), self.estimator, self.reg)

@@ -68,6 +68,59 @@ def test_mdm_equal_pyriemann():
     assert ours.score(C, y) > 0.8
 
 
+def test_batches_split_over_cores_equal_one_call():
+    X, _ = signals(n_epochs=200, n_channels=9)
+    C = spd.covariances(torch.as_tensor(X), "oas")
+    w, V = spd.eigh(C)
+    w1, V1 = torch.linalg.eigh(C)
+    np.testing.assert_allclose(w, w1, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(np.abs((V * V1).sum(-2)), 1.0, atol=1e-10)     # same eigenvectors up to sign
+    np.testing.assert_allclose(spd.eigvalsh(C), torch.linalg.eigvalsh(C), rtol=1e-12, atol=0)
+    assert spd.eigvalsh(C[:3]).shape == (3, 9) and spd.eigh(C[0])[0].shape == (9,)
+
+
+@pytest.mark.parametrize("estimator", ["oas", "scm"])
+def test_riemannian_mean_on_split_batches_equals_pyriemann_in_as_many_iterations(estimator):
+    """pyRiemann's step and stopping rules (gradient norm <= 1e-8) on batches split over the cores: the same mean
+    to 1e-8 relative, in as many iterations."""
+    from pyriemann.utils.mean import mean_riemann
+
+    X, _ = signals(n_epochs=300, n_channels=16, n_times=200)
+    C = spd.covariances(torch.as_tensor(X), estimator)
+    info = {}
+    M = spd.mean_riemann(C, info=info).numpy()
+    passes, eigh = [], np.linalg.eigh
+
+    def counting(a, *args, **kw):                    # pyRiemann's iterations: one batched eigh of the 300 each
+        passes.extend([1] if np.ndim(a) == 3 and len(a) == 300 else [])
+        return eigh(a, *args, **kw)
+
+    np.linalg.eigh = counting
+    try:
+        ref = mean_riemann(C.numpy(), maxiter=200)
+    finally:
+        np.linalg.eigh = eigh
+    assert_rel(M, ref, 1e-8)
+    assert info["norm"] <= 1e-8
+    assert abs(info["n_iter"] - len(passes)) <= 1
+
+
+def test_covariances_of_signals_with_large_offsets_equal_pyriemann():
+    """The one-pass moments lose (mean / sd)² of precision; offsets above 100 sd are centred first."""
+    X, _ = signals(n_epochs=70)
+    for offset in (50.0, 1e6):
+        Xo = X + offset * X.std() * np.random.default_rng(1).normal(size=(70, 7, 1))
+        for est in ("scm", "lwf", "oas"):
+            assert_rel(Covariances(est).fit_transform(Xo), PyCovariances(est).fit_transform(Xo), 1e-9)
+
+
+def test_split_batches_give_pyriemanns_tangent_space_and_mdm():
+    X, y = signals(n_epochs=160, n_channels=12)
+    C = PyCovariances("lwf").fit_transform(X)
+    assert_rel(TangentSpace().fit_transform(C), PyTangentSpace().fit_transform(C))
+    assert_rel(MDM().fit(C, y).predict_proba(C), PyMDM().fit(C, y).predict_proba(C))
+
+
 def test_augmented_embedding_matches_moabb_reference():
     X, _ = signals(n_epochs=3, n_channels=4, n_times=50)
     order, lag = 3, 2
