@@ -12,12 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["has_images", "resize_images", "stimulus_images"]
-
-
-def has_images(stimuli: pd.DataFrame | None) -> bool:
-    """Whether a stimulus table describes images (``pixels`` + ``height``/``width``, or image ``file`` paths)."""
-    return stimuli is not None and ({"pixels", "height", "width"} <= set(stimuli.columns) or "file" in stimuli.columns)
+__all__ = ["resize_images", "stimulus_images"]
 
 
 def _read_image_file(path: str) -> np.ndarray:

@@ -83,10 +83,11 @@ class EvaluationResult:
             n = len(v)
             sd = float(v.std(ddof=1)) if n > 1 else float("nan")
             half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-            rows.append({"scheme": scheme, "metric": metric, "mean": float(v.mean()), "std": sd, "n_folds": n,
-                         "ci_low": float(v.mean()) - half, "ci_high": float(v.mean()) + half})
+            low, high = float(v.mean()) - half, float(v.mean()) + half
             if metric in UNIT_METRICS and n > 1:
-                rows[-1]["ci_low"], rows[-1]["ci_high"] = max(0.0, rows[-1]["ci_low"]), min(1.0, rows[-1]["ci_high"])
+                low, high = max(0.0, low), min(1.0, high)
+            rows.append({"scheme": scheme, "metric": metric, "mean": float(v.mean()), "std": sd, "n_folds": n,
+                         "ci_low": low, "ci_high": high})
         return pd.DataFrame(rows)
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -418,7 +418,7 @@ def make_epochs(
     if not tmax > tmin:
         raise ValueError(f"{where}: field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
     table, label_of = _select_events(raw, events, stim_channel, labels, stimulus, tmin, tmax, where, absent_labels)
-    codes = {d: i + 1 for i, d in enumerate(d for d in label_of if d in set(table["description"]))}
+    codes = {d: i + 1 for i, d in enumerate(filter(set(table["description"]).__contains__, label_of))}
     ev = np.column_stack([table["sample"].to_numpy(np.int64), np.zeros(len(table), np.int64),
                           table["description"].map(codes).to_numpy(np.int64)])
     order = np.argsort(ev[:, 0], kind="stable")

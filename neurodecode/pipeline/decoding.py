@@ -36,7 +36,7 @@ import pandas as pd
 
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.persistence import dumps
-from neurodecode.core.stimuli import has_images, resize_images, stimulus_images
+from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.core.validation import fail
 from neurodecode.evaluation.metrics import Scores
 from neurodecode.heads.base import HeadOutput, ImageOutput
@@ -215,7 +215,7 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
     if d.truth is None:
         return d.gallery_scores
     parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed)]
-    if has_images(d.truth):
+    if "pixels" in d.truth.columns:
         true_images = stimulus_images(d.truth, d.ids, pipe.target.scale)
         for name in ("low-level", "images"):
             if name in d.images:
@@ -256,7 +256,7 @@ def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]
     rows = [{"trial": t, "subject": s, "stimulus": None if d.ids is None else d.ids[i]}
             for i, (t, s) in enumerate(zip(d.trials, d.subjects))]
     cells: dict[str, list] = {}
-    if has_images(d.truth):
+    if d.truth is not None and "pixels" in d.truth.columns:
         cells["stimulus image"] = list(stimulus_images(d.truth, d.ids, pipe.target.scale))
     for name in ("linear", "low-level", "images"):
         if name in d.images:
@@ -268,7 +268,7 @@ def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]
     if d.retrieval:
         gallery_ids = pipe.stimuli["stimulus"].astype(str).tolist()
         gallery = (stimulus_images(pipe.stimuli, gallery_ids, pipe.target.scale)
-                   if has_images(pipe.stimuli) else None)
+                   if "pixels" in pipe.stimuli.columns else None)
         where = {g: i for i, g in enumerate(gallery_ids)}
         cells["retrieved (top 5)"] = [[gallery[where[g]] for g in r["top5"]] if gallery is not None
                                       else ", ".join(r["top5"]) for r in d.retrieval]

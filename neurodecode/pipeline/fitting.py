@@ -26,7 +26,7 @@ from neurodecode.encoders.features import encoder_input
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
-from neurodecode.core.stimuli import has_images, resize_images, stimulus_images
+from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.heads.base import KINDS, check_head
 from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
 
@@ -155,7 +155,7 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
     from omegaconf import OmegaConf
 
     heads, configs, trained, low = {}, {}, [], None
-    images = stimulus_images(epochs.stimuli, ids, target.scale) if has_images(epochs.stimuli) else None
+    images = stimulus_images(epochs.stimuli, ids, target.scale) if "pixels" in epochs.stimuli.columns else None
     for kind in KINDS:
         hcfg = _head_config(cfg, kind, epochs, Y.shape[1])
         if hcfg is None:
