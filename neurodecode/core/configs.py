@@ -76,6 +76,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.voxels.VoxelFeatures",
     "neurodecode.encoders.riemann.Covariances",
     "neurodecode.encoders.riemann.AugmentedCovariances",
+    "neurodecode.encoders.riemann.ERPCovariances",
     "neurodecode.encoders.riemann.FilterBankCovariances",
     "neurodecode.encoders.riemann.TangentSpace",
     "neurodecode.encoders.riemann.MDM",

@@ -7,6 +7,7 @@ arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 ar
 ====================  =====================================================================================
 ``Covariances``        ``scm``/``cov``/``lwf``/``oas`` covariance, explicit ``reg`` for rank-deficient data
 ``AugmentedCovariances`` covariance of the time-delay embedding (order, lag; ``"auto"`` selects them)
+``ERPCovariances``     xDAWN super-trial covariances for evoked responses (supervised: needs labels)
 ``FilterBankCovariances`` one covariance per frequency band → ``(n_epochs, n_bands, n, n)``
 ``TangentSpace``       vectors at the Riemannian (or log-Euclidean) mean, one reference per band
 ``MDM``                minimum distance to the class means
@@ -26,7 +27,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.encoders import spd
 
-__all__ = ["MDM", "AugmentedCovariances", "Covariances", "FilterBankCovariances", "Procrustes", "Recenter",
+__all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
+           "Recenter",
            "TangentSpace", "select_order_lag"]
 
 
@@ -41,12 +43,13 @@ def _as_array(X: Any, name: str = "X") -> np.ndarray:
     return X
 
 
-def _check_signals(X: Any) -> np.ndarray:
+def _check_signals(X: Any, finite: bool = True) -> np.ndarray:
+    """``X`` as a 3-D numeric array; with ``finite=False`` the caller checks finiteness on its (smaller) result."""
     X = _as_array(X)
     if X.ndim != 3:
         raise ValueError(f"field 'X': expected signals of shape (n_epochs, n_channels, n_times), got {X.ndim} "
                          f"dimension(s) with shape {X.shape}")
-    if not np.isfinite(X).all():
+    if finite and not np.isfinite(X).all():
         raise ValueError("field 'X': expected finite values, got NaN or Inf")
     return X
 
@@ -111,19 +114,23 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)`` with the input checked once."""
         if type(self).fit is not Covariances.fit or type(self).transform is not Covariances.transform:
             return super().fit_transform(X, y, **fit_params)        # subclasses learn something in fit
-        X = _check_signals(X)
+        X = _check_signals(X, finite=False)
         self.n_channels_in_ = X.shape[1]
         return self._covariances(X)
 
     def transform(self, X: Any) -> np.ndarray:
         """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones)."""
         check_is_fitted(self, "n_channels_in_")
-        return self._covariances(_check_signals(X))
+        return self._covariances(_check_signals(X, finite=False))
 
     def _covariances(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] != self.n_channels_in_:
             raise ValueError(f"field 'X': expected {self.n_channels_in_} channels as in fit, got {X.shape[1]}")
         C = spd.covariances(self._signals(X), self.estimator, self.reg)
+        if not bool(torch.isfinite(C).all()):   # NaN/Inf in X reach C: checked on C, 1/n_times of the data
+            _check_signals(X)
+            raise ValueError("field 'X': expected signals whose squares do not overflow float64, got covariances "
+                             "with Inf")
         if self.estimator in ("scm", "cov") and not self.reg:
             spd.check_spd(C, hint="use estimator='oas' or 'lwf', or set reg (e.g. reg=1e-3)")
         return C.cpu().numpy()
@@ -235,6 +242,88 @@ class AugmentedCovariances(Covariances):
 
     def _signals(self, X: np.ndarray) -> torch.Tensor:
         return spd.time_delay_embedding(_tensor(X, self.device), self.order_, self.lag_)
+
+
+class ERPCovariances(Covariances):
+    """xDAWN "super-trial" covariances for event-related potentials (N170, P300, visual evoked responses).
+
+    As pyRiemann's ``XdawnCovariances`` (Barachant & Congedo 2014; Rivet et al. 2009): ``fit`` learns ``nfilter``
+    xDAWN spatial filters per class with pyRiemann's ``Xdawn`` (signal-to-signal-plus-noise of the class evoked
+    response) and keeps the filtered class evoked responses as prototypes; ``transform`` stacks the prototypes
+    over each filtered epoch and returns the covariance of that super-trial, so that its off-diagonal blocks hold
+    the epoch's cross-covariance with each class response (the phase-locked information that plain covariances
+    average out). The covariances are neurodecode's (batched torch, any ``estimator``/``reg``); with the same
+    estimator they equal pyRiemann's ``XdawnCovariances`` (tested).
+
+    Parameters
+    ----------
+    nfilter : int
+        xDAWN filters per class; the matrices are ``2 * n_classes * nfilter`` square.
+    estimator, reg, device
+        The super-trial covariance, as in :class:`Covariances`.
+    xdawn_estimator : str
+        pyRiemann's covariance estimator for the xDAWN signal and noise covariances.
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+    filters_ : ndarray, shape (n_classes * nfilter, n_channels)
+    evokeds_ : ndarray, shape (n_classes * nfilter, n_times)
+        The filtered class evoked responses (prototypes).
+    """
+
+    #: ``fit`` needs the labels (cross-subject re-centring fits it on the training subjects only)
+    supervised = True
+
+    def __init__(self, nfilter: int = 2, estimator: str = "scm", reg: float = 0.0, device: str | None = None,
+                 xdawn_estimator: str = "scm") -> None:
+        super().__init__(estimator, reg, device)
+        self.nfilter = nfilter
+        self.xdawn_estimator = xdawn_estimator
+
+    def fit(self, X: Any, y: Any = None) -> ERPCovariances:
+        """Learn the xDAWN filters and class prototypes from labelled epochs ``X`` (n_epochs, n_channels, n_times)."""
+        from pyriemann.spatialfilters import Xdawn
+
+        X = _check_signals(X)
+        if y is None:
+            raise ValueError("field 'y': ERPCovariances is supervised (its prototypes are the class evoked "
+                             "responses): expected one label per epoch, got None")
+        y = np.asarray(y)
+        if y.shape != (len(X),):
+            raise ValueError(f"field 'y': expected {len(X)} labels (one per epoch), got shape {y.shape}")
+        if y.dtype == object and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise ValueError("field 'y': expected a label for every epoch, got missing labels")
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < 2 or counts.min() < 2:
+            raise ValueError(f"field 'y': expected at least two classes with two epochs each, got "
+                             f"{dict(zip(classes.tolist(), counts.tolist()))}")
+        if not isinstance(self.nfilter, (int, np.integer)) or not 1 <= self.nfilter <= X.shape[1]:
+            raise ValueError(f"field 'nfilter': expected an integer in [1, {X.shape[1]}] (n_channels), got "
+                             f"{self.nfilter!r}")
+        xd = Xdawn(nfilter=int(self.nfilter), estimator=self.xdawn_estimator).fit(X, y)
+        self.classes_, self.filters_, self.evokeds_ = classes, np.asarray(xd.filters_), np.asarray(xd.evokeds_)
+        self.n_channels_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Super-trial covariances, shape (n_epochs, 2 * n_classes * nfilter, 2 * n_classes * nfilter)."""
+        check_is_fitted(self, "filters_")
+        X = _check_signals(X)
+        if X.shape[2] != self.evokeds_.shape[1]:
+            raise ValueError(f"field 'X': expected {self.evokeds_.shape[1]} samples per epoch as in fit (the class "
+                             f"prototypes' length), got {X.shape[2]}")
+        return self._covariances(X)
+
+    def _signals(self, X: np.ndarray) -> torch.Tensor:
+        Xt = _tensor(X, self.device)
+        W, P = (_tensor(a, self.device) for a in (self.filters_, self.evokeds_))
+        return torch.cat([P.expand(len(Xt), *P.shape), W @ Xt], dim=1)
+
+    def component_names(self) -> list[str]:
+        """``evoked[<class>]k`` (prototype rows) then ``xdawn[<class>]k`` (filtered epoch rows)."""
+        comps = [f"[{c}]{k}" for c in self.classes_ for k in range(len(self.filters_) // len(self.classes_))]
+        return [f"evoked{c}" for c in comps] + [f"xdawn{c}" for c in comps]
 
 
 class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
@@ -395,7 +484,7 @@ class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "covmeans_")
         C = _tensor(_check_spd(X, (3,)), self.device)
         means = _tensor(self.covmeans_, self.device)
-        return spd.distance_riemann(C[:, None], means[None]).cpu().numpy()
+        return spd.distances_to_means(C, means).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[self.transform(X).argmin(axis=1)]

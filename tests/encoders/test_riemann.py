@@ -80,9 +80,9 @@ def test_batches_split_over_cores_equal_one_call():
 
 
 @pytest.mark.parametrize("estimator", ["oas", "scm"])
-def test_riemannian_mean_on_split_batches_equals_pyriemann_in_as_many_iterations(estimator):
-    """pyRiemann's step and stopping rules (gradient norm <= 1e-8) on batches split over the cores: the same mean
-    to 1e-8 relative, in as many iterations."""
+def test_riemannian_mean_equals_pyriemann_in_fewer_iterations(estimator):
+    """pyRiemann's stopping rule (gradient norm <= 1e-8) with secant steps, on batches split over the cores: the
+    same mean to 1e-8 relative, in fewer gradient evaluations than pyRiemann's batched eigendecompositions."""
     from pyriemann.utils.mean import mean_riemann
 
     X, _ = signals(n_epochs=300, n_channels=16, n_times=200)
@@ -102,7 +102,7 @@ def test_riemannian_mean_on_split_batches_equals_pyriemann_in_as_many_iterations
         np.linalg.eigh = eigh
     assert_rel(M, ref, 1e-8)
     assert info["norm"] <= 1e-8
-    assert abs(info["n_iter"] - len(passes)) <= 1
+    assert info["n_iter"] < len(passes), (info["n_iter"], len(passes))
 
 
 def test_covariances_of_signals_with_large_offsets_equal_pyriemann():
@@ -282,3 +282,36 @@ def test_eegmmidb_tangent_space_reaches_the_reference(shared_data, tmp_path):
     assert ts.mean() == pytest.approx(0.733, abs=0.005)
     assert mdm.mean() == pytest.approx(0.689, abs=0.005)
     assert aug.mean() > 0.5
+
+
+def test_erp_covariances_equal_pyriemanns_xdawn_covariances_and_need_labels():
+    """xDAWN super-trial covariances: pyRiemann's filters and prototypes, neurodecode's covariances — equal to
+    ``pyriemann.estimation.XdawnCovariances`` with the same estimator; bad labels are refused naming the field."""
+    from pyriemann.estimation import XdawnCovariances
+
+    from neurodecode.encoders.riemann import ERPCovariances
+
+    X, y = signals(n_epochs=60, n_channels=6, n_times=80, seed=3)
+    X[y == 1, :, 20:40] += 0.8 * np.sin(np.linspace(0, np.pi, 20))   # an evoked response in class 1
+    ours = ERPCovariances(nfilter=2, estimator="scm").fit(X, y)
+    ref = XdawnCovariances(nfilter=2, estimator="scm").fit(X, y)
+    assert_rel(ours.transform(X), ref.transform(X), 1e-9)
+    assert ours.transform(X).shape == (60, 8, 8)
+    assert ours.component_names()[:2] == ["evoked[0]0", "evoked[0]1"]
+    with pytest.raises(ValueError, match="field 'y'.*supervised"):
+        ERPCovariances().fit(X)
+    with pytest.raises(ValueError, match="field 'y': expected at least two classes"):
+        ERPCovariances().fit(X, np.zeros(60))
+    with pytest.raises(ValueError, match="field 'X': expected 80 samples"):
+        ours.transform(X[:, :, :70])
+
+
+def test_split_workers_run_one_thread_and_the_caller_keeps_its_threads():
+    """A worker that kept OpenMP's default would start its own BLAS team and slow the caller's later calls."""
+    if spd._usable_cores() < 2:
+        pytest.skip("one usable core: batches are not split")
+    C = torch.eye(4, dtype=torch.float64).expand(256, 4, 4).contiguous()
+    before = torch.get_num_threads()
+    counts = spd._chunked(lambda c: torch.get_num_threads(), C)
+    assert set(counts) == {1}
+    assert torch.get_num_threads() == before
