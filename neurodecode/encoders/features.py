@@ -24,11 +24,12 @@ from sklearn.pipeline import Pipeline
 from neurodecode.core.configs import load_config
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.validation import fail
-from neurodecode.encoders.riemann import AugmentedCovariances, Covariances, FilterBankCovariances, TangentSpace
+from neurodecode.encoders.riemann import (AugmentedCovariances, Covariances, ERPCovariances, FilterBankCovariances,
+                                          TangentSpace)
 from neurodecode.encoders.spd import to_tensor, upper
 
-__all__ = ["RECIPES", "CovarianceVector", "Features", "encoder_input", "extract_features", "load_recipe_config",
-           "make_recipe"]
+__all__ = ["RECIPES", "SUPERVISED_RECIPES", "CovarianceVector", "Features", "encoder_input", "extract_features",
+           "load_recipe_config", "make_recipe"]
 
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
@@ -53,12 +54,17 @@ RECIPES: dict[str, str] = {
     "tangent_space": "covariance → tangent space at the Riemannian mean (n(n+1)/2 features)",
     "augmented_tangent_space": "augmented (time-delay) covariance → tangent space (order·n(order·n+1)/2 features)",
     "filterbank_tangent_space": "one covariance per band → tangent space per band (n_bands·n(n+1)/2 features)",
+    "xdawn_tangent_space": "xDAWN super-trial covariance (ERPs; supervised: fitted with the labels) → tangent space "
+                           "(k(2k+1) features, k = n_classes·nfilter)",
 }
+
+#: recipes whose fit needs the labels
+SUPERVISED_RECIPES = frozenset({"xdawn_tangent_space"})
 
 
 def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: str = "riemann",
                 order: int | str = 4, lag: int | str = 1, bands: Sequence[Sequence[float]] | None = None,
-                sfreq: float | None = None, device: str | None = None) -> Pipeline:
+                sfreq: float | None = None, device: str | None = None, nfilter: int = 2) -> Pipeline:
     """Build the scikit-learn pipeline of a feature recipe.
 
     Parameters
@@ -72,6 +78,8 @@ def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: 
         Time-delay embedding of the augmented recipe.
     bands, sfreq : band edges in Hz and the sampling rate, for the filter-bank recipe.
     device : torch device.
+    nfilter : int
+        xDAWN filters per class, for the ERP recipe (its ``fit`` takes the labels).
     """
     if name == "covariance":
         from sklearn.preprocessing import StandardScaler
@@ -82,6 +90,9 @@ def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: 
         return Pipeline([("cov", Covariances(estimator, reg, device)), ("ts", TangentSpace(metric, device=device))])
     if name == "augmented_tangent_space":
         return Pipeline([("cov", AugmentedCovariances(order, lag, estimator, reg, device)),
+                         ("ts", TangentSpace(metric, device=device))])
+    if name == "xdawn_tangent_space":
+        return Pipeline([("cov", ERPCovariances(nfilter, estimator, reg, device)),
                          ("ts", TangentSpace(metric, device=device))])
     if name == "filterbank_tangent_space":
         if sfreq is None:
@@ -106,6 +117,8 @@ def _feature_names(name: str, pipeline: Pipeline, ch_names: Sequence[str]) -> li
         return _pair_names(ch)
     if isinstance(cov, FilterBankCovariances):
         return [f"{lo:g}-{hi:g}Hz:{pair}" for lo, hi in cov.bands for pair in _pair_names(ch_names)]
+    if isinstance(cov, ERPCovariances):
+        return _pair_names(cov.component_names())
     return _pair_names(ch_names)
 
 
@@ -181,8 +194,14 @@ def extract_features(epochs: EpochSet | np.ndarray, recipe: str = "tangent_space
             fail("table", f"{data.shape[0]} rows", len(tab))
     if recipe != "filterbank_tangent_space":
         params.pop("sfreq", None)
+    y = None
+    if recipe in SUPERVISED_RECIPES:
+        if "label" not in tab.columns or tab["label"].isna().any():
+            fail("table['label']", f"a label for every epoch (the {recipe} recipe is fitted with the labels)",
+                 "missing labels" if "label" in tab.columns else "no label column")
+        y = tab["label"].to_numpy()
     pipeline = make_recipe(recipe, **params)
-    X = pipeline.fit_transform(data.astype(np.float64))
+    X = pipeline.fit_transform(data.astype(np.float64), y)
     return Features(X, _feature_names(recipe, pipeline, names), tab.reset_index(drop=True),
                     {"recipe": recipe, **{k: v for k, v in params.items()}})
 

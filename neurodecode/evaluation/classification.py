@@ -245,6 +245,10 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recent
         from neurodecode.encoders.riemann import Recenter
 
         covariances, model_template = split_at_covariances(pipeline)
+        if getattr(covariances.steps[-1][1], "supervised", False):
+            fail("recenter", "a pipeline whose covariance step learns nothing from labels (re-centring fits it on "
+                 "every subject's unlabeled epochs)", f"{type(covariances.steps[-1][1]).__name__}, which is "
+                 "fitted with the labels")
         # the covariance steps learn nothing from labels; each subject is re-centred on its own (unlabeled) epochs
         X = Recenter().fit_transform(clone(covariances).fit(X).transform(X), groups=subj)
     rows: list[dict] = []

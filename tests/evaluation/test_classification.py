@@ -176,7 +176,10 @@ def test_extract_features_bad_input():
         make_recipe("filterbank_tangent_space")
     with pytest.raises(ValueError, match=r"field 'path': expected a file name ending in .parquet or .csv"):
         extract_features(np.random.default_rng(0).normal(size=(4, 2, 50))).save("f.xlsx")
-    assert set(RECIPES) == {"covariance", "tangent_space", "augmented_tangent_space", "filterbank_tangent_space"}
+    assert set(RECIPES) == {"covariance", "tangent_space", "augmented_tangent_space", "filterbank_tangent_space",
+                            "xdawn_tangent_space"}
+    with pytest.raises(ValueError, match=r"field 'table\['label'\]': expected a label for every epoch"):
+        extract_features(np.random.default_rng(0).normal(size=(4, 2, 50)), "xdawn_tangent_space")
 
 
 @pytest.mark.realdata
@@ -195,7 +198,7 @@ def test_within_session_on_eegmmidb_equals_cross_val_score(shared_data):
 
 
 @pytest.mark.parametrize("name", ["tangent_space", "augmented_tangent_space", "filterbank_tangent_space",
-                                  "covariance"])
+                                  "covariance", "xdawn_tangent_space"])
 def test_hydra_feature_configs_instantiate(name):
     from omegaconf import OmegaConf
 
@@ -204,8 +207,8 @@ def test_hydra_feature_configs_instantiate(name):
     cfg = load_config("features", name)
     overrides = ["sfreq=100.0"] if "sfreq" in cfg.keys() and OmegaConf.is_missing(cfg, "sfreq") else []
     pipe = build("features", name, overrides)
-    X = subject_epochs("s0", 0, sessions=("1",), n_per_session=8, n_times=300).data
-    assert pipe.fit_transform(X.astype(np.float64)).shape[0] == 8
+    ep = subject_epochs("s0", 0, sessions=("1",), n_per_session=8, n_times=300)
+    assert pipe.fit_transform(ep.data.astype(np.float64), ep.table["label"].to_numpy()).shape[0] == 8
 
 
 def test_features_command_writes_a_table(tmp_path, capsys):
@@ -225,3 +228,12 @@ def test_features_command_writes_a_table(tmp_path, capsys):
     assert "c.h5: field 'subject': expected one of ['s0'] (this file is a collection)" in capsys.readouterr().err
     assert main(["features", str(tmp_path / "c.h5"), "--subject", "s0", "--out", str(tmp_path / "g.parquet")]) == 0
     assert pd.read_parquet(tmp_path / "g.parquet").shape == (12, len(ep.table.columns) + 21)
+
+
+def test_recenter_refuses_a_supervised_covariance_step():
+    """Re-centring fits the covariance step on every subject's unlabeled epochs: the xDAWN step needs labels."""
+    from neurodecode.evaluation.classification import recipe_classifier
+
+    study = EpochCollection([subject_epochs(f"s{k}", seed=k, sessions=("1",), n_per_session=12) for k in range(2)])
+    with pytest.raises(ValueError, match="field 'recenter'.*ERPCovariances, which is fitted with the labels"):
+        evaluate(study, recipe_classifier("xdawn_tangent_space"), "cross_subject", recenter=True)
