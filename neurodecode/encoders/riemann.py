@@ -309,7 +309,7 @@ class ERPCovariances(Covariances):
     def transform(self, X: Any) -> np.ndarray:
         """Super-trial covariances, shape (n_epochs, 2 * n_classes * nfilter, 2 * n_classes * nfilter)."""
         check_is_fitted(self, "filters_")
-        X = _check_signals(X)
+        X = _check_signals(X, finite=False)                          # checked on the covariances (_covariances)
         if X.shape[2] != self.evokeds_.shape[1]:
             raise ValueError(f"field 'X': expected {self.evokeds_.shape[1]} samples per epoch as in fit (the class "
                              f"prototypes' length), got {X.shape[2]}")

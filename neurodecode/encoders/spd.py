@@ -232,6 +232,7 @@ def _chunked(fn: Callable[..., Any], *tensors: torch.Tensor) -> list[Any]:
     workers = min(_usable_cores(), len(tensors[0]) // (_MIN_SPLIT // 2))
     if tensors[0].device.type != "cpu" or workers < 2:
         return [fn(*tensors)]
+
     def one_thread(*chunks: torch.Tensor) -> Any:
         # OpenMP's thread count is per thread: a worker that kept the default would start its own BLAS team on its
         # first matmul, and those threads slow every later call of the main thread (measured: a batched eigh of
@@ -357,7 +358,9 @@ def mean_riemann(C: torch.Tensor, sample_weight: torch.Tensor | None = None, tol
     one is the secant minimiser along the last direction, ``nu ||J_k||² / (||J_k||² - <J_k+1, J_k>)``, clipped to
     [0.05, 4]. Keeping the factor as ``L <- L expm(nu J / 2)`` makes ``J_k`` the parallel transport of the last
     direction in the new frame, so the secant needs no further eigendecomposition; each iteration costs one
-    ``logm`` per matrix, as pyRiemann's. Measured (``scripts/bench_riemann.py``, iterations counting the final
+    ``logm`` per matrix, as pyRiemann's; the first ones run in float32 until the gradient norm is below
+    ``_REFINE_BELOW`` (1e-3), the rest and the final check in float64 (float64 throughout where a whitened matrix is
+    not positive in float32). Measured (``scripts/bench_riemann.py``, iterations counting the final
     check): 5 instead of 8 on the benchmark's OAS covariances, 11 instead of 19 on its 1000 × 64 sample
     covariances, 10 = 10 on EEGMMIDB 1 s windows; the mean equals pyRiemann's within 1e-8 relative.
 
@@ -368,8 +371,7 @@ def mean_riemann(C: torch.Tensor, sample_weight: torch.Tensor | None = None, tol
     (gradient evaluations) and the final gradient ``norm``.
 
     Measured and not adopted: full steps halved when the gradient grows (6 iterations on the OAS covariances but
-    15–40 on sample covariances); early iterations in float32 (fewer float64 iterations are left before ``maxiter``
-    on slowly converging data); the log-Euclidean mean as a start (no closer on ill-conditioned data: Riemannian
+    15–40 on sample covariances); the log-Euclidean mean as a start (no closer on ill-conditioned data: Riemannian
     distance 2.5 to the mean vs 2.7 from the Euclidean mean, for one more eigendecomposition per matrix).
     """
     w = _weights(C.shape[0], sample_weight, C)

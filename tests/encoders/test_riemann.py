@@ -305,6 +305,10 @@ def test_erp_covariances_equal_pyriemanns_xdawn_covariances_and_need_labels():
         ERPCovariances().fit(X, np.zeros(60))
     with pytest.raises(ValueError, match="field 'X': expected 80 samples"):
         ours.transform(X[:, :, :70])
+    bad = X.copy()
+    bad[3, 1, 5] = np.nan
+    with pytest.raises(ValueError, match="field 'X': expected finite values"):
+        ours.transform(bad)
 
 
 def test_split_workers_run_one_thread_and_the_caller_keeps_its_threads():
