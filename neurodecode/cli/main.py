@@ -192,7 +192,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sfreq = epochs.sfreq if hasattr(epochs, "sfreq") else epochs[next(iter(epochs))].sfreq
         pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
-                          recenter=args.recenter)
+                          recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration)
         print(result.summary().round(3).to_string())
         _write_scores(result, args.out)
         return 0
@@ -294,7 +294,12 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--target", default="label", help="table column with the classes")
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
-    ev.add_argument("--recenter", action="store_true", help="re-centre each subject (cross_subject)")
+    ev.add_argument("--recenter", action="store_true", help="re-centre each subject/session (= --transfer recenter)")
+    ev.add_argument("--transfer", default=None, choices=["recenter", "rpa", "procrustes"],
+                    help="align subjects (cross_subject) or sessions (cross_session) after the covariances")
+    ev.add_argument("--n-calibration", type=int, default=0,
+                    help="labelled trials per class of the test subject/session used to align and train (rpa, "
+                         "procrustes)")
     ev.add_argument("--pred", default=None, help="decoded outputs: .npy (n_items, ...) or .txt captions")
     ev.add_argument("--true", default=None, help="their truth, same format")
     ev.add_argument("--k", type=int, nargs="+", default=[1, 5], help="top-k for retrieval")

@@ -82,6 +82,8 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.riemann.MDM",
     "neurodecode.encoders.riemann.Recenter",
     "neurodecode.encoders.riemann.Procrustes",
+    "neurodecode.encoders.riemann.Stretch",
+    "neurodecode.encoders.riemann.Rotate",
     "neurodecode.encoders.features.CovarianceVector",
     "neurodecode.encoders.pretraining.EncoderFeatures",
     "sklearn.pipeline.Pipeline",

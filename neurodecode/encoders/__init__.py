@@ -2,7 +2,7 @@
 
 * :mod:`.spd` — batched, differentiable maths on SPD matrices (pure functions, pyRiemann's definitions).
 * :mod:`.riemann` — scikit-learn estimators on covariances: :class:`Covariances`, :class:`TangentSpace`, :class:`MDM`,
-  re-centring, Procrustes.
+  re-centring, RPA's stretch and rotation, Procrustes.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
@@ -20,7 +20,7 @@ from neurodecode.encoders.features import RECIPES, Features, encoder_input, extr
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
-                                          Recenter, TangentSpace)
+                                          Recenter, Rotate, Stretch, TangentSpace)
 from neurodecode.encoders.voxels import VoxelFeatures
 
 
@@ -36,6 +36,7 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Covariances", "EncoderFeatures", "Features",
-           "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "TangentSpace",
+           "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "Rotate",
+           "Stretch", "TangentSpace",
            "VoxelFeatures", "build_model", "encoder_input", "extract_features", "load_model", "make_recipe",
            "masked_reconstruction_error", "pretrain", "pretrain_tokenizer", "save_model"]

@@ -12,12 +12,15 @@ arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 ar
 ``TangentSpace``       vectors at the Riemannian (or log-Euclidean) mean, one reference per band
 ``MDM``                minimum distance to the class means
 ``Recenter``           re-centre each group (subject/session) to the identity, unsupervised
-``Procrustes``         rotate each group's tangent vectors onto a reference group's class means
+``Stretch``            stretch each re-centred group to a common dispersion (RPA, step 2)
+``Rotate``             rotate each group's matrices onto a reference group's class means (RPA, step 3)
+``Procrustes``         rotate each group's tangent vectors onto a reference group's anchors (tangent-space alignment)
 ====================  =====================================================================================
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,8 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from neurodecode.encoders import spd
 
 __all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
-           "Recenter",
-           "TangentSpace", "select_order_lag"]
+           "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
 
 
 def _as_array(X: Any, name: str = "X") -> np.ndarray:
@@ -546,28 +548,188 @@ class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
         return self.fit(X, y, groups).transform(X, groups)
 
 
-class Procrustes(TransformerMixin, BaseEstimator):
-    """Rotate each group's tangent vectors so that its class means align with those of a reference group.
+def _domain_codes(groups: np.ndarray, y: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """pyRiemann's transfer estimators read ``"domain/label"`` strings: map groups (and labels) to codes without a
+    '/' so that any subject name or label survives the round trip. Returns (code → group, encoded labels)."""
+    keys = list(np.unique(groups))
+    code = {k: f"g{i}" for i, k in enumerate(keys)}
+    labels = np.zeros(len(groups), dtype=int) if y is None else np.unique(y, return_inverse=True)[1]
+    enc = np.array([f"{code[g]}/{c}" for g, c in zip(groups, labels)])
+    return {v: k for k, v in code.items()}, enc
 
-    The orthogonal Procrustes solution ``R_g = U V^T`` of ``sum_c mu_c^ref (mu_c^g)^T = U S V^T`` over the classes
-    present in both groups (the tangent-space rotation of Bleuzé et al. 2022); the reference group keeps the
-    identity. Use it after :class:`Recenter` and :class:`TangentSpace`; it needs labels in every group, e.g. a few
-    calibration trials of a new subject.
+
+def _py(k: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for readable messages and dictionary keys)."""
+    return k.item() if isinstance(k, np.generic) else k
+
+
+def _shared_classes(y: np.ndarray, g: np.ndarray, ref: Any) -> None:
+    want = sorted(np.unique(y[g == ref]).tolist())
+    for k in np.unique(g).tolist():
+        have = sorted(np.unique(y[g == k]).tolist())
+        if have != want:
+            raise ValueError(f"group {k!r}: expected labelled epochs of every class of the reference group {ref!r} "
+                             f"{want}, got {have}")
+
+
+def _reference_group(reference: Any, keys: list) -> Any:
+    keys = [_py(k) for k in keys]
+    ref = keys[0] if reference is None else _py(reference)
+    if ref not in keys:
+        raise ValueError(f"field 'reference': expected one of the groups {keys}, got {ref!r}")
+    return ref
+
+
+class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
+    """Stretch each group's re-centred matrices around the identity to a common dispersion: ``C ↦ C^s``.
+
+    The second step of Riemannian Procrustes analysis (RPA, Rodrigues et al. 2019), after :class:`Recenter`:
+    the dispersion of a group is the mean squared Riemannian distance of its matrices to the identity,
+    ``δ_g = mean ||log C||_F²``, and ``s = sqrt(dispersion / δ_g)``. Equals pyRiemann's
+    ``TLScale(centered_data=True)`` (tested). Groups unseen in ``fit`` are stretched by their own dispersion.
+
+    Attributes
+    ----------
+    dispersions_ : dict of group → float
+    """
+
+    def __init__(self, dispersion: float = 1.0, device: str | None = None) -> None:
+        self.dispersion = dispersion
+        self.device = device
+
+    @staticmethod
+    def _dispersion(C: torch.Tensor) -> float:
+        return float((torch.log(spd.eigvalsh(C)) ** 2).sum(-1).mean())
+
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> Stretch:
+        if not self.dispersion > 0:
+            raise ValueError(f"field 'dispersion': expected a positive number, got {self.dispersion!r}")
+        C = _tensor(_check_spd(X, (3,)), self.device)
+        g = Recenter._groups(groups, C.shape[0])
+        self.dispersions_ = {k: self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
+        return self
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        check_is_fitted(self, "dispersions_")
+        C = _tensor(_check_spd(X, (3,)), self.device)
+        g = Recenter._groups(groups, C.shape[0])
+        out = torch.empty_like(C)
+        for k in np.unique(g):
+            sel = torch.as_tensor(g == k)
+            disp = self.dispersions_[k] if k in self.dispersions_ else self._dispersion(C[sel])
+            power = float(np.sqrt(self.dispersion / disp)) if disp > 0 else 1.0
+            out[sel] = spd._eig_fn(C[sel], lambda w, p=power: w ** p)
+        return out.cpu().numpy()
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        return self.fit(X, y, groups).transform(X, groups)
+
+
+class Rotate(_ArrayInput, TransformerMixin, BaseEstimator):
+    """Rotate each group's re-centred matrices, ``Q_g C Q_g^T``, so that its class means match a reference group's.
+
+    The third step of RPA (Rodrigues et al. 2019), after :class:`Recenter` and :class:`Stretch`: ``Q_g`` minimises
+    ``sum_c δ²(M_c^ref, Q M_c^g Q^T)`` over orthogonal matrices (``metric`` "euclid" or "riemann"). The
+    optimisation is pyRiemann's ``TLRotate`` (manifold gradient descent with a Bhatia–Congedo warm start), which this
+    estimator calls per group; the reference group keeps the identity. It needs labels in every group — for a new
+    subject, a few calibration trials of each class.
 
     Parameters
     ----------
     reference : group id, optional
         The group the others are rotated onto (default: the first group in sorted order).
+    metric : {"euclid", "riemann"}
+
+    Attributes
+    ----------
+    rotations_ : dict of group → ndarray (n, n)
+    """
+
+    def __init__(self, reference: Any = None, metric: str = "euclid") -> None:
+        self.reference = reference
+        self.metric = metric
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> Rotate:
+        from pyriemann.transfer import TLRotate
+
+        if self.metric not in ("euclid", "riemann"):
+            raise ValueError(f"field 'metric': expected 'euclid' or 'riemann', got {self.metric!r}")
+        C = _check_spd(X, (3,)).astype(np.float64)
+        y = np.asarray(y)
+        g = Recenter._groups(groups, C.shape[0])
+        if y.shape != (C.shape[0],):
+            raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+        keys = list(np.unique(g))
+        ref = _reference_group(self.reference, keys)
+        _shared_classes(y, g, ref)
+        self.rotations_ = {ref: np.eye(C.shape[-1])}
+        if len(keys) > 1:
+            back, enc = _domain_codes(g, y)
+            code = {v: k for k, v in back.items()}
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                tl = TLRotate(target_domain=code[ref], metric=self.metric).fit(C, enc)
+            if any("Convergence not reached" in str(w.message) for w in caught):
+                warnings.warn(f"Rotate: pyRiemann's TLRotate stopped after its 10,000 iterations before its step fell "
+                              f"below 1e-9 (groups {[_py(k) for k in keys if _py(k) != ref]} onto {ref!r}); the "
+                              "rotation is the best it found. With few classes the minimisers nearly tie, which is "
+                              "what slows it.", RuntimeWarning, stacklevel=2)
+            self.rotations_.update({_py(back[d]): Q for d, Q in tl.rotations_.items()})
+        return self
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Rotated matrices; ``groups`` must have been seen in ``fit`` (None: the reference group)."""
+        check_is_fitted(self, "rotations_")
+        C = _check_spd(X, (3,)).astype(np.float64)
+        g = np.full(C.shape[0], next(iter(self.rotations_))) if groups is None else Recenter._groups(groups, len(C))
+        unknown = sorted(set(np.unique(g).tolist()) - set(self.rotations_))
+        if unknown:
+            raise ValueError(f"field 'groups': expected groups seen in fit {sorted(self.rotations_)}, got {unknown}")
+        out = np.empty_like(C)
+        for k, Q in self.rotations_.items():
+            sel = g == k
+            out[sel] = Q @ C[sel] @ Q.T
+        return out
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        return self.fit(X, y, groups).transform(X, groups)
+
+
+class Procrustes(TransformerMixin, BaseEstimator):
+    """Rotate each group's tangent vectors onto a reference group's: tangent-space alignment (Bleuzé et al. 2022).
+
+    The anchors of a group are its class means and, per class, ``n_clusters`` means of the vectors sorted along
+    each of the class's first ``n_components`` principal directions (fitted on the rotated group, applied to the
+    reference). ``Q_g`` solves the orthogonal Procrustes problem between the two groups' anchors, truncated to the
+    singular directions that explain ``expl_var`` of the cross-product (so it is a partial isometry when classes
+    are few). The computation is pyRiemann's ``TLRotate`` on tangent vectors, called per group; the reference
+    group keeps the identity. Use it after :class:`Recenter` and :class:`TangentSpace`; it needs labels in every
+    group, e.g. a few calibration trials of a new subject.
+
+    Parameters
+    ----------
+    reference : group id, optional
+        The group the others are rotated onto (default: the first group in sorted order).
+    expl_var : float
+        In (0, 1]: share of the cross-product's singular values kept; above 1: number of directions kept.
+    n_components, n_clusters : int
+        Anchors per class beyond its mean (``n_components=0``: class means only).
 
     Attributes
     ----------
     rotations_ : dict of group → ndarray (n_features, n_features)
+        Applied as ``X @ rotations_[g]``.
     """
 
-    def __init__(self, reference: Any = None) -> None:
+    def __init__(self, reference: Any = None, expl_var: float = 0.999, n_components: int = 1,
+                 n_clusters: int = 3) -> None:
         self.reference = reference
+        self.expl_var = expl_var
+        self.n_components = n_components
+        self.n_clusters = n_clusters
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> Procrustes:
+        from pyriemann.transfer import TLRotate
         from sklearn.utils.validation import validate_data
 
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -575,28 +737,22 @@ class Procrustes(TransformerMixin, BaseEstimator):
         if g.shape != (X.shape[0],):
             raise ValueError(f"field 'groups': expected one group per vector ({X.shape[0]}), got shape {g.shape}")
         keys = list(np.unique(g))
-        ref = keys[0] if self.reference is None else self.reference
-        if ref not in keys:
-            raise ValueError(f"field 'reference': expected one of the groups {keys}, got {ref!r}")
-
-        def class_means(k: Any) -> dict:
-            sel = g == k
-            return {c: X[sel & (y == c)].mean(0) for c in np.unique(y[sel])}
-
-        target = class_means(ref)
-        self.rotations_ = {}
-        for k in keys:
-            means = class_means(k)
-            shared = [c for c in means if c in target]
-            if not shared:
-                raise ValueError(f"group {k!r}: expected at least one class shared with reference {ref!r}, got "
-                                 f"classes {sorted(means)}")
-            if k == ref:
-                self.rotations_[k] = np.eye(X.shape[1])
-                continue
-            M = sum(np.outer(target[c], means[c]) for c in shared)
-            U, _, Vt = np.linalg.svd(M)
-            self.rotations_[k] = U @ Vt
+        ref = _reference_group(self.reference, keys)
+        _shared_classes(y, g, ref)
+        self.rotations_ = {ref: np.eye(X.shape[1])}
+        if len(keys) > 1:
+            back, enc = _domain_codes(g, y)
+            code = {v: k for k, v in back.items()}
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # pyRiemann only warns when a class has fewer vectors than anchors
+                try:
+                    tl = TLRotate(target_domain=code[ref], expl_var=self.expl_var, n_components=self.n_components,
+                                  n_clusters=self.n_clusters).fit(X, enc)
+                except UserWarning as err:
+                    raise ValueError(f"field 'n_clusters': expected at most as many labelled vectors per class and "
+                                     f"group as n_clusters={self.n_clusters} ({err}); lower n_clusters or give more "
+                                     "calibration trials") from None
+            self.rotations_.update({_py(back[d]): Q for d, Q in tl.rotations_.items()})
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
@@ -616,9 +772,9 @@ class Procrustes(TransformerMixin, BaseEstimator):
         if unknown:
             raise ValueError(f"field 'groups': expected groups seen in fit {sorted(self.rotations_)}, got {unknown}")
         out = np.empty_like(X)
-        for k, R in self.rotations_.items():
+        for k, Q in self.rotations_.items():
             sel = g == k
-            out[sel] = X[sel] @ R.T
+            out[sel] = X[sel] @ Q
         return out
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:

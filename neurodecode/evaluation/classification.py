@@ -4,9 +4,11 @@ Every evaluation returns an :class:`EvaluationResult`: a tidy table (one row per
 95 % confidence intervals (Student t over folds), JSON and a plot. Folds are seeded, so the same call gives the
 same folds every time.
 
-Cross-subject evaluation (leave one subject out) can re-centre each subject's covariance matrices at the identity
-(:class:`~neurodecode.riemann.Recenter`) before the rest of the pipeline; the left-out subject is re-centred on its
-own unlabeled epochs, as in Zanini et al. 2018.
+Cross-subject and cross-session evaluations can align the units after the covariance step: re-centring
+(:class:`~neurodecode.encoders.riemann.Recenter`, Zanini et al. 2018), Riemannian Procrustes analysis (re-centre,
+:class:`~neurodecode.encoders.riemann.Stretch`, :class:`~neurodecode.encoders.riemann.Rotate`; Rodrigues et al.
+2019) or tangent-space Procrustes (:class:`~neurodecode.encoders.riemann.Procrustes`, Bleuzé et al. 2022), the last
+two with a few labelled calibration trials of the test unit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
 from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
-__all__ = ["SCHEMES", "EvaluationResult", "evaluate", "recipe_classifier", "score_predictions"]
+__all__ = ["SCHEMES", "TRANSFERS", "EvaluationResult", "calibration_trials", "evaluate", "recipe_classifier",
+           "score_predictions"]
 
 SCHEMES = ("within_session", "cross_session", "cross_subject")
 
@@ -157,8 +160,13 @@ def _rows(base: dict, metrics: dict) -> list[dict]:
     return [{**base, "metric": m, "value": v} for m, v in metrics.items()]
 
 
+#: cross-subject / cross-session alignments of ``evaluate(..., transfer=...)``
+TRANSFERS = ("recenter", "rpa", "procrustes")
+
+
 def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "within_session", *,
-             target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False) -> EvaluationResult:
+             target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False,
+             transfer: str | None = None, n_calibration: int = 0) -> EvaluationResult:
     """Evaluate a scikit-learn pipeline on epochs.
 
     Parameters
@@ -172,10 +180,21 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         ``within_session``: stratified k-fold (shuffled with ``seed``) inside each subject × session;
         ``cross_session``: leave one session out inside each subject (subjects with one session are skipped);
         ``cross_subject``: leave one subject out (all subjects need the same channels).
+    transfer : {None, "recenter", "rpa", "procrustes"}
+        Cross-session/cross-subject only: align the units (sessions or subjects) after the pipeline's covariance
+        step (found inside nested pipelines too). The covariance step is fitted on the training units (with their
+        labels when it is supervised, e.g. xDAWN), then applied to every unit.
+        ``recenter``: each unit re-centred at the identity on its own epochs (Zanini et al. 2018; unlabeled);
+        ``rpa``: re-centre, stretch to unit dispersion, rotate every training unit's class means onto the test
+        unit's (Riemannian Procrustes analysis, Rodrigues et al. 2019; pyRiemann's TLCenter/TLScale/TLRotate);
+        ``procrustes``: re-centre, tangent space, rotate every training unit's tangent vectors onto the test
+        unit's anchors (Bleuzé et al. 2022; the step after the covariances must be a TangentSpace).
     recenter : bool
-        Cross-subject only: insert :class:`~neurodecode.encoders.riemann.Recenter` after the pipeline's covariance
-        step (found inside nested pipelines too, e.g. ``make_pipeline(make_recipe(...), clf)``), fitted per subject
-        on its own unlabeled epochs.
+        Shorthand for ``transfer="recenter"``.
+    n_calibration : int
+        Labelled calibration trials per class taken from the test unit (seeded with ``seed``): they fit the test
+        unit's alignment, join the training set, and are not scored. Needed by ``rpa`` and ``procrustes``. With
+        ``0`` (``recenter``), the test unit is re-centred on all its epochs, unlabeled.
 
     Returns
     -------
@@ -183,15 +202,28 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     """
     if scheme not in SCHEMES:
         fail("scheme", f"one of {list(SCHEMES)}", repr(scheme))
-    if recenter and scheme != "cross_subject":
-        fail("recenter", "True only with scheme='cross_subject'", f"scheme={scheme!r}")
+    if recenter:
+        if transfer not in (None, "recenter"):
+            fail("recenter", f"False with transfer={transfer!r} (recenter=True means transfer='recenter')", True)
+        transfer = "recenter"
+    if transfer is not None and transfer not in TRANSFERS:
+        fail("transfer", f"None or one of {list(TRANSFERS)}", repr(transfer))
+    if (transfer or n_calibration) and scheme == "within_session":
+        field = "recenter" if recenter else ("transfer" if transfer else "n_calibration")
+        fail(field, f"{'True' if recenter else 'a value'} only with scheme='cross_subject' or 'cross_session'",
+             f"scheme={scheme!r}")
+    if not isinstance(n_calibration, (int, np.integer)) or n_calibration < 0:
+        fail("n_calibration", "a number of labelled trials per class ≥ 0", repr(n_calibration))
+    if transfer in ("rpa", "procrustes") and n_calibration < 1:
+        fail("n_calibration", f"at least 1 labelled calibration trial per class of the test unit for "
+             f"transfer={transfer!r} (its rotation matches class means)", n_calibration)
     sets = _as_sets(epochs)
     if scheme == "within_session":
         rows = _within_session(sets, pipeline, target, n_splits, seed)
     elif scheme == "cross_session":
-        rows = _cross_session(sets, pipeline, target)
+        rows = _cross_session(sets, pipeline, target, transfer, int(n_calibration), seed)
     else:
-        rows = _cross_subject(sets, pipeline, target, recenter)
+        rows = _cross_subject(sets, pipeline, target, transfer, int(n_calibration), seed)
     return EvaluationResult(pd.DataFrame(rows))
 
 
@@ -210,7 +242,72 @@ def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_spl
     return rows
 
 
-def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str) -> list[dict]:
+def calibration_trials(y: np.ndarray, test: np.ndarray, n_per_class: int, seed: int, unit: str = "") -> np.ndarray:
+    """Mask of ``n_per_class`` trials of each class drawn (seeded) from the test unit ``test`` (a boolean mask)."""
+    cal = np.zeros(len(y), dtype=bool)
+    if n_per_class == 0:
+        return cal
+    rng = np.random.default_rng(seed)
+    for c in np.unique(y[test]):
+        idx = np.flatnonzero(test & (y == c))
+        if len(idx) <= n_per_class:
+            fail("n_calibration", f"fewer trials per class than {unit or 'the test unit'} has (class {c!r}: "
+                 f"{len(idx)}), so that some are left to score", n_per_class)
+        cal[rng.choice(idx, n_per_class, replace=False)] = True
+    return cal
+
+
+def _aligned(pipeline: Any, transfer: str | None, X: np.ndarray, y: np.ndarray, units: np.ndarray,
+             train: np.ndarray, test_unit: str, n_calibration: int, cache: dict) -> tuple[np.ndarray, Any]:
+    """The inputs of every epoch after the alignment of one fold, and the rest of the pipeline to fit on them."""
+    if transfer is None:
+        return X, pipeline
+    from neurodecode.encoders.riemann import Procrustes, Recenter, Rotate, Stretch, TangentSpace
+
+    covariances, rest = split_at_covariances(pipeline)
+    if getattr(covariances.steps[-1][1], "supervised", False):
+        # fitted on the training units with their labels, never on the test unit's uncalibrated epochs
+        C = clone(covariances).fit(X[train], y[train]).transform(X)
+    else:
+        if "C" not in cache:  # learns nothing from the epochs: the same for every fold
+            cache["C"] = clone(covariances).fit(X).transform(X)
+        C = cache["C"]
+    if C.ndim != 3:
+        fail("transfer", "a covariance step that outputs one matrix per epoch (n_epochs, n, n)",
+             f"{type(covariances.steps[-1][1]).__name__} with output shape {C.shape}", exc=TypeError)
+    # a unit's alignment is fitted on its epochs in the training set; without calibration the test unit is
+    # re-centred on all its (unlabeled) epochs
+    fit_on = train if n_calibration else np.ones(len(y), dtype=bool)
+    C = Recenter().fit(C[fit_on], groups=units[fit_on]).transform(C, groups=units)
+    if transfer == "rpa":
+        C = Stretch().fit(C[fit_on], groups=units[fit_on]).transform(C, groups=units)
+        C = Rotate(reference=test_unit).fit(C[train], y[train], units[train]).transform(C, groups=units)
+    if transfer != "procrustes":
+        return C, rest
+    if len(rest.steps) < 2 or not isinstance(rest.steps[0][1], TangentSpace):
+        fail("pipeline", "a TangentSpace step right after the covariance step, then a classifier, for "
+             "transfer='procrustes'", " → ".join(type(e).__name__ for _, e in rest.steps), exc=TypeError)
+    T = clone(rest.steps[0][1]).fit(C[train]).transform(C)
+    T = Procrustes(reference=test_unit).fit(T[train], y[train], units[train]).transform(T, units)
+    return T, Pipeline(rest.steps[1:])
+
+
+def _transfer_rows(base: dict, pipeline: Any, transfer: str | None, X: np.ndarray, y: np.ndarray,
+                   units: np.ndarray, test_unit: str, n_calibration: int, seed: int, cache: dict) -> list[dict]:
+    te = units == test_unit
+    cal = calibration_trials(y, te, n_calibration, seed, unit=f"{base['test']}")
+    train, test = ~te | cal, te & ~cal
+    Z, model = _aligned(pipeline, transfer, X, y, units, train, test_unit, n_calibration, cache)
+    base = {**base, "n_train": int(train.sum()), "n_test": int(test.sum()), "n_calibration": n_calibration}
+    return _rows(base, _fit_score(model, Z[train], y[train], Z[test], y[test]))
+
+
+def _scheme_name(scheme: str, transfer: str | None) -> str:
+    return scheme + (f"+{transfer}" if transfer else "")
+
+
+def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None = None,
+                   n_calibration: int = 0, seed: int = 42) -> list[dict]:
     rows: list[dict] = []
     for subject, ep in sets.items():
         sessions = ep.table["session"].astype(str).to_numpy()
@@ -218,17 +315,18 @@ def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str) -> lis
         if len(uniq) < 2:
             continue
         X, y = ep.data.astype(np.float64), _labels(ep, target)
+        cache: dict = {}
         for fold, session in enumerate(uniq):
-            te = sessions == session
-            base = {"scheme": "cross_session", "subject": subject, "session": session, "fold": fold,
-                    "test": f"session {session}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
-            rows += _rows(base, _fit_score(pipeline, X[~te], y[~te], X[te], y[te]))
+            base = {"scheme": _scheme_name("cross_session", transfer), "subject": subject, "session": session,
+                    "fold": fold, "test": f"session {session}"}
+            rows += _transfer_rows(base, pipeline, transfer, X, y, sessions, session, n_calibration, seed, cache)
     if not rows:
         fail("epochs", "a subject with at least two sessions for cross_session", "none")
     return rows
 
 
-def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recenter: bool) -> list[dict]:
+def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None = None,
+                   n_calibration: int = 0, seed: int = 42) -> list[dict]:
     if len(sets) < 2:
         fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
     first = next(iter(sets.values()))
@@ -240,23 +338,12 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, recent
     all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
     X, y = all_ep.data.astype(np.float64), _labels(all_ep, target)
     subj = all_ep.table["subject"].astype(str).to_numpy()
-    model_template = pipeline
-    if recenter:
-        from neurodecode.encoders.riemann import Recenter
-
-        covariances, model_template = split_at_covariances(pipeline)
-        if getattr(covariances.steps[-1][1], "supervised", False):
-            fail("recenter", "a pipeline whose covariance step learns nothing from labels (re-centring fits it on "
-                 "every subject's unlabeled epochs)", f"{type(covariances.steps[-1][1]).__name__}, which is "
-                 "fitted with the labels")
-        # the covariance steps learn nothing from labels; each subject is re-centred on its own (unlabeled) epochs
-        X = Recenter().fit_transform(clone(covariances).fit(X).transform(X), groups=subj)
     rows: list[dict] = []
+    cache: dict = {}
     for fold, subject in enumerate(sets):
-        te = subj == subject
-        base = {"scheme": "cross_subject" + ("+recenter" if recenter else ""), "subject": subject, "session": "all",
-                "fold": fold, "test": f"subject {subject}", "n_train": int((~te).sum()), "n_test": int(te.sum())}
-        rows += _rows(base, _fit_score(model_template, X[~te], y[~te], X[te], y[te]))
+        base = {"scheme": _scheme_name("cross_subject", transfer), "subject": subject, "session": "all",
+                "fold": fold, "test": f"subject {subject}"}
+        rows += _transfer_rows(base, pipeline, transfer, X, y, subj, str(subject), n_calibration, seed, cache)
     return rows
 
 
@@ -280,7 +367,7 @@ def split_at_covariances(pipeline: Any) -> tuple[Pipeline, Pipeline]:
               if isinstance(est, (Covariances, AugmentedCovariances, FilterBankCovariances))), None)
     if k is None or k == len(steps) - 1:
         fail("pipeline", "a Pipeline with a covariance step (Covariances, AugmentedCovariances, "
-             "FilterBankCovariances) followed by more steps when recenter=True",
+             "FilterBankCovariances) followed by more steps when transfer (or recenter) is set",
              " → ".join(type(e).__name__ for _, e in steps), exc=TypeError)
     return Pipeline(steps[:k + 1]), Pipeline(steps[k + 1:])
 

@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import (check_get_params_invariance, check_n
 
 from neurodecode.encoders import spd
 from neurodecode.encoders.riemann import (AugmentedCovariances, Covariances, FilterBankCovariances, MDM, Procrustes,
-                                          Recenter, TangentSpace, select_order_lag)
+                                          Recenter, Rotate, Stretch, TangentSpace, select_order_lag)
 
 pyriemann = pytest.importorskip("pyriemann")
 from pyriemann.classification import MDM as PyMDM  # noqa: E402
@@ -209,7 +209,7 @@ def test_transform_checks_the_channel_count():
 
 
 ESTIMATORS = [Covariances(), AugmentedCovariances(), FilterBankCovariances(), TangentSpace(), MDM(), Recenter(),
-              Procrustes()]
+              Stretch(), Rotate(), Procrustes()]
 
 
 @pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: type(e).__name__)
@@ -226,29 +226,82 @@ def test_procrustes_passes_all_scikit_learn_checks(estimator, check):
     check(estimator)
 
 
-def test_recenter_and_procrustes_align_subjects():
-    """Two 'subjects' = the same sources seen through different mixing: recentering + rotation align them."""
-    X, y = signals(n_epochs=80, seed=1)
+def two_subjects(n_epochs=80, spread=True):
+    """Two 'subjects' = the same sources seen through different mixing (and, with ``spread``, spreads)."""
+    X, y = signals(n_epochs=n_epochs, seed=1)
     rng = np.random.default_rng(5)
     A = rng.normal(size=(7, 7)) + 3 * np.eye(7)
-    X2 = A @ X  # subject 2: another mixing of the same epochs
-    C = Covariances().fit_transform(np.concatenate([X, X2]))
-    groups = np.repeat(["s1", "s2"], 80)
+    C = Covariances().fit_transform(np.concatenate([X, A @ X]))
+    if spread:
+        C[n_epochs:] = C[n_epochs:] @ C[n_epochs:]  # subject 2's matrices spread twice as far (squared eigenvalues)
+    return C, np.concatenate([y, y]), np.repeat(["sub/1", "s2"], n_epochs)  # a '/' in a name must survive
+
+
+def test_recenter_and_procrustes_align_subjects():
+    C, yy, groups = two_subjects(spread=False)
     R = Recenter().fit_transform(C, groups=groups)
-    for g in ("s1", "s2"):
+    for g in ("sub/1", "s2"):
         assert_rel(spd.mean_riemann(torch.tensor(R[groups == g])).numpy(), np.eye(7), 1e-6)
     T = TangentSpace().fit_transform(R)
-    yy = np.concatenate([y, y])
-    rot = Procrustes(reference="s1").fit(T, yy, groups)
+    rot = Procrustes(reference="sub/1", n_components=0).fit(T, yy, groups)  # anchors: the class means
     T2 = rot.transform(T, groups)
     mu = lambda Z, g, c: Z[(groups == g) & (yy == c)].mean(0)  # noqa: E731
-    before = sum(np.linalg.norm(mu(T, "s2", c) - mu(T, "s1", c)) for c in (0, 1))
-    after = sum(np.linalg.norm(mu(T2, "s2", c) - mu(T2, "s1", c)) for c in (0, 1))
-    assert after < 0.5 * before
-    np.testing.assert_allclose(rot.rotations_["s1"], np.eye(T.shape[1]))
-    np.testing.assert_allclose(rot.rotations_["s2"] @ rot.rotations_["s2"].T, np.eye(T.shape[1]), atol=1e-10)
+    before = sum(np.linalg.norm(mu(T, "s2", c) - mu(T, "sub/1", c)) for c in (0, 1))
+    after = sum(np.linalg.norm(mu(T2, "s2", c) - mu(T2, "sub/1", c)) for c in (0, 1))
+    assert after < 0.95 * before
+    np.testing.assert_allclose(rot.rotations_["sub/1"], np.eye(T.shape[1]))
+    Q = rot.rotations_["s2"]  # truncated to the kept singular directions: Q^T Q is an orthogonal projector
+    np.testing.assert_allclose(Q.T @ Q @ Q.T @ Q, Q.T @ Q, atol=1e-10)
+    assert 1 <= round(np.trace(Q.T @ Q)) <= 2
     unseen = Recenter().fit(C[:80], groups=groups[:80]).transform(C[80:], groups=groups[80:])
     assert_rel(unseen, R[80:], 1e-9)  # a new subject is centred on its own unlabeled data
+
+
+def test_rpa_steps_equal_pyriemann_transfer():
+    """Recenter → Stretch → Rotate equal pyRiemann's TLCenter → TLScale(centered_data) → TLRotate on the same
+    matrices; and tangent-space Procrustes equals TLRotate on tangent vectors."""
+    from pyriemann.tangentspace import TangentSpace as PyTS
+    from pyriemann.transfer import TLCenter, TLRotate, TLScale, encode_domains
+
+    C, y, groups = two_subjects()
+    _, y_enc = encode_domains(C, y, np.where(groups == "s2", "s2", "s1"))
+    ref = [TLCenter("s1"), TLScale("s1", centered_data=True), TLRotate("s1", metric="euclid")]
+    Z, ours = C.copy(), C
+    for tl, est in zip(ref[:2], [Recenter(), Stretch()]):
+        Z = tl.fit_transform(Z, y_enc)
+        ours = est.fit_transform(ours, y, groups)
+        assert_rel(ours, Z, 1e-6)
+    # the rotation: with two classes the minimisers nearly tie (a rotation and a reflection), and inputs equal to
+    # 1e-9 may pick either; the minimum reached is the same
+    rot, tl = Rotate(reference="sub/1").fit(ours, y, groups), ref[2].fit(Z, y_enc)
+
+    def loss(Q, M):
+        means = [[spd.mean_riemann(torch.tensor(M[(groups == g) & (y == c)])).numpy() for c in (0, 1)]
+                 for g in ("sub/1", "s2")]
+        return sum(np.linalg.norm(means[0][c] - Q @ means[1][c] @ Q.T) ** 2 for c in (0, 1))
+
+    assert loss(rot.rotations_["s2"], ours) == pytest.approx(loss(tl.rotations_["s2"], Z), rel=1e-5)
+    assert loss(rot.rotations_["s2"], ours) < 0.5 * loss(np.eye(7), ours)
+    ours = rot.transform(ours, groups)
+    assert_rel(ours[:80], Z[:80], 1e-6)  # the reference group is not rotated
+    disp = (np.log(np.linalg.eigvalsh(ours)) ** 2).sum(-1)
+    for g in ("sub/1", "s2"):
+        assert disp[groups == g].mean() == pytest.approx(1.0, rel=1e-6)  # both stretched to unit dispersion
+    assert Stretch().fit(C, groups=groups).dispersions_["s2"] > 3 * Stretch().fit(C, groups=groups).dispersions_["sub/1"]
+    R = Rotate(reference="sub/1").fit(Recenter().fit_transform(C, groups=groups), y, groups).rotations_["s2"]
+    np.testing.assert_allclose(R @ R.T, np.eye(7), atol=1e-10)
+    T = PyTS().fit_transform(TLCenter("s1").fit_transform(C, y_enc))
+    py = TLRotate("s1").fit_transform(T, y_enc)
+    assert_rel(Procrustes(reference="sub/1").fit_transform(T, y, groups), py, 1e-9)
+    with pytest.raises(ValueError, match=r"group 's2': expected labelled epochs of every class of the reference "
+                                         r"group 'sub/1' \[0, 1\], got \[0\]"):
+        Rotate(reference="sub/1").fit(C[:120], y[:120] * (np.arange(120) < 80), groups[:120])
+    with pytest.raises(ValueError, match="field 'n_clusters': expected at most as many labelled vectors"):
+        Procrustes(reference="sub/1", n_clusters=50).fit(T, y, groups)
+    with pytest.raises(ValueError, match=r"field 'groups': expected groups seen in fit \['s2', 'sub/1'\], got \['s3'\]"):
+        Rotate(reference="sub/1").fit(C, y, groups).transform(C[:3], np.array(["s3"] * 3))
+    with pytest.raises(ValueError, match="field 'dispersion': expected a positive number, got 0"):
+        Stretch(dispersion=0).fit(C)
 
 
 def test_batched_maths_is_differentiable():
