@@ -495,6 +495,19 @@ class EpochSet:
     def __len__(self) -> int:
         return self.n_epochs
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(n_epochs, n_channels, n_times)``. With it and ``epochs[indices, ...]``, scikit-learn's cross-validation
+        and searches index an EpochSet as an array and hand the selected EpochSet (table included) to each
+        estimator."""
+        return self.data.shape
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The data, so that ``np.asarray(epochs)`` and any array-taking estimator read an EpochSet."""
+        if copy:
+            return np.array(self.data, dtype=dtype)
+        return self.data if dtype is None else self.data.astype(dtype)
+
     def __repr__(self) -> str:
         subj = ", ".join(self.subjects[:3]) or "?"
         return (f"<EpochSet | {self.n_epochs} epochs × {self.n_channels} channels × {self.n_times} times, "
@@ -524,7 +537,13 @@ class EpochSet:
 
     # ---- selection ----------------------------------------------------------------------------------------
     def __getitem__(self, key: Any) -> EpochSet:
-        """Select epochs by int, slice, boolean mask of shape (n_epochs,) or integer array."""
+        """Select epochs by int, slice, boolean mask of shape (n_epochs,) or integer array (``epochs[key, ...]``, as
+        scikit-learn indexes arrays, selects the same)."""
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]
+        if isinstance(key, tuple):
+            raise TypeError("EpochSet[...] selects epochs only (epochs[key] or epochs[key, ...]); use .data for "
+                            "channel or time slices and .pick_channels(names) for channels")
         if isinstance(key, str):
             raise TypeError("EpochSet[...] selects epochs by position or mask; use .query(expr) for table queries "
                             "and .pick_channels(names) for channels")

@@ -141,6 +141,22 @@ def from_mne(
     return EpochSet(epochs.get_data(copy=False), info["sfreq"], channels, table, epochs.tmin, steps)
 
 
+def _unique_samples(table: pd.DataFrame, sample: np.ndarray, n_times: int) -> np.ndarray:
+    """Shift each (subject, session, run) unit's event samples past the previous unit's where they would overlap,
+    so that all are unique."""
+    keys = [c for c in ("subject", "session", "run") if c in table.columns]
+    units = table[keys].astype(str).agg("/".join, axis=1).to_numpy() if keys else np.zeros(len(sample), str)
+    out, offset = sample.copy(), 0.0
+    for u in pd.unique(units):
+        sel = units == u
+        out[sel] = sample[sel] + max(0.0, offset - sample[sel].min())  # untouched unless it overlaps the last
+        offset = out[sel].max() + n_times + 1
+    if len(np.unique(out)) < len(out):
+        fail("table['onset']", "distinct onsets within each run (MNE needs one event sample per epoch)",
+             f"{len(out) - len(np.unique(out))} repeated")
+    return out
+
+
 def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose: str | bool = "error") -> mne.EpochsArray:
     """Convert an :class:`~neurodecode.EpochSet` to ``mne.EpochsArray``.
 
@@ -156,7 +172,9 @@ def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose:
     -------
     mne.EpochsArray
         Data in float64; ``metadata`` is the full table; events sample = round(onset * sfreq) where onsets are
-        known, else the epoch index.
+        known, else the epoch index. Epochs of several runs (or subjects, sessions) share onset times, and MNE needs
+        unique event samples: each run's samples are then shifted past the previous run's last epoch (the onsets
+        stay in ``metadata``).
     """
     import mne
 
@@ -198,6 +216,8 @@ def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose:
                       f"{round(shift) / epochs.sfreq} s", UserWarning, stacklevel=2)
     onset = table["onset"].to_numpy(dtype=np.float64)
     sample = np.where(np.isfinite(onset), np.round(np.nan_to_num(onset) * epochs.sfreq), np.arange(len(onset)))
+    if len(np.unique(sample)) < len(sample):
+        sample = _unique_samples(table, sample, epochs.n_times)
     events = np.column_stack([sample.astype(np.int64), np.zeros(len(codes), np.int64), codes])
     return mne.EpochsArray(epochs.data.astype(np.float64), info, events=events, tmin=epochs.tmin, event_id=event_id,
                            metadata=table.copy(), verbose=verbose)

@@ -20,10 +20,12 @@ arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 ar
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -34,15 +36,69 @@ __all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "Filt
            "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
 
 
+def _is_mne_epochs(X: Any) -> bool:
+    mne = sys.modules.get("mne")  # an mne.Epochs can only exist once mne is imported
+    return mne is not None and isinstance(X, mne.BaseEpochs)
+
+
+def _is_epochs(X: Any) -> bool:
+    return (hasattr(X, "data") and hasattr(X, "channels") and hasattr(X, "table")) or _is_mne_epochs(X)
+
+
+def _epochs_data(X: Any) -> np.ndarray:
+    if _is_mne_epochs(X):
+        return X.get_data(copy=False)
+    return X.data
+
+
 def _as_array(X: Any, name: str = "X") -> np.ndarray:
-    if hasattr(X, "data") and hasattr(X, "channels"):  # an EpochSet
-        X = X.data
+    """``X`` as a numeric array: arrays and tensors as they are; an EpochSet or an ``mne.Epochs`` as its data (all
+    its channels: pick them first, as for MNE's decoding); a list of them — what scikit-learn's cross-validation
+    makes of an ``mne.Epochs``, which it indexes epoch by epoch — concatenated along the epochs."""
+    if _is_epochs(X):
+        X = _epochs_data(X)
+    elif isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
+        X = np.concatenate([_epochs_data(x) for x in X])
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     X = np.asarray(X)
     if X.dtype == object or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise TypeError(f"field '{name}': expected a numeric array, got dtype {X.dtype}")
     return X
+
+
+def _table_of(X: Any) -> pd.DataFrame | None:
+    """The per-epoch table of an EpochSet, the metadata of an ``mne.Epochs`` (or of a list of them), else None."""
+    if isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
+        tables = [_table_of(x) for x in X]
+        return None if any(t is None for t in tables) else pd.concat(tables, ignore_index=True)
+    if _is_mne_epochs(X):
+        return None if X.metadata is None else X.metadata.reset_index(drop=True)
+    if _is_epochs(X):
+        return X.table.reset_index(drop=True)
+    return getattr(X, "table", None) if isinstance(X, EpochMatrices) else None
+
+
+class EpochMatrices(np.ndarray):
+    """A covariance step's output for an EpochSet or ``mne.Epochs`` input: the matrices, plus the epochs' table in
+    ``.table`` so that group-aware steps (:class:`Recenter`, :class:`Stretch`) find each epoch's subject inside a
+    scikit-learn pipeline. Anything derived from it (a slice, a product) is a plain array again: a table that no
+    longer matches its rows is dropped, never carried."""
+
+    table: pd.DataFrame | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.table = None
+
+    @classmethod
+    def wrap(cls, C: np.ndarray, table: pd.DataFrame | None) -> np.ndarray:
+        if table is None:
+            return C
+        if len(table) != len(C):
+            raise ValueError(f"field 'table': expected one row per epoch ({len(C)}), got {len(table)}")
+        out = np.asarray(C).view(cls)
+        out.table = table
+        return out
 
 
 def _check_signals(X: Any, finite: bool = True) -> np.ndarray:
@@ -116,14 +172,16 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)`` with the input checked once."""
         if type(self).fit is not Covariances.fit or type(self).transform is not Covariances.transform:
             return super().fit_transform(X, y, **fit_params)        # subclasses learn something in fit
+        table = _table_of(X)
         X = _check_signals(X, finite=False)
         self.n_channels_in_ = X.shape[1]
-        return self._covariances(X)
+        return EpochMatrices.wrap(self._covariances(X), table)
 
     def transform(self, X: Any) -> np.ndarray:
-        """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones)."""
+        """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones);
+        an :class:`EpochMatrices` holding the table for an EpochSet or ``mne.Epochs`` input."""
         check_is_fitted(self, "n_channels_in_")
-        return self._covariances(_check_signals(X, finite=False))
+        return EpochMatrices.wrap(self._covariances(_check_signals(X, finite=False)), _table_of(X))
 
     def _covariances(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] != self.n_channels_in_:
@@ -311,11 +369,12 @@ class ERPCovariances(Covariances):
     def transform(self, X: Any) -> np.ndarray:
         """Super-trial covariances, shape (n_epochs, 2 * n_classes * nfilter, 2 * n_classes * nfilter)."""
         check_is_fitted(self, "filters_")
+        table = _table_of(X)
         X = _check_signals(X, finite=False)                          # checked on the covariances (_covariances)
         if X.shape[2] != self.evokeds_.shape[1]:
             raise ValueError(f"field 'X': expected {self.evokeds_.shape[1]} samples per epoch as in fit (the class "
                              f"prototypes' length), got {X.shape[2]}")
-        return self._covariances(X)
+        return EpochMatrices.wrap(self._covariances(X), table)
 
     def _signals(self, X: np.ndarray) -> torch.Tensor:
         Xt = _tensor(X, self.device)
@@ -365,12 +424,13 @@ class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
         import mne
 
         check_is_fitted(self, "n_channels_in_")
+        table = _table_of(X)
         X = _check_signals(X).astype(np.float64)
         out = []
         for low, high in self.bands:
             Xf = mne.filter.filter_data(X, self.sfreq, low, high, verbose="error")
             out.append(spd.covariances(_tensor(Xf, self.device), self.estimator, self.reg))
-        return torch.stack(out, dim=1).cpu().numpy()
+        return EpochMatrices.wrap(torch.stack(out, dim=1).cpu().numpy(), table)
 
 
 class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
@@ -499,11 +559,34 @@ class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
         return p / p.sum(axis=1, keepdims=True)
 
 
+def _table_groups(X: Any, groups: Any, group_by: str | None) -> Any:
+    """``groups`` if given, else the ``group_by`` column of the table that ``X`` carries (None without one)."""
+    if groups is not None or group_by is None:
+        return groups
+    table = _table_of(X)
+    if table is None or group_by not in table.columns:
+        return None
+    col = table[group_by]
+    if col.isna().any():
+        raise ValueError(f"field 'table[{group_by!r}]': expected a group for every epoch, got {int(col.isna().sum())} "
+                         "missing")
+    return col.astype(str).to_numpy()
+
+
 class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
     """Re-centre the matrices of each group (subject, session) at the identity: ``M_g^-1/2 C M_g^-1/2``.
 
     ``M_g`` is the Riemannian mean of group ``g``'s matrices. It needs no labels, so a new subject is re-centred on
-    its own unlabeled data at ``transform`` (Zanini et al. 2018). Without ``groups`` all matrices form one group.
+    its own unlabeled data at ``transform`` (Zanini et al. 2018). The groups are ``groups`` when given; else, for
+    matrices of a covariance step fed an EpochSet or ``mne.Epochs`` (:class:`EpochMatrices`), the table's
+    ``group_by`` column — so ``make_pipeline(Covariances(), Recenter(), TangentSpace(), clf)`` re-centres each
+    subject inside ``cross_val_score``/``GridSearchCV``; else all matrices form one group.
+
+    Parameters
+    ----------
+    metric : {"riemann", "logeuclid"}
+    group_by : str or None
+        Table column naming each epoch's group (None: ignore the table).
 
     Attributes
     ----------
@@ -511,9 +594,10 @@ class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
         Means of the groups seen in ``fit``.
     """
 
-    def __init__(self, metric: str = "riemann", device: str | None = None) -> None:
+    def __init__(self, metric: str = "riemann", device: str | None = None, group_by: str | None = "subject") -> None:
         self.metric = metric
         self.device = device
+        self.group_by = group_by
 
     def _mean(self, C: torch.Tensor) -> torch.Tensor:
         return spd.mean_riemann(C) if self.metric == "riemann" else spd.mean_logeuclid(C)
@@ -526,14 +610,16 @@ class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
         return g
 
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Recenter:
+        groups = _table_groups(X, groups, self.group_by)
         C = _tensor(_check_spd(X, (3,)), self.device)
         g = self._groups(groups, C.shape[0])
-        self.references_ = {k: self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
+        self.references_ = {_py(k): self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """Re-centred matrices; groups unseen in ``fit`` are centred on their own mean."""
         check_is_fitted(self, "references_")
+        groups = _table_groups(X, groups, self.group_by)
         C = _tensor(_check_spd(X, (3,)), self.device)
         g = self._groups(groups, C.shape[0])
         out = torch.empty_like(C)
@@ -586,16 +672,18 @@ class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
     The second step of Riemannian Procrustes analysis (RPA, Rodrigues et al. 2019), after :class:`Recenter`:
     the dispersion of a group is the mean squared Riemannian distance of its matrices to the identity,
     ``δ_g = mean ||log C||_F²``, and ``s = sqrt(dispersion / δ_g)``. Equals pyRiemann's
-    ``TLScale(centered_data=True)`` (tested). Groups unseen in ``fit`` are stretched by their own dispersion.
+    ``TLScale(centered_data=True)`` (tested). Groups unseen in ``fit`` are stretched by their own dispersion. The
+    groups come from ``groups`` or the table, as in :class:`Recenter`.
 
     Attributes
     ----------
     dispersions_ : dict of group → float
     """
 
-    def __init__(self, dispersion: float = 1.0, device: str | None = None) -> None:
+    def __init__(self, dispersion: float = 1.0, device: str | None = None, group_by: str | None = "subject") -> None:
         self.dispersion = dispersion
         self.device = device
+        self.group_by = group_by
 
     @staticmethod
     def _dispersion(C: torch.Tensor) -> float:
@@ -604,13 +692,15 @@ class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Stretch:
         if not self.dispersion > 0:
             raise ValueError(f"field 'dispersion': expected a positive number, got {self.dispersion!r}")
+        groups = _table_groups(X, groups, self.group_by)
         C = _tensor(_check_spd(X, (3,)), self.device)
         g = Recenter._groups(groups, C.shape[0])
-        self.dispersions_ = {k: self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
+        self.dispersions_ = {_py(k): self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         check_is_fitted(self, "dispersions_")
+        groups = _table_groups(X, groups, self.group_by)
         C = _tensor(_check_spd(X, (3,)), self.device)
         g = Recenter._groups(groups, C.shape[0])
         out = torch.empty_like(C)

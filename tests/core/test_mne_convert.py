@@ -19,6 +19,24 @@ def test_round_trip_through_mne(epochs):
     assert back.table["event_code"].tolist() == [m.event_id[lab] for lab in epochs.table["label"]]
 
 
+def test_to_mne_of_several_runs_gives_unique_event_samples(epochs):
+    """Runs concatenated share onset times; MNE needs one sample per epoch: each run is shifted past the last."""
+    from neurodecode.core.epochs import concatenate
+
+    two = concatenate([epochs, epochs.replace(table=epochs.table.assign(run="3"))])  # same onsets in run 3
+    m = to_mne(two)
+    samples = m.events[:, 0]
+    assert len(np.unique(samples)) == len(two)
+    first = samples[:len(epochs)]
+    np.testing.assert_array_equal(first, np.round(epochs.table["onset"] * epochs.sfreq))  # run order kept
+    np.testing.assert_array_equal(samples[len(epochs):] - samples[len(epochs)], first - first[0])
+    assert samples[len(epochs)] > first.max() + epochs.n_times
+    pd.testing.assert_series_equal(m.metadata["onset"].reset_index(drop=True), two.table["onset"].reset_index(drop=True))
+    np.testing.assert_array_equal(m.get_data(), two.data.astype(np.float64))
+    with pytest.raises(ValueError, match=r"field 'table\['onset'\]': expected distinct onsets within each run"):
+        to_mne(two.replace(table=two.table.assign(onset=0.0)))
+
+
 def test_to_mne_warns_when_mne_moves_tmin(epochs):
     with pytest.warns(UserWarning, match=r"tmin = -0.1 s is not on the sample grid of 128.0 Hz; MNE moves it to -0.1015625 s"):
         m = to_mne(epochs.replace(tmin=-0.1))

@@ -394,3 +394,71 @@ def test_xdawn_recipe_decodes_muse_n170_faces_vs_houses(shared_data):
     scores = cross_val_score(recipe_classifier("xdawn_tangent_space"), X, y, cv=cv)
     print(f"\nMuse N170 subject 1, xdawn_tangent_space + LR: {scores.mean():.3f} ± {scores.std():.3f}")
     assert scores.mean() >= 0.65
+
+
+@pytest.mark.realdata
+def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_data):
+    """Every feature recipe + LR under cross_val_score / GridSearchCV gives the array path's numbers when handed the
+    EpochSet or an mne.Epochs of the same real EEGMMIDB epochs (scikit-learn indexes them per fold)."""
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+
+    from neurodecode import concatenate, to_mne
+    from neurodecode.cli.example import epochs_from_run, load_config
+    from neurodecode.encoders.features import RECIPES
+    from neurodecode.evaluation.classification import recipe_classifier
+
+    cfg = load_config([f"data_dir={shared_data / 'eegmmidb_S001'}"])
+    ep = concatenate([epochs_from_run(shared_data / "eegmmidb_S001" / f"S001R{r:02d}.edf", r, cfg)
+                      for r in (4, 8, 12)])
+    y = ep.table["label"].to_numpy()
+    cv = StratifiedKFold(5, shuffle=True, random_state=42)
+    raw = to_mne(ep)
+    assert cross_val_score(recipe_classifier("tangent_space"), ep.data, y, cv=cv).mean() == pytest.approx(0.733, abs=0.005)
+    for recipe in RECIPES:
+        overrides = {"filterbank_tangent_space": ["bands=[[8,12],[12,30]]"],  # 2 bands, fixed delays: seconds
+                     "augmented_tangent_space": ["order=2", "lag=2"]}.get(recipe, [])
+        pipe = recipe_classifier(recipe, overrides, sfreq=ep.sfreq)
+        want = cross_val_predict(pipe, ep.data, y, cv=cv, method="predict_proba")
+        np.testing.assert_allclose(cross_val_predict(pipe, ep, y, cv=cv, method="predict_proba"), want, rtol=1e-9,
+                                   err_msg=recipe)
+        # MNE holds float64 copies of the float32 data: equal to float32 rounding
+        np.testing.assert_allclose(cross_val_predict(pipe, raw, y, cv=cv, method="predict_proba"), want, atol=1e-4,
+                                   err_msg=recipe)
+    search = GridSearchCV(recipe_classifier("tangent_space"), {"lr__C": [0.1, 1.0]}, cv=cv)
+    best = {type(X).__name__: search.fit(X, y).best_score_ for X in (ep.data, ep, raw)}
+    assert best["EpochSet"] == best["ndarray"] and best["EpochsArray"] == pytest.approx(best["ndarray"], abs=1e-12)
+
+
+def test_covariances_carry_the_table_for_recentering_inside_a_pipeline():
+    """Covariances of an EpochSet keep its table (EpochMatrices); Recenter reads each epoch's subject from it, so a
+    plain pipeline in cross_val_score(LeaveOneGroupOut) re-centres every subject; slices drop the table."""
+    from neurodecode import Channels, EpochSet
+    from neurodecode.encoders.riemann import EpochMatrices
+
+    X, y = signals(n_epochs=60, seed=2)
+    rng = np.random.default_rng(3)
+    mix = [np.eye(7), rng.normal(size=(7, 7)) + 3 * np.eye(7), rng.normal(size=(7, 7)) + 3 * np.eye(7)]
+    data = np.concatenate([m @ X for m in mix])
+    import pandas as pd
+
+    table = pd.DataFrame({"subject": np.repeat(["a", "b", "c"], 60), "label": np.tile(y, 3)})
+    ep = EpochSet(data, 100.0, Channels([f"E{i}" for i in range(7)], "eeg"), table)
+    C = Covariances().fit_transform(ep)
+    assert isinstance(C, EpochMatrices) and C.table["subject"].tolist() == table["subject"].tolist()
+    assert C[:5].table is None and (C * 2).table is None and type(np.asarray(C)) is np.ndarray
+    by_table = Recenter().fit_transform(C)
+    np.testing.assert_allclose(by_table, Recenter().fit_transform(np.asarray(C), groups=table["subject"]),
+                               rtol=1e-12)
+    assert not np.allclose(by_table, Recenter().fit_transform(np.asarray(C)))
+    assert Recenter(group_by=None).fit(C).references_.keys() == {0}
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    pipe = make_pipeline(Covariances(), Recenter(), TangentSpace(), LogisticRegression(max_iter=1000))
+    groups = table["subject"].to_numpy()
+    centred = cross_val_score(pipe, ep, table["label"].to_numpy(), cv=LeaveOneGroupOut(), groups=groups)
+    plain = cross_val_score(pipe, ep.data, table["label"].to_numpy(), cv=LeaveOneGroupOut(), groups=groups)
+    # the same numbers as evaluate(..., transfer="recenter") by construction; here: re-centring is what helps
+    assert centred.mean() > plain.mean() + 0.1, (centred, plain)
+    with pytest.raises(ValueError, match=r"field 'table\['subject'\]': expected a group for every epoch, got 1 missing"):
+        Recenter().fit(Covariances().fit_transform(ep.replace(table=table.assign(
+            subject=[None] + list(table["subject"][1:])))))
