@@ -84,6 +84,8 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.riemann.Procrustes",
     "neurodecode.encoders.riemann.Stretch",
     "neurodecode.encoders.riemann.Rotate",
+    "neurodecode.encoders.connectivity.Connectivity",
+    "neurodecode.encoders.connectivity.GraphFeatures",
     "neurodecode.encoders.features.CovarianceVector",
     "neurodecode.encoders.pretraining.EncoderFeatures",
     "sklearn.pipeline.Pipeline",

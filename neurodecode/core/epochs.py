@@ -467,7 +467,9 @@ class EpochSet:
     # ---- shape and timing ---------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:
-        """``(n_epochs, n_channels, n_times)``."""
+        """``(n_epochs, n_channels, n_times)``. With it and ``epochs[indices, ...]``, scikit-learn's cross-validation
+        and searches index an EpochSet as an array and hand the selected EpochSet (table included) to each
+        estimator."""
         return tuple(self.data.shape)  # type: ignore[return-value]
 
     @property
@@ -494,13 +496,6 @@ class EpochSet:
 
     def __len__(self) -> int:
         return self.n_epochs
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(n_epochs, n_channels, n_times)``. With it and ``epochs[indices, ...]``, scikit-learn's cross-validation
-        and searches index an EpochSet as an array and hand the selected EpochSet (table included) to each
-        estimator."""
-        return self.data.shape
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """The data, so that ``np.asarray(epochs)`` and any array-taking estimator read an EpochSet."""

@@ -145,7 +145,8 @@ def _unique_samples(table: pd.DataFrame, sample: np.ndarray, n_times: int) -> np
     """Shift each (subject, session, run) unit's event samples past the previous unit's where they would overlap,
     so that all are unique."""
     keys = [c for c in ("subject", "session", "run") if c in table.columns]
-    units = table[keys].astype(str).agg("/".join, axis=1).to_numpy() if keys else np.zeros(len(sample), str)
+    units = np.array(["/".join(map(str, r)) for r in table[keys].itertuples(index=False)] if keys
+                     else [""] * len(sample))
     out, offset = sample.copy(), 0.0
     for u in pd.unique(units):
         sel = units == u

@@ -3,6 +3,8 @@
 * :mod:`.spd` — batched, differentiable maths on SPD matrices (pure functions, pyRiemann's definitions).
 * :mod:`.riemann` — scikit-learn estimators on covariances: :class:`Covariances`, :class:`TangentSpace`, :class:`MDM`,
   re-centring, RPA's stretch and rotation, Procrustes.
+* :mod:`.connectivity` — connectomes of ROI series (:class:`Connectivity`) and their graph measures.
+* :mod:`.inputs` — what the estimators accept (arrays, EpochSet, ``mne.Epochs``) and :class:`EpochMatrices`.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
@@ -16,6 +18,7 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
@@ -35,7 +38,7 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
     return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
 
 
-__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Covariances", "EncoderFeatures", "Features",
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Connectivity", "Covariances", "GraphFeatures", "EncoderFeatures", "Features",
            "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "Rotate",
            "Stretch", "TangentSpace",
            "VoxelFeatures", "build_model", "encoder_input", "extract_features", "load_model", "make_recipe",

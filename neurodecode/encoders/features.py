@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from neurodecode.core.configs import load_config
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.validation import fail
+from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.riemann import (AugmentedCovariances, Covariances, ERPCovariances, FilterBankCovariances,
                                           TangentSpace)
 from neurodecode.encoders.spd import to_tensor, upper
@@ -56,22 +57,28 @@ RECIPES: dict[str, str] = {
     "filterbank_tangent_space": "one covariance per band → tangent space per band (n_bands·n(n+1)/2 features)",
     "xdawn_tangent_space": "xDAWN super-trial covariance (ERPs; supervised: fitted with the labels) → tangent space "
                            "(k(2k+1) features, k = n_classes·nfilter)",
+    "connectivity": "connectome of ROI series: correlation, partial correlation, tangent (group or per-subject "
+                    "reference), covariance or precision; nilearn's vectors (n(n+1)/2 features)",
+    "graph_connectivity": "degree, clustering and 3-cycle participation of each ROI in the thresholded connectome "
+                          "(3n features)",
 }
 
 #: recipes whose fit needs the labels
 SUPERVISED_RECIPES = frozenset({"xdawn_tangent_space"})
 
 
-def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: str = "riemann",
+def make_recipe(name: str, *, estimator: str | None = None, reg: float = 0.0, metric: str = "riemann",
                 order: int | str = 4, lag: int | str = 1, bands: Sequence[Sequence[float]] | None = None,
-                sfreq: float | None = None, device: str | None = None, nfilter: int = 2) -> Pipeline:
+                sfreq: float | None = None, device: str | None = None, nfilter: int = 2, kind: str = "correlation",
+                reference: str = "group", density: float = 0.2, discard_diagonal: bool = False) -> Pipeline:
     """Build the scikit-learn pipeline of a feature recipe.
 
     Parameters
     ----------
     name : str
         One of :data:`RECIPES`.
-    estimator, reg : covariance estimator and explicit regularisation (see :class:`~neurodecode.riemann.Covariances`)
+    estimator, reg : covariance estimator and explicit regularisation (see :class:`~neurodecode.riemann.Covariances`);
+        default ``"oas"``, ``"lwf"`` (nilearn's) for the connectivity recipes
     metric : {"riemann", "logeuclid"}
         Tangent-space metric.
     order, lag : int or "auto"
@@ -80,7 +87,17 @@ def make_recipe(name: str, *, estimator: str = "oas", reg: float = 0.0, metric: 
     device : torch device.
     nfilter : int
         xDAWN filters per class, for the ERP recipe (its ``fit`` takes the labels).
+    kind, reference, discard_diagonal : the connectome of the connectivity recipes (see
+        :class:`~neurodecode.encoders.connectivity.Connectivity`).
+    density : share of the strongest connections kept by ``graph_connectivity``.
     """
+    if name in ("connectivity", "graph_connectivity"):
+        conn = Connectivity(kind, estimator or "lwf", reference, name == "connectivity", discard_diagonal,
+                            device=device)
+        if name == "connectivity":
+            return Pipeline([("conn", conn)])
+        return Pipeline([("conn", conn), ("graph", GraphFeatures(density))])
+    estimator = estimator or "oas"
     if name == "covariance":
         from sklearn.preprocessing import StandardScaler
 
@@ -111,6 +128,10 @@ def _pair_names(names: Sequence[str]) -> list[str]:
 
 
 def _feature_names(name: str, pipeline: Pipeline, ch_names: Sequence[str]) -> list[str]:
+    if "graph" in pipeline.named_steps:
+        return pipeline.named_steps["graph"].feature_names(ch_names)
+    if "conn" in pipeline.named_steps:
+        return pipeline.named_steps["conn"].feature_names(ch_names)
     cov = pipeline.named_steps["cov"]
     if isinstance(cov, AugmentedCovariances):
         ch = [f"{c}@{p * cov.lag_}" for p in range(cov.order_) for c in ch_names]
@@ -201,7 +222,8 @@ def extract_features(epochs: EpochSet | np.ndarray, recipe: str = "tangent_space
                  "missing labels" if "label" in tab.columns else "no label column")
         y = tab["label"].to_numpy()
     pipeline = make_recipe(recipe, **params)
-    X = pipeline.fit_transform(data.astype(np.float64), y)
+    # an EpochSet goes in whole: its table tells group-aware steps (per-subject references) each epoch's subject
+    X = pipeline.fit_transform(epochs if isinstance(epochs, EpochSet) else data.astype(np.float64), y)
     return Features(X, _feature_names(recipe, pipeline, names), tab.reset_index(drop=True),
                     {"recipe": recipe, **{k: v for k, v in params.items()}})
 

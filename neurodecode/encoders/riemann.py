@@ -20,123 +20,27 @@ arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 ar
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.encoders import spd
+from neurodecode.encoders.inputs import (ArrayInput, EpochMatrices, as_array, check_signals, check_spd, table_groups,
+                                         table_of)
 
 __all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
-
-
-def _is_mne_epochs(X: Any) -> bool:
-    mne = sys.modules.get("mne")  # an mne.Epochs can only exist once mne is imported
-    return mne is not None and isinstance(X, mne.BaseEpochs)
-
-
-def _is_epochs(X: Any) -> bool:
-    return (hasattr(X, "data") and hasattr(X, "channels") and hasattr(X, "table")) or _is_mne_epochs(X)
-
-
-def _epochs_data(X: Any) -> np.ndarray:
-    if _is_mne_epochs(X):
-        return X.get_data(copy=False)
-    return X.data
-
-
-def _as_array(X: Any, name: str = "X") -> np.ndarray:
-    """``X`` as a numeric array: arrays and tensors as they are; an EpochSet or an ``mne.Epochs`` as its data (all
-    its channels: pick them first, as for MNE's decoding); a list of them — what scikit-learn's cross-validation
-    makes of an ``mne.Epochs``, which it indexes epoch by epoch — concatenated along the epochs."""
-    if _is_epochs(X):
-        X = _epochs_data(X)
-    elif isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
-        X = np.concatenate([_epochs_data(x) for x in X])
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise TypeError(f"field '{name}': expected a numeric array, got dtype {X.dtype}")
-    return X
-
-
-def _table_of(X: Any) -> pd.DataFrame | None:
-    """The per-epoch table of an EpochSet, the metadata of an ``mne.Epochs`` (or of a list of them), else None."""
-    if isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
-        tables = [_table_of(x) for x in X]
-        return None if any(t is None for t in tables) else pd.concat(tables, ignore_index=True)
-    if _is_mne_epochs(X):
-        return None if X.metadata is None else X.metadata.reset_index(drop=True)
-    if _is_epochs(X):
-        return X.table.reset_index(drop=True)
-    return getattr(X, "table", None) if isinstance(X, EpochMatrices) else None
-
-
-class EpochMatrices(np.ndarray):
-    """A covariance step's output for an EpochSet or ``mne.Epochs`` input: the matrices, plus the epochs' table in
-    ``.table`` so that group-aware steps (:class:`Recenter`, :class:`Stretch`) find each epoch's subject inside a
-    scikit-learn pipeline. Anything derived from it (a slice, a product) is a plain array again: a table that no
-    longer matches its rows is dropped, never carried."""
-
-    table: pd.DataFrame | None = None
-
-    def __array_finalize__(self, obj: Any) -> None:
-        self.table = None
-
-    @classmethod
-    def wrap(cls, C: np.ndarray, table: pd.DataFrame | None) -> np.ndarray:
-        if table is None:
-            return C
-        if len(table) != len(C):
-            raise ValueError(f"field 'table': expected one row per epoch ({len(C)}), got {len(table)}")
-        out = np.asarray(C).view(cls)
-        out.table = table
-        return out
-
-
-def _check_signals(X: Any, finite: bool = True) -> np.ndarray:
-    """``X`` as a 3-D numeric array; with ``finite=False`` the caller checks finiteness on its (smaller) result."""
-    X = _as_array(X)
-    if X.ndim != 3:
-        raise ValueError(f"field 'X': expected signals of shape (n_epochs, n_channels, n_times), got {X.ndim} "
-                         f"dimension(s) with shape {X.shape}")
-    if finite and not np.isfinite(X).all():
-        raise ValueError("field 'X': expected finite values, got NaN or Inf")
-    return X
-
-
-def _check_spd(C: Any, n_matrix_axes: tuple[int, ...] = (3, 4)) -> np.ndarray:
-    C = _as_array(C)
-    if C.ndim not in n_matrix_axes or C.shape[-1] != C.shape[-2]:
-        raise ValueError(f"field 'X': expected SPD matrices of shape (n_epochs, [n_bands,] n, n), got shape "
-                         f"{C.shape}")
-    if not np.isfinite(C).all():
-        raise ValueError("field 'X': expected finite matrices, got NaN or Inf")
-    return C
 
 
 def _tensor(X: np.ndarray, device: str | None) -> torch.Tensor:
     return spd.to_tensor(X).to(device or "cpu")
 
 
-class _ArrayInput:
-    """Tells scikit-learn that the estimator takes 3-D (or 4-D) arrays, not 2-D feature tables."""
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
-
-
-class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
+class Covariances(ArrayInput, TransformerMixin, BaseEstimator):
     """Covariance matrices of epochs.
 
     Parameters
@@ -161,7 +65,7 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> Covariances:
         """Check the input (nothing is learned)."""
-        X = _check_signals(X)
+        X = check_signals(X)
         self.n_channels_in_ = X.shape[1]
         return self
 
@@ -172,8 +76,8 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)`` with the input checked once."""
         if type(self).fit is not Covariances.fit or type(self).transform is not Covariances.transform:
             return super().fit_transform(X, y, **fit_params)        # subclasses learn something in fit
-        table = _table_of(X)
-        X = _check_signals(X, finite=False)
+        table = table_of(X)
+        X = check_signals(X, finite=False)
         self.n_channels_in_ = X.shape[1]
         return EpochMatrices.wrap(self._covariances(X), table)
 
@@ -181,14 +85,14 @@ class Covariances(_ArrayInput, TransformerMixin, BaseEstimator):
         """Covariances, shape (n_epochs, n, n) (n = n_channels, or n_channels * order for the augmented ones);
         an :class:`EpochMatrices` holding the table for an EpochSet or ``mne.Epochs`` input."""
         check_is_fitted(self, "n_channels_in_")
-        return EpochMatrices.wrap(self._covariances(_check_signals(X, finite=False)), _table_of(X))
+        return EpochMatrices.wrap(self._covariances(check_signals(X, finite=False)), table_of(X))
 
     def _covariances(self, X: np.ndarray) -> np.ndarray:
         if X.shape[1] != self.n_channels_in_:
             raise ValueError(f"field 'X': expected {self.n_channels_in_} channels as in fit, got {X.shape[1]}")
         C = spd.covariances(self._signals(X), self.estimator, self.reg)
         if not bool(torch.isfinite(C).all()):   # NaN/Inf in X reach C: checked on C, 1/n_times of the data
-            _check_signals(X)
+            check_signals(X)
             raise ValueError("field 'X': expected signals whose squares do not overflow float64, got covariances "
                              "with Inf")
         if self.estimator in ("scm", "cov") and not self.reg:
@@ -234,7 +138,7 @@ def select_order_lag(X: Any, max_order: int = 10, max_lag: int = 10, fnn_thresho
     -------
     order, lag : int
     """
-    X = _check_signals(X)
+    X = check_signals(X)
     rng = np.random.default_rng(seed)
     pairs = [(e, c) for e in range(X.shape[0]) for c in range(X.shape[1])]
     picks = [pairs[i] for i in rng.choice(len(pairs), size=min(n_series, len(pairs)), replace=False)]
@@ -287,7 +191,7 @@ class AugmentedCovariances(Covariances):
         self.max_lag = max_lag
 
     def fit(self, X: Any, y: Any = None) -> AugmentedCovariances:
-        X = _check_signals(X)
+        X = check_signals(X)
         super().fit(X)
         if self.order == "auto" or self.lag == "auto":
             order, lag = select_order_lag(X, self.max_order, self.max_lag)
@@ -345,7 +249,7 @@ class ERPCovariances(Covariances):
         """Learn the xDAWN filters and class prototypes from labelled epochs ``X`` (n_epochs, n_channels, n_times)."""
         from pyriemann.spatialfilters import Xdawn
 
-        X = _check_signals(X)
+        X = check_signals(X)
         if y is None:
             raise ValueError("field 'y': ERPCovariances is supervised (its prototypes are the class evoked "
                              "responses): expected one label per epoch, got None")
@@ -369,8 +273,8 @@ class ERPCovariances(Covariances):
     def transform(self, X: Any) -> np.ndarray:
         """Super-trial covariances, shape (n_epochs, 2 * n_classes * nfilter, 2 * n_classes * nfilter)."""
         check_is_fitted(self, "filters_")
-        table = _table_of(X)
-        X = _check_signals(X, finite=False)                          # checked on the covariances (_covariances)
+        table = table_of(X)
+        X = check_signals(X, finite=False)                          # checked on the covariances (_covariances)
         if X.shape[2] != self.evokeds_.shape[1]:
             raise ValueError(f"field 'X': expected {self.evokeds_.shape[1]} samples per epoch as in fit (the class "
                              f"prototypes' length), got {X.shape[2]}")
@@ -387,7 +291,7 @@ class ERPCovariances(Covariances):
         return [f"evoked{c}" for c in comps] + [f"xdawn{c}" for c in comps]
 
 
-class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
+class FilterBankCovariances(ArrayInput, TransformerMixin, BaseEstimator):
     """One covariance matrix per frequency band (band-pass with MNE's FIR filter).
 
     Parameters
@@ -411,7 +315,7 @@ class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
         self.device = device
 
     def fit(self, X: Any, y: Any = None) -> FilterBankCovariances:
-        X = _check_signals(X)
+        X = check_signals(X)
         for band in self.bands:
             low, high = band
             if not 0 <= low < high <= self.sfreq / 2:
@@ -424,8 +328,8 @@ class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
         import mne
 
         check_is_fitted(self, "n_channels_in_")
-        table = _table_of(X)
-        X = _check_signals(X).astype(np.float64)
+        table = table_of(X)
+        X = check_signals(X).astype(np.float64)
         out = []
         for low, high in self.bands:
             Xf = mne.filter.filter_data(X, self.sfreq, low, high, verbose="error")
@@ -433,7 +337,7 @@ class FilterBankCovariances(_ArrayInput, TransformerMixin, BaseEstimator):
         return EpochMatrices.wrap(torch.stack(out, dim=1).cpu().numpy(), table)
 
 
-class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
+class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
     """Map SPD matrices to vectors in the tangent space at their mean (as ``pyriemann.TangentSpace``).
 
     Parameters
@@ -464,7 +368,7 @@ class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
         raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {self.metric!r}")
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
-        C = _check_spd(X)
+        C = check_spd(X)
         self.reference_ = self._reference(_tensor(C, self.device), sample_weight).cpu().numpy()
         self.n_features_in_ = int(np.prod(C.shape[1:]))
         return self
@@ -472,7 +376,7 @@ class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Tangent vectors, shape (n_epochs, [n_bands *] n(n+1)/2)."""
         check_is_fitted(self, "reference_")
-        C = _check_spd(X)
+        C = check_spd(X)
         if C.shape[1:] != (self.reference_.shape if C.ndim == 4 else self.reference_.shape[-2:]) or \
                 C.ndim - 1 != self.reference_.ndim:
             raise ValueError(f"field 'X': expected matrices of shape {('n_epochs',) + self.reference_.shape} as in "
@@ -486,7 +390,7 @@ class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
         if self.metric != "riemann" or self.tsupdate:
             return self.fit(X, y, sample_weight).transform(X)
         # the Karcher iteration already computed the logarithms at the mean: reuse them
-        C = _check_spd(X)
+        C = check_spd(X)
         ref, logs = spd.mean_riemann(_tensor(C, self.device), sample_weight, return_log=True)
         self.reference_ = ref.cpu().numpy()
         self.n_features_in_ = int(np.prod(C.shape[1:]))
@@ -498,11 +402,11 @@ class TangentSpace(_ArrayInput, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "reference_")
         if self.reference_.ndim != 2:
             raise ValueError("inverse_transform: expected a single-band TangentSpace, got a filter-bank one")
-        return spd.untangent_space(_tensor(_as_array(X), self.device), _tensor(self.reference_, self.device),
+        return spd.untangent_space(_tensor(as_array(X), self.device), _tensor(self.reference_, self.device),
                                    self.metric).cpu().numpy()
 
 
-class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
+class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
     """Minimum distance to mean: the class whose Riemannian mean is nearest (as ``pyriemann.MDM``).
 
     Parameters
@@ -522,7 +426,7 @@ class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
         self.device = device
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MDM:
-        C = _check_spd(X, (3,))
+        C = check_spd(X, (3,))
         y = np.asarray(y)
         if y.shape != (C.shape[0],):
             raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
@@ -544,7 +448,7 @@ class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Riemannian distance of each matrix to each class mean, shape (n_epochs, n_classes)."""
         check_is_fitted(self, "covmeans_")
-        C = _tensor(_check_spd(X, (3,)), self.device)
+        C = _tensor(check_spd(X, (3,)), self.device)
         means = _tensor(self.covmeans_, self.device)
         return spd.distances_to_means(C, means).cpu().numpy()
 
@@ -559,21 +463,7 @@ class MDM(_ArrayInput, ClassifierMixin, BaseEstimator):
         return p / p.sum(axis=1, keepdims=True)
 
 
-def _table_groups(X: Any, groups: Any, group_by: str | None) -> Any:
-    """``groups`` if given, else the ``group_by`` column of the table that ``X`` carries (None without one)."""
-    if groups is not None or group_by is None:
-        return groups
-    table = _table_of(X)
-    if table is None or group_by not in table.columns:
-        return None
-    col = table[group_by]
-    if col.isna().any():
-        raise ValueError(f"field 'table[{group_by!r}]': expected a group for every epoch, got {int(col.isna().sum())} "
-                         "missing")
-    return col.astype(str).to_numpy()
-
-
-class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
+class Recenter(ArrayInput, TransformerMixin, BaseEstimator):
     """Re-centre the matrices of each group (subject, session) at the identity: ``M_g^-1/2 C M_g^-1/2``.
 
     ``M_g`` is the Riemannian mean of group ``g``'s matrices. It needs no labels, so a new subject is re-centred on
@@ -610,8 +500,8 @@ class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
         return g
 
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Recenter:
-        groups = _table_groups(X, groups, self.group_by)
-        C = _tensor(_check_spd(X, (3,)), self.device)
+        groups = table_groups(X, groups, self.group_by)
+        C = _tensor(check_spd(X, (3,)), self.device)
         g = self._groups(groups, C.shape[0])
         self.references_ = {_py(k): self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
         return self
@@ -619,8 +509,8 @@ class Recenter(_ArrayInput, TransformerMixin, BaseEstimator):
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """Re-centred matrices; groups unseen in ``fit`` are centred on their own mean."""
         check_is_fitted(self, "references_")
-        groups = _table_groups(X, groups, self.group_by)
-        C = _tensor(_check_spd(X, (3,)), self.device)
+        groups = table_groups(X, groups, self.group_by)
+        C = _tensor(check_spd(X, (3,)), self.device)
         g = self._groups(groups, C.shape[0])
         out = torch.empty_like(C)
         for k in np.unique(g):
@@ -666,7 +556,7 @@ def _reference_group(reference: Any, keys: list) -> Any:
     return ref
 
 
-class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
+class Stretch(ArrayInput, TransformerMixin, BaseEstimator):
     """Stretch each group's re-centred matrices around the identity to a common dispersion: ``C ↦ C^s``.
 
     The second step of Riemannian Procrustes analysis (RPA, Rodrigues et al. 2019), after :class:`Recenter`:
@@ -692,16 +582,16 @@ class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Stretch:
         if not self.dispersion > 0:
             raise ValueError(f"field 'dispersion': expected a positive number, got {self.dispersion!r}")
-        groups = _table_groups(X, groups, self.group_by)
-        C = _tensor(_check_spd(X, (3,)), self.device)
+        groups = table_groups(X, groups, self.group_by)
+        C = _tensor(check_spd(X, (3,)), self.device)
         g = Recenter._groups(groups, C.shape[0])
         self.dispersions_ = {_py(k): self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         check_is_fitted(self, "dispersions_")
-        groups = _table_groups(X, groups, self.group_by)
-        C = _tensor(_check_spd(X, (3,)), self.device)
+        groups = table_groups(X, groups, self.group_by)
+        C = _tensor(check_spd(X, (3,)), self.device)
         g = Recenter._groups(groups, C.shape[0])
         out = torch.empty_like(C)
         for k in np.unique(g):
@@ -715,7 +605,7 @@ class Stretch(_ArrayInput, TransformerMixin, BaseEstimator):
         return self.fit(X, y, groups).transform(X, groups)
 
 
-class Rotate(_ArrayInput, TransformerMixin, BaseEstimator):
+class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
     """Rotate each group's re-centred matrices, ``Q_g C Q_g^T``, so that its class means match a reference group's.
 
     The third step of RPA (Rodrigues et al. 2019), after :class:`Recenter` and :class:`Stretch`: ``Q_g`` minimises
@@ -744,7 +634,7 @@ class Rotate(_ArrayInput, TransformerMixin, BaseEstimator):
 
         if self.metric not in ("euclid", "riemann"):
             raise ValueError(f"field 'metric': expected 'euclid' or 'riemann', got {self.metric!r}")
-        C = _check_spd(X, (3,)).astype(np.float64)
+        C = check_spd(X, (3,)).astype(np.float64)
         y = np.asarray(y)
         g = Recenter._groups(groups, C.shape[0])
         if y.shape != (C.shape[0],):
@@ -770,7 +660,7 @@ class Rotate(_ArrayInput, TransformerMixin, BaseEstimator):
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """Rotated matrices; ``groups`` must have been seen in ``fit`` (None: the reference group)."""
         check_is_fitted(self, "rotations_")
-        C = _check_spd(X, (3,)).astype(np.float64)
+        C = check_spd(X, (3,)).astype(np.float64)
         g = np.full(C.shape[0], next(iter(self.rotations_))) if groups is None else Recenter._groups(groups, len(C))
         unknown = sorted(set(np.unique(g).tolist()) - set(self.rotations_))
         if unknown:

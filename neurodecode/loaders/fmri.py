@@ -6,6 +6,8 @@
   ordinary least squares solved for all voxels at once) or the fast HRF-delayed TR average.
 * :func:`read_volumes` gives one epoch per volume with per-volume labels (block designs such as Haxby 2001).
 * :func:`roi_timeseries` gives windows of parcel-mean time series ``(n_windows, n_rois, n_trs)``.
+* :func:`sliding_windows` cuts one-volume epochs into windows of consecutive scans (dynamic connectivity);
+  :func:`kmeans_parcels` is a data-free parcellation of a mask for :func:`pool_rois`.
 * :func:`to_nifti` maps any per-voxel vector back to a NIfTI image in the original space.
 
 Voxel channels are named ``v<i>_<j>_<k>`` (their voxel indices) and positioned at the voxel centres in world
@@ -28,8 +30,8 @@ import pandas as pd
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.core.validation import check_option, fail
 
-__all__ = ["Run", "check_stimulus_files", "load_image", "make_masker", "pool_rois", "read_run", "read_volumes",
-           "roi_timeseries", "to_nifti", "trial_responses", "voxel_channels"]
+__all__ = ["Run", "check_stimulus_files", "kmeans_parcels", "load_image", "make_masker", "pool_rois", "read_run",
+           "read_volumes", "roi_timeseries", "sliding_windows", "to_nifti", "trial_responses", "voxel_channels"]
 
 
 def _name(img: Any) -> str:
@@ -667,3 +669,86 @@ def pool_rois(epochs: EpochSet, labels_img: Any, *, names: Mapping[int, str] | N
     pool = {"step": "pool_rois", "labels": _name(labels_img), "n_rois": len(codes)}
     return EpochSet(data, epochs.sfreq, channels, epochs.table, epochs.tmin, epochs.provenance + (pool,),
                     epochs.stimuli)
+
+
+def kmeans_parcels(mask: Any, n_parcels: int, *, seed: int = 0) -> Any:
+    """A data-free parcellation: k-means on the millimetre coordinates of the mask's voxels, as a labels image on
+    the mask's grid (1..n_parcels; 0 outside) for :func:`pool_rois` — compact, contiguous parcels where no atlas
+    fits (a slice, a small field of view). Seeded, the same every run."""
+    import nibabel as nib
+    from sklearn.cluster import KMeans
+
+    mask_img = load_image(mask, "mask")
+    vol = np.asarray(mask_img.dataobj) != 0
+    ijk = np.argwhere(vol)
+    if not isinstance(n_parcels, (int, np.integer)) or not 1 <= n_parcels <= len(ijk):
+        fail("n_parcels", f"an integer in [1, {len(ijk)}] (the mask's voxels)", repr(n_parcels))
+    xyz = nib.affines.apply_affine(mask_img.affine, ijk)
+    codes = KMeans(int(n_parcels), n_init=10, random_state=seed).fit_predict(xyz) + 1
+    out = np.zeros(vol.shape, dtype=np.int32)
+    out[tuple(ijk.T)] = codes
+    return nib.Nifti1Image(out, mask_img.affine)
+
+
+def _segments(table: pd.DataFrame, tr: float, by: list[str]) -> list[np.ndarray]:
+    """Runs of consecutive volumes (onsets one TR apart) inside each unit, as index arrays in time order."""
+    out = []
+    units = np.array(["/".join(map(str, r)) for r in table[by].itertuples(index=False)] if by else [""] * len(table))
+    for _, idx in pd.Series(units).groupby(units, sort=False).indices.items():
+        idx = idx[np.argsort(table["onset"].to_numpy()[idx], kind="stable")]
+        onset = table["onset"].to_numpy()[idx]
+        breaks = np.flatnonzero(np.abs(np.diff(onset) - tr) > 1e-3 * tr) + 1
+        out += [seg for seg in np.split(idx, breaks) if len(seg)]
+    return out
+
+
+def sliding_windows(epochs: EpochSet, window: float, stride: float, *, mixed: str = "drop",
+                    by: Sequence[str] = ("subject", "session", "run")) -> EpochSet:
+    """Windows of consecutive volumes, ``(n_windows, n_channels, n_win)``, from one-volume epochs (dynamic FC).
+
+    Parameters
+    ----------
+    epochs : EpochSet, shape (n_volumes, n_channels, 1)
+        One epoch per volume with an ``onset`` column (:func:`read_volumes`, :func:`pool_rois`); ``sfreq`` is 1/TR.
+    window, stride : float
+        Window length and step in seconds (whole volumes). Windows stay inside a run (``by``) and never span a gap
+        (volumes dropped as rest), so each one is a stretch of consecutive scans.
+    mixed : {"drop", "majority"}
+        Windows whose volumes carry different labels are dropped, or take the most frequent label.
+
+    Returns
+    -------
+    EpochSet
+        ``sfreq`` 1/TR; the table holds the first volume's row (``onset`` = window start) and ``n_volumes``.
+    """
+    if epochs.n_times != 1:
+        fail("epochs", "one volume per epoch (n_times 1), e.g. from read_volumes", f"n_times {epochs.n_times}")
+    if mixed not in ("drop", "majority"):
+        fail("mixed", "'drop' or 'majority'", repr(mixed))
+    tr = 1.0 / epochs.sfreq
+    n_win, n_step = int(round(window / tr)), int(round(stride / tr))
+    if n_win < 2 or n_step < 1:
+        fail("window/stride", f"a window of at least 2 volumes and a stride of at least 1 (TR {tr:g} s)",
+             f"{window} s / {stride} s")
+    table = epochs.table.reset_index(drop=True)
+    if "onset" not in table.columns or table["onset"].isna().any():
+        fail("table['onset']", "the onset of every volume (windows follow the scan order)", "missing onsets")
+    keys = [c for c in by if c in table.columns]
+    labels = table["label"].astype(str).to_numpy() if "label" in table.columns else None
+    data, rows = [], []
+    for seg in _segments(table, tr, keys):
+        for start in range(0, len(seg) - n_win + 1, n_step):
+            idx = seg[start:start + n_win]
+            row = table.iloc[idx[0]].to_dict()
+            if labels is not None:
+                values, counts = np.unique(labels[idx], return_counts=True)
+                if len(values) > 1 and mixed == "drop":
+                    continue
+                row["label"] = table["label"].iloc[idx[np.argmax(labels[idx] == values[np.argmax(counts)])]]
+            data.append(epochs.data[idx, :, 0].T)
+            rows.append({**row, "n_volumes": n_win})
+    if not data:
+        fail("window", f"windows of {n_win} consecutive volumes inside the runs", "none fit")
+    step = {"step": "sliding_windows", "window": n_win * tr, "stride": n_step * tr, "mixed": mixed}
+    return EpochSet(np.stack(data), epochs.sfreq, epochs.channels, pd.DataFrame(rows), 0.0,
+                    epochs.provenance + (step,), epochs.stimuli)

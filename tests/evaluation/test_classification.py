@@ -178,7 +178,7 @@ def test_extract_features_bad_input():
     with pytest.raises(ValueError, match=r"field 'path': expected a file name ending in .parquet or .csv"):
         extract_features(np.random.default_rng(0).normal(size=(4, 2, 50))).save("f.xlsx")
     assert set(RECIPES) == {"covariance", "tangent_space", "augmented_tangent_space", "filterbank_tangent_space",
-                            "xdawn_tangent_space"}
+                            "xdawn_tangent_space", "connectivity", "graph_connectivity"}
     with pytest.raises(ValueError, match=r"field 'table\['label'\]': expected a label for every epoch"):
         extract_features(np.random.default_rng(0).normal(size=(4, 2, 50)), "xdawn_tangent_space")
 
@@ -199,7 +199,8 @@ def test_within_session_on_eegmmidb_equals_cross_val_score(shared_data):
 
 
 @pytest.mark.parametrize("name", ["tangent_space", "augmented_tangent_space", "filterbank_tangent_space",
-                                  "covariance", "xdawn_tangent_space"])
+                                  "covariance", "xdawn_tangent_space", "connectivity", "tangent_connectivity",
+                                  "graph_connectivity"])
 def test_hydra_feature_configs_instantiate(name):
     from omegaconf import OmegaConf
 

@@ -1,0 +1,123 @@
+"""What the encoders' estimators accept: arrays, tensors, an EpochSet, an ``mne.Epochs`` (or the list of them that
+scikit-learn's cross-validation makes), and the per-epoch table that travels with a covariance step's output."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["ArrayInput", "EpochMatrices", "as_array", "check_signals", "check_spd", "table_groups", "table_of"]
+
+
+def _is_mne_epochs(X: Any) -> bool:
+    mne = sys.modules.get("mne")  # an mne.Epochs can only exist once mne is imported
+    return mne is not None and isinstance(X, mne.BaseEpochs)
+
+
+def _is_epochs(X: Any) -> bool:
+    return (hasattr(X, "data") and hasattr(X, "channels") and hasattr(X, "table")) or _is_mne_epochs(X)
+
+
+def _epochs_data(X: Any) -> np.ndarray:
+    if _is_mne_epochs(X):
+        return X.get_data(copy=False)
+    return X.data
+
+
+def as_array(X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as a numeric array: arrays and tensors as they are; an EpochSet or an ``mne.Epochs`` as its data (all
+    its channels: pick them first, as for MNE's decoding); a list of them — what scikit-learn's cross-validation
+    makes of an ``mne.Epochs``, which it indexes epoch by epoch — concatenated along the epochs."""
+    if _is_epochs(X):
+        X = _epochs_data(X)
+    elif isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
+        X = np.concatenate([_epochs_data(x) for x in X])
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise TypeError(f"field '{name}': expected a numeric array, got dtype {X.dtype}")
+    return X
+
+
+def table_of(X: Any) -> pd.DataFrame | None:
+    """The per-epoch table of an EpochSet, the metadata of an ``mne.Epochs`` (or of a list of them), else None."""
+    if isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
+        tables = [table_of(x) for x in X]
+        return None if any(t is None for t in tables) else pd.concat(tables, ignore_index=True)
+    if _is_mne_epochs(X):
+        return None if X.metadata is None else X.metadata.reset_index(drop=True)
+    if _is_epochs(X):
+        return X.table.reset_index(drop=True)
+    return getattr(X, "table", None) if isinstance(X, EpochMatrices) else None
+
+
+class EpochMatrices(np.ndarray):
+    """A covariance step's output for an EpochSet or ``mne.Epochs`` input: the matrices, plus the epochs' table in
+    ``.table`` so that group-aware steps (:class:`Recenter`, :class:`Stretch`) find each epoch's subject inside a
+    scikit-learn pipeline. Anything derived from it (a slice, a product) is a plain array again: a table that no
+    longer matches its rows is dropped, never carried."""
+
+    table: pd.DataFrame | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.table = None
+
+    @classmethod
+    def wrap(cls, C: np.ndarray, table: pd.DataFrame | None) -> np.ndarray:
+        if table is None:
+            return C
+        if len(table) != len(C):
+            raise ValueError(f"field 'table': expected one row per epoch ({len(C)}), got {len(table)}")
+        out = np.asarray(C).view(cls)
+        out.table = table
+        return out
+
+
+def check_signals(X: Any, finite: bool = True) -> np.ndarray:
+    """``X`` as a 3-D numeric array; with ``finite=False`` the caller checks finiteness on its (smaller) result."""
+    X = as_array(X)
+    if X.ndim != 3:
+        raise ValueError(f"field 'X': expected signals of shape (n_epochs, n_channels, n_times), got {X.ndim} "
+                         f"dimension(s) with shape {X.shape}")
+    if finite and not np.isfinite(X).all():
+        raise ValueError("field 'X': expected finite values, got NaN or Inf")
+    return X
+
+
+def check_spd(C: Any, n_matrix_axes: tuple[int, ...] = (3, 4)) -> np.ndarray:
+    C = as_array(C)
+    if C.ndim not in n_matrix_axes or C.shape[-1] != C.shape[-2]:
+        raise ValueError(f"field 'X': expected SPD matrices of shape (n_epochs, [n_bands,] n, n), got shape "
+                         f"{C.shape}")
+    if not np.isfinite(C).all():
+        raise ValueError("field 'X': expected finite matrices, got NaN or Inf")
+    return C
+
+
+class ArrayInput:
+    """Tells scikit-learn that the estimator takes 3-D (or 4-D) arrays, not 2-D feature tables."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def table_groups(X: Any, groups: Any, group_by: str | None) -> Any:
+    """``groups`` if given, else the ``group_by`` column of the table that ``X`` carries (None without one)."""
+    if groups is not None or group_by is None:
+        return groups
+    table = table_of(X)
+    if table is None or group_by not in table.columns:
+        return None
+    col = table[group_by]
+    if col.isna().any():
+        raise ValueError(f"field 'table[{group_by!r}]': expected a group for every epoch, got {int(col.isna().sum())} "
+                         "missing")
+    return col.astype(str).to_numpy()
