@@ -7,6 +7,9 @@
 * :mod:`.embeddings` — stimulus embeddings (open_clip with an on-disk cache; pixels, PCA, any function).
 * :mod:`.targets` — :class:`TargetSpace`, the space an aligner predicts and the heads read.
 * :mod:`.adaptation` — a new subject for a cross-subject model (ridge or reset-tuning).
+* :mod:`.encoding` — encoding models (stimulus → brain): :class:`RidgeEncoder` (a penalty per voxel), noise
+  ceilings, voxel selection by encoding score; :mod:`.brain_encoder` — the transformer brain encoder (region queries
+  over image tokens).
 
 May import: ``neurodecode.core``, ``neurodecode.loaders``, ``neurodecode.encoders``.
 """
@@ -16,6 +19,8 @@ from typing import Any
 
 from neurodecode.alignment.adaptation import adapt_from_stores, adapt_subject, adaptation_benchmark, reference_latents
 from neurodecode.alignment.aligners import LearnedAlignment, PriorAlignment, RidgeAlignment
+from neurodecode.alignment.brain_encoder import TransformerEncoder
+from neurodecode.alignment.encoding import RidgeEncoder, noise_ceiling, select_voxels, voxel_correlations
 from neurodecode.alignment.targets import TargetSpace
 
 
@@ -30,5 +35,6 @@ def make_aligner(name: str, overrides: Sequence[str] = ()) -> Any:
     return build("aligner", name, overrides)
 
 
-__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TargetSpace", "adapt_from_stores",
-           "adapt_subject", "adaptation_benchmark", "make_aligner", "reference_latents"]
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "RidgeEncoder", "TargetSpace", "TransformerEncoder",
+           "adapt_from_stores", "adapt_subject", "adaptation_benchmark", "make_aligner", "noise_ceiling",
+           "reference_latents", "select_voxels", "voxel_correlations"]

@@ -23,10 +23,15 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment"]
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "encoding_scores", "select_voxels",
+           "voxel_correlations"]
+
+#: the default penalty grid (on standardised features)
+ALPHAS = tuple(np.logspace(-2, 6, 17))
 
 
-def _as_2d(X: Any, name: str) -> np.ndarray:
+def as_2d(X: Any, name: str) -> np.ndarray:
+    """``X`` as a finite float64 ``(n_samples, n_features)`` array (an EpochSet's channels × times flattened)."""
     if hasattr(X, "data") and hasattr(X, "channels"):  # an EpochSet: channels × times flattened
         X = X.data.reshape(X.n_epochs, -1)
     if isinstance(X, torch.Tensor):
@@ -55,9 +60,14 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         Z-score the features (statistics from ``fit``); targets are centred.
     device : str, optional
         torch device.
+    select_voxels : int, optional
+        Decode from the ``select_voxels`` features (voxels) that an encoding model predicts best from the targets
+        (:func:`~neurodecode.alignment.encoding.select_voxels`: 5-fold cross-validated ridge, training trials only).
 
     Attributes
     ----------
+    voxels_ : ndarray of int or None
+        The selected feature columns (``select_voxels``).
     coef_ : ndarray (n_targets, n_features)
     intercept_ : ndarray (n_targets,)
     alpha_ : ndarray (n_targets,)
@@ -65,19 +75,21 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         Cross-validated squared error of each alpha and target.
     """
 
-    def __init__(self, alphas: Sequence[float] = tuple(np.logspace(-2, 6, 17)), alpha_per_target: bool = False,
-                 cv: int | None = None, standardize: bool = True, device: str | None = None) -> None:
+    def __init__(self, alphas: Sequence[float] = ALPHAS, alpha_per_target: bool = False,
+                 cv: int | None = None, standardize: bool = True, device: str | None = None,
+                 select_voxels: int | None = None) -> None:
         self.alphas = alphas
         self.alpha_per_target = alpha_per_target
         self.cv = cv
         self.standardize = standardize
         self.device = device
+        self.select_voxels = select_voxels
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=torch.float64, device=self.device or "cpu")
 
     def fit(self, X: Any, y: Any) -> RidgeAlignment:
-        X, Y = _as_2d(X, "X"), _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        X, Y = as_2d(X, "X"), as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
         if X.shape[0] < 3:
@@ -85,6 +97,11 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         alphas = np.asarray(self.alphas, dtype=np.float64)
         if alphas.ndim != 1 or len(alphas) == 0 or (alphas <= 0).any():
             raise ValueError(f"field 'alphas': expected positive penalties, got {self.alphas}")
+        self.n_features_in_ = X.shape[1]
+        self.voxels_ = None
+        if self.select_voxels is not None:
+            self.voxels_ = np.sort(select_voxels(Y, X, self.select_voxels, alphas=tuple(alphas)))
+            X = X[:, self.voxels_]
         self.x_mean_ = X.mean(0)
         self.x_scale_ = X.std(0) if self.standardize else np.ones(X.shape[1])
         self.x_scale_[self.x_scale_ == 0] = 1.0
@@ -104,7 +121,6 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
             coef[cols] = (Xs.T @ dual).T
         self.coef_ = (coef / self._t(self.x_scale_)).cpu().numpy()
         self.intercept_ = self.y_mean_ - self.coef_ @ self.x_mean_
-        self.n_features_in_ = X.shape[1]
         return self
 
     def _cv_errors(self, Xs: torch.Tensor, Yc: torch.Tensor, alphas: np.ndarray) -> np.ndarray:
@@ -140,10 +156,51 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, shape (n_samples, n_targets)."""
         check_is_fitted(self, "coef_")
-        X = _as_2d(X, "X")
+        X = as_2d(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        if getattr(self, "voxels_", None) is not None:
+            X = X[:, self.voxels_]
         return X @ self.coef_.T + self.intercept_
+
+
+def voxel_correlations(pred: Any, true: Any) -> np.ndarray:
+    """Pearson r between predicted and measured responses of each voxel over trials, shape (n_voxels,) (NaN for a
+    voxel constant in either)."""
+    P, T = as_2d(pred, "pred"), as_2d(true, "true")
+    if P.shape != T.shape:
+        raise ValueError(f"field 'pred': expected the shape of 'true' {T.shape}, got {P.shape}")
+    P, T = P - P.mean(0), T - T.mean(0)
+    den = np.sqrt((P**2).sum(0) * (T**2).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (P * T).sum(0) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def encoding_scores(features: Any, responses: Any, *, cv: int = 5, alphas: Sequence[float] = ALPHAS,
+                    seed: int = 0, device: str | None = None) -> np.ndarray:
+    """Cross-validated r of every voxel: ridge with a penalty per voxel (:class:`~neurodecode.alignment.encoding.RidgeEncoder`) fitted on k-1 folds of the trials (shuffled with
+    ``seed``: trials are often sorted by condition) predicts the k-th; the out-of-fold predictions are correlated
+    with the responses. Shape (n_voxels,)."""
+    X, Y = as_2d(features, "features"), as_2d(responses, "responses")
+    if len(X) != len(Y):
+        raise ValueError(f"field 'features': expected one row per trial ({len(Y)}), got {len(X)}")
+    if not 2 <= int(cv) <= len(X) // 2:
+        raise ValueError(f"field 'cv': expected 2 <= folds <= n_trials / 2 = {len(X) // 2}, got {cv}")
+    pred = np.empty_like(Y)
+    for test in np.array_split(np.random.default_rng(seed).permutation(len(X)), int(cv)):
+        train = np.setdiff1d(np.arange(len(X)), test)
+        pred[test] = RidgeAlignment(alphas, alpha_per_target=True, device=device).fit(X[train], Y[train]).predict(X[test])
+    return voxel_correlations(pred, Y)
+
+
+def select_voxels(features: Any, responses: Any, n_voxels: int, *, cv: int = 5,
+                  alphas: Sequence[float] = ALPHAS, seed: int = 0) -> np.ndarray:
+    """Indices of the ``n_voxels`` voxels with the highest :func:`encoding_scores` (in decreasing order)."""
+    Y = as_2d(responses, "responses")
+    if not isinstance(n_voxels, (int, np.integer)) or not 1 <= n_voxels <= Y.shape[1]:
+        raise ValueError(f"field 'n_voxels': expected an integer in [1, {Y.shape[1]}], got {n_voxels!r}")
+    r = np.nan_to_num(encoding_scores(features, Y, cv=cv, alphas=alphas, seed=seed), nan=-np.inf)
+    return np.argsort(-r, kind="stable")[: int(n_voxels)]
 
 
 CONTRASTIVE = ("infonce", "softclip", None)
@@ -202,8 +259,8 @@ class _TorchAlignment(RegressorMixin, BaseEstimator):
         """
         from neurodecode.core.training import Trainer
 
-        X = _as_2d(X, "X")
-        Y = _as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        X = as_2d(X, "X")
+        Y = as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
         self._check_params()
@@ -234,7 +291,7 @@ class _TorchAlignment(RegressorMixin, BaseEstimator):
         """Predicted targets, shape (n_samples, n_targets)."""
         check_is_fitted(self, "model_")
         self._check_params()
-        X = _as_2d(X, "X")
+        X = as_2d(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
         self.model_.eval()
