@@ -393,3 +393,17 @@ def evaluate_files(folder: Path, shared: Path) -> dict:
     (folder / "references.txt").write_text("a dog on a sofa\na red car\na bowl of fruit\na man riding a horse\n")
     (folder / "decoded.txt").write_text("a dog on a couch\na red truck\na bowl of apples\na person on a horse\n")
     return {}
+
+
+def moabb_offline(folder: Path, shared: Path) -> dict:
+    """EEGMMIDB subject 1's imagery runs where MOABB's PhysionetMI downloader looks (mne_data/ in the block's
+    folder), and the environment of an offline MOABB user: that folder as MNE's data path, NEMAR off."""
+    from moabb.datasets.download import _url_to_local_path
+    from moabb.datasets.physionet_mi import BASE_URL
+
+    for run in (4, 8, 12):
+        target = Path(_url_to_local_path(BASE_URL + f"S001/S001R{run:02d}.edf", folder / "mne_data" / "MNE-eegbci-data"))
+        _link(shared / "eegmmidb_S001" / f"S001R{run:02d}.edf", target)
+    return {"__env__": {"MNE_DATA": str(folder / "mne_data"), "MNE_DATASETS_EEGBCI_PATH": str(folder / "mne_data"),
+                        "MOABB_DOWNLOAD_PROVIDER": "upstream"}}
+

@@ -96,7 +96,10 @@ def test_readme_block(block, tmp_path, previous, shared_data, monkeypatch, capsy
     for key in ("HF_HUB_OFFLINE", "NEURODECODE_SHARED_DATA", "NEURODECODE_CACHE"):
         monkeypatch.setenv(key, env[key])
     if block.setup:
-        namespace.update(getattr(readme_setups, block.setup)(folder, shared_data) or {})
+        made = dict(getattr(readme_setups, block.setup)(folder, shared_data) or {})
+        for key, value in made.pop("__env__", {}).items():   # environment the block's reader would have set
+            monkeypatch.setenv(key, value)
+        namespace.update(made)
     code = block.runnable()
     if block.lang == "python":
         exec(compile(code, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102 - our own README

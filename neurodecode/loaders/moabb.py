@@ -1,0 +1,63 @@
+"""MOABB interop: a MOABB dataset, cut by a MOABB paradigm, as neurodecode epochs.
+
+>>> from moabb.datasets import PhysionetMI                               # doctest: +SKIP
+>>> from moabb.paradigms import LeftRightImagery                         # doctest: +SKIP
+>>> epochs = from_moabb(PhysionetMI(), LeftRightImagery(fmin=7, fmax=30), subjects=[1])   # doctest: +SKIP
+
+The other direction needs nothing: neurodecode's recipes are scikit-learn pipelines on ``(n_epochs, n_channels,
+n_times)`` arrays, which is what MOABB's evaluations hand their pipelines
+(``WithinSessionEvaluation(...).process({"ts": recipe_classifier("tangent_space")})``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from neurodecode.core.epochs import EpochCollection, EpochSet
+from neurodecode.core.mne_convert import from_mne
+from neurodecode.core.validation import fail
+
+__all__ = ["from_moabb"]
+
+
+def from_moabb(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None) -> EpochSet | EpochCollection:
+    """The epochs that ``paradigm.get_data(dataset, subjects)`` gives MOABB's evaluations, with their table.
+
+    Parameters
+    ----------
+    dataset : moabb.datasets.base.BaseDataset
+    paradigm : moabb.paradigms.base.BaseParadigm
+        Its filtering, epoch window, channels and resampling are applied by MOABB, as in a MOABB evaluation.
+    subjects : sequence of int, optional
+        Default: the dataset's ``subject_list``.
+
+    Returns
+    -------
+    EpochSet (one subject) or EpochCollection
+        Table: ``subject``, ``session`` and ``run`` from MOABB's metadata (as strings), ``label`` = MOABB's labels,
+        plus ``dataset`` (the dataset's code); the data in volts, in MOABB's order (so MOABB's folds and
+        neurodecode's coincide: seeded stratified k-fold on the same rows).
+    """
+    subjects = list(dataset.subject_list if subjects is None else subjects)
+    unknown = sorted(set(subjects) - set(dataset.subject_list))
+    if unknown:
+        fail("subjects", f"subjects of {dataset.code} ({dataset.subject_list[:5]}...)", unknown)
+    parts = []
+    for subject in subjects:
+        epochs, labels, meta = paradigm.get_data(dataset, subjects=[subject], return_epochs=True)
+        if len(labels) != len(epochs) or len(meta) != len(epochs):
+            fail("paradigm.get_data", "one label and one metadata row per epoch",
+                 f"{len(epochs)} epochs, {len(labels)} labels, {len(meta)} rows")
+        ep = from_mne(epochs.copy().load_data(), label=None,
+                      provenance=[{"step": "from_moabb", "dataset": str(dataset.code), "paradigm":
+                                   type(paradigm).__name__, "subject": int(subject)}])
+        table = ep.table.copy()
+        for col in ("subject", "session", "run"):
+            table[col] = meta[col].astype(str).to_numpy()
+        table["label"] = np.asarray(labels).astype(str)
+        table["dataset"] = str(dataset.code)
+        parts.append(ep.replace(table=table))
+    return parts[0] if len(parts) == 1 else EpochCollection(parts)
