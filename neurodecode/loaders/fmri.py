@@ -30,7 +30,7 @@ import pandas as pd
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.core.validation import check_option, fail
 
-__all__ = ["Run", "check_stimulus_files", "kmeans_parcels", "load_image", "make_masker", "pool_rois", "read_run",
+__all__ = ["Run", "check_stimulus_files", "kmeans_parcels", "library_hrf", "load_image", "make_masker", "pool_rois", "read_run",
            "read_volumes", "roi_timeseries", "sliding_windows", "to_nifti", "trial_responses", "voxel_channels"]
 
 
@@ -438,7 +438,8 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
                     drift_model: str | None = "cosine", high_pass: float = 0.01, shift: float = 4.5,
                     average_repeats: bool = False, subject: str | None = None, space: str = "scanner",
                     resample_mask: bool = False, stimuli: pd.DataFrame | None = None,
-                    stim_root: str | os.PathLike | None = None, on_nonfinite: str = "raise") -> EpochSet:
+                    stim_root: str | os.PathLike | None = None, on_nonfinite: str = "raise",
+                    hrf_library: Sequence[float] | None = None) -> EpochSet:
     """Single-trial responses of BOLD runs: ``(n_trials, n_voxels, 1)``.
 
     Parameters
@@ -466,6 +467,10 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     on_nonfinite : {"raise", "mask"}
         A NaN/Inf in a masked voxel of any run is an error naming the file, voxel and volume (``"raise"``), or
         leaves that voxel out of every run, logged and recorded in the provenance (``"mask"``). Never zero-filled.
+    hrf_library : sequence of float, optional
+        ``lsa`` only, GLMsingle's HRF step: peak delays (s) of a family of double-gamma HRFs (:func:`library_hrf`;
+        6 is SPM's canonical one); each voxel takes the HRF whose LSA model explains most of its variance over all
+        runs, and its betas are that model's. The chosen delay per voxel is in the provenance (``hrf_chosen``).
 
     Returns
     -------
@@ -486,8 +491,19 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     channels, mask_step = voxel_channels(masker, space)
     signals = [masked_data(masker, r.img, on_nonfinite) for r in runs]
     keep = np.logical_and.reduce([finite for _, finite in signals])
-    responses = [_run_trials(r, Y[:, keep], method, hrf_model, drift_model, high_pass, shift)
-                 for r, (Y, _) in zip(runs, signals)]
+    chosen = None
+    if hrf_library is not None:
+        if method != "lsa":
+            fail("hrf_library", "method='lsa' (the HRF of each voxel is chosen on LSA fits)", f"method={method!r}")
+        delays = [float(d) for d in hrf_library]
+        for d in delays:
+            library_hrf(d)                                  # checks the range
+        if len(set(delays)) < 2:
+            fail("hrf_library", "at least two distinct peak delays", delays)
+        responses, chosen = _library_trials(runs, [Y[:, keep] for Y, _ in signals], delays, drift_model, high_pass)
+    else:
+        responses = [_run_trials(r, Y[:, keep], method, hrf_model, drift_model, high_pass, shift)
+                     for r, (Y, _) in zip(runs, signals)]
     table = pd.concat([r.events.assign(subject=subject, session=r.session, run=r.run,
                                        stimulus=_stimulus_column(r.events), label=r.events["trial_type"])
                        for r in runs], ignore_index=True)
@@ -495,6 +511,8 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
             "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
             "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
+    if chosen is not None:
+        step.update(hrf_model="library", hrf_library=delays, hrf_chosen=[float(d) for d in chosen])
     channels = drop_nonfinite(channels, keep, step, runs[0].name)
     if average_repeats:
         data, table = _average_repeats(data, table)
@@ -752,3 +770,50 @@ def sliding_windows(epochs: EpochSet, window: float, stride: float, *, mixed: st
     step = {"step": "sliding_windows", "window": n_win * tr, "stride": n_step * tr, "mixed": mixed}
     return EpochSet(np.stack(data), epochs.sfreq, epochs.channels, pd.DataFrame(rows), 0.0,
                     epochs.provenance + (step,), epochs.stimuli)
+
+
+def library_hrf(delay: float, *, ratio: float = 1 / 6) -> Any:
+    """A double-gamma HRF peaking near ``delay - 1`` seconds (SPM's shape; the undershoot ``delay + 10``), as the
+    callable nilearn's design matrices take (``hrf(t_r, oversampling)`` → a kernel summing to 1). ``delay=6`` is
+    SPM's canonical HRF."""
+    from scipy.stats import gamma
+
+    if not 2.0 <= float(delay) <= 16.0:
+        fail("hrf_library", "peak delays between 2 and 16 s", delay)
+
+    def hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0, onset: float = 0.0) -> np.ndarray:
+        dt = t_r / oversampling
+        t = np.linspace(0, time_length, int(np.rint(time_length / dt))) - onset
+        h = gamma.pdf(t, float(delay), loc=dt) - ratio * gamma.pdf(t, float(delay) + 10.0, loc=dt)
+        return h / h.sum()
+
+    hrf.__name__ = f"hrf{float(delay):g}".replace(".", "p")
+    return hrf
+
+
+def _lsa(run: Run, Y: np.ndarray, hrf_model: Any, drift_model: str | None, high_pass: float
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """LSA betas ``(n_trials, n_voxels)`` of percent-signal-change ``Y``, and the model's R² per voxel."""
+    n = len(run.events)
+    trials = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
+    design = _design(run, trials, hrf_model, drift_model, high_pass)
+    X = design.to_numpy()
+    B = np.linalg.lstsq(X, Y, rcond=None)[0]
+    total = ((Y - Y.mean(0)) ** 2).sum(0)
+    r2 = 1.0 - ((Y - X @ B) ** 2).sum(0) / np.where(total > 0, total, 1.0)
+    names = list(design.columns)
+    cols = [next(i for i, c in enumerate(names) if c == f"trial{k:05d}" or c.startswith(f"trial{k:05d}_"))
+            for k in range(n)]
+    return B[cols], r2
+
+
+def _library_trials(runs: Sequence[Run], signals: Sequence[np.ndarray], delays: Sequence[float],
+                    drift_model: str | None, high_pass: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """GLMsingle's HRF step: each voxel takes the library HRF whose LSA model explains most of its variance over
+    all runs; returns each run's betas under the chosen HRFs and the chosen delay per voxel."""
+    fits = [[_lsa(r, _psc(Y), library_hrf(d), drift_model, high_pass) for d in delays] for r, Y in zip(runs, signals)]
+    r2 = np.sum([[f[1] for f in run_fits] for run_fits in fits], axis=0)      # (n_delays, n_voxels)
+    best = r2.argmax(0)
+    voxels = np.arange(len(best))
+    betas = [np.stack([f[0] for f in run_fits])[best, :, voxels].T for run_fits in fits]
+    return betas, np.asarray(delays, dtype=float)[best]

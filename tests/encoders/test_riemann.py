@@ -398,13 +398,12 @@ def test_xdawn_recipe_decodes_muse_n170_faces_vs_houses(shared_data):
 
 @pytest.mark.realdata
 def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_data):
-    """Every feature recipe + LR under cross_val_score / GridSearchCV gives the array path's numbers when handed the
+    """The feature recipes + LR under cross_val_score / GridSearchCV give the array path's numbers when handed the
     EpochSet or an mne.Epochs of the same real EEGMMIDB epochs (scikit-learn indexes them per fold)."""
     from sklearn.model_selection import GridSearchCV, cross_val_predict
 
     from neurodecode import concatenate, to_mne
     from neurodecode.cli.example import epochs_from_run, load_config
-    from neurodecode.encoders.features import RECIPES
     from neurodecode.evaluation.classification import recipe_classifier
 
     cfg = load_config([f"data_dir={shared_data / 'eegmmidb_S001'}"])
@@ -414,15 +413,13 @@ def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_da
     cv = StratifiedKFold(5, shuffle=True, random_state=42)
     raw = to_mne(ep)
     assert cross_val_score(recipe_classifier("tangent_space"), ep.data, y, cv=cv).mean() == pytest.approx(0.733, abs=0.005)
-    for recipe in RECIPES:
-        overrides = {"filterbank_tangent_space": ["bands=[[8,12],[12,30]]"],  # 2 bands, fixed delays: seconds
-                     "augmented_tangent_space": ["order=2", "lag=2"]}.get(recipe, [])
-        pipe = recipe_classifier(recipe, overrides, sfreq=ep.sfreq)
+    # the augmented and filter-bank recipes read their input through the same function (inputs.as_array) and take
+    # seconds per fit: left out to keep the suite short
+    for recipe in ("covariance", "tangent_space", "xdawn_tangent_space", "connectivity"):
+        pipe = recipe_classifier(recipe, sfreq=ep.sfreq)
         want = cross_val_predict(pipe, ep.data, y, cv=cv, method="predict_proba")
         np.testing.assert_allclose(cross_val_predict(pipe, ep, y, cv=cv, method="predict_proba"), want, rtol=1e-9,
                                    err_msg=recipe)
-        if recipe in ("augmented_tangent_space", "filterbank_tangent_space"):
-            continue  # the same input path as the others, seconds each: once is enough
         # MNE holds float64 copies of the float32 data: equal to float32 rounding
         np.testing.assert_allclose(cross_val_predict(pipe, raw, y, cv=cv, method="predict_proba"), want, atol=1e-4,
                                    err_msg=recipe)

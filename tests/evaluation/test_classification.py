@@ -283,8 +283,7 @@ def test_rpa_and_procrustes_equal_pyriemann_transfer(study, transfer):
         for metric in ("accuracy", "roc_auc"):
             assert got[metric] == pytest.approx(want[metric], abs=1e-9), (s, metric)
     plain = evaluate(study, ts_lr(), "cross_subject").summary().set_index("metric").loc["accuracy", "mean"]
-    aligned = evaluate(study, ts_lr(), "cross_subject", transfer=transfer, n_calibration=6, seed=3)
-    assert aligned.summary().set_index("metric").loc["accuracy", "mean"] > plain + 0.15
+    assert res[res["metric"] == "accuracy"]["value"].mean() > plain + 0.15
 
 
 def test_cross_session_transfer_and_errors(study):
@@ -329,11 +328,8 @@ def test_transfer_between_imagined_and_executed_eegmmidb_and_across_muse_subject
         return sc[sc["metric"] == "accuracy"].set_index("subject")["value"]
 
     plain, calibrated = accuracy(mi), accuracy(mi, transfer="recenter", n_calibration=10)
-    tsa = accuracy(mi, transfer="procrustes", n_calibration=10)
-    print(f"\nimagined ← executed: none {plain['imagined']:.3f}, recenter+10 {calibrated['imagined']:.3f}, "
-          f"procrustes+10 {tsa['imagined']:.3f}")
+    print(f"\nimagined ← executed: none {plain['imagined']:.3f}, recenter+10 {calibrated['imagined']:.3f}")
     assert calibrated["imagined"] >= 0.8 and calibrated["imagined"] > plain["imagined"] + 0.1
-    assert tsa["imagined"] > 0.6
     load_muse = load_script("eval_encoders").load_muse
     muse = EpochCollection([load_muse(shared_data, "N170", s, {"1": "house", "2": "face"}) for s in ("1", "2")])
     for kw in ({}, {"transfer": "recenter"}):
