@@ -491,19 +491,12 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     channels, mask_step = voxel_channels(masker, space)
     signals = [masked_data(masker, r.img, on_nonfinite) for r in runs]
     keep = np.logical_and.reduce([finite for _, finite in signals])
-    chosen = None
     if hrf_library is not None:
-        if method != "lsa":
-            fail("hrf_library", "method='lsa' (the HRF of each voxel is chosen on LSA fits)", f"method={method!r}")
-        delays = [float(d) for d in hrf_library]
-        for d in delays:
-            library_hrf(d)                                  # checks the range
-        if len(set(delays)) < 2:
-            fail("hrf_library", "at least two distinct peak delays", delays)
+        delays = _check_library(hrf_library, method)
         responses, chosen = _library_trials(runs, [Y[:, keep] for Y, _ in signals], delays, drift_model, high_pass)
     else:
-        responses = [_run_trials(r, Y[:, keep], method, hrf_model, drift_model, high_pass, shift)
-                     for r, (Y, _) in zip(runs, signals)]
+        responses, chosen = [_run_trials(r, Y[:, keep], method, hrf_model, drift_model, high_pass, shift)
+                             for r, (Y, _) in zip(runs, signals)], None
     table = pd.concat([r.events.assign(subject=subject, session=r.session, run=r.run,
                                        stimulus=_stimulus_column(r.events), label=r.events["trial_type"])
                        for r in runs], ignore_index=True)
@@ -511,8 +504,8 @@ def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss
     step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
             "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
             "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
-    if chosen is not None:
-        step.update(hrf_model="library", hrf_library=delays, hrf_chosen=[float(d) for d in chosen])
+    if chosen is not None:  # the delay of each voxel's HRF
+        step.update(hrf_model="library", hrf_library=delays, hrf_chosen=chosen.tolist())
     channels = drop_nonfinite(channels, keep, step, runs[0].name)
     if average_repeats:
         data, table = _average_repeats(data, table)
@@ -789,6 +782,17 @@ def library_hrf(delay: float, *, ratio: float = 1 / 6) -> Any:
 
     hrf.__name__ = f"hrf{float(delay):g}".replace(".", "p")
     return hrf
+
+
+def _check_library(hrf_library: Sequence[float], method: str) -> list[float]:
+    if method != "lsa":
+        fail("hrf_library", "method='lsa' (the HRF of each voxel is chosen on LSA fits)", f"method={method!r}")
+    delays = [float(d) for d in hrf_library]
+    for d in delays:
+        library_hrf(d)                                      # checks the range
+    if len(set(delays)) < 2:
+        fail("hrf_library", "at least two distinct peak delays", delays)
+    return delays
 
 
 def _lsa(run: Run, Y: np.ndarray, hrf_model: Any, drift_model: str | None, high_pass: float
