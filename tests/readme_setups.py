@@ -402,7 +402,8 @@ def moabb_offline(folder: Path, shared: Path) -> dict:
     from moabb.datasets.physionet_mi import BASE_URL
 
     for run in (4, 8, 12):
-        target = Path(_url_to_local_path(BASE_URL + f"S001/S001R{run:02d}.edf", folder / "mne_data" / "MNE-eegbci-data"))
+        url = BASE_URL + f"S001/S001R{run:02d}.edf"
+        target = Path(_url_to_local_path(url, folder / "mne_data" / "MNE-eegbci-data"))
         _link(shared / "eegmmidb_S001" / f"S001R{run:02d}.edf", target)
     return {"__env__": {"MNE_DATA": str(folder / "mne_data"), "MNE_DATASETS_EEGBCI_PATH": str(folder / "mne_data"),
                         "MOABB_DOWNLOAD_PROVIDER": "upstream"}}

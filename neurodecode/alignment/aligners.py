@@ -178,9 +178,10 @@ def voxel_correlations(pred: Any, true: Any) -> np.ndarray:
 
 def encoding_scores(features: Any, responses: Any, *, cv: int = 5, alphas: Sequence[float] = ALPHAS,
                     seed: int = 0, device: str | None = None) -> np.ndarray:
-    """Cross-validated r of every voxel: ridge with a penalty per voxel (:class:`~neurodecode.alignment.encoding.RidgeEncoder`) fitted on k-1 folds of the trials (shuffled with
-    ``seed``: trials are often sorted by condition) predicts the k-th; the out-of-fold predictions are correlated
-    with the responses. Shape (n_voxels,)."""
+    """Cross-validated r of every voxel: ridge with a penalty per voxel (as
+    :class:`~neurodecode.alignment.encoding.RidgeEncoder`) fitted on k-1 folds of the trials (shuffled with ``seed``:
+    trials are often sorted by condition) predicts the k-th; the out-of-fold predictions are correlated with the
+    responses. Shape (n_voxels,)."""
     X, Y = as_2d(features, "features"), as_2d(responses, "responses")
     if len(X) != len(Y):
         raise ValueError(f"field 'features': expected one row per trial ({len(Y)}), got {len(X)}")
@@ -189,7 +190,8 @@ def encoding_scores(features: Any, responses: Any, *, cv: int = 5, alphas: Seque
     pred = np.empty_like(Y)
     for test in np.array_split(np.random.default_rng(seed).permutation(len(X)), int(cv)):
         train = np.setdiff1d(np.arange(len(X)), test)
-        pred[test] = RidgeAlignment(alphas, alpha_per_target=True, device=device).fit(X[train], Y[train]).predict(X[test])
+        ridge = RidgeAlignment(alphas, alpha_per_target=True, device=device).fit(X[train], Y[train])
+        pred[test] = ridge.predict(X[test])
     return voxel_correlations(pred, Y)
 
 

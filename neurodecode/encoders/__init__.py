@@ -38,8 +38,8 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
     return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
 
 
-__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Connectivity", "Covariances", "GraphFeatures", "EncoderFeatures", "Features",
-           "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes", "Recenter", "Rotate",
-           "Stretch", "TangentSpace",
-           "VoxelFeatures", "build_model", "encoder_input", "extract_features", "load_model", "make_recipe",
-           "masked_reconstruction_error", "pretrain", "pretrain_tokenizer", "save_model"]
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Connectivity", "Covariances", "GraphFeatures",
+           "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes",
+           "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "build_model", "encoder_input",
+           "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
+           "pretrain_tokenizer", "save_model"]

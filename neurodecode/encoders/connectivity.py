@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import ArrayInput, EpochMatrices, as_array, check_signals, table_groups, table_of
+from neurodecode.encoders.riemann import Recenter
 
 __all__ = ["GRAPH_FEATURES", "KINDS", "Connectivity", "GraphFeatures", "vectorize"]
 
@@ -143,16 +144,10 @@ class Connectivity(ArrayInput, TransformerMixin, BaseEstimator):
         if self.reference == "group":
             W = spd.invsqrtm(spd.to_tensor(self.mean_).to(self.device or "cpu"))
             return spd.logm(W @ C @ W)
-        g = table_groups(X, groups, self.group_by)
-        g = np.zeros(len(C), dtype=int) if g is None else np.asarray(g)
-        if g.shape != (len(C),):
-            raise ValueError(f"field 'groups': expected one group per epoch ({len(C)}), got shape {g.shape}")
-        out = torch.empty_like(C)
-        for k in np.unique(g):
-            sel = torch.as_tensor(g == k)
-            W = spd.invsqrtm(spd.mean_riemann(C[sel]))
-            out[sel] = spd.logm(W @ C[sel] @ W)
-        return out
+        # each subject at its own Riemannian mean: Recenter's whitening, then the log
+        centred = Recenter(device=self.device, group_by=None).fit_transform(
+            C.cpu().numpy(), groups=table_groups(X, groups, self.group_by, len(C), "epoch"))
+        return spd.logm(spd.to_tensor(centred).to(C.device))
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
         return self.fit(X, y, groups).transform(X, groups)

@@ -109,15 +109,18 @@ class ArrayInput:
         return tags
 
 
-def table_groups(X: Any, groups: Any, group_by: str | None) -> Any:
-    """``groups`` if given, else the ``group_by`` column of the table that ``X`` carries (None without one)."""
-    if groups is not None or group_by is None:
-        return groups
-    table = table_of(X)
-    if table is None or group_by not in table.columns:
-        return None
-    col = table[group_by]
-    if col.isna().any():
-        raise ValueError(f"field 'table[{group_by!r}]': expected a group for every epoch, got {int(col.isna().sum())} "
-                         "missing")
-    return col.astype(str).to_numpy()
+def table_groups(X: Any, groups: Any, group_by: str | None, n: int, what: str = "matrix") -> np.ndarray:
+    """The group of each of the ``n`` items of ``X``: ``groups`` if given; else the ``group_by`` column of the table
+    that ``X`` carries (an EpochSet, an ``mne.Epochs``' metadata, :class:`EpochMatrices`); else one group, 0."""
+    if groups is None and group_by is not None:
+        table = table_of(X)
+        if table is not None and group_by in table.columns:
+            col = table[group_by]
+            if col.isna().any():
+                raise ValueError(f"field 'table[{group_by!r}]': expected a group for every epoch, got "
+                                 f"{int(col.isna().sum())} missing")
+            groups = col.astype(str).to_numpy()
+    g = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"field 'groups': expected one group per {what} ({n}), got shape {g.shape}")
+    return g

@@ -492,26 +492,17 @@ class Recenter(ArrayInput, TransformerMixin, BaseEstimator):
     def _mean(self, C: torch.Tensor) -> torch.Tensor:
         return spd.mean_riemann(C) if self.metric == "riemann" else spd.mean_logeuclid(C)
 
-    @staticmethod
-    def _groups(groups: Any, n: int) -> np.ndarray:
-        g = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
-        if g.shape != (n,):
-            raise ValueError(f"field 'groups': expected one group per matrix ({n}), got shape {g.shape}")
-        return g
-
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Recenter:
-        groups = table_groups(X, groups, self.group_by)
         C = _tensor(check_spd(X, (3,)), self.device)
-        g = self._groups(groups, C.shape[0])
+        g = table_groups(X, groups, self.group_by, C.shape[0])
         self.references_ = {_py(k): self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """Re-centred matrices; groups unseen in ``fit`` are centred on their own mean."""
         check_is_fitted(self, "references_")
-        groups = table_groups(X, groups, self.group_by)
         C = _tensor(check_spd(X, (3,)), self.device)
-        g = self._groups(groups, C.shape[0])
+        g = table_groups(X, groups, self.group_by, C.shape[0])
         out = torch.empty_like(C)
         for k in np.unique(g):
             sel = torch.as_tensor(g == k)
@@ -582,17 +573,15 @@ class Stretch(ArrayInput, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Stretch:
         if not self.dispersion > 0:
             raise ValueError(f"field 'dispersion': expected a positive number, got {self.dispersion!r}")
-        groups = table_groups(X, groups, self.group_by)
         C = _tensor(check_spd(X, (3,)), self.device)
-        g = Recenter._groups(groups, C.shape[0])
+        g = table_groups(X, groups, self.group_by, C.shape[0])
         self.dispersions_ = {_py(k): self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
         return self
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         check_is_fitted(self, "dispersions_")
-        groups = table_groups(X, groups, self.group_by)
         C = _tensor(check_spd(X, (3,)), self.device)
-        g = Recenter._groups(groups, C.shape[0])
+        g = table_groups(X, groups, self.group_by, C.shape[0])
         out = torch.empty_like(C)
         for k in np.unique(g):
             sel = torch.as_tensor(g == k)
@@ -636,7 +625,7 @@ class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
             raise ValueError(f"field 'metric': expected 'euclid' or 'riemann', got {self.metric!r}")
         C = check_spd(X, (3,)).astype(np.float64)
         y = np.asarray(y)
-        g = Recenter._groups(groups, C.shape[0])
+        g = table_groups(X, groups, None, C.shape[0])
         if y.shape != (C.shape[0],):
             raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
         keys = list(np.unique(g))
@@ -661,7 +650,8 @@ class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
         """Rotated matrices; ``groups`` must have been seen in ``fit`` (None: the reference group)."""
         check_is_fitted(self, "rotations_")
         C = check_spd(X, (3,)).astype(np.float64)
-        g = np.full(C.shape[0], next(iter(self.rotations_))) if groups is None else Recenter._groups(groups, len(C))
+        reference = next(iter(self.rotations_))
+        g = np.full(len(C), reference) if groups is None else table_groups(X, groups, None, len(C))
         unknown = sorted(set(np.unique(g).tolist()) - set(self.rotations_))
         if unknown:
             raise ValueError(f"field 'groups': expected groups seen in fit {sorted(self.rotations_)}, got {unknown}")

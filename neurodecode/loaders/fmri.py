@@ -30,8 +30,9 @@ import pandas as pd
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.core.validation import check_option, fail
 
-__all__ = ["Run", "check_stimulus_files", "kmeans_parcels", "library_hrf", "load_image", "make_masker", "pool_rois", "read_run",
-           "read_volumes", "roi_timeseries", "sliding_windows", "to_nifti", "trial_responses", "voxel_channels"]
+__all__ = ["Run", "check_stimulus_files", "kmeans_parcels", "library_hrf", "load_image", "make_masker", "pool_rois",
+           "read_run", "read_volumes", "roi_timeseries", "sliding_windows", "to_nifti", "trial_responses",
+           "voxel_channels"]
 
 
 def _name(img: Any) -> str:
