@@ -292,34 +292,69 @@ class Scores:
         return text
 
     def plot(self, path: str | Path) -> None:
-        """One bar per metric (grouped by pipeline when there are several; mean ± sd over repeated rows, e.g.
-        seeds), chance as a black tick."""
+        """One panel per output kind, one bar per metric (grouped by pipeline when there are several), with
+        confidence intervals (``ci_low`` / ``ci_high`` when the table has them, else ± sd over repeated rows such as
+        seeds) and each metric's chance level as a dashed red line across its group."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        tab = self.table.copy()
-        tab["pipeline"] = tab["pipeline"] if "pipeline" in tab else ""
-        tab["name"] = tab["kind"] + ":" + tab["metric"]
-        stats = tab.groupby(["pipeline", "name"], sort=False).agg(mean=("value", "mean"), sd=("value", "std"),
-                                                                  chance=("chance", "first")).reset_index()
-        metrics = list(dict.fromkeys(stats["name"]))
-        pipelines = list(dict.fromkeys(stats["pipeline"]))
-        width = 0.8 / len(pipelines)
-        fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(metrics) * len(pipelines) + 2), 3.5))
-        for k, pl in enumerate(pipelines):
-            sub = stats[stats["pipeline"] == pl]
-            xs = [metrics.index(m) + k * width for m in sub["name"]]
-            ax.bar(xs, sub["mean"], width=width, yerr=sub["sd"].fillna(0), label=pl or None)
-            ax.scatter(xs, sub["chance"], marker="_", color="k", s=200, zorder=3)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))], metrics, rotation=45, ha="right")
-        if len(pipelines) > 1:
-            ax.legend(fontsize=8)
-        ax.set_ylabel("score (chance: black tick)")
+        stats = _plot_stats(self.table)
+        kinds = list(dict.fromkeys(stats["kind"]))
+        colour = dict(zip(dict.fromkeys(stats["pipeline"]), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 9))
+        ncols = min(2, len(kinds))
+        nrows = -(-len(kinds) // ncols)
+        bars = max(stats[stats["kind"] == k]["metric"].nunique() * stats[stats["kind"] == k]["pipeline"].nunique()
+                   for k in kinds)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * max(4.5, 0.32 * bars + 2), nrows * 3.8),
+                                 squeeze=False)
+        for ax, kind in zip(axes.flat, kinds):
+            sub = stats[stats["kind"] == kind]
+            metrics, pipelines = list(dict.fromkeys(sub["metric"])), list(dict.fromkeys(sub["pipeline"]))
+            for i, m in enumerate(metrics):                 # the pipelines that have this metric, centred on it
+                rows = sub[sub["metric"] == m]
+                width = 0.8 / len(rows)
+                xs = i + (np.arange(len(rows)) - (len(rows) - 1) / 2) * width
+                ax.bar(xs, rows["mean"], width=width, color=[colour[p] for p in rows["pipeline"]])
+                shown = (rows["low"] < rows["high"]).to_numpy()
+                ax.errorbar(xs[shown], rows["mean"][shown], yerr=np.vstack([
+                    rows["mean"] - rows["low"], rows["high"] - rows["mean"]])[:, shown].clip(min=0), fmt="none",
+                    ecolor="k", capsize=3, lw=1)
+            for i, m in enumerate(metrics):
+                chance = sub[sub["metric"] == m]["chance"].dropna()
+                if len(chance):
+                    ax.hlines(chance.iloc[0], i - 0.45, i + 0.45, colors="tab:red", linestyles="--", lw=1.2)
+            ax.set_xticks(range(len(metrics)), metrics, rotation=30, ha="right", fontsize=9)
+            ax.set_title(kind, fontsize=10)
+            ax.set_ylabel("score (dashed: chance)", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+            if any(pipelines):
+                from matplotlib.patches import Patch
+
+                ax.legend(handles=[Patch(color=colour[p], label=p) for p in pipelines], fontsize=7, loc="best",
+                          framealpha=0.8)
+        for ax in list(axes.flat)[len(kinds):]:
+            ax.axis("off")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def _plot_stats(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, pipeline, metric): mean, interval and chance for :meth:`Scores.plot`."""
+    tab = table.copy()
+    tab["pipeline"] = tab["pipeline"].fillna("") if "pipeline" in tab else ""
+    for col in ("ci_low", "ci_high"):
+        if col not in tab:
+            tab[col] = np.nan
+    stats = tab.groupby(["kind", "pipeline", "metric"], sort=False).agg(
+        mean=("value", "mean"), sd=("value", "std"), chance=("chance", "first"), ci_low=("ci_low", "first"),
+        ci_high=("ci_high", "first"), n=("value", "size")).reset_index()
+    sd = stats["sd"].where(stats["n"] > 1, 0.0).fillna(0.0)
+    stats["low"] = stats["ci_low"].where(stats["ci_low"].notna() & (stats["n"] == 1), stats["mean"] - sd)
+    stats["high"] = stats["ci_high"].where(stats["ci_high"].notna() & (stats["n"] == 1), stats["mean"] + sd)
+    return stats
 
 
 def _rows(kind: str, values: Mapping[str, float], chance: Mapping[str, float], n: int) -> list[dict]:

@@ -27,6 +27,26 @@ vertical-align:top} th{background:#f3f3f3}
 img.px{image-rendering:pixelated;width:96px;height:96px} img.mesh{width:96px;height:96px}
 img.small{image-rendering:pixelated;width:48px;height:48px}
 .cap{max-width:14em;font-size:.85em} .meta{color:#666;font-size:.8em}
+th.sortable{cursor:pointer;user-select:none} th.sortable:after{content:" ⇅";color:#999}
+th[data-order=asc]:after{content:" ▲";color:#333} th[data-order=desc]:after{content:" ▼";color:#333}
+td.num{font-variant-numeric:tabular-nums} .worse{color:#b00020} .better{color:#0a7a2f}
+"""
+
+#: sorts a table by the clicked column (numbers by value, text alphabetically) and counts the images that loaded
+#: (body data-images-loaded / data-images-broken, read by the browser test)
+_SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.classList.add('sortable');th.addEventListener('click',function(){
+    var asc=th.dataset.order!=='asc',body=t.tBodies[0],rows=Array.from(body.rows);
+    t.querySelectorAll('th').forEach(function(o){delete o.dataset.order});th.dataset.order=asc?'asc':'desc';
+    function key(r){var c=r.cells[i];var v=c?(c.dataset.sort!==undefined?c.dataset.sort:c.textContent):'';
+      var n=parseFloat(v);return isNaN(n)?v:n}
+    rows.sort(function(a,b){var x=key(a),y=key(b);var c=(typeof x==='number'&&typeof y==='number')?x-y:
+      String(x).localeCompare(String(y),undefined,{numeric:true});return asc?c:-c});
+    rows.forEach(function(r){body.appendChild(r)})})})});
+window.addEventListener('load',function(){var imgs=Array.from(document.images);
+  document.body.dataset.imagesLoaded=imgs.filter(function(i){return i.complete&&i.naturalWidth>0}).length;
+  document.body.dataset.imagesBroken=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).length});
 """
 
 
@@ -48,9 +68,43 @@ def _img(image: np.ndarray | None, cls: str = "px", title: str = "") -> str:
     return f"<img class='{cls}' src='{png_data_uri(image)}' title='{html.escape(title)}'>"
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A sortable HTML table of a data frame (numbers to 3 decimals, sorted by value)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for rec in frame.itertuples(index=False):
+        cells = []
+        for name, v in zip(frame.columns, rec):
+            if _number(v) and str(name).startswith("n_") and not pd.isna(v):
+                cells.append(f"<td class='num' data-sort='{int(v)}'>{int(v)}</td>")
+            elif _number(v):
+                cells.append("<td class='num'></td>" if pd.isna(v) else
+                             f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>")
+            else:
+                cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _comparison(table: pd.DataFrame) -> str:
+    """The pipeline beside its plain baseline: one sentence per metric, coloured by the sign of the difference."""
+    lines = []
+    for r in table.itertuples():
+        cls = "better" if r.ci_low > 0 else "worse" if r.ci_high < 0 else ""
+        lines.append(f"<li class='{cls}'>{html.escape(str(r.metric))}: {r.value:.3f} vs {r.baseline:.3f} "
+                     f"({html.escape(str(r.baseline_name))}) — difference {r.difference:+.3f}, 95% CI "
+                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}], permutation p = {r.p_value:.3g}, n = {r.n_items}</li>")
+    return "<h2>Beside the plain baseline</h2><ul>" + "".join(lines) + "</ul>" + _table(table)
+
+
 def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mapping[str, Any]],
                  columns: Sequence[str], scores: pd.DataFrame | None = None, plot: str | os.PathLike | None = None,
-                 notices: Sequence[str] = (), details: Mapping[str, Any] | None = None) -> Path:
+                 notices: Sequence[str] = (), details: Mapping[str, Any] | None = None,
+                 comparison: pd.DataFrame | None = None) -> Path:
     """Write the report.
 
     Parameters
@@ -64,6 +118,11 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
     plot : a PNG file to embed (the scores plot).
     notices : highlighted sentences at the top (e.g. "This subject is simulated").
     details : key → value lines (checkpoint, recordings, timings).
+    comparison : the pipeline beside its plain baseline
+        (:func:`~neurodecode.evaluation.comparison.compare_scores`), shown under the scores.
+
+    Trial values that are numbers (per-trial scores) are shown to 3 decimals; every table sorts by a click on
+    its column header (a few lines of script; the page stays one self-contained file).
     """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
@@ -73,31 +132,32 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
                                          f"{html.escape(str(v))}</td></tr>" for k, v in details.items()) + "</table>")
     if scores is not None and len(scores):
         parts.append("<h2>Evaluation</h2>")
-        shown = scores.copy()
-        for col in ("value", "chance"):
-            if col in shown:
-                shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-        parts.append(shown.to_html(index=False, escape=True, border=0))
         if plot is not None and Path(plot).is_file():
             uri = "data:image/png;base64," + base64.b64encode(Path(plot).read_bytes()).decode("ascii")
-            parts.append(f"<p><img src='{uri}' style='max-width:48em'></p>")
-    parts.append(f"<h2>Trials ({len(trials)})</h2><table><tr><th>trial</th>"
-                 + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+            parts.append(f"<p><img src='{uri}' alt='scores' style='max-width:100%;width:64em'></p>")
+        parts.append(_table(scores.drop(columns=[c for c in ("seed",) if c in scores])))
+    if comparison is not None and len(comparison):
+        parts.append(_comparison(comparison))
+    parts.append(f"<h2>Trials ({len(trials)})</h2><table class='sortable'><thead><tr><th>trial</th>"
+                 + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
     for t in trials:
-        cells = [f"<td><b>{html.escape(str(t.get('trial')))}</b><div class='meta'>"
+        cells = [f"<td data-sort='{html.escape(str(t.get('trial')))}'><b>{html.escape(str(t.get('trial')))}</b>"
+                 "<div class='meta'>"
                  f"{html.escape(str(t.get('subject') or ''))}<br>{html.escape(str(t.get('stimulus') or ''))}"
                  "</div></td>"]
         for c in columns:
             v = t.get(c)
             if isinstance(v, str):
                 cells.append(f"<td class='cap'>{html.escape(v)}</td>")
+            elif _number(v):
+                cells.append(f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>")
             elif isinstance(v, (list, tuple)):
                 cells.append("<td>" + "".join(_img(x, "small" if c.startswith("retrieved") else "mesh")
                                               for x in v) + "</td>")
             else:
                 cells.append(f"<td>{_img(v)}</td>")
         parts.append(f"<tr id='trial-{html.escape(str(t.get('trial')))}'>" + "".join(cells) + "</tr>")
-    parts.append("</table></body></html>")
+    parts.append(f"</tbody></table><script>{_SCRIPT}</script></body></html>")
     path = Path(path)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

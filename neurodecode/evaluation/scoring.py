@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.stimuli import resize_images
+from neurodecode.evaluation.comparison import mean_interval, trial_scores
 from neurodecode.evaluation.metrics import Scores, score_outputs
 from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk, topk_hits
 
-__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores"]
+__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores", "with_intervals"]
 
 
 def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str], *, seed: int = 0,
@@ -36,9 +37,29 @@ def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: 
     scores = score_outputs("retrieval", latents, true, k=[1, 5] if len(ids) > 5 else [1], pool_size=None,
                            n_repeats=1, seed=seed, pipeline=names[0])
     linear = target.decode(latents)
+    truth_images = None if linear is None else target.images(stimuli, ids)
     if linear is not None:
-        scores = scores + score_outputs("images", linear, target.images(stimuli, ids), pipeline=names[1])
-    return scores
+        scores = scores + score_outputs("images", linear, truth_images, pipeline=names[1])
+    return with_intervals(scores, trial_scores(latents, true, images=None if linear is None
+                                               else (linear, truth_images)), seed=seed)
+
+
+#: per-trial score column → the metric row it is the mean of
+TRIAL_METRICS = {"two_way": "two_way", "top1": "image_top1", "pixcorr": "pixcorr"}
+
+
+def with_intervals(scores: Scores, per_trial: pd.DataFrame, seed: int = 0, confidence: float = 0.95) -> Scores:
+    """``scores`` with ``ci_low`` / ``ci_high`` (bootstrap over trials) on the rows whose per-trial values are in
+    ``per_trial`` (:func:`~neurodecode.evaluation.comparison.trial_scores`); NaN elsewhere."""
+    table = scores.table.copy()
+    table["ci_low"], table["ci_high"] = np.nan, np.nan
+    if len(per_trial) >= 2:
+        for column, metric in TRIAL_METRICS.items():
+            rows = table["metric"] == metric
+            if column in per_trial and rows.any():
+                table.loc[rows, ["ci_low", "ci_high"]] = mean_interval(per_trial[column], confidence=confidence,
+                                                                       seed=seed)
+    return Scores(table)
 
 
 def image_scores(name: str, images: np.ndarray, true_images: np.ndarray) -> Scores:

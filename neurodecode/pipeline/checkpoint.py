@@ -14,6 +14,8 @@ Checkpoint folder (format 2) — no pickle anywhere, so loading one never runs c
     aligner/ | aligner.json/.npz   torch aligners as safetensors + JSON, ridge as JSON + arrays
     target.npz             the target space's arrays (PCA components, gallery embeddings)
     low_level.json/.npz    MindEye's low-level branch (ridge brain → pixels), when used
+    baseline_encoder.json/.npz, baseline_aligner.json/.npz   the plain baseline fitted beside the pipeline (voxel
+                           features → ridge), absent when the pipeline is that baseline
     heads/<kind>.safetensors   weights of heads trained at training time (tiny generators, caption mappers)
     stimuli.h5             the stimulus table known at training time (the retrieval gallery)
 
@@ -105,11 +107,12 @@ class DecodingPipeline:
     def __init__(self, config: Mapping[str, Any], contract: Mapping[str, Any], encoder: Any, target: TargetSpace,
                  aligner: Any, heads: Mapping[str, Any] | None = None, head_configs: Mapping[str, Any] | None = None,
                  trained_heads: Sequence[str] = (), low_level: Any = None, stimuli: pd.DataFrame | None = None,
-                 gallery: np.ndarray | None = None) -> None:
+                 gallery: np.ndarray | None = None, baseline: Mapping[str, Any] | None = None) -> None:
         self.config, self.contract, self.encoder, self.target = dict(config), dict(contract), encoder, target
         self.aligner, self.heads = aligner, dict(heads or {})
         self.head_configs, self.trained_heads = dict(head_configs or {}), list(trained_heads)
         self.low_level, self.stimuli, self.gallery = low_level, stimuli, gallery
+        self.baseline = None if baseline is None else dict(baseline)
 
     # -- inference ------------------------------------------------------------------------------------------
     def infer(self, epochs: EpochSet) -> Inference:
@@ -124,6 +127,14 @@ class DecodingPipeline:
     def latents(self, epochs: EpochSet) -> np.ndarray:
         """Predicted latents (n_epochs, embed_dim)."""
         return self.infer(epochs).latents
+
+    def baseline_latents(self, epochs: EpochSet) -> np.ndarray | None:
+        """Latents (n_epochs, embed_dim) predicted by the plain baseline fitted beside the pipeline
+        (:func:`~neurodecode.pipeline.fitting.fit_baseline`), or None when the pipeline is its own baseline."""
+        if self.baseline is None:
+            return None
+        features = self.baseline["encoder"].transform(epochs.data)
+        return np.asarray(self.baseline["aligner"].predict(features), dtype=np.float32)
 
     def low_level_images(self, features: np.ndarray) -> np.ndarray | None:
         """MindEye's low-level reconstructions (n, H, W, C) in [0, 1] from encoder features, when the pipeline has
@@ -152,6 +163,9 @@ class DecodingPipeline:
             aligner_kind = "estimator"
         if self.low_level is not None:
             save_estimator(self.low_level["ridge"], tmp, "low_level")
+        if self.baseline is not None:
+            save_estimator(self.baseline["encoder"], tmp, "baseline_encoder")
+            save_estimator(self.baseline["aligner"], tmp, "baseline_aligner")
         for kind in self.trained_heads:
             save_model(self.heads[kind], str(tmp / "heads" / f"{kind}.safetensors"))
         arrays = {f"target_{k}": v for k, v in self.target.arrays().items()}
@@ -164,7 +178,8 @@ class DecodingPipeline:
                               pd.DataFrame({"stimulus": ids}), stimuli=self.stimuli)
             save(holder, tmp / "stimuli.h5")
         return {"aligner": aligner_kind, "low_level": None if self.low_level is None else list(self.low_level["shape"]),
-                "stimuli": self.stimuli is not None, "gallery": self.gallery is not None}
+                "stimuli": self.stimuli is not None, "gallery": self.gallery is not None,
+                "baseline": None if self.baseline is None else self.baseline["name"]}
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``.
@@ -214,7 +229,8 @@ class DecodingPipeline:
             raise ValueError(f"{meta_path}: expected JSON, got {err}") from None
         if meta.get("format") not in (FORMAT, PICKLE_FORMAT):
             raise ValueError(f"{meta_path}: field 'format': expected {FORMAT}, got {meta.get('format')!r}")
-        for part, file in (("stimuli", "stimuli.h5"), ("low_level", "low_level.json")):
+        for part, file in (("stimuli", "stimuli.h5"), ("low_level", "low_level.json"),
+                           ("baseline", "baseline_aligner.json")):
             if meta.get(part) and not (path / file).is_file() and meta["format"] == FORMAT:
                 raise FileNotFoundError(f"{path / file}: missing, though {meta_path} field '{part}' says the checkpoint "
                                         "has it (an incomplete copy?)")
@@ -300,6 +316,12 @@ class DecodingPipeline:
         if meta.get("gallery") and "gallery" not in arrays:
             raise ValueError(f"{path / 'target.npz'}: field 'gallery': missing, though {path / 'pipeline.json'} says "
                              "the checkpoint has a retrieval gallery")
+        baseline = None
+        if meta.get("baseline") and meta["format"] == FORMAT:
+            from neurodecode.core.persistence import load_estimator
+
+            baseline = {"name": meta["baseline"], "encoder": load_estimator(path, "baseline_encoder"),
+                        "aligner": load_estimator(path, "baseline_aligner")}
         return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
-                   meta["trained_heads"], low, stimuli, arrays.get("gallery"))
+                   meta["trained_heads"], low, stimuli, arrays.get("gallery"), baseline)
 

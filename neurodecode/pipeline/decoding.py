@@ -15,7 +15,9 @@ Output folder::
     latents.npy            predicted latents (n_trials, embed_dim)
     images/ low_level/ linear/ captions/ meshes/   per-trial files + metadata.json
     retrieval.json         top-5 gallery stimuli and the rank of the true one, per trial
-    scores.json, scores.png   evaluation (when stimuli are known)
+    scores.json, scores.png   evaluation (when stimuli are known): one panel per output kind, 95% intervals
+    trial_scores.csv       per-trial two-way / top-1 / PixCorr of the pipeline and of its plain baseline
+    baseline.json          the pipeline beside its baseline, paired over the trials (difference, CI, p-value)
     report.html            everything above on one self-contained page
 
 May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
@@ -68,6 +70,13 @@ class Decoded:
     retrieval : list of dict
         Per trial: top-5 gallery stimuli and the true stimulus's rank.
     gallery_scores : Scores or None
+    baseline_latents : ndarray (n_trials, embed_dim) or None
+        The plain baseline's latents (voxel features → ridge), when the checkpoint holds one.
+    comparison : DataFrame or None
+        The pipeline beside its baseline, paired over the trials (:func:`score` fills it).
+    trial_scores : DataFrame or None
+        Per-trial scores of the pipeline (``two_way``, ``top1``, ``pixcorr``) and of the baseline
+        (``baseline two_way`` …), shown in the report's trial table.
     """
 
     trials: list[str]
@@ -79,6 +88,9 @@ class Decoded:
     outputs: dict[str, HeadOutput] = dataclasses.field(default_factory=dict)
     retrieval: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     gallery_scores: Scores | None = None
+    baseline_latents: np.ndarray | None = None
+    comparison: pd.DataFrame | None = None
+    trial_scores: pd.DataFrame | None = None
 
 
 # -- 1. read ---------------------------------------------------------------------------------------------------------
@@ -178,7 +190,7 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
     inf = pipe.infer(epochs)
     truth, ids = _truth(pipe, epochs)
     d = Decoded([str(i) for i in range(epochs.n_epochs)], epochs.table["subject"].astype(str).tolist(), ids, truth,
-                inf.latents)
+                inf.latents, baseline_latents=pipe.baseline_latents(epochs))
     linear = pipe.target.decode(inf.latents)
     if linear is not None:
         d.images["linear"] = ImageOutput(f"linear ({pipe.target.kind} inverse)", d.trials, seed, 0.0, {},
@@ -226,10 +238,57 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
         parts.append(caption_scores_exact(d.outputs["captions"].captions, refs))
     if d.gallery_scores is not None:
         parts.append(d.gallery_scores)
+    if d.baseline_latents is not None:
+        parts.insert(1, latent_scores(pipe.target, d.baseline_latents, d.truth, d.ids, seed=seed,
+                                      names=(pipe.baseline["name"], pipe.baseline["name"])))
+    _compare(pipe, d, seed)
     total = parts[0]
     for p in parts[1:]:
         total = total + p
     return total
+
+
+def _compare(pipe: DecodingPipeline, d: Decoded, seed: int) -> None:
+    """Per-trial scores of the pipeline (and of its baseline) and their paired comparison, into ``d``."""
+    from neurodecode.evaluation.comparison import compare_scores, trial_scores
+
+    if len(d.trials) < 2:
+        return
+    true = pipe.target.transform(d.truth, d.ids)
+    truth_images = pipe.target.images(d.truth, d.ids) if pipe.target.is_image_space else None
+
+    def per_trial(z: np.ndarray) -> pd.DataFrame:
+        return trial_scores(z, true, images=None if truth_images is None else (pipe.target.decode(z), truth_images))
+
+    mine = per_trial(d.latents)
+    tables, columns = [], [mine]
+    if d.baseline_latents is not None:
+        base = per_trial(d.baseline_latents)
+        tables.append(compare_scores(mine, base, names=("pipeline", pipe.baseline["name"]), seed=seed))
+        columns.append(base.add_prefix("baseline "))
+    generated = _generated_vs_reference(d, seed, pipe.target.scale)
+    if generated is not None:
+        tables.append(generated[0])
+        columns.append(generated[1])
+    d.trial_scores = pd.concat(columns, axis=1)
+    d.comparison = pd.concat(tables, ignore_index=True) if tables else None
+
+
+def _generated_vs_reference(d: Decoded, seed: int, scale: float | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The image head's images beside the plain images it starts from (the linear reconstruction, else MindEye's
+    low-level one), per trial at the generated resolution: (comparison, per-trial columns) or None."""
+    from neurodecode.evaluation.comparison import compare_scores, image_trial_scores
+
+    reference = next((k for k in ("linear", "low-level") if k in d.images), None)
+    if "images" not in d.images or reference is None or "pixels" not in d.truth.columns:
+        return None
+    gen = d.images["images"].images[:, 0]
+    size, channels = gen.shape[1], gen.shape[-1]
+    truth = resize_images(stimulus_images(d.truth, d.ids, scale), size, channels)
+    ref = resize_images(d.images[reference].images[:, 0], size, channels)
+    a, b = image_trial_scores(gen, truth), image_trial_scores(ref, truth)
+    table = compare_scores(a, b, names=("generated", f"{reference} reconstruction"), seed=seed)
+    return table, pd.concat([a.add_prefix("generated "), b.add_prefix(f"{reference} ")], axis=1)
 
 
 # -- 4. write and report -----------------------------------------------------------------------------------------------
@@ -244,6 +303,10 @@ def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
         output.write(out / kind, d.subjects)
     if d.retrieval:
         (out / "retrieval.json").write_text(dumps(d.retrieval, indent=1))
+    if d.trial_scores is not None:
+        d.trial_scores.assign(trial=d.trials).to_csv(out / "trial_scores.csv", index=False)
+    if d.comparison is not None:
+        (out / "baseline.json").write_text(dumps(d.comparison.to_dict(orient="records"), indent=1))
     if scores is None:
         return None
     scores.to_json(out / "scores.json")
@@ -272,6 +335,9 @@ def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]
         where = {g: i for i, g in enumerate(gallery_ids)}
         cells["retrieved (top 5)"] = [[gallery[where[g]] for g in r["top5"]] if gallery is not None
                                       else ", ".join(r["top5"]) for r in d.retrieval]
+    if d.trial_scores is not None:
+        for column in d.trial_scores.columns:
+            cells[f"score: {column}"] = d.trial_scores[column].tolist()
     for name, values in cells.items():
         for row, value in zip(rows, values):
             row[name] = value
@@ -289,10 +355,13 @@ def report(pipe: DecodingPipeline, d: Decoded, epochs: EpochSet, out: Path, scor
         notes.insert(0, "This subject is SIMULATED: its responses were generated from the stimuli by a known encoding "
                         f"model ({simulated[0].get('model')}). The scores say how well the pipeline inverts that "
                         "model, not how well it decodes a real brain.")
+    if pipe.baseline is None and pipe.config.get("baseline", True) and d.truth is not None:
+        notes.append("The configured pipeline is the plain baseline (voxel features → ridge): its latent scores are "
+                     "the reference; generated images are compared with the plain reconstruction they start from.")
     rows, columns = _trial_rows(pipe, d)
     return write_report(out / "report.html", title=title, trials=rows, columns=columns,
                         scores=None if scores is None else scores.table, plot=plot, notices=notes,
-                        details=dict(details))
+                        details=dict(details), comparison=d.comparison)
 
 
 def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe: DecodingPipeline, d: Decoded,
@@ -336,7 +405,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
 
     Returns
     -------
-    dict with ``report`` (path), ``scores`` (list of rows), ``n_trials``, ``seconds``.
+    dict with ``report`` (path), ``scores`` (list of rows), ``baseline`` (the paired comparison with the plain
+    baseline, rows; empty when the checkpoint has none), ``n_trials``, ``seconds``.
     """
     from neurodecode.heads.writing import check_writable
 
@@ -360,4 +430,5 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                   title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
                   details=_details(checkpoint, recordings, epochs, pipe, d, t_start))
     return {"report": page, "scores": [] if scores is None else json.loads(scores.to_json()),
+            "baseline": [] if d.comparison is None else d.comparison.to_dict(orient="records"),
             "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start}

@@ -30,7 +30,8 @@ from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.heads.base import KINDS, check_head
 from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
 
-__all__ = ["fit_pipeline", "load_data", "run", "split_heldout"]
+__all__ = ["BASELINE_NAME", "compare_with_baseline", "fit_baseline", "fit_pipeline", "load_data", "run",
+           "split_heldout"]
 
 
 def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
@@ -207,8 +208,77 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
     heads, configs, trained, low = _fit_heads(cfg, epochs, ids, X, Y, target)
     stimuli = stimuli_all if stimuli_all is not None else epochs.stimuli
     gallery = target.transform(stimuli, stimuli["stimulus"].tolist())
+    baseline = fit_baseline(epochs, encoder, aligner, X, Y) if cfg.get("baseline", True) else None
     return DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
-                            aligner, heads, configs, trained, low, stimuli, gallery)
+                            aligner, heads, configs, trained, low, stimuli, gallery, baseline)
+
+
+#: what the plain reference of a training run is
+BASELINE_NAME = "baseline: ridge on voxels"
+
+
+def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y: np.ndarray
+                 ) -> dict[str, Any] | None:
+    """The plain reference of a training run, fitted on the same training epochs and latents: closed-form ridge
+    (leave-one-out penalty) from the z-scored flattened epochs — voxels for fMRI, sensors × times for M/EEG, the
+    linear baseline of MindEye and of Benchetrit et al. None when the configured pipeline *is* that reference
+    (voxel features → ridge on all voxels).
+
+    Returns
+    -------
+    dict with ``name``, ``encoder`` (:class:`~neurodecode.encoders.voxels.VoxelFeatures`) and ``aligner``
+    (:class:`~neurodecode.alignment.aligners.RidgeAlignment`), or None.
+    """
+    from neurodecode.alignment.aligners import RidgeAlignment
+    from neurodecode.encoders.voxels import VoxelFeatures
+
+    plain_encoder = type(encoder) is VoxelFeatures and encoder.standardize
+    if plain_encoder and type(aligner) is RidgeAlignment and aligner.select_voxels is None:
+        return None
+    t0 = time.perf_counter()
+    if plain_encoder:
+        base_encoder, Xb = encoder, X
+    else:
+        base_encoder = VoxelFeatures().fit(epochs.data)
+        Xb = base_encoder.transform(epochs.data)
+    ridge = RidgeAlignment().fit(Xb, Y)
+    logger.info(f"{BASELINE_NAME}: {Xb.shape[1]} features → {Y.shape[1]}-d latents, alpha {ridge.alpha_[0]:g} "
+                f"({time.perf_counter() - t0:.1f} s)")
+    return {"name": BASELINE_NAME, "encoder": base_encoder, "aligner": ridge}
+
+
+def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any, seed: int = 0,
+                          name: str = "pipeline") -> dict[str, Any]:
+    """The pipeline and its plain baseline on the same (held-out) epochs: the baseline's scores, the paired
+    per-trial comparison (:mod:`neurodecode.evaluation.comparison`) and whether the pipeline beats it.
+
+    Returns
+    -------
+    dict with ``name``, ``scores`` (rows), ``comparison`` (rows), ``beats_baseline`` and ``summary`` (one line);
+    ``{"name": ..., "same_as_pipeline": True}`` when the pipeline is its own baseline, ``{"name": ...,
+    "skipped": why}`` when the config says ``baseline: false``.
+    """
+    from neurodecode.evaluation.comparison import compare_scores, trial_scores, verdict
+    from neurodecode.evaluation.scoring import latent_scores
+
+    if pipe.baseline is None:
+        if not pipe.config.get("baseline", True):
+            return {"name": BASELINE_NAME, "skipped": "baseline: false in the training config"}
+        return {"name": BASELINE_NAME, "same_as_pipeline": True}
+    ids = epochs.table["stimulus"].astype(str).tolist()
+    mine, base = pipe.latents(epochs), pipe.baseline_latents(epochs)
+    true = pipe.target.transform(stimuli, ids)
+    truth_images = pipe.target.images(stimuli, ids) if pipe.target.is_image_space else None
+    per_trial = [trial_scores(z, true, images=None if truth_images is None else (pipe.target.decode(z),
+                                                                                   truth_images))
+                 for z in (mine, base)]
+    table = compare_scores(*per_trial, names=(name, BASELINE_NAME), seed=seed)
+    beats, summary = verdict(table)
+    scores = latent_scores(pipe.target, base, stimuli, ids, seed=seed, names=(BASELINE_NAME, BASELINE_NAME))
+    return {"name": BASELINE_NAME, "scores": json.loads(scores.to_json()),
+            "comparison": table.to_dict(orient="records"), "beats_baseline": beats, "summary": summary,
+            "per_trial": {"pipeline": per_trial[0].to_dict(orient="list"),
+                          "baseline": per_trial[1].to_dict(orient="list")}}
 
 
 def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[str, Any]:
@@ -237,10 +307,11 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     scores = latent_scores(pipe.target, pipe.latents(held_ep), epochs.stimuli,
                            held_ep.table["stimulus"].astype(str).tolist(), seed=int(cfg.seed),
                            names=(str(cfg.name), str(cfg.name)))
+    baseline = compare_with_baseline(pipe, held_ep, epochs.stimuli, int(cfg.seed), str(cfg.name))
     ckpt = out / "checkpoint"
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
                "seconds": round(time.perf_counter() - t_start, 2),
-               "scores": json.loads(scores.to_json()), "checkpoint": str(ckpt)}
+               "scores": json.loads(scores.to_json()), "baseline": baseline, "checkpoint": str(ckpt)}
     if rank != 0:
         logger.info(f"rank {rank}: trained with rank 0, which writes {out}")
         _barrier()
@@ -250,10 +321,32 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     (out / "metrics.json").write_text(dumps(metrics, indent=1))       # strict JSON: no bare NaN
     _barrier()
-    for line in format_scores(metrics["scores"]):
+    for line in format_scores(metrics["scores"] + baseline.get("scores", [])):
         logger.info(f"held-out {line.strip()}")
+    _log_baseline(baseline)
     logger.info(f"checkpoint → {ckpt}; held-out trials → {out / 'heldout_epochs.h5'} ({metrics['seconds']:.0f} s)")
     return metrics
+
+
+def _log_baseline(baseline: Mapping[str, Any]) -> None:
+    """The comparison with the plain baseline in the log; a one-line warning when the pipeline does not beat it."""
+    from neurodecode.evaluation.comparison import format_comparison
+
+    if baseline.get("same_as_pipeline"):
+        logger.info("the configured pipeline is the plain baseline (voxel features → ridge): nothing to compare")
+        return
+    if baseline.get("skipped"):
+        logger.warning(f"no plain baseline was fitted ({baseline['skipped']}): nothing says whether this pipeline "
+                       "beats ridge")
+        return
+    import pandas as pd
+
+    for line in format_comparison(pd.DataFrame(baseline["comparison"])):
+        logger.info(f"vs baseline: {line}")
+    if baseline["beats_baseline"]:
+        logger.info(baseline["summary"])
+    else:
+        logger.warning(baseline["summary"])
 
 
 def maybe_init_distributed() -> int:

@@ -198,6 +198,52 @@ def test_train_writes_config_metrics_checkpoint_and_heldout(tiny_run):
     assert pipe.config["name"] == "tiny" and pipe.gallery.shape == (132, 8)
 
 
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory):
+    """experiment=tiny with the learned mapper: the run fits ridge on voxels beside it (the plain baseline)."""
+    out = tmp_path_factory.mktemp("run") / "tiny_mlp"
+    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.max_epochs=15", "head@heads.captions=null",
+                 f"hydra.run.dir={out}"]) == 0
+    return out
+
+
+def test_every_run_reports_the_plain_baseline_beside_it(mlp_run, tiny_run, tmp_path, capfd):
+    from neurodecode.evaluation.comparison import trial_scores
+    from neurodecode.pipeline.decoding import reconstruct
+
+    metrics = json.loads((mlp_run / "metrics.json").read_text())
+    base = metrics["baseline"]
+    rows = {r["metric"]: r for r in base["comparison"]}
+    assert set(rows) == {"two_way", "top1", "pixcorr"} and rows["two_way"]["n_items"] == 12
+    mine = {r["metric"]: r["value"] for r in metrics["scores"] if r["pipeline"] == "tiny"}
+    theirs = {r["metric"]: r["value"] for r in base["scores"]}
+    assert rows["two_way"]["value"] == pytest.approx(mine["two_way"]) and \
+        rows["two_way"]["baseline"] == pytest.approx(theirs["two_way"])
+    assert rows["two_way"]["ci_low"] <= rows["two_way"]["difference"] <= rows["two_way"]["ci_high"]
+    assert 0 < rows["two_way"]["p_value"] <= 1 and isinstance(base["beats_baseline"], bool)
+    # the checkpoint carries the baseline: its latents give the same held-out scores after loading
+    pipe = DecodingPipeline.load(mlp_run / "checkpoint")
+    held = load(mlp_run / "heldout_epochs.h5")
+    true = pipe.target.transform(pipe.stimuli, held.table["stimulus"].astype(str).tolist())
+    again = trial_scores(pipe.baseline_latents(held), true)
+    assert again["two_way"].mean() == pytest.approx(rows["two_way"]["baseline"], abs=1e-6)
+    res = reconstruct(mlp_run / "checkpoint", [mlp_run / "heldout_epochs.h5"], tmp_path / "rec", progress=False)
+    compared = {(r["pipeline"], r["metric"]) for r in res["baseline"]}
+    assert {("pipeline", "two_way"), ("generated", "pixcorr"), ("generated", "ssim")} <= compared
+    page = Path(res["report"]).read_text()
+    assert "Beside the plain baseline" in page and "<th>score: baseline two_way</th>" in page
+    per_trial = (tmp_path / "rec" / "trial_scores.csv").read_text().splitlines()
+    assert len(per_trial) == 13 and "baseline two_way" in per_trial[0]
+    # ridge on voxels is its own baseline: said so, not compared with itself
+    assert json.loads((tiny_run / "metrics.json").read_text())["baseline"]["same_as_pipeline"] is True
+    out = tmp_path / "nobase"
+    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.max_epochs=1", "baseline=false",
+                 "head@heads.images=null", "head@heads.captions=null", f"hydra.run.dir={out}"]) == 0
+    assert "skipped" in json.loads((out / "metrics.json").read_text())["baseline"]
+    assert "no plain baseline was fitted" in capfd.readouterr().err
+    assert not (out / "checkpoint" / "baseline_aligner.json").exists()
+
+
 def test_checkpoint_round_trip_gives_the_same_latents_and_heads(tiny_run, tmp_path):
     import torch
 
