@@ -2,9 +2,10 @@
 
 A **simulated** fMRI subject (:func:`neurodecode.loaders.simulate.simulated_subject`: scikit-learn's real handwritten digits
 through a pRF encoding model with correlated noise) → ``neurodecode train experiment=demo`` (z-scored voxels →
-ridge onto 32 PCA components of the images; a tiny unCLIP generator and a tiny ClipCap captioner trained on the
-training stimuli) → ``neurodecode reconstruct`` on the 50 held-out trials → ``report.html``. The report and the
-printed summary say that the subject is simulated and give every score beside its chance level.
+``aligner=auto``, ridge or the learned mapper by inner cross-validation, onto 32 PCA components of the images; a
+tiny unCLIP generator and a tiny ClipCap captioner trained on the training stimuli) → ``neurodecode reconstruct`` on
+the 50 held-out trials → ``report.html``. The report and the printed summary say that the subject is simulated and
+give every score beside its chance level and its plain baseline.
 
 May import: every stage.
 """

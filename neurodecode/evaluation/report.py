@@ -152,8 +152,8 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
             elif _number(v):
                 cells.append(f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>")
             elif isinstance(v, (list, tuple)):
-                cells.append("<td>" + "".join(_img(x, "small" if c.startswith("retrieved") else "mesh")
-                                              for x in v) + "</td>")
+                kind = "small" if c.startswith("retrieved") else "mesh"
+                cells.append("<td style='white-space:nowrap'>" + "".join(_img(x, kind) for x in v) + "</td>")
             else:
                 cells.append(f"<td>{_img(v)}</td>")
         parts.append(f"<tr id='trial-{html.escape(str(t.get('trial')))}'>" + "".join(cells) + "</tr>")

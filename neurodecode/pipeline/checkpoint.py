@@ -107,12 +107,15 @@ class DecodingPipeline:
     def __init__(self, config: Mapping[str, Any], contract: Mapping[str, Any], encoder: Any, target: TargetSpace,
                  aligner: Any, heads: Mapping[str, Any] | None = None, head_configs: Mapping[str, Any] | None = None,
                  trained_heads: Sequence[str] = (), low_level: Any = None, stimuli: pd.DataFrame | None = None,
-                 gallery: np.ndarray | None = None, baseline: Mapping[str, Any] | None = None) -> None:
+                 gallery: np.ndarray | None = None, baseline: Mapping[str, Any] | None = None,
+                 selection: Mapping[str, Any] | None = None) -> None:
         self.config, self.contract, self.encoder, self.target = dict(config), dict(contract), encoder, target
         self.aligner, self.heads = aligner, dict(heads or {})
         self.head_configs, self.trained_heads = dict(head_configs or {}), list(trained_heads)
         self.low_level, self.stimuli, self.gallery = low_level, stimuli, gallery
         self.baseline = None if baseline is None else dict(baseline)
+        #: how ``aligner=auto`` chose the aligner (:meth:`~neurodecode.pipeline.selection.AutoAlignment.selection`)
+        self.selection = None if selection is None else dict(selection)
 
     # -- inference ------------------------------------------------------------------------------------------
     def infer(self, epochs: EpochSet) -> Inference:
@@ -202,7 +205,8 @@ class DecodingPipeline:
                 parts = self._write_parts(tmp)
                 meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config,
                         "contract": self.contract, "target": self.target.state(), **parts,
-                        "head_configs": self.head_configs, "trained_heads": self.trained_heads}
+                        "head_configs": self.head_configs, "trained_heads": self.trained_heads,
+                        "aligner_selection": self.selection}
                 (tmp / "pipeline.json").write_text(dumps(meta, indent=1))
                 publish_dir(tmp, path, overwrite=overwrite)
             except BaseException:
@@ -323,5 +327,5 @@ class DecodingPipeline:
             baseline = {"name": meta["baseline"], "encoder": load_estimator(path, "baseline_encoder"),
                         "aligner": load_estimator(path, "baseline_aligner")}
         return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
-                   meta["trained_heads"], low, stimuli, arrays.get("gallery"), baseline)
+                   meta["trained_heads"], low, stimuli, arrays.get("gallery"), baseline, meta.get("aligner_selection"))
 

@@ -371,6 +371,7 @@ def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe
     return {"checkpoint": checkpoint.resolve(), "recordings": ", ".join(map(str, recordings)), "trials": len(d.trials),
             "input": f"{epochs.n_channels} channels × {epochs.n_times} samples at {epochs.sfreq:g} Hz",
             "latent space": f"{pipe.target.kind} ({d.latents.shape[1]}-d)",
+            "aligner": type(pipe.aligner).__name__ + (f" — {pipe.selection['reason']}" if pipe.selection else ""),
             "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
             "seconds": f"{time.perf_counter() - t_start:.1f}"}
 

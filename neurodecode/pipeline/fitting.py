@@ -205,12 +205,15 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
     aligner.fit(X, Y)
     logger.info(f"aligner {type(aligner).__name__}: {X.shape[1]} features → {Y.shape[1]}-d {target.kind} latents "
                 f"({time.perf_counter() - t0:.1f} s)")
+    selection = None
+    if hasattr(aligner, "best_estimator_") and hasattr(aligner, "selection"):      # aligner=auto: keep the choice
+        selection, aligner = aligner.selection(), aligner.best_estimator_
     heads, configs, trained, low = _fit_heads(cfg, epochs, ids, X, Y, target)
     stimuli = stimuli_all if stimuli_all is not None else epochs.stimuli
     gallery = target.transform(stimuli, stimuli["stimulus"].tolist())
     baseline = fit_baseline(epochs, encoder, aligner, X, Y) if cfg.get("baseline", True) else None
     return DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
-                            aligner, heads, configs, trained, low, stimuli, gallery, baseline)
+                            aligner, heads, configs, trained, low, stimuli, gallery, baseline, selection)
 
 
 #: what the plain reference of a training run is
@@ -312,6 +315,8 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
                "seconds": round(time.perf_counter() - t_start, 2),
                "scores": json.loads(scores.to_json()), "baseline": baseline, "checkpoint": str(ckpt)}
+    if pipe.selection:
+        metrics["aligner_selection"] = pipe.selection
     if rank != 0:
         logger.info(f"rank {rank}: trained with rank 0, which writes {out}")
         _barrier()

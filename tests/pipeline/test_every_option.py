@@ -126,6 +126,8 @@ RUNS = {
     "mlp": (None, ["aligner=mlp", "aligner.max_epochs=1", "aligner.hidden=32"], [("aligner", "mlp")]),
     "prior": (None, ["aligner=prior", "aligner.max_epochs=1"], [("aligner", "prior")]),
     "tiny_prior": (None, ["aligner=tiny_prior", "aligner.max_epochs=1"], [("aligner", "tiny_prior")]),
+    "auto": (None, ["aligner=auto", "aligner.cv=2", "aligner.candidates.mlp.max_epochs=1",
+                    "aligner.candidates.mlp.hidden=32"], [("aligner", "auto")]),
     "pixels": (None, ["objective=pixels", "objective.image_size=8"], [("objective", "pixels")]),
     "store": ("store", [], [("data", "store")]),
     "digits69": ("digits69", ["objective.n_components=4"], [("data", "digits69")]),
@@ -148,9 +150,12 @@ RUNS = {
     "ip_adapter": ("full", ["experiment=tiny", "head@heads.images=tiny_ip_adapter", "head@heads.captions=null"],
                    [("head", "tiny_ip_adapter")]),
     "demo": ("full", ["experiment=demo", "data.n_train=60", "data.n_test=8", "images.fit.max_epochs=1",
+                      "aligner.cv=2", "aligner.candidates.mlp.max_epochs=1",
                       "captions.fit.max_epochs=1", "images.steps=2"], [("experiment", "demo")]),
-    "digits69_experiment": ("digits69_full", ["experiment=digits69", "aligner.max_epochs=2", "images.fit.max_epochs=1",
-                                              "images.steps=2"], [("experiment", "digits69")]),
+    "digits69_experiment": ("digits69_full", ["experiment=digits69", "aligner.candidates.mlp.max_epochs=2"],
+                            [("experiment", "digits69")]),
+    "digits69_images": ("digits69_full", ["experiment=digits69_images", "aligner=ridge", "images.fit.max_epochs=1",
+                                          "images.steps=2"], [("experiment", "digits69_images")]),
 }
 
 

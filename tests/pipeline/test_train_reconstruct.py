@@ -383,7 +383,8 @@ def test_demo_beats_chance_and_says_simulated(tmp_path, caplog):
     from neurodecode.cli.demo import run_demo
 
     caplog.set_level("INFO", logger="neurodecode")
-    res = run_demo(tmp_path / "demo", ["data.n_train=200", "data.n_test=20", "data.n_voxels=120",
+    res = run_demo(tmp_path / "demo", ["data.n_train=200", "data.n_test=20", "data.n_voxels=120", "aligner.cv=2",
+                                       "aligner.candidates.mlp.max_epochs=3",
                                        "images.fit.max_epochs=1", "captions.fit.max_epochs=10", "images.steps=4"],
                    progress=False)
     text = caplog.text                                    # the summary goes through the neurodecode logger
@@ -513,8 +514,8 @@ def test_digits69_train_then_reconstruct_from_the_mat_file(shared_data, tmp_path
     """Real fMRI: `train experiment=digits69`, then `reconstruct` reads the .mat file again through the recipe."""
     mat = shared_data / "fmri_digits69" / "digit69_28x28.mat"
     run = tmp_path / "run"
-    assert main(["train", "experiment=digits69", f"data.path={mat}", "images.fit.max_epochs=1",
-                 "aligner.max_epochs=20", f"hydra.run.dir={run}"]) == 0
+    assert main(["train", "experiment=digits69", f"data.path={mat}", "aligner.candidates.mlp.max_epochs=20",
+                 "aligner.cv=3", f"hydra.run.dir={run}"]) == 0
     from neurodecode.pipeline.decoding import reconstruct
 
     res = reconstruct(run / "checkpoint", [mat], tmp_path / "rec", query="split == 'test'", progress=False,
