@@ -191,9 +191,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         epochs = load(args.path)
         sfreq = epochs.sfreq if hasattr(epochs, "sfreq") else epochs[next(iter(epochs))].sfreq
         pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
+        same = args.baseline == args.recipe and not args.overrides
+        baseline = None if args.baseline in ("none", "") or same else recipe_classifier(args.baseline, sfreq=sfreq,
+                                                                                         C=args.C)
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
-                          recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration)
+                          recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration,
+                          baseline=baseline, baseline_name=f"baseline: {args.baseline} + LR")
         print(result.summary().round(3).to_string())
+        _print_baseline(result, args.recipe if same else None)
         _write_scores(result, args.out)
         return 0
     from neurodecode.evaluation.metrics import score_outputs
@@ -209,6 +214,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(scores.table.round(4).to_string(index=False))
     _write_scores(scores, args.out)
     return 0
+
+
+def _print_baseline(result: Any, same: str | None) -> None:
+    """The plain baseline's summary and the paired comparison; a warning line when the recipe does not beat it."""
+    from neurodecode.core.logs import logger
+    from neurodecode.evaluation.classification import evaluation_verdict
+    from neurodecode.evaluation.comparison import format_comparison
+
+    if same is not None:
+        print(f"the recipe is the plain baseline ({same} + logistic regression): nothing to compare")
+        return
+    if result.baseline is None:
+        return
+    print(result.baseline.summary().round(3).to_string())
+    for line in format_comparison(result.comparison):
+        print(f"vs baseline: {line}")
+    if len(result.comparison):
+        beats, line = evaluation_verdict(result.comparison)
+        (print if beats else logger.warning)(line)
 
 
 def _add_example(sub: Any) -> None:
@@ -297,6 +321,8 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--recenter", action="store_true", help="re-centre each subject/session (= --transfer recenter)")
     ev.add_argument("--transfer", default=None, choices=["recenter", "rpa", "procrustes"],
                     help="align subjects (cross_subject) or sessions (cross_session) after the covariances")
+    ev.add_argument("--baseline", default="tangent_space",
+                    help="the plain recipe evaluated on the same folds beside --recipe (none: skip)")
     ev.add_argument("--n-calibration", type=int, default=0,
                     help="labelled trials per class of the test subject/session used to align and train (rpa, "
                          "procrustes)")

@@ -30,8 +30,8 @@ from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
 from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
-__all__ = ["SCHEMES", "TRANSFERS", "EvaluationResult", "calibration_trials", "evaluate", "recipe_classifier",
-           "score_predictions"]
+__all__ = ["SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "calibration_trials", "compare_evaluations",
+           "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
 SCHEMES = ("within_session", "cross_session", "cross_subject")
 
@@ -70,9 +70,15 @@ class EvaluationResult:
     ----------
     scores : DataFrame
         Columns ``scheme, subject, session, fold, test, n_train, n_test, metric, value``.
+    baseline : EvaluationResult or None
+        The plain baseline evaluated on the same folds (``evaluate(..., baseline=...)``).
+    comparison : DataFrame or None
+        Pipeline minus baseline per scheme and metric, paired over folds (:func:`compare_evaluations`).
     """
 
     scores: pd.DataFrame
+    baseline: EvaluationResult | None = None
+    comparison: pd.DataFrame | None = None
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Mean, standard deviation and a Student-t confidence interval of each metric over folds.
@@ -94,8 +100,13 @@ class EvaluationResult:
         return pd.DataFrame(rows)
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = dumps({"scores": self.scores.to_dict(orient="records"),
-                      "summary": self.summary().to_dict(orient="records")}, indent=2)      # strict JSON
+        out: dict[str, Any] = {"scores": self.scores.to_dict(orient="records"),
+                               "summary": self.summary().to_dict(orient="records")}
+        if self.baseline is not None:
+            out["baseline"] = {"scores": self.baseline.scores.to_dict(orient="records"),
+                               "summary": self.baseline.summary().to_dict(orient="records"),
+                               "comparison": self.comparison.to_dict(orient="records")}
+        text = dumps(out, indent=2)      # strict JSON
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -118,9 +129,24 @@ class EvaluationResult:
                     continue
                 r = row.iloc[0]
                 err = [[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]] if r["n_folds"] > 1 else None
-                ax.bar(k, r["mean"], yerr=err, color="tab:blue", alpha=0.6, capsize=4)
+                shift = -0.2 if self.baseline is not None else 0.0
+                ax.bar(k + shift, r["mean"], width=0.4 if shift else 0.8, yerr=err, color="tab:blue", alpha=0.6,
+                       capsize=4, label="pipeline" if k == 0 else None)
                 v = self.scores[(self.scores["metric"] == metric) & (self.scores["scheme"] == scheme)]["value"]
-                ax.plot(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, "k.", ms=4)
+                ax.plot(np.full(len(v), k + shift) + np.linspace(-0.1, 0.1, len(v)), v, "k.", ms=4)
+                if self.baseline is not None:
+                    b = self.baseline.summary()
+                    b = b[(b["metric"] == metric) & (b["scheme"] == scheme)]
+                    if len(b):
+                        rb = b.iloc[0]
+                        eb = [[rb["mean"] - rb["ci_low"]], [rb["ci_high"] - rb["mean"]]] if rb["n_folds"] > 1 else None
+                        ax.bar(k + 0.2, rb["mean"], width=0.4, yerr=eb, color="tab:grey", alpha=0.6, capsize=4,
+                               label="baseline" if k == 0 else None)
+            chance = {"roc_auc": 0.5}.get(metric)
+            if chance is not None:
+                ax.axhline(chance, color="tab:red", ls="--", lw=1)
+            if self.baseline is not None:
+                ax.legend(fontsize=7)
             ax.set_xticks(range(len(schemes)), [s.replace("_", "\n") for s in schemes], fontsize=8)
             ax.set_ylim(0, 1)
             ax.set_title(metric, fontsize=9)
@@ -166,8 +192,9 @@ TRANSFERS = ("recenter", "rpa", "procrustes")
 
 def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "within_session", *,
              target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False,
-             transfer: str | None = None, n_calibration: int = 0) -> EvaluationResult:
-    """Evaluate a scikit-learn pipeline on epochs.
+             transfer: str | None = None, n_calibration: int = 0, baseline: Any = None,
+             baseline_name: str = "baseline") -> EvaluationResult:
+    """Evaluate a scikit-learn pipeline on epochs (and, with ``baseline``, the plain reference on the same folds).
 
     Parameters
     ----------
@@ -195,6 +222,10 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         Labelled calibration trials per class taken from the test unit (seeded with ``seed``): they fit the test
         unit's alignment, join the training set, and are not scored. Needed by ``rpa`` and ``procrustes``. With
         ``0`` (``recenter``), the test unit is re-centred on all its epochs, unlabeled.
+    baseline : estimator, optional
+        The plain reference (e.g. ``recipe_classifier("tangent_space")``), evaluated with the same scheme,
+        transfer, calibration trials and folds; the result then carries it and the paired comparison.
+    baseline_name : its label in the comparison.
 
     Returns
     -------
@@ -218,13 +249,60 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         fail("n_calibration", f"at least 1 labelled calibration trial per class of the test unit for "
              f"transfer={transfer!r} (its rotation matches class means)", n_calibration)
     sets = _as_sets(epochs)
+    result = EvaluationResult(pd.DataFrame(_run_scheme(sets, pipeline, scheme, target, transfer, int(n_calibration),
+                                                       n_splits, seed)))
+    if baseline is not None:
+        result.baseline = EvaluationResult(pd.DataFrame(_run_scheme(sets, baseline, scheme, target, transfer,
+                                                                    int(n_calibration), n_splits, seed)))
+        result.comparison = compare_evaluations(result, result.baseline, names=("pipeline", baseline_name),
+                                                seed=seed)
+    return result
+
+
+def _run_scheme(sets: dict[str, EpochSet], pipeline: Any, scheme: str, target: str, transfer: str | None,
+                n_calibration: int, n_splits: int, seed: int) -> list[dict]:
     if scheme == "within_session":
-        rows = _within_session(sets, pipeline, target, n_splits, seed)
-    elif scheme == "cross_session":
-        rows = _cross_session(sets, pipeline, target, transfer, int(n_calibration), seed)
-    else:
-        rows = _cross_subject(sets, pipeline, target, transfer, int(n_calibration), seed)
-    return EvaluationResult(pd.DataFrame(rows))
+        return _within_session(sets, pipeline, target, n_splits, seed)
+    if scheme == "cross_session":
+        return _cross_session(sets, pipeline, target, transfer, n_calibration, seed)
+    return _cross_subject(sets, pipeline, target, transfer, n_calibration, seed)
+
+
+#: the metric a classification verdict reads first (when scored)
+VERDICT_METRICS = ("roc_auc", "balanced_accuracy", "accuracy")
+
+
+def compare_evaluations(result: EvaluationResult, baseline: EvaluationResult, *,
+                        names: tuple[str, str] = ("pipeline", "baseline"), seed: int = 0) -> pd.DataFrame:
+    """Pipeline minus baseline for each scheme and metric, paired over the same folds (bootstrap interval and
+    sign-flip p-value of :func:`~neurodecode.evaluation.comparison.paired_difference`; with few folds the p-value
+    cannot be small: 5 folds give at least 1/16). Columns: ``scheme`` + :data:`~neurodecode.evaluation.comparison.
+    COLUMNS`` (``kind`` is ``"classification"``, ``n_items`` the folds)."""
+    from neurodecode.evaluation.comparison import COLUMNS, paired_difference
+
+    keys = ["scheme", "subject", "session", "fold", "test", "metric"]
+    both = result.scores.merge(baseline.scores, on=keys, suffixes=("", "_baseline"))
+    if len(both) != len(result.scores):
+        fail("baseline", "scores on the same folds as the pipeline's", f"{len(both)} of {len(result.scores)} matched")
+    rows = []
+    for (scheme, metric), grp in both.groupby(["scheme", "metric"], sort=False):
+        if len(grp) < 2:
+            continue
+        res = paired_difference(grp["value"], grp["value_baseline"], seed=seed)
+        rows.append({"scheme": scheme, "kind": "classification", "metric": metric, "pipeline": names[0],
+                     "baseline_name": names[1], **res})
+    return pd.DataFrame(rows, columns=["scheme", *COLUMNS])
+
+
+def evaluation_verdict(comparison: pd.DataFrame) -> tuple[bool, str]:
+    """:func:`~neurodecode.evaluation.comparison.verdict` on the first of :data:`VERDICT_METRICS` compared."""
+    from neurodecode.evaluation.comparison import verdict
+
+    metric = next((m for m in VERDICT_METRICS if m in set(comparison["metric"])), None)
+    if metric is None:
+        fail("comparison", f"a compared metric among {VERDICT_METRICS} (at least 2 folds)",
+             sorted(set(comparison["metric"])))
+    return verdict(comparison, metric)
 
 
 def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int) -> list[dict]:

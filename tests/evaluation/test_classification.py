@@ -337,3 +337,29 @@ def test_transfer_between_imagined_and_executed_eegmmidb_and_across_muse_subject
         print(f"Muse N170 leave one subject out, xdawn_tangent_space {kw or 'none'}: "
               f"{acc['N170-1']:.3f} / {acc['N170-2']:.3f}")
         assert 0.4 < acc.mean() < 0.6  # the README reports chance: a jump would mean a leak between subjects
+
+
+def test_the_plain_baseline_runs_on_the_same_folds_and_is_compared_per_fold(study, tmp_path, capsys):
+    from neurodecode.cli import main
+    from neurodecode.evaluation.classification import compare_evaluations, evaluation_verdict
+
+    mdm = make_pipeline(Covariances("oas"), MDM())
+    res = evaluate(study, mdm, "within_session", n_splits=4, seed=1, baseline=ts_lr(), baseline_name="ts")
+    alone = evaluate(study, ts_lr(), "within_session", n_splits=4, seed=1)
+    pd.testing.assert_frame_equal(res.baseline.scores, alone.scores)           # the same folds as on its own
+    cmp = res.comparison.set_index("metric")
+    acc = res.scores[res.scores["metric"] == "accuracy"]["value"].to_numpy()
+    ref = alone.scores[alone.scores["metric"] == "accuracy"]["value"].to_numpy()
+    assert cmp.loc["accuracy", "difference"] == pytest.approx((acc - ref).mean())
+    assert cmp.loc["accuracy", "n_items"] == 32 and cmp.loc["accuracy", "baseline_name"] == "ts"
+    same = compare_evaluations(alone, alone)
+    assert (same["difference"] == 0).all() and (same["p_value"] == 1).all()
+    assert not evaluation_verdict(same)[0]
+    saved = json.loads(res.to_json())
+    assert len(saved["baseline"]["comparison"]) == 3
+    save(study["s0"], tmp_path / "s0.h5")
+    assert main(["evaluate", str(tmp_path / "s0.h5"), "--recipe", "covariance", "--n-splits", "4"]) == 0
+    out = capsys.readouterr()
+    assert "vs baseline: roc_auc" in out.out and "baseline: tangent_space + LR" in out.out + out.err
+    assert main(["evaluate", str(tmp_path / "s0.h5"), "--n-splits", "4"]) == 0
+    assert "the recipe is the plain baseline" in capsys.readouterr().out
