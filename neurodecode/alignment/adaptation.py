@@ -24,7 +24,8 @@ from neurodecode.core.storage import EpochStore
 from neurodecode.core.training import Trainer
 from neurodecode.encoders.models.subjects import CrossSubjectModel, pad_inputs
 
-__all__ = ["adapt_from_stores", "adapt_subject", "adaptation_benchmark", "reference_latents", "single_trials"]
+__all__ = ["adapt_from_stores", "adapt_subject", "adaptation_benchmark", "adaptation_check", "check_from_stores",
+           "reference_latents", "single_trials"]
 
 #: reset-tuning defaults: strong decoupled weight decay, a ridge-like penalty on the few-trial layers (measured best
 #: on the planted-subject benchmark: 0.3 → 3 raised the adapted R² from 89 % to 91 % of the full model's)
@@ -157,21 +158,83 @@ def adapt_from_stores(model: CrossSubjectModel, path: str | os.PathLike, name: s
     """:func:`adapt_subject` from stored single-trial epochs: the new subject's store ``path`` (``subject`` of a
     collection), trained subjects' stores (``references``: subject → store, for ridge) or an ``.npz`` of targets
     per stimulus (``targets``, for reset-tuning). Returns the model and the new subject's (n_trials, n_inputs)."""
+    X, stimulus, ref, Y = _store_inputs(model, path, method, references, targets, subject)
+    adapt_subject(model, name, X, Y if method == "reset" else None, method=method, stimulus=stimulus, reference=ref,
+                  trainer=trainer)
+    return model, X.shape
+
+
+def _store_inputs(model: CrossSubjectModel, path: str | os.PathLike, method: str,
+                  references: Mapping[str, str | os.PathLike] | None, targets: str | os.PathLike | None,
+                  subject: str | None) -> tuple[np.ndarray, list[str], dict | None, np.ndarray | None]:
+    """The new subject's trials, stimulus ids, reference latents (ridge) and targets (when given)."""
+    if method not in ("ridge", "reset"):
+        raise ValueError(f"field 'method': expected 'ridge' or 'reset', got {method!r}")
     X, stimulus = single_trials(path, subject)
+    ref = None
     if method == "ridge":
         if not references:
             raise ValueError("field 'references': method 'ridge' needs the stores of trained subjects (--reference "
                              "SUBJECT=STORE)")
         loaded = {s: single_trials(p) for s, p in references.items()}
         ref = reference_latents(model, {s: v[0] for s, v in loaded.items()}, {s: v[1] for s, v in loaded.items()})
-        adapt_subject(model, name, X, method="ridge", stimulus=stimulus, reference=ref)
-    elif method == "reset":
-        if targets is None:
-            raise ValueError("field 'targets': method 'reset' needs FILE.npz with arrays 'stimulus' and 'target'")
-        adapt_subject(model, name, X, _targets_for(targets, stimulus), method="reset", trainer=trainer)
-    else:
-        raise ValueError(f"field 'method': expected 'ridge' or 'reset', got {method!r}")
-    return model, X.shape
+    if method == "reset" and targets is None:
+        raise ValueError("field 'targets': method 'reset' needs FILE.npz with arrays 'stimulus' and 'target'")
+    Y = None if targets is None else _targets_for(targets, stimulus)
+    return X, stimulus, ref, Y
+
+
+def adaptation_check(model: CrossSubjectModel, name: str, x: Any, y: Any, stimulus: Sequence[Any], *,
+                     method: str = "ridge", reference: Mapping[Any, torch.Tensor] | None = None,
+                     trainer: Mapping[str, Any] | None = None, fraction: float = 0.2, seed: int = 0
+                     ) -> dict[str, Any]:
+    """Adapting to a new subject beside ridge from scratch on the same trials.
+
+    A seeded ``fraction`` of the new subject's stimuli (all their trials) is held out; a copy of ``model`` is
+    adapted (:func:`adapt_subject`) on the other trials, and ridge (alpha by leave-one-out) is fitted from scratch on
+    the same trials' inputs ``x (n_trials, n_inputs)`` to their targets ``y (n_trials, n_targets)``. ``model`` is
+    not changed.
+
+    Returns
+    -------
+    dict with ``n_fit``, ``n_heldout``, ``adapted_r2``, ``ridge_r2`` (R² of the held-out targets) and
+    ``adapted_errors``, ``ridge_errors`` (each held-out trial's squared error, for paired statistics).
+    """
+    import copy
+
+    X = np.asarray(x, dtype=np.float32)
+    Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+    stim = np.asarray([str(s) for s in stimulus])
+    if len(stim) != len(X):
+        raise ValueError(f"field 'stimulus': expected one stimulus id per trial ({len(X)}), got {len(stim)}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"field 'fraction': expected a fraction of the stimuli in (0, 1), got {fraction}")
+    unique = np.unique(stim)
+    held_ids = np.random.default_rng(seed).choice(unique, size=max(1, round(fraction * len(unique))), replace=False)
+    held = np.isin(stim, held_ids)
+    if (~held).sum() < 3 or held.sum() < 2:
+        raise ValueError(f"field 'x': expected at least 3 trials to adapt on and 2 to test, got {(~held).sum()} and "
+                         f"{held.sum()} ({len(unique)} stimuli, fraction {fraction})")
+    trial = copy.deepcopy(model)
+    fit_stim = stim[~held].tolist()
+    adapt_subject(trial, name, X[~held], Y[~held] if method == "reset" else None, method=method, stimulus=fit_stim,
+                  reference=reference, trainer=trainer)
+    with torch.no_grad():
+        pred = trial(torch.as_tensor(X[held]), trial.subject_index([name] * int(held.sum()))).double().numpy()
+    ridge = RidgeAlignment().fit(X[~held], Y[~held]).predict(X[held])
+    return {"n_fit": int((~held).sum()), "n_heldout": int(held.sum()), "adapted_r2": _r2(pred, Y[held]),
+            "ridge_r2": _r2(ridge, Y[held]), "adapted_errors": ((pred - Y[held]) ** 2).sum(1).tolist(),
+            "ridge_errors": ((ridge - Y[held]) ** 2).sum(1).tolist()}
+
+
+def check_from_stores(model: CrossSubjectModel, path: str | os.PathLike, name: str, targets: str | os.PathLike, *,
+                      method: str = "ridge", references: Mapping[str, str | os.PathLike] | None = None,
+                      trainer: Mapping[str, Any] | None = None, subject: str | None = None, fraction: float = 0.2,
+                      seed: int = 0) -> dict[str, Any]:
+    """:func:`adaptation_check` from stored single-trial epochs (what ``neurodecode adapt --targets`` reports)."""
+    X, stimulus, ref, Y = _store_inputs(model, path, method, references, targets, subject)
+    return adaptation_check(model, name, X, Y, stimulus, method=method, reference=ref, trainer=trainer,
+                            fraction=fraction, seed=seed)
 
 
 def _r2(pred: np.ndarray, true: np.ndarray) -> float:
@@ -181,8 +244,9 @@ def _r2(pred: np.ndarray, true: np.ndarray) -> float:
 def adaptation_benchmark(method: str = "ridge", fraction: float = 0.1, seed: int = 0, max_epochs: int = 150,
                          model_kw: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Train on 3 planted subjects, adapt to a 4th with ``fraction`` of its training trials, score on its test
-    stimuli (R² of the targets); compare with the same model trained with all of the 4th subject's training trials
-    and with a model trained from scratch on the same few trials (:func:`~neurodecode.loaders.simulate.planted_subjects`)."""
+    stimuli (R² of the targets); compare with the same model trained with all of the 4th subject's training trials,
+    with a model trained from scratch on the same few trials and with ridge from scratch on them (``ridge_scratch``,
+    the plain baseline) (:func:`~neurodecode.loaders.simulate.planted_subjects`)."""
     from neurodecode.loaders.simulate import planted_subjects
 
     data = planted_subjects(seed=seed)
@@ -216,5 +280,6 @@ def adaptation_benchmark(method: str = "ridge", fraction: float = 0.1, seed: int
         adapt_subject(base, f"s{new}", X[new][few], Y[few], method="reset",
                       trainer={"max_epochs": max_epochs * 2, "seed": seed})
     scratch = fit([new], {new: few})
+    ridge = RidgeAlignment().fit(X[new][few], Y[few]).predict(X[new][test])
     return {"method": method, "fraction": len(few) / len(train), "adapted": score(base, new),
-            "full": score(full, new), "scratch": score(scratch, new)}
+            "full": score(full, new), "scratch": score(scratch, new), "ridge_scratch": _r2(ridge, Y[test])}

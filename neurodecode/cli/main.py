@@ -145,12 +145,35 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: field 'config.model': expected a CrossSubjectModel checkpoint, got "
                          f"{type(model).__name__}")
     references = dict(item.partition("=")[::2] for item in args.reference)
+    if args.targets and args.check > 0:
+        _print_adaptation_check(model, args, references)
+    elif args.check > 0:
+        print("no --targets: the adapted model cannot be compared with ridge from scratch on the same trials")
     model, shape = adapt_from_stores(model, args.path, args.name, method=args.method, references=references,
                                      targets=args.targets, trainer=_kv(args.trainer, "trainer"), subject=args.subject)
     save_model(args.out, model, overwrite=args.overwrite)
     print(f"{args.out}: {type(model).__name__} with subjects {model.subjects} (added {args.name!r} from "
           f"{shape[0]} trials × {shape[1]} inputs by {args.method})")
     return 0
+
+
+def _print_adaptation_check(model: Any, args: argparse.Namespace, references: dict) -> None:
+    """Adapted vs ridge from scratch on the same trials (held-out stimuli of the new subject); a warning when the
+    adapted model does not predict them better."""
+    from neurodecode.alignment.adaptation import check_from_stores
+    from neurodecode.core.logs import logger
+    from neurodecode.evaluation.comparison import paired_difference
+
+    res = check_from_stores(model, args.path, args.name, args.targets, method=args.method, references=references,
+                            trainer=_kv(args.trainer, "trainer"), subject=args.subject, fraction=args.check)
+    d = paired_difference(res["ridge_errors"], res["adapted_errors"])        # > 0: the adapted model errs less
+    line = (f"check ({res['n_heldout']} held-out trials, adapted on {res['n_fit']}): adapted R² "
+            f"{res['adapted_r2']:.3f} vs ridge from scratch on the same trials {res['ridge_r2']:.3f}; squared error "
+            f"reduction {d['difference']:+.3g} [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}], p = {d['p_value']:.3g}")
+    if res["adapted_r2"] > res["ridge_r2"] and d["ci_low"] > 0:
+        print(line)
+    else:
+        logger.warning(f"the adapted model does not beat ridge from scratch: {line}")
 
 
 def _read_outputs(path: str, kind: str) -> Any:
@@ -296,6 +319,9 @@ def _add_adapt(sub: Any) -> None:
     ad.add_argument("--trainer", "-t", action="append", default=[], metavar="KEY=VALUE",
                     help="Trainer parameter for reset-tuning, e.g. -t max_epochs=300")
     ad.add_argument("--subject", default=None, help="subject to use when PATH is a collection file")
+    ad.add_argument("--check", type=float, default=0.2, metavar="FRACTION",
+                    help="with --targets: hold out this fraction of the new subject's stimuli, adapt a copy on the "
+                         "rest and compare with ridge from scratch on the same trials (0: skip)")
     ad.add_argument("--out", required=True, help="checkpoint folder for the adapted model")
     ad.add_argument("--overwrite", action="store_true")
     ad.set_defaults(func=_cmd_adapt)

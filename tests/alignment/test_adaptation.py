@@ -1,5 +1,7 @@
 """A new subject for a cross-subject model: ridge onto the trained subjects' stimulus latents, or reset-tuning."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +47,8 @@ def test_reset_tuning_trains_only_the_new_layers():
 def test_adapt_with_ten_percent_of_a_new_subject(method):
     r = adaptation_benchmark(method, max_epochs=15)    # the README figures: scripts/eval_encoders.py (150 epochs)
     print(f"\nadapt({method}) with 10 %: R² {r['adapted']:.3f} vs {r['full']:.3f} with all trials; scratch "
-          f"{r['scratch']:.3f}")
+          f"{r['scratch']:.3f}; ridge from scratch {r['ridge_scratch']:.3f}")
+    assert -1 < r["ridge_scratch"] < 1                  # the plain baseline is reported beside it
     assert r["adapted"] > r["scratch"] + 0.1
     if method == "ridge":
         assert r["adapted"] >= 0.9 * r["full"]
@@ -86,6 +89,14 @@ def test_adapt_from_the_command_line(tmp_path, capsys):
         pred = adapted(torch.as_tensor(d["X"][2][test]), adapted.subject_index(["s2"] * 30)).numpy()
     r2 = 1 - ((pred - d["Y"][test]) ** 2).sum() / ((d["Y"][test] - d["Y"][test].mean(0)) ** 2).sum()
     assert r2 > 0.5, r2
+    np.savez(tmp_path / "all.npz", stimulus=ids[train], target=d["Y"][train])
+    assert main(["adapt", str(tmp_path / "model"), new, "--name", "s2", "--method", "ridge", "--targets",
+                 str(tmp_path / "all.npz"), *sum([["--reference", r] for r in refs], []),
+                 "--out", str(tmp_path / "checked")]) == 0
+    out = capsys.readouterr()
+    assert re.search(r"check \(2 held-out trials, adapted on 7\): adapted R² -?[0-9.]+ vs ridge from scratch on "
+                     r"the same trials -?[0-9.]+", out.out + out.err)
+    assert load_model(tmp_path / "checked").subjects == ["s0", "s1", "s2"]      # the check adapted a copy
     np.savez(tmp_path / "t.npz", stimulus=ids[train[:5]], target=d["Y"][train[:5]])
     assert main(["adapt", str(tmp_path / "model"), new, "--name", "s2", "--method", "reset", "--targets",
                  str(tmp_path / "t.npz"), "--out", str(tmp_path / "r")]) == 2
