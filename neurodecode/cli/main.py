@@ -132,7 +132,52 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
                    resume=args.resume)
     print(f"{args.out}: {type(res.model).__name__} pretrained on {len(res.train_indices)} epochs of {args.path}; "
           f"held-out masked-reconstruction error {res.val_error_before:.4f} (epoch 0) → {res.val_error_after:.4f}")
+    if args.probe_epochs > 0:
+        torch.manual_seed(args.seed)                  # the same network as before pretraining: the control
+        _print_probe(source, res.model, build("encoder", args.encoder, args.overrides), args)
     return 0
+
+
+def _print_probe(source: Any, model: Any, untrained: Any, args: argparse.Namespace) -> None:
+    """Linear probes of the pretrained and the untrained encoder beside the plain recipe, on labelled epochs of the
+    store (up to ``--probe-epochs``, a seeded stratified sample); ``probe.json`` in ``--out``; a warning when
+    pretraining beats neither."""
+    import json
+
+    import numpy as np
+
+    from neurodecode.core.logs import logger
+    from neurodecode.core.persistence import dumps
+    from neurodecode.encoders.pretraining import probe_comparison
+    from neurodecode.evaluation.comparison import paired_difference
+
+    labels = source.table["label"] if "label" in source.table.columns else None
+    if labels is None or labels.isna().any() or labels.nunique() < 2 or labels.value_counts().min() < 5:
+        print("no probe: the store has no 'label' column with ≥ 2 classes of ≥ 5 epochs (--probe-epochs 0 skips it)")
+        return
+    index = np.arange(len(labels))
+    if len(index) > args.probe_epochs:
+        from sklearn.model_selection import train_test_split
+
+        index = np.sort(train_test_split(index, train_size=args.probe_epochs, stratify=labels.astype(str),
+                                         random_state=args.seed)[0])
+    epochs = source.load(index)
+    folds = probe_comparison(model, epochs, untrained=untrained, device=None)
+    for name, v in folds.items():
+        print(f"probe ({len(index)} labelled epochs, 5-fold balanced accuracy): {name:<22} {v.mean():.3f} ± "
+              f"{v.std():.3f}")
+    rows, beats = {}, []
+    for other in [k for k in folds if k != "pretrained"]:
+        d = paired_difference(folds["pretrained"], folds[other])
+        rows[other] = d
+        beats.append(d["ci_low"] > 0)
+        print(f"  pretrained − {other}: {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] "
+              f"(paired over folds, p = {d['p_value']:.3g})")
+    (Path(args.out) / "probe.json").write_text(dumps({"folds": {k: v.tolist() for k, v in folds.items()},
+                                                      "comparison": rows}, indent=1))
+    if not all(beats):
+        logger.warning("pretraining does not beat " + " and ".join(k for k, b in zip(rows, beats) if not b)
+                       + " on the probe: " + json.dumps({k: round(float(v.mean()), 3) for k, v in folds.items()}))
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
@@ -300,6 +345,9 @@ def _add_pretrain(sub: Any) -> None:
     pre.add_argument("--val-fraction", type=float, default=0.1)
     pre.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
     pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--probe-epochs", type=int, default=2000, metavar="N",
+                     help="after pretraining, probe it on up to N labelled epochs of the store beside the untrained "
+                          "network and tangent_space + LR (0: skip)")
     pre.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     pre.set_defaults(func=_cmd_pretrain)
 

@@ -35,7 +35,7 @@ from neurodecode.core.persistence import module_config
 from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
 
 __all__ = ["EncoderFeatures", "FineTunedEncoder", "PretrainResult", "load_model", "masked_reconstruction_error",
-           "pretrain", "pretrain_tokenizer", "save_model"]
+           "pretrain", "pretrain_tokenizer", "probe_comparison", "save_model"]
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, overwrite: bool = False,
@@ -458,3 +458,52 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+def probe_comparison(model: nn.Module, epochs: EpochSet, *, untrained: nn.Module | None = None,
+                     target: str = "label", pool: str = "mean", recipe: str = "tangent_space", n_splits: int = 5,
+                     seed: int = 42, device: str | None = None) -> dict[str, np.ndarray]:
+    """A pretrained encoder's linear probe beside its controls, on the same stratified folds of labelled epochs.
+
+    Probes are frozen features → standardisation → logistic regression (C = 0.01), scored by balanced accuracy:
+    ``"pretrained"`` (``model``), ``"untrained"`` (``untrained``: the same architecture before pretraining — what
+    the pretraining added), and ``"<recipe> + LR"`` (the plain feature recipe of ``conf/features`` with logistic
+    regression — what a user would run instead).
+
+    Parameters
+    ----------
+    epochs : EpochSet (n_epochs, n_channels, n_times) with a ``target`` column.
+    pool : the encoder features' pooling (:class:`EncoderFeatures`).
+
+    Returns
+    -------
+    dict of str to ndarray (n_splits,)
+        Per-fold balanced accuracy of each probe.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from neurodecode.encoders.features import make_recipe
+
+    if target not in epochs.table.columns or epochs.table[target].isna().any():
+        raise ValueError(f"field 'table.{target}': expected a label for every epoch to probe the encoder")
+    y = epochs.table[target].astype(str).to_numpy()
+    counts = pd.Series(y).value_counts()
+    if len(counts) < 2 or counts.min() < n_splits:
+        raise ValueError(f"field 'table.{target}': expected at least 2 classes with {n_splits} epochs each to probe "
+                         f"the encoder, got {counts.to_dict()}")
+    X = epochs.data.astype(np.float64)
+    cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+
+    def probe(m: nn.Module) -> Any:
+        return make_pipeline(EncoderFeatures.for_epochs(m, epochs, pool=pool, device=device), StandardScaler(),
+                             LogisticRegression(max_iter=2000, C=0.01))
+
+    plain = Pipeline(make_recipe(recipe).steps + [("lr", LogisticRegression(max_iter=1000))])
+    out = {"pretrained": probe(model)}
+    if untrained is not None:
+        out["untrained"] = probe(untrained)
+    out[f"{recipe} + LR"] = plain
+    return {name: cross_val_score(est, X, y, cv=cv, scoring="balanced_accuracy") for name, est in out.items()}

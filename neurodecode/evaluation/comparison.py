@@ -27,7 +27,7 @@ import torch
 from neurodecode.core.validation import fail
 from neurodecode.evaluation.retrieval import check_pair, compare, normalize_rows, topk_hits
 
-__all__ = ["COLUMNS", "compare_scores", "format_comparison", "image_trial_scores", "mean_interval", "paired_difference", "trial_scores", "verdict"]
+__all__ = ["COLUMNS", "compare_scores", "format_comparison", "mean_interval", "paired_difference", "trial_scores", "verdict"]
 
 #: the columns of a comparison table
 COLUMNS = ["kind", "metric", "pipeline", "value", "baseline_name", "baseline", "difference", "ci_low", "ci_high",
@@ -65,21 +65,6 @@ def trial_scores(pred: Any, true: Any, *, metric: str = "cosine", images: tuple[
     if images is not None:
         a, b = check_pair(*images)
         out["pixcorr"] = (normalize_rows(a, "pearson") * normalize_rows(b, "pearson")).sum(1).numpy()
-    return out
-
-
-def image_trial_scores(pred: Any, true: Any) -> pd.DataFrame:
-    """Per-trial PixCorr and (for sides ≥ 11 pixels) SSIM of images (n_trials, H, W[, C]) against the truth, with
-    the settings of :func:`~neurodecode.evaluation.metrics.ssim` (data range of the whole true set), so that their
-    means are the set's scores."""
-    from neurodecode.evaluation.metrics import SSIM_MIN_SIZE, ssim
-
-    a, b = check_pair(pred, true)
-    out = pd.DataFrame({"pixcorr": (normalize_rows(a, "pearson") * normalize_rows(b, "pearson")).sum(1).numpy()})
-    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
-    if min(t.shape[1:3]) >= SSIM_MIN_SIZE:
-        rng = float(t.max() - t.min())
-        out["ssim"] = [ssim(p[i:i + 1], t[i:i + 1], data_range=rng) for i in range(len(t))]
     return out
 
 

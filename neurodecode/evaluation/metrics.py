@@ -34,8 +34,8 @@ from neurodecode.core.persistence import dumps
 from neurodecode.evaluation.retrieval import (as_matrix, check_pair, compare, normalize_rows, retrieval_accuracy, topk_hits,
                                              two_way_identification)
 
-__all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "n_way_top1",
-           "pixcorr", "score_outputs", "ssim"]
+__all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "image_trial_scores",
+           "n_way_top1", "pixcorr", "score_outputs", "ssim"]
 
 KINDS = ("classification", "retrieval", "images", "captions", "meshes")
 EXACT = "donot_use_mm_for_euclid_dist"  # exact distances (the matrix-product form leaves ~1e-8 for equal points)
@@ -272,6 +272,20 @@ def n_way_top1(pred: Any, true: Any, n_way: int = 2, n_trials: int = 100, seed: 
         ahead, tied = compare(S[i, torch.as_tensor(draws)], S[i, i].expand(n_trials, 1))
         hits += float(topk_hits(ahead, tied, 1).mean())          # a tie counts by the retrieval module's rule
     return hits / n
+
+
+def image_trial_scores(pred: Any, true: Any) -> pd.DataFrame:
+    """Per-trial PixCorr and (for sides ≥ 11 pixels) SSIM of images (n_trials, H, W[, C]) against the truth, with
+    the settings of :func:`~neurodecode.evaluation.metrics.ssim` (data range of the whole true set), so that their
+    means are the set's scores."""
+    a, b = check_pair(pred, true)
+    out = pd.DataFrame({"pixcorr": (normalize_rows(a, "pearson") * normalize_rows(b, "pearson")).sum(1).numpy()})
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if min(t.shape[1:3]) >= SSIM_MIN_SIZE:
+        rng = float(t.max() - t.min())
+        out["ssim"] = [ssim(p[i:i + 1], t[i:i + 1], data_range=rng) for i in range(len(t))]
+    return out
+
 
 
 # -- the harness ---------------------------------------------------------------------------------------------------

@@ -277,7 +277,8 @@ def _compare(pipe: DecodingPipeline, d: Decoded, seed: int) -> None:
 def _generated_vs_reference(d: Decoded, seed: int, scale: float | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The image head's images beside the plain images it starts from (the linear reconstruction, else MindEye's
     low-level one), per trial at the generated resolution: (comparison, per-trial columns) or None."""
-    from neurodecode.evaluation.comparison import compare_scores, image_trial_scores
+    from neurodecode.evaluation.comparison import compare_scores
+    from neurodecode.evaluation.metrics import image_trial_scores
 
     reference = next((k for k in ("linear", "low-level") if k in d.images), None)
     if "images" not in d.images or reference is None or "pixels" not in d.truth.columns:

@@ -320,15 +320,22 @@ def test_pretrain_from_the_command_line(tmp_path, capsys):
     from neurodecode.cli import main
 
     store = tmp_path / "eeg.h5"
-    save(epochs(48), store)
+    save(epochs(48, labels=["a", "b"] * 24), store)
     out = tmp_path / "mae"
     assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=2",
                  "-t", "batch_size=16", "-t", "progress=false", "--out", str(out)]) == 0
-    assert "held-out masked-reconstruction error" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "held-out masked-reconstruction error" in printed.out
+    probe = json.loads((out / "probe.json").read_text())                  # beside the untrained net and TS + LR
+    assert set(probe["folds"]) == {"pretrained", "untrained", "tangent_space + LR"}
+    assert all(len(v) == 5 and all(0 <= x <= 1 for x in v) for v in probe["folds"].values())
+    assert "probe (48 labelled epochs, 5-fold balanced accuracy): pretrained" in printed.out
+    assert "pretrained − untrained:" in printed.out
     model = load_model(out)
     assert model.mask == "time" and isinstance(model, SignalMAE)
     assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=3",
-                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out), "--resume"]) == 0
+                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out), "--resume",
+                 "--probe-epochs", "0"]) == 0
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]  # resumed after epoch 1: one more epoch
     no_pos = tmp_path / "nopos.h5"

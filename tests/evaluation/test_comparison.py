@@ -5,9 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurodecode.evaluation.comparison import (compare_scores, image_trial_scores, mean_interval, paired_difference,
-                                               trial_scores, verdict)
-from neurodecode.evaluation.metrics import pixcorr, ssim
+from neurodecode.evaluation.comparison import compare_scores, mean_interval, paired_difference, trial_scores, verdict
+from neurodecode.evaluation.metrics import image_trial_scores, pixcorr, ssim
 from neurodecode.evaluation.retrieval import retrieval_accuracy, two_way_identification
 
 
