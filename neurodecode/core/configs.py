@@ -232,6 +232,7 @@ def load_yaml(path: Path, overrides: Sequence[str] = ()) -> Any:
         cfg = OmegaConf.load(path)
     except Exception as err:  # yaml / omegaconf errors of several kinds
         raise ValueError(f"{path}: expected a readable YAML config, got {type(err).__name__}: {err}") from None
+    cfg = _with_defaults(cfg, path)
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ValueError(f"{path}: overrides: expected key=value items, got {bad}")
@@ -240,6 +241,25 @@ def load_yaml(path: Path, overrides: Sequence[str] = ()) -> Any:
         raise ValueError(f"{path}: overrides name unknown keys {unknown}; expected key=value with keys among "
                          f"{sorted(cfg.keys())}")
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+
+
+def _with_defaults(cfg: Any, path: Path) -> Any:
+    """A config's Hydra defaults list of options of its own group placed at a key (``- ridge@candidates.ridge``),
+    merged as Hydra composes it, so that such a file builds outside a training run too (``aligner=auto``)."""
+    from omegaconf import OmegaConf
+
+    if "defaults" not in cfg:
+        return cfg
+    merged = OmegaConf.create({})
+    for entry in cfg.defaults:
+        if entry == "_self_":
+            continue
+        name, _, key = str(entry).partition("@")
+        if not isinstance(entry, str) or not key or "/" in name:
+            raise ValueError(f"{path}: field 'defaults': expected entries NAME@KEY of options beside it, got {entry!r}")
+        OmegaConf.update(merged, key, load_yaml(path.parent / f"{name}.yaml"), merge=False)
+    body = OmegaConf.create({k: v for k, v in cfg.items() if k != "defaults"})
+    return OmegaConf.merge(merged, body)
 
 
 def options(group: str) -> list[str]:
