@@ -147,12 +147,14 @@ class OpenCLIPEmbedder:
         return np.stack(out)  # type: ignore[arg-type]
 
     # ---- embedding ---------------------------------------------------------------------------------------
-    def embed_images(self, images: Sequence[Any], tokens: bool = False) -> np.ndarray:
+    def embed_images(self, images: Sequence[Any], tokens: bool = False, normalize: bool = True) -> np.ndarray:
         """Embed images (paths or arrays (H, W[, 3]) in [0, 1] or uint8).
 
         Returns
         -------
-        ndarray, (n, embed_dim) pooled and L2-normalised, or (n, n_tokens, width) with ``tokens=True``
+        ndarray, (n, embed_dim) pooled and L2-normalised (``normalize=False``: as the image tower gives them, the
+        scale that published unCLIP / IP-Adapter weights were trained on), or (n, n_tokens, width) with
+        ``tokens=True``
         """
         images = list(images)
         torch = self._torch
@@ -168,9 +170,10 @@ class OpenCLIPEmbedder:
                         self.model.visual.output_tokens = False
                     return toks.float().cpu().numpy()
                 emb = self.model.encode_image(batch)
-                return torch.nn.functional.normalize(emb, dim=-1).float().cpu().numpy()
+                return (torch.nn.functional.normalize(emb, dim=-1) if normalize else emb).float().cpu().numpy()
 
-        return self._cached("image_tokens" if tokens else "image", [_image_bytes(im) for im in images], compute)
+        kind = "image_tokens" if tokens else "image" if normalize else "image_raw"
+        return self._cached(kind, [_image_bytes(im) for im in images], compute)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed captions: (n, embed_dim), L2-normalised."""
@@ -188,7 +191,7 @@ class OpenCLIPEmbedder:
 def embed_stimuli(stimuli: pd.DataFrame, target: str | OpenCLIPEmbedder | Callable[[pd.DataFrame], np.ndarray], *,
                   ids: Sequence[Any] | None = None, column: str | None = None, root: str | os.PathLike | None = None,
                   pca_components: int = 32, pca_fit_ids: Sequence[Any] | None = None,
-                  tokens: bool = False) -> np.ndarray:
+                  tokens: bool = False, normalize: bool = True) -> np.ndarray:
     """Embed stimuli of a stimulus table, in the order of ``ids`` (default: the table's order).
 
     Parameters
@@ -201,6 +204,7 @@ def embed_stimuli(stimuli: pd.DataFrame, target: str | OpenCLIPEmbedder | Callab
     root : folder that ``file`` paths are relative to.
     pca_components, pca_fit_ids : the PCA target's size and the rows it is fitted on (default all — pass the training
         ids to keep test stimuli out of the fit).
+    normalize : for an embedder's image embeddings: L2-normalised (default) or as the image tower gives them.
     """
     if "stimulus" not in stimuli.columns:
         raise ValueError(f"field 'stimuli': expected a 'stimulus' id column, got {list(stimuli.columns)}")
@@ -239,7 +243,7 @@ def embed_stimuli(stimuli: pd.DataFrame, target: str | OpenCLIPEmbedder | Callab
             items = [base / f for f in items]
         elif "height" in rows.columns:
             items = [np.asarray(p).reshape(int(h), int(w)) for p, h, w in zip(items, rows["height"], rows["width"])]
-        return target.embed_images(items, tokens=tokens)
+        return target.embed_images(items, tokens=tokens, normalize=normalize)
     if callable(target):
         out = np.asarray(target(rows))
         if out.shape[0] != len(rows):

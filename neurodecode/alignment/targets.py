@@ -16,6 +16,11 @@ from neurodecode.core.stimuli import resize_images, stimulus_images
 __all__ = ["TargetSpace"]
 
 
+def _image_column(stimuli: pd.DataFrame) -> str | None:
+    """The column an embedder reads by default (as :func:`~neurodecode.alignment.embeddings.embed_stimuli`)."""
+    return next((c for c in ("file", "pixels", "caption") if c in stimuli.columns), None)
+
+
 class TargetSpace:
     """The latent space the aligner predicts and the heads read.
 
@@ -37,6 +42,9 @@ class TargetSpace:
         self.components_: np.ndarray | None = None
         self.mean_: np.ndarray | None = None
         self.shape_: tuple[int, int] | None = None
+        #: clip image targets: mean L2 norm of the training stimuli's unnormalised embeddings (the latents are unit
+        #: vectors; heads built from published weights read the tower's own scale, see LatentSpec.norm)
+        self.raw_norm_: float | None = None
 
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_components": self.n_components, "model": self.model,
@@ -70,6 +78,12 @@ class TargetSpace:
                                      f"(training stimuli × pixels), got {self.n_components}")
                 pca = PCA(self.n_components, random_state=0).fit(flat)
                 self.components_, self.mean_ = pca.components_, pca.mean_
+        elif self.kind == "clip" and (self.column or _image_column(stimuli)) in ("file", "pixels"):
+            from neurodecode.alignment.embeddings import embed_stimuli
+
+            raw = embed_stimuli(stimuli, self._embedder(), ids=ids, column=self.column, root=self.root,
+                                normalize=False)
+            self.raw_norm_ = float(np.linalg.norm(raw, axis=1).mean())
         return self
 
     @property
@@ -117,7 +131,8 @@ class TargetSpace:
         return out
 
     def state(self) -> dict[str, Any]:
-        return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_)}
+        return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_),
+                "raw_norm": self.raw_norm_}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TargetSpace:
@@ -125,6 +140,7 @@ class TargetSpace:
         obj = cls(**{k: state.get(k) for k in keys})
         obj.scale = state.get("scale")
         obj.shape_ = None if state.get("shape") is None else tuple(state["shape"])
+        obj.raw_norm_ = state.get("raw_norm")
         if "components" in arrays:
             obj.components_, obj.mean_ = np.asarray(arrays["components"]), np.asarray(arrays["mean"])
         return obj

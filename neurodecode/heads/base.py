@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = ["KINDS", "CaptionOutput", "Head", "HeadOutput", "ImageOutput", "LatentSpec", "MeshOutput", "check_head",
-           "check_latents", "load_pretrained", "randn", "rank_samples", "run_in_batches", "trial_generators",
-           "trial_ids_for", "trial_seed"]
+           "check_latents", "load_pretrained", "prepare_latents", "randn", "rank_samples", "run_in_batches",
+           "trial_generators", "trial_ids_for", "trial_seed"]
 
 KINDS = ("images", "captions", "meshes")
 
@@ -50,12 +50,20 @@ class LatentSpec:
         Accepts ``(n_trials, dim)`` and/or ``(n_trials, n_tokens, dim)``.
     space : str
         What the vectors must be (e.g. "CLIP ViT-L/14 image embeddings"), for error messages and reports.
+    raw : bool
+        The head reads the image tower's unnormalised embeddings (published unCLIP / IP-Adapter weights were
+        trained on them), not the unit vectors of a cosine target space: :func:`prepare_latents` rescales.
+    norm : float or None
+        The mean L2 norm of the embeddings it expects, when its weights say so (unCLIP: from its image
+        normaliser's statistics, sqrt(Σ mean² + std²)); else the target space's measured raw norm is used.
     """
 
     dim: int
     pooled: bool = True
     tokens: bool = False
     space: str = "the space the head was built or trained for"
+    raw: bool = False
+    norm: float | None = None
 
     def check(self, latents: Any, head: str) -> np.ndarray:
         """Latents as float32 ``(n, dim)`` or ``(n, n_tokens, dim)``, or a ValueError naming the head and shapes."""
@@ -72,7 +80,44 @@ class LatentSpec:
                              f"{self.space}: align to this head's embedding space first")
         if not np.isfinite(a).all():
             raise ValueError(f"field 'latents': expected finite values for the {head}, got NaN or Inf")
+        if self.norm is not None and len(a):
+            have = float(np.median(np.linalg.norm(a, axis=-1)))
+            if not self.norm / 3 <= have <= self.norm * 3:
+                import warnings
+
+                warnings.warn(f"the {head} expects embeddings of norm ≈ {self.norm:.3g} (its weights' scale), got "
+                              f"a median norm of {have:.3g}: rescale them with neurodecode.heads.base."
+                              "prepare_latents (unit-norm CLIP targets are not the tower's raw scale)",
+                              UserWarning, stacklevel=3)
         return a
+
+
+def prepare_latents(head: Any, latents: Any, raw_norm: float | None = None) -> np.ndarray:
+    """Latents at the scale ``head`` expects: unchanged for heads trained on the target space, each vector
+    rescaled (direction kept) to the expected norm for heads that read the image tower's raw embeddings
+    (:attr:`LatentSpec.raw`) — the norm their weights declare, else ``raw_norm`` (the target space's measured
+    mean raw norm, :attr:`~neurodecode.alignment.targets.TargetSpace.raw_norm_`).
+
+    Raises when a raw head's scale is known from neither (never a silent unit-norm conditioning); warns when the
+    two disagree by more than 1.5× (the objective's CLIP model is probably not the head's).
+    """
+    spec = head.latent
+    a = np.asarray(latents.detach().cpu().numpy() if hasattr(latents, "detach") else latents, dtype=np.float32)
+    if not spec.raw:
+        return a
+    norm = spec.norm if spec.norm is not None else raw_norm
+    if norm is None:
+        raise ValueError(f"field 'objective': the {head.name} head reads raw (unnormalised) {spec.space}, and "
+                         "neither its weights nor the target space give their scale; use an image objective "
+                         "(objective=clip_vit_l14 with image stimuli) so that the raw norm is measured")
+    if spec.norm is not None and raw_norm is not None and not 1 / 1.5 <= spec.norm / raw_norm <= 1.5:
+        import warnings
+
+        warnings.warn(f"the {head.name} head expects embeddings of norm ≈ {spec.norm:.3g}, but the target space's "
+                      f"images embed at ≈ {raw_norm:.3g}: its CLIP model is probably not the head's", UserWarning,
+                      stacklevel=2)
+    lengths = np.linalg.norm(a, axis=-1, keepdims=True)
+    return (a / np.where(lengths > 0, lengths, 1.0) * norm).astype(np.float32)
 
 
 def check_latents(latents: Any, embed_dim: int, head: str) -> np.ndarray:

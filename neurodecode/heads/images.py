@@ -73,9 +73,14 @@ class UnCLIPImageHead(nn.Module):
 
     @property
     def latent(self) -> LatentSpec:
-        space = "image embeddings (CLIP ViT-L/14 for stable-diffusion-2-1-unclip-small)" if "model_id" in self.config \
+        raw = bool(self.config.get("raw_embeddings", "model_id" in self.config))
+        space = "image embeddings (CLIP ViT-L/14 for stable-diffusion-2-1-unclip-small)" if raw \
             else "the embeddings it was trained on"
-        return LatentSpec(self.embed_dim, space=space)
+        norm = None
+        if raw:      # the scale of the embeddings its image normaliser was fitted on: E‖x‖² = Σ mean² + std²
+            mean, std = self.image_normalizer.mean.detach().double(), self.image_normalizer.std.detach().double()
+            norm = float(torch.sqrt((mean ** 2 + std ** 2).sum()))
+        return LatentSpec(self.embed_dim, space=space, raw=raw, norm=norm)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -110,8 +115,12 @@ class UnCLIPImageHead(nn.Module):
     def tiny(cls, embed_dim: int = 32, image_size: int = 32, channels: int = 1,
              block_out_channels: Sequence[int] = (32, 64), layers_per_block: int = 1, cross_attention_dim: int = 32,
              attention_head_dim: int = 8, prompt_tokens: int = 4, use_vae: bool = False,
-             num_train_timesteps: int = 1000, seed: int = 0, device: str = "cpu") -> UnCLIPImageHead:
-        """The same architecture, small and randomly initialised (seeded) — train it with :meth:`fit`."""
+             num_train_timesteps: int = 1000, seed: int = 0, device: str = "cpu",
+             raw_embeddings: bool = False) -> UnCLIPImageHead:
+        """The same architecture, small and randomly initialised (seeded) — train it with :meth:`fit`.
+
+        ``raw_embeddings=True`` makes it read raw tower embeddings at its image normaliser's scale, as the
+        published weights do (to test that path offline)."""
         config = {"embed_dim": embed_dim, "image_size": image_size, "channels": channels,
                   "block_out_channels": list(block_out_channels), "layers_per_block": layers_per_block,
                   "cross_attention_dim": cross_attention_dim, "attention_head_dim": attention_head_dim,
@@ -140,7 +149,8 @@ class UnCLIPImageHead(nn.Module):
                                   clip_sample=False, set_alpha_to_one=False, prediction_type="epsilon")
         noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
         prompt = torch.zeros(1, prompt_tokens, cross_attention_dim)
-        head = cls(unet, scheduler, StableUnCLIPImageNormalizer(embed_dim), noising, prompt, vae, {"tiny": config})
+        head = cls(unet, scheduler, StableUnCLIPImageNormalizer(embed_dim), noising, prompt, vae,
+                   {"tiny": config, "raw_embeddings": bool(raw_embeddings)})
         return head if device == "cpu" else head.to(device)
 
     # -- latents <-> images -------------------------------------------------------------------------------------
@@ -368,9 +378,9 @@ class IPAdapterImageHead(nn.Module):
 
     @property
     def latent(self) -> LatentSpec:
-        space = ("CLIP ViT-H/14 image embeddings" if "model_id" in self.config
-                 else "random IP-Adapter projection (tiny variant)")
-        return LatentSpec(self.embed_dim, space=space)
+        raw = bool(self.config.get("raw_embeddings", "model_id" in self.config))
+        space = "CLIP ViT-H/14 image embeddings" if raw else "random IP-Adapter projection (tiny variant)"
+        return LatentSpec(self.embed_dim, space=space, raw=raw)       # its scale: the target space's raw norm
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -402,10 +412,12 @@ class IPAdapterImageHead(nn.Module):
     @classmethod
     def tiny(cls, embed_dim: int = 24, image_size: int = 32, cross_attention_dim: int = 32,
              block_out_channels: Sequence[int] = (16, 32), prompt_tokens: int = 4, seed: int = 0,
-             device: str = "cpu") -> IPAdapterImageHead:
-        """Small SD-like UNet + VAE + DDIM and random IP-Adapter weights (image projection to 4 tokens)."""
+             device: str = "cpu", raw_embeddings: bool = False) -> IPAdapterImageHead:
+        """Small SD-like UNet + VAE + DDIM and random IP-Adapter weights (image projection to 4 tokens);
+        ``raw_embeddings=True``: reads raw tower embeddings as the published weights do."""
         config = {"embed_dim": embed_dim, "image_size": image_size, "cross_attention_dim": cross_attention_dim,
-                  "block_out_channels": list(block_out_channels), "prompt_tokens": prompt_tokens, "seed": seed}
+                  "block_out_channels": list(block_out_channels), "prompt_tokens": prompt_tokens, "seed": seed,
+                  "raw_embeddings": bool(raw_embeddings)}
         from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
         torch.manual_seed(seed)
@@ -444,7 +456,7 @@ class IPAdapterImageHead(nn.Module):
                                        requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         prompt = torch.zeros(1, prompt_tokens, cross_attention_dim)
-        head = cls(pipe, embed_dim, prompt, {"tiny": config})
+        head = cls(pipe, embed_dim, prompt, {"tiny": config, "raw_embeddings": bool(raw_embeddings)})
         return head if device == "cpu" else head.to(device)
 
     @torch.no_grad()

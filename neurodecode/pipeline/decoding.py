@@ -41,7 +41,7 @@ from neurodecode.core.persistence import dumps
 from neurodecode.core.stimuli import resize_images, stimulus_images
 from neurodecode.core.validation import fail
 from neurodecode.evaluation.metrics import Scores
-from neurodecode.heads.base import HeadOutput, ImageOutput
+from neurodecode.heads.base import HeadOutput, ImageOutput, prepare_latents
 from neurodecode.pipeline.checkpoint import DecodingPipeline, check_contract
 
 __all__ = ["OUTPUTS", "Decoded", "decode", "read_recordings", "reconstruct", "report", "score", "write_outputs"]
@@ -173,7 +173,8 @@ def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, A
         kw = {"init_images": resize_images(init.images[:, 0], H, C), "strength": options["strength"]}
     if getattr(head, "accepts_init_images", False):
         kw.setdefault("strength", 1.0)
-    return head.generate(d.latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
+    latents = prepare_latents(head, d.latents, pipe.target.raw_norm_)      # the scale the head's weights expect
+    return head.generate(latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
                          num_inference_steps=options["num_inference_steps"],
                          guidance_scale=options["guidance_scale"], batch_size=batch_size, progress=progress,
                          select_with=pipe.target.embed_images, **kw)

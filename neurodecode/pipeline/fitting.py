@@ -27,7 +27,7 @@ from neurodecode.core.epochs import EpochSet
 from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
 from neurodecode.core.stimuli import resize_images, stimulus_images
-from neurodecode.heads.base import KINDS, check_head
+from neurodecode.heads.base import KINDS, check_head, prepare_latents
 from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
 
 __all__ = ["BASELINE_NAME", "compare_with_baseline", "fit_baseline", "fit_pipeline", "load_data", "run",
@@ -167,7 +167,8 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
                              f"{Y.shape[1]}, got {head.latent.dim} ({head.name} reads {head.latent.space}); set "
                              f"heads.{kind}.embed_dim={Y.shape[1]} or change the objective")
         settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
-        if _fit_head(head, kind, Y, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed)):
+        Yh = prepare_latents(head, Y, target.raw_norm_)           # raw-scale heads train on the scale they read
+        if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed)):
             trained.append(kind)
         if kind == "images" and images is not None and settings.get("low_level", False) \
                 and not target.is_image_space:          # (image spaces decode linearly)

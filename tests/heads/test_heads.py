@@ -294,3 +294,49 @@ def test_mind3d_fmri_to_3d_end_to_end(shared_data, tmp_path):
     scores = score_outputs("meshes", [m.sample(256, seed=0) for m in out.meshes],
                            [m.sample(256, seed=1) for m in out.meshes], render_features=(feats, renders.reshape(6, -1)))
     assert {"chamfer", "2_way_top1"} <= set(scores.table["metric"])
+
+
+def test_heads_with_published_weights_get_the_raw_embedding_scale_they_were_trained_on(embedder):
+    """unCLIP (768-d ViT-L/14 at stable-diffusion-2-1-unclip-small's size) reads raw tower embeddings at its image
+    normaliser's scale; IP-Adapter (1024-d ViT-H/14) at the target space's measured raw norm; unit-norm CLIP
+    predictions are rescaled, never passed on silently."""
+    import pandas as pd
+
+    from neurodecode.alignment.targets import TargetSpace
+    from neurodecode.heads.base import prepare_latents
+    from neurodecode.heads.images import IPAdapterImageHead
+
+    unclip = UnCLIPImageHead.tiny(embed_dim=768, image_size=16, block_out_channels=(16, 32), raw_embeddings=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():                        # a normaliser as fitted on real embeddings: per-dimension stats
+        unclip.image_normalizer.mean.copy_(0.1 * torch.randn(1, 768, generator=g))
+        unclip.image_normalizer.std.copy_(0.5 + 0.1 * torch.rand(1, 768, generator=g))
+    spec = unclip.latent
+    stats = unclip.image_normalizer
+    expected = float(torch.sqrt((stats.mean.detach() ** 2 + stats.std.detach() ** 2).sum()))
+    assert spec.raw and spec.norm == pytest.approx(expected)
+    unit = torch.nn.functional.normalize(torch.randn(3, 768, generator=g), dim=-1).numpy()
+    scaled = prepare_latents(unclip, 0.4 * unit)              # shrunk regression outputs: direction kept
+    np.testing.assert_allclose(np.linalg.norm(scaled, axis=1), spec.norm, rtol=1e-5)
+    np.testing.assert_allclose(scaled / spec.norm, unit, atol=1e-6)
+    with pytest.warns(UserWarning, match=r"expects embeddings of norm ≈ 1[0-9.]+ .* got a median norm of 1"):
+        spec.check(unit, "unclip")
+    with pytest.warns(UserWarning, match=r"its CLIP model is probably not the head's"):
+        prepare_latents(unclip, unit, raw_norm=3 * spec.norm)
+    trained = UnCLIPImageHead.tiny(embed_dim=768, image_size=16, block_out_channels=(16, 32))
+    np.testing.assert_array_equal(prepare_latents(trained, unit), unit)     # trained on the target space: as is
+    ip = IPAdapterImageHead.tiny(embed_dim=1024, raw_embeddings=True)
+    with pytest.raises(ValueError, match=r"field 'objective': the tiny-ip-adapter head reads raw"):
+        prepare_latents(ip, np.ones((2, 1024)))
+    np.testing.assert_allclose(np.linalg.norm(prepare_latents(ip, np.ones((2, 1024)), raw_norm=11.0), axis=1), 11.0,
+                               rtol=1e-6)
+    rng = np.random.default_rng(0)      # the target space measures the raw norm of its training images
+    pixels = [rng.uniform(size=64) for _ in range(4)]
+    stimuli = pd.DataFrame({"stimulus": list("abcd"), "pixels": pixels, "height": 8, "width": 8})
+    space = TargetSpace("clip", column="pixels")
+    space._clip = embedder
+    space.fit(stimuli, list("abcd"))
+    raw = embedder.embed_images([p.reshape(8, 8) for p in pixels], normalize=False)
+    assert space.raw_norm_ == pytest.approx(float(np.linalg.norm(raw, axis=1).mean()), rel=1e-6)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    assert TargetSpace.from_state(space.state(), {}).raw_norm_ == space.raw_norm_
