@@ -70,6 +70,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.models.mae.VQTokenizer",
     "neurodecode.encoders.models.subjects.CrossSubjectModel",
     "neurodecode.encoders.models.mlp.ResidualMLP",
+    "neurodecode.encoders.models.vae.BetaVAE",
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",

@@ -7,8 +7,9 @@
 * :mod:`.inputs` — what the estimators accept (arrays, EpochSet, ``mne.Epochs``) and :class:`EpochMatrices`.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
+* :mod:`.vae` — :class:`BetaVAEFeatures`, β-VAE latents of epochs and their denoised reconstructions.
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
-  cross-subject models, the residual MLP.
+  cross-subject models, the residual MLP, the β-VAE.
 * :mod:`.pretraining` — masked-autoencoder pretraining, save/load by path, :class:`EncoderFeatures` (probing) and
   :class:`FineTunedEncoder`.
 
@@ -24,6 +25,7 @@ from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
                                           Recenter, Rotate, Stretch, TangentSpace)
+from neurodecode.encoders.vae import BetaVAEFeatures
 from neurodecode.encoders.voxels import VoxelFeatures
 
 
@@ -38,7 +40,7 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
     return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
 
 
-__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "Connectivity", "Covariances", "GraphFeatures",
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "build_model", "encoder_input",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",

@@ -132,6 +132,8 @@ RUNS = {
     "store": ("store", [], [("data", "store")]),
     "digits69": ("digits69", ["objective.n_components=4"], [("data", "digits69")]),
     "eeg_ts": ("eeg", ["encoder=tangent_space"], [("data", "meeg"), ("encoder", "tangent_space")]),
+    "eeg_vae": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=beta_vae", "encoder.trainer.max_epochs=1"],
+                [("encoder", "beta_vae")]),
     "eeg_mae": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=mae_eeg", *MAE],
                 [("preprocessing", "eeg_motor_imagery"), ("encoder", "mae_eeg")]),
     "tiny_mae": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_mae", *MAE], [("encoder", "tiny_mae")]),
