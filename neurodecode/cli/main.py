@@ -446,6 +446,49 @@ def _add_reconstruct(sub: Any) -> None:
     rec.set_defaults(func=_cmd_reconstruct)
 
 
+def _cmd_stream(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    import numpy as np
+
+    from neurodecode.pipeline.streaming import OnlineDecoder
+
+    decoder = OnlineDecoder(args.checkpoint, args.lsl_stream, markers=args.markers, pad=args.pad,
+                            bufsize=args.bufsize, outlet=args.outlet, marker_offset=args.marker_offset)
+    latencies = []
+    for pred in decoder.run(n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle):
+        latencies.append(pred["latency_s"])
+        print(json.dumps({k: v for k, v in pred.items() if k != "latent" or args.latents}), flush=True)
+    if latencies:
+        print(f"{len(latencies)} epoch(s) decoded from {args.lsl_stream}: latency after the padded window median "
+              f"{np.median(latencies):.4f} s, 95th percentile {np.percentile(latencies, 95):.4f} s (plus the "
+              f"{args.pad:g} s pad)", file=sys.stderr)
+    else:
+        print(f"no labelled marker arrived on {decoder.marker_name} before the stream went quiet", file=sys.stderr)
+    return 0
+
+
+def _add_stream(sub: Any) -> None:
+    st = sub.add_parser("stream", help="decode a live LSL stream with a trained checkpoint (mne-lsl)",
+                        description="Read a live LSL stream and its marker stream, epoch it on the markers as the "
+                                    "checkpoint's data recipe says (same preprocessing, on a padded stretch), decode "
+                                    "each epoch and print one JSON line per prediction (and push it to --outlet).")
+    st.add_argument("checkpoint", help="folder written by neurodecode train with data=meeg (<run>/checkpoint)")
+    st.add_argument("--lsl-stream", required=True, help="name of the LSL signal stream")
+    st.add_argument("--markers", default=None, help="name of the LSL marker stream (default <stream>-annotations)")
+    st.add_argument("--pad", type=float, default=2.0, help="seconds of signal on each side of the window (filters)")
+    st.add_argument("--bufsize", type=float, default=20.0, help="seconds of signal buffered")
+    st.add_argument("--outlet", default=None, help="name of an LSL outlet to push the predictions to")
+    st.add_argument("--marker-offset", type=float, default=0.0,
+                    help="seconds added to marker timestamps (mne-lsl's player: 1/sfreq)")
+    st.add_argument("--n-epochs", type=int, default=None, help="stop after this many predictions")
+    st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the streams and a first marker")
+    st.add_argument("--idle", type=float, default=5.0, help="stop after this many seconds without new data")
+    st.add_argument("--latents", action="store_true", help="include each epoch's latent in the JSON lines")
+    st.set_defaults(func=_cmd_stream)
+
+
 def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="the built-in end-to-end example on a SIMULATED subject (offline, minutes)",
                           description="Train on a simulated fMRI subject (scikit-learn's digits through a pRF "
@@ -490,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     loud.add_argument("--quiet", "-q", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_example, _add_features, _add_pretrain, _add_adapt, _add_evaluate, _add_train, _add_reconstruct,
+                _add_stream,
                 _add_demo, _add_data, _add_info):
         add(sub)
     return parser

@@ -1,0 +1,202 @@
+"""Real-time decoding: a trained checkpoint on a live LSL stream (``neurodecode stream``), through mne-lsl.
+
+:class:`OnlineDecoder` reads the signal stream (``mne_lsl.stream.StreamLSL``) and a marker stream (strings, e.g. an
+mne-lsl player's ``<name>-annotations``). For every marker whose description the checkpoint's data recipe labels, it
+waits until the stream holds the epoch window plus ``pad`` seconds on each side, takes that stretch of signal, runs
+the **same recipe** as offline on it — :func:`~neurodecode.loaders.meeg.load_epochs` with the recipe's
+preprocessing steps (filters, referencing, resampling …) and window — checks the epoch against the checkpoint's
+input contract and decodes it (latent → nearest stimulus of the checkpoint's gallery). Filtering a padded stretch
+instead of the whole run gives the offline values exactly once ``pad`` covers half the filter's length (MNE's
+FIR filters are finite), at the cost of ``pad`` seconds of latency; nothing is filtered across data that has not
+arrived (no look-ahead beyond the pad).
+
+Each prediction is a dict (``marker``, ``timestamp``, ``stimulus`` (top-1), ``top5``, ``latency_s`` — from the end
+of the epoch's padded window being in the stream to the prediction) written as a JSON line and, optionally, pushed
+to an LSL outlet of strings. Everything runs on the machine's LSL network scope; tests pin it to this host.
+
+May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodecode.core.logs import logger
+from neurodecode.core.validation import fail
+from neurodecode.pipeline.checkpoint import DecodingPipeline, check_contract
+
+__all__ = ["OnlineDecoder", "epoch_recipe"]
+
+#: keys of a ``data=meeg`` recipe that :func:`~neurodecode.loaders.meeg.load_epochs` takes for one stretch
+_EPOCH_KEYS = ("tmin", "tmax", "labels", "stimulus", "baseline", "reject", "flat", "picks", "subject", "session",
+               "regions")
+
+
+def epoch_recipe(pipe: DecodingPipeline, checkpoint: str = "the checkpoint") -> dict[str, Any]:
+    """The epoching recipe of a checkpoint trained on continuous recordings (``data=meeg``): preprocessing steps,
+    window, labels and stimulus map — what a live stretch of signal goes through."""
+    data = dict(pipe.config.get("data") or {})
+    if not str(data.get("_target_", "")).endswith("load_recordings"):
+        fail("data", "a checkpoint trained on continuous M/EEG recordings (data=meeg) to decode a live stream",
+             data.get("_target_"), checkpoint)
+    recipe = {k: data[k] for k in _EPOCH_KEYS if data.get(k) is not None}
+    recipe["steps"] = list(data.get("steps") or [])
+    if "labels" not in recipe and "stimulus" not in recipe:
+        fail("data.labels", "the event descriptions the recipe epochs on (labels or stimulus)", "none", checkpoint)
+    return recipe
+
+
+class OnlineDecoder:
+    """Decode a live LSL stream with a checkpoint, epoch by epoch, on its markers.
+
+    Parameters
+    ----------
+    checkpoint : a ``neurodecode train`` checkpoint folder (trained with ``data=meeg``).
+    stream : name of the LSL signal stream.
+    markers : name of the LSL marker stream (strings); default ``<stream>-annotations`` (mne-lsl's player).
+    pad : seconds of signal kept on each side of the epoch window for the filters (latency cost).
+    bufsize : seconds of signal buffered.
+    outlet : name of an LSL outlet of strings to push each prediction (JSON) to; None: none.
+    marker_offset : seconds added to every marker timestamp: a source's known offset between its markers and its
+        samples (mne-lsl's player stamps an annotation one sample before the sample it marks: ``1 / sfreq``).
+    """
+
+    def __init__(self, checkpoint: Any, stream: str, *, markers: str | None = None, pad: float = 2.0,
+                 bufsize: float = 20.0, outlet: str | None = None, marker_offset: float = 0.0) -> None:
+        self.pipe = DecodingPipeline.load(checkpoint, heads=[])
+        self.where = str(checkpoint)
+        self.recipe = epoch_recipe(self.pipe, self.where)
+        self.stream_name, self.marker_name = stream, markers or f"{stream}-annotations"
+        self.pad, self.bufsize, self.outlet_name = float(pad), float(bufsize), outlet
+        self.marker_offset = float(marker_offset)
+        span = self.recipe["tmax"] - self.recipe["tmin"] + 2 * self.pad
+        if span >= self.bufsize:
+            fail("bufsize", f"more than the padded epoch window ({span:g} s)", self.bufsize)
+        labels = self.recipe.get("labels", self.recipe.get("stimulus"))
+        self.descriptions = {str(k) for k in (labels if not isinstance(labels, str) else [])}
+
+    def _connect(self, timeout: float) -> None:
+        from mne_lsl.lsl import StreamInlet, StreamInfo, StreamOutlet, resolve_streams
+        from mne_lsl.stream import StreamLSL
+
+        self.stream = StreamLSL(bufsize=self.bufsize, name=self.stream_name).connect(acquisition_delay=0.001,
+                                                                                     timeout=timeout)
+        found = [s for s in resolve_streams(timeout=timeout, name=self.marker_name)]
+        if not found:
+            fail("markers", f"an LSL marker stream named {self.marker_name!r}", "none found", self.stream_name)
+        self.inlet = StreamInlet(found[0])
+        self.inlet.open_stream(timeout=timeout)
+        self.outlet = None
+        if self.outlet_name:
+            info = StreamInfo(self.outlet_name, "Markers", 1, 0.0, "string", f"neurodecode-{self.outlet_name}")
+            self.outlet = StreamOutlet(info)
+
+    def _close(self) -> None:
+        for name in ("inlet", "stream"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                try:
+                    obj.close_stream() if name == "inlet" else obj.disconnect()
+                except Exception as err:  # closing a stream that its source already ended
+                    logger.debug(f"{name}: {err}")
+
+    def _stretch(self, onset: float) -> tuple[Any, float, float] | None:
+        """The padded window around a marker as an ``mne.io.RawArray``, the newest stream time and the stretch's
+        first sample time, or None while the stream does not hold it yet."""
+        import mne
+
+        data, ts = self.stream.get_data(winsize=self.bufsize)
+        self._seen = 0                                    # reading the buffer resets its count of new samples
+        filled = ts > 0                                   # the buffer starts as zeros stamped 0
+        data, ts = data[:, filled], ts[filled]
+        if ts.size == 0:
+            return None
+        start, stop = onset + self.recipe["tmin"] - self.pad, onset + self.recipe["tmax"] + self.pad
+        if ts[-1] < stop:
+            return None
+        if ts[0] > start:
+            fail("bufsize", f"a buffer holding the marker at {onset:.3f} s (its window starts at {start:.3f} s)",
+                 f"the oldest sample at {ts[0]:.3f} s", self.stream_name)
+        keep = (ts >= start) & (ts <= stop)
+        info = self.stream.info.copy()
+        raw = mne.io.RawArray(data[:, keep], info, verbose="error")
+        t0 = ts[keep][0]
+        return raw, float(ts[-1]), t0
+
+    def _decode(self, raw: Any, description: str, onset: float) -> dict[str, Any]:
+        import mne
+
+        from neurodecode.evaluation.scoring import gallery_retrieval
+        from neurodecode.loaders.meeg import load_epochs
+
+        kw = {k: v for k, v in self.recipe.items() if k != "steps"}
+        raw.set_annotations(mne.Annotations([onset], [0.0], [description]))
+        ep, _ = load_epochs(raw, steps=self.recipe["steps"], absent_labels="allow", **kw)
+        ep = check_contract(self.pipe.contract, ep, f"{self.stream_name} at {onset:.3f} s", self.where)
+        latents = self.pipe.latents(ep)
+        rows, _ = gallery_retrieval(latents, self.pipe.gallery, self.pipe.stimuli["stimulus"].tolist(), None)
+        return {"marker": description, "stimulus": rows[0]["top5"][0], "top5": rows[0]["top5"],
+                "latent": latents[0].round(6).tolist()}
+
+    def run(self, n_epochs: int | None = None, timeout: float = 30.0, idle: float = 5.0) -> Iterator[dict[str, Any]]:
+        """Yield one prediction per labelled marker, until ``n_epochs`` are decoded, or ``idle`` seconds pass with
+        no new marker or sample after the last one (the stream ended), or ``timeout`` seconds without any."""
+        self._connect(timeout)
+        pending: list[tuple[str, float]] = []
+        done, last, self._seen = 0, time.monotonic(), 0
+        try:
+            while n_epochs is None or done < n_epochs:
+                values, stamps = self.inlet.pull_chunk(timeout=0.0)
+                for value, stamp in zip(values, stamps):
+                    desc = str(value[0] if isinstance(value, (list, tuple, np.ndarray)) else value)
+                    if desc in self.descriptions:
+                        pending.append((desc, float(stamp) + self.marker_offset))
+                    last = time.monotonic()
+                arrived = self.stream.n_new_samples           # since the last read of the buffer
+                if arrived > self._seen:                       # the signal still flows
+                    last = time.monotonic()
+                self._seen = arrived
+                ready = []
+                for desc, stamp in pending:
+                    got = self._stretch(stamp)
+                    if got is None:
+                        continue
+                    raw, newest, t0 = got
+                    out = {"timestamp": stamp, **self._decode(raw, desc, stamp - t0)}
+                    out["latency_s"] = round(float(self.stream_clock() - (stamp + self.recipe["tmax"] + self.pad)), 4)
+                    ready.append((desc, stamp))
+                    done += 1
+                    last = time.monotonic()
+                    if self.outlet is not None:
+                        self.outlet.push_sample([json.dumps({k: v for k, v in out.items() if k != "latent"})])
+                    yield out
+                    if n_epochs is not None and done >= n_epochs:
+                        break
+                pending = [p for p in pending if p not in ready]
+                if time.monotonic() - last > (idle if done or pending else timeout):
+                    break
+                time.sleep(0.005)
+        finally:
+            self._close()
+
+    @staticmethod
+    def stream_clock() -> float:
+        """LSL's clock (the timestamps' clock)."""
+        from mne_lsl.lsl import local_clock
+
+        return float(local_clock())
+
+
+def predictions_table(predictions: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Predictions as a table (one row per epoch), with the latency's median and 95th percentile in ``attrs``."""
+    table = pd.DataFrame([{k: v for k, v in p.items() if k != "latent"} for p in predictions])
+    if len(table):
+        table.attrs["latency_median_s"] = float(table["latency_s"].median())
+        table.attrs["latency_p95_s"] = float(table["latency_s"].quantile(0.95))
+    return table

@@ -1,0 +1,122 @@
+"""Real-time decoding: `neurodecode stream` on a recording replayed by mne-lsl's player over this host only gives
+the offline predictions of the same checkpoint on the same epochs, with per-epoch latencies."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from neurodecode.core.configs import compose
+
+pytestmark = pytest.mark.realdata
+
+#: liblsl confined to this machine: no multicast beyond the host, no IPv6, the only peer is localhost
+LSL_CONFIG = "[multicast]\nResolveScope = machine\n[ports]\nIPv6 = disable\n[lab]\nKnownPeers = {127.0.0.1}\n"
+
+
+def train_eeg_checkpoint(root, shared_data):
+    """A checkpoint trained on EEGMMIDB runs 4 and 8 (motor imagery recipe, tangent space → ridge onto two
+    stimuli) in ``root``; returns its folder."""
+    import pandas as pd
+    from PIL import Image
+
+    from neurodecode.pipeline.fitting import run
+
+    for i, s in enumerate(["left", "right"]):
+        img = np.zeros((16, 16), np.uint8)
+        img[i * 8:(i + 1) * 8] = 255
+        Image.fromarray(img).save(root / f"{s}.png")
+    pd.DataFrame({"stimulus": ["left", "right"], "file": ["left.png", "right.png"]}).to_csv(root / "s.csv",
+                                                                                            index=False)
+    runs = [str(shared_data / "eegmmidb_S001" / f"S001R{r:02d}.edf") for r in (4, 8)]
+    cfg = compose(["data=meeg", f"data.path=[{','.join(repr(r) for r in runs)}]", f"data.stimuli={root / 's.csv'}",
+                   "data.tmin=1.0", "data.tmax=2.0", "data.labels={T1:left,T2:right}",
+                   "data.stimulus={T1:left,T2:right}", "objective.n_components=1", "preprocessing=eeg_motor_imagery",
+                   "encoder=tangent_space", "head@heads.images=null", "images.low_level=false", "split.column=null",
+                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1"])
+    run(cfg, root / "run")
+    return root / "run" / "checkpoint"
+
+
+@pytest.fixture(scope="module")
+def eeg_checkpoint(tmp_path_factory):
+    from conftest import SHARED_DATA
+
+    root = tmp_path_factory.mktemp("stream")
+    return train_eeg_checkpoint(root, SHARED_DATA), root
+
+
+def test_online_predictions_equal_the_offline_ones(eeg_checkpoint, shared_data, tmp_path):
+    import mne
+
+    from neurodecode.evaluation.scoring import gallery_retrieval
+    from neurodecode.pipeline import DecodingPipeline
+    from neurodecode.pipeline.decoding import read_recordings
+
+    checkpoint, _ = eeg_checkpoint
+    raw = mne.io.read_raw_edf(shared_data / "eegmmidb_S001" / "S001R04.edf", preload=True, verbose="error")
+    fif = tmp_path / "r04_raw.fif"
+    raw.crop(0, 16).save(fif, verbose="error")                 # labelled markers at 4.2 s (T2) and 12.5 s (T1)
+    (tmp_path / "lsl_api.cfg").write_text(LSL_CONFIG)
+    env = {**os.environ, "LSLAPICFG": str(tmp_path / "lsl_api.cfg")}
+    name = f"nd-test-{os.getpid()}"
+    player = textwrap.dedent(f"""
+        import json, time
+        from mne_lsl.lsl import StreamInlet, resolve_streams
+        from mne_lsl.player import PlayerLSL
+        player = PlayerLSL({str(fif)!r}, chunk_size=16, name={name!r}, annotations=True,
+                           annotations_encoding="string", n_repeat=1)
+        player.start()
+        found, t0, got = [], time.monotonic(), []
+        while not found and time.monotonic() - t0 < 15:
+            found = resolve_streams(timeout=0.5, name={name + "-pred"!r})
+        if found:
+            inlet = StreamInlet(found[0]); inlet.open_stream(timeout=5)
+            while time.monotonic() - t0 < 24:
+                values, _ = inlet.pull_chunk(timeout=0.2)
+                got += [v[0] for v in values]
+        try:
+            player.stop()
+        except RuntimeError:
+            pass
+        print(json.dumps(got))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", player], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        out = subprocess.run([sys.executable, "-m", "neurodecode", "stream", str(checkpoint), "--lsl-stream", name,
+                              "--pad", "1.0", "--marker-offset", str(1 / 160), "--outlet", f"{name}-pred",
+                              "--latents", "--idle", "3", "--timeout", "20"],
+                             env=env, capture_output=True, text=True, timeout=90)
+        pushed = json.loads(proc.communicate(timeout=40)[0].strip().splitlines()[-1])
+    finally:
+        proc.kill()
+    assert out.returncode == 0, out.stderr
+    online = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    pipe = DecodingPipeline.load(checkpoint, heads=[])
+    offline = read_recordings(pipe, [fif])
+    latents = pipe.latents(offline)
+    top = [r["top5"][0] for r in gallery_retrieval(latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
+                                                   None)[0]]
+    print(f"\n{out.stderr.strip().splitlines()[-1]}")
+    assert [p["marker"] for p in online] == offline.table["event_description"].tolist() == ["T2", "T1"]
+    np.testing.assert_allclose(np.array([p["latent"] for p in online]), latents, atol=1e-4)
+    assert [p["stimulus"] for p in online] == top
+    assert all(0 <= p["latency_s"] < 1.0 for p in online)
+    # the LSL outlet carried them too (a consumer sees what is pushed after it connects)
+    assert pushed and [json.loads(p)["stimulus"] for p in pushed] == top[len(top) - len(pushed):]
+
+
+def test_a_checkpoint_without_a_continuous_recipe_is_refused(eeg_checkpoint):
+    from neurodecode.pipeline import DecodingPipeline
+    from neurodecode.pipeline.streaming import epoch_recipe
+
+    pipe = DecodingPipeline.load(eeg_checkpoint[0], heads=[])
+    recipe = epoch_recipe(pipe)
+    assert recipe["tmin"] == 1.0 and [s["step"] for s in recipe["steps"]] == ["rename", "montage", "filter"]
+    pipe.config["data"]["_target_"] = "neurodecode.loaders.simulate.simulated_subject"
+    with pytest.raises(ValueError, match=r"field 'data': expected a checkpoint trained on continuous M/EEG"):
+        epoch_recipe(pipe, "ckpt")
