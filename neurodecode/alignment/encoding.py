@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,7 +25,23 @@ from neurodecode.alignment.aligners import (ALPHAS, RidgeAlignment, as_2d, encod
 
 # encoding_scores, select_voxels and voxel_correlations live beside the ridge solver (RidgeAlignment selects voxels
 # with them); they are part of this module's API
-__all__ = ["RidgeEncoder", "encoding_scores", "noise_ceiling", "select_voxels", "voxel_correlations"]
+__all__ = ["RidgeEncoder", "encoding_scores", "noise_ceiling", "pixel_features", "select_voxels",
+           "voxel_correlations"]
+
+
+def pixel_features(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images ``(B, C, H, W)`` in [0, 1] → grey pixels at ``size`` × ``size``, flattened ``(B, size²)`` —
+    differentiable, and the same resizing as :func:`~neurodecode.core.stimuli.resize_images` (bilinear with
+    antialiasing), so that an encoder fitted on ``resize_images(images, size, 1)`` pixels reads generated images
+    as it read its training stimuli."""
+    def features(images: torch.Tensor) -> torch.Tensor:
+        grey = images.mean(1, keepdim=True)
+        if grey.shape[-1] != size or grey.shape[-2] != size:
+            grey = torch.nn.functional.interpolate(grey, size=(size, size), mode="bilinear", antialias=True,
+                                                   align_corners=False)
+        return grey.flatten(1)
+
+    return features
 
 
 def noise_ceiling(responses: Any, stimulus: Sequence[Any], *, seed: int = 0, n_splits: int = 20) -> np.ndarray:
@@ -86,6 +103,41 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         """Predicted responses, shape (n_trials, n_voxels)."""
         check_is_fitted(self, "ridge_")
         return self.ridge_.predict(X)
+
+    def activation(self, voxels: Any, features: Callable[[torch.Tensor], torch.Tensor], *,
+                   standardize: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A differentiable predicted activation of a voxel group, for encoder-guided generation.
+
+        Parameters
+        ----------
+        voxels : indices of the response columns (the group)
+        features : the encoder's stimulus features as a torch function of images ``(B, C, H, W)`` in [0, 1] →
+            ``(B, n_features)`` (e.g. :func:`pixel_features` for an encoder fitted on pixels)
+        standardize : training features ``(n, n_features)``, optional: the activation is then in units of the
+            standard deviation of the group's predicted activation over them (0 at their mean).
+
+        Returns
+        -------
+        callable images → (B,) the mean predicted response of the group
+        """
+        check_is_fitted(self, "ridge_")
+        idx = np.atleast_1d(np.asarray(voxels, dtype=int))
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= len(self.ridge_.coef_):
+            raise ValueError(f"field 'voxels': expected indices among the {len(self.ridge_.coef_)} response columns, "
+                             f"got {idx.tolist()[:5]}")
+        w = self.ridge_.coef_[idx].mean(0)
+        b = float(self.ridge_.intercept_[idx].mean())
+        mean, sd = 0.0, 1.0
+        if standardize is not None:
+            acts = np.asarray(standardize, dtype=np.float64) @ w + b
+            mean, sd = float(acts.mean()), float(acts.std()) or 1.0
+        weights = torch.as_tensor(w, dtype=torch.float32)
+
+        def activation(images: torch.Tensor) -> torch.Tensor:
+            f = features(images)
+            return (f @ weights.to(f.device, f.dtype) + b - mean) / sd
+
+        return activation
 
     def score_voxels(self, X: Any, Y: Any, ceiling: np.ndarray | None = None) -> np.ndarray:
         """Held-out r per voxel, divided by ``ceiling`` (from :func:`noise_ceiling`) when given."""

@@ -200,9 +200,23 @@ class UnCLIPImageHead(nn.Module):
         return torch.cat([noised, level_emb.to(embeds.dtype)], dim=1)
 
     # -- sampling -----------------------------------------------------------------------------------------------
+    def _brain_step(self, latents: torch.Tensor, eps: torch.Tensor, t: Any, scheduler: Any,
+                    brain_guidance: Callable[[torch.Tensor], torch.Tensor], brain_scale: float) -> torch.Tensor:
+        """ε shifted along the gradient of an encoding model's predicted activation of the clean-image estimate
+        (classifier guidance, as BrainDiVE): ε − scale · sqrt(1 − ᾱ_t) · ∇_x activation(x̂₀(x))."""
+        ab = scheduler.alphas_cumprod.to(latents.device)[int(t)].to(latents.dtype)
+        with torch.enable_grad():
+            x = latents.detach().requires_grad_(True)
+            x0 = (x - (1 - ab).sqrt() * eps.detach()) / ab.sqrt()
+            activation = brain_guidance(((self.decode_latents(x0) + 1) / 2).clamp(0, 1)).sum()
+            grad = torch.autograd.grad(activation, x)[0]
+        return eps - brain_scale * (1 - ab).sqrt() * grad
+
     @torch.no_grad()
     def _sample(self, embeds: torch.Tensor, init: torch.Tensor | None, strength: float, steps: int,
-                guidance_scale: float, noise_level: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+                guidance_scale: float, noise_level: int, generators: Sequence[torch.Generator],
+                brain_guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                brain_scale: float = 0.0) -> torch.Tensor:
         B = embeds.shape[0]
         cond = self._condition(embeds, noise_level, generators)
         cfg = guidance_scale > 1.0
@@ -228,13 +242,17 @@ class UnCLIPImageHead(nn.Module):
             if cfg:
                 uncond, text = eps.chunk(2)
                 eps = uncond + guidance_scale * (text - uncond)
+            if brain_guidance is not None and brain_scale:
+                eps = self._brain_step(latents, eps, t, scheduler, brain_guidance, brain_scale)
             latents = scheduler.step(eps, t, latents).prev_sample      # DDIM with eta = 0 draws no noise
         return ((self.decode_latents(latents) + 1) / 2).clamp(0, 1)
 
     def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
                  init_images: Any = None, strength: float = 1.0, num_inference_steps: int = 25,
                  guidance_scale: float = 1.0, noise_level: int = 0, n_samples: int = 1, batch_size: int = 8,
-                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> ImageOutput:
+                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False,
+                 brain_guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 brain_scale: float = 0.0) -> ImageOutput:
         """Images for each predicted embedding.
 
         Parameters
@@ -256,6 +274,12 @@ class UnCLIPImageHead(nn.Module):
             trial's predicted embedding is returned first and its index reported.
         batch_size : int
             Trials per batch; on a CUDA out-of-memory error the batch is halved and retried (same images).
+        brain_guidance, brain_scale :
+            Encoder-guided generation (BrainDiVE): a differentiable ``brain_guidance(images (B, C, H, W) in [0, 1])
+            -> (B,)`` — an encoding model's predicted activation of a voxel group, e.g.
+            :meth:`~neurodecode.alignment.encoding.RidgeEncoder.activation` — whose gradient on each step's
+            clean-image estimate steers sampling towards images that drive the group (``brain_scale`` > 0) or
+            silence it (< 0); 0: plain sampling.
         """
         embeds = self.latent.check(latents, f"{self.name} image head")
         trials = trial_ids_for(trial_ids, len(embeds))
@@ -271,7 +295,8 @@ class UnCLIPImageHead(nn.Module):
         def run(idx: np.ndarray) -> np.ndarray:
             out = [self._sample(embeds[idx], None if init is None else init[idx], strength, num_inference_steps,
                                 guidance_scale, noise_level, trial_generators(seed, [trials[i] for i in idx], k,
-                                                                              self.device))
+                                                                              self.device),
+                                brain_guidance, float(brain_scale))
                    for k in range(n_samples)]
             return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
 
