@@ -30,7 +30,7 @@ from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import ArrayInput, EpochMatrices, as_array, check_signals, table_groups, table_of
 from neurodecode.encoders.riemann import Recenter
 
-__all__ = ["GRAPH_FEATURES", "KINDS", "Connectivity", "GraphFeatures", "vectorize"]
+__all__ = ["GRAPH_FEATURES", "KINDS", "Connectivity", "GraphFeatures", "connectivity_sequence", "vectorize"]
 
 #: connectome kinds (nilearn's names)
 KINDS = ("covariance", "correlation", "partial correlation", "precision", "tangent")
@@ -234,3 +234,48 @@ def _matrices(X: Any) -> np.ndarray:
     if not np.isfinite(M).all():
         raise ValueError("field 'X': expected finite connectomes, got NaN or Inf")
     return M
+
+
+def connectivity_sequence(epochs: Any, window: float, stride: float, *, kind: str = "correlation",
+                          estimator: str = "lwf") -> Any:
+    """Dynamic functional connectivity as epochs: each epoch's ROI series ``(n_rois, n_times)`` → the sequence of
+    its sliding-window connectomes, ``(n_epochs, n_edges, n_windows)`` — one channel per ROI pair (``"b|a"``, the
+    lower triangle without the diagonal, nilearn's order), one time point per window.
+
+    The result is an ordinary :class:`~neurodecode.core.epochs.EpochSet` at ``1 / stride`` Hz, so the masked
+    autoencoder engine pretrains on it as on any signal: its tokens are spans of consecutive windows of each edge
+    (``conf/encoder/tiny_mae_fc.yaml``). Edges sit at the midpoint of their two ROIs' positions (when known).
+
+    Parameters
+    ----------
+    epochs : EpochSet of ROI series (e.g. :func:`~neurodecode.loaders.fmri.sliding_windows` of parcel means)
+    window, stride : seconds (whole samples); windows stay inside each epoch.
+    kind : {"covariance", "correlation", "partial correlation", "precision"} (:class:`Connectivity`; "tangent"
+        needs a reference fitted on training data, so it has no place in a fixed transform).
+    """
+    from neurodecode.core.epochs import Channels, EpochSet
+
+    if kind == "tangent" or kind not in KINDS:
+        raise ValueError(f"field 'kind': expected one of {[k for k in KINDS if k != 'tangent']}, got {kind!r}")
+    if not isinstance(epochs, EpochSet):
+        raise TypeError(f"field 'epochs': expected an EpochSet of ROI series, got {type(epochs).__name__}")
+    n_win, n_step = int(round(window * epochs.sfreq)), int(round(stride * epochs.sfreq))
+    if n_win < 3 or n_step < 1 or n_win > epochs.n_times:
+        raise ValueError(f"field 'window/stride': expected a window of 3 to {epochs.n_times} samples and a stride of "
+                         f"at least 1 at {epochs.sfreq:g} Hz, got {window} s / {stride} s")
+    starts = np.arange(0, epochs.n_times - n_win + 1, n_step)
+    X = check_signals(epochs.data).astype(np.float64)
+    stacked = np.stack([X[:, :, s:s + n_win] for s in starts], axis=1)            # (n, n_windows, n_rois, n_win)
+    n, w, r = stacked.shape[:3]
+    vectors = Connectivity(kind, estimator=estimator, vectorize=True, discard_diagonal=True).fit_transform(
+        stacked.reshape(n * w, r, n_win))
+    data = vectors.reshape(n, w, -1).transpose(0, 2, 1)                             # (n, n_edges, n_windows)
+    rows, cols = np.tril_indices(r, k=-1)                   # the vectors' order (vectorize)
+    names = list(epochs.channels.names)
+    pos = epochs.channels.pos
+    channels = Channels([f"{names[a]}|{names[b]}" for a, b in zip(rows, cols)], epochs.channels.types[0],
+                        None if pos is None else (pos[rows] + pos[cols]) / 2)
+    step = {"step": "connectivity_sequence", "window": float(window), "stride": float(stride), "kind": kind,
+            "estimator": estimator, "n_windows": int(w)}
+    return EpochSet(data.astype(np.float32), 1.0 / (n_step / epochs.sfreq), channels, epochs.table,
+                    epochs.tmin, list(epochs.provenance) + [step], epochs.stimuli)

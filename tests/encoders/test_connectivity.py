@@ -168,3 +168,59 @@ def test_connectivity_recipes_name_their_features_and_use_the_subjects():
     g = extract_features(ep, "graph_connectivity", density=0.4)
     assert g.X.shape == (24, 18) and g.names[0] == "degree:r0" and g.names[-1] == "cycles3:r5"
     assert (g.X[:, :6].sum(1) == 2 * round(0.4 * 15)).all()     # degrees add up to twice the kept connections
+
+
+def test_dynamic_connectivity_sequences_are_epochs_of_window_connectomes():
+    from neurodecode.encoders.connectivity import connectivity_sequence
+
+    X = series(n_epochs=3, n_times=40)
+    pos = np.random.default_rng(1).normal(size=(6, 3)) * 0.05
+    ep = EpochSet(X.astype(np.float32), 0.5, Channels([f"r{i}" for i in range(6)], "fmri-roi", pos),
+                  pd.DataFrame({"subject": ["s"] * 3, "label": ["a", "b", "a"]}))
+    seq = connectivity_sequence(ep, window=20.0, stride=4.0)                  # 10 samples, step 2 → 16 windows
+    assert seq.shape == (3, 15, 16) and seq.sfreq == pytest.approx(0.25)
+    assert list(seq.channels.names[:3]) == ["r1|r0", "r2|r0", "r2|r1"]
+    np.testing.assert_allclose(seq.channels.pos[0], (pos[1] + pos[0]) / 2)
+    third = Connectivity("correlation", vectorize=True, discard_diagonal=True).fit_transform(
+        ep.data[:, :, 4:14].astype(np.float64))                             # window 2 of every epoch
+    np.testing.assert_allclose(seq.data[:, :, 2], third, atol=1e-6)
+    assert seq.provenance[-1]["step"] == "connectivity_sequence" and seq.table.equals(ep.table)
+    with pytest.raises(ValueError, match=r"field 'kind': expected one of"):
+        connectivity_sequence(ep, window=20.0, stride=4.0, kind="tangent")
+    with pytest.raises(ValueError, match=r"field 'window/stride': expected a window of 3 to 40 samples"):
+        connectivity_sequence(ep, window=200.0, stride=4.0)
+
+
+@pytest.mark.realdata
+def test_masked_pretraining_on_dynamic_connectivity_beside_static_fc(shared_data):
+    """Haxby blocks → 16 parcels → 5 sliding windows (12.5 s, stride 2.5 s) per block → 120 edges × 5 windows;
+    the tiny MAE learns to reconstruct masked windows, but its probe decodes categories no better than static FC
+    (both near chance 0.125; the window-mean activity decodes, test above)."""
+    import torch
+
+    from neurodecode import build
+    from neurodecode.encoders import EncoderFeatures, pretrain
+    from neurodecode.encoders.connectivity import connectivity_sequence
+    from neurodecode.loaders.fmri import kmeans_parcels, pool_rois, read_volumes, sliding_windows
+
+    d = shared_data / "haxby2001_slice" / "tutorial_slice"
+    attrs = np.loadtxt(d / "attributes_literal.txt", dtype=str)
+    ep = read_volumes(d / "bold.nii.gz", d / "mask.nii.gz", labels=attrs[:, 0], runs=attrs[:, 1], subject="1")
+    w = sliding_windows(pool_rois(ep, kmeans_parcels(d / "mask.nii.gz", 16)), window=22.5, stride=22.5)
+    seq = connectivity_sequence(w, window=12.5, stride=2.5)
+    assert seq.shape == (96, 120, 5)
+    torch.manual_seed(0)
+    res = pretrain(seq, build("encoder", "tiny_mae_fc"), trainer={"max_epochs": 30, "batch_size": 16, "lr": 1e-3,
+                                                                 "progress": False}, seed=0)
+    y, runs = w.table["label"].to_numpy(), w.table["run"].to_numpy()
+
+    def score(first, X):
+        pipe = make_pipeline(*first, StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        return cross_val_score(pipe, X, y, groups=runs, cv=LeaveOneGroupOut()).mean()
+
+    static = score([Connectivity("correlation")], w.data)
+    probe = score([EncoderFeatures.for_epochs(res.model, seq, pool="mean")], seq.data)
+    print(f"\nHaxby dynamic FC: masked-window error {res.val_error_before:.3f} → {res.val_error_after:.3f}; "
+          f"MAE probe {probe:.3f}, static FC {static:.3f} (chance 0.125)")
+    assert res.val_error_after < 0.9 * res.val_error_before
+    assert max(probe, static) < 0.3

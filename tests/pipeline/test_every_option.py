@@ -147,6 +147,7 @@ RUNS = {
              [("preprocessing", "seeg_bipolar"), ("encoder", "mae_seeg_regions")]),
     "roi": ("roi", ["encoder=tiny_mae_fmri_roi", "missing_positions=learned", *MAE],
             [("encoder", "tiny_mae_fmri_roi")]),
+    "fc_mae": ("roi", ["encoder=tiny_mae_fc", "missing_positions=learned", *MAE], [("encoder", "tiny_mae_fc")]),
     "tiny": ("full", ["experiment=tiny", "head@heads.meshes=tiny_shap_e"],
              [("experiment", "tiny"), ("head", "tiny_unclip"), ("head", "tiny_prefix_caption"), ("head", "tiny_shap_e")]),
     "ip_adapter": ("full", ["experiment=tiny", "head@heads.images=tiny_ip_adapter", "head@heads.captions=null"],
