@@ -23,8 +23,8 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "encoding_scores", "select_voxels",
-           "voxel_correlations"]
+__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TwoStageAlignment", "encoding_scores",
+           "select_voxels", "voxel_correlations"]
 
 #: the default penalty grid (on standardised features)
 ALPHAS = tuple(np.logspace(-2, 6, 17))
@@ -512,3 +512,97 @@ class PriorAlignment(_TorchAlignment):
         draws = [aligner.net.sample(xs, self.num_inference_steps, self.guidance_scale, generator=gen)
                  for _ in range(self.n_samples)]
         return torch.stack(draws).mean(0)
+
+
+class TwoStageAlignment(RegressorMixin, BaseEstimator):
+    """MindEye's two stages: a mapper (brain features → latents), then a diffusion prior that turns the mapper's
+    outputs into embeddings that lie where the targets lie.
+
+    The prior is trained on the mapper's **out-of-fold** predictions of the training trials (k folds grouped by
+    identical targets, so a stimulus's repeats never sit on both sides) — what the mapper will give on new trials,
+    not its fitted values; the mapper is then refitted on all training trials. MindEye trains both jointly.
+
+    Parameters
+    ----------
+    mapper : aligner, optional
+        Default :class:`LearnedAlignment` (``conf/aligner/mlp.yaml``'s settings in ``aligner=two_stage``).
+    prior : PriorAlignment, optional
+        Default :class:`PriorAlignment`.
+    cv : int
+        Folds for the out-of-fold predictions.
+    """
+
+    def __init__(self, mapper: Any = None, prior: Any = None, cv: int = 5) -> None:
+        self.mapper = mapper
+        self.prior = prior
+        self.cv = cv
+
+    def fit(self, X: Any, y: Any) -> TwoStageAlignment:
+        from sklearn.base import clone
+        from sklearn.model_selection import GroupKFold
+
+        X = as_2d(X, "X")
+        Y = as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
+        groups = np.unique(Y.round(12), axis=0, return_inverse=True)[1].ravel()
+        n_groups = len(np.unique(groups))
+        if not isinstance(self.cv, int) or not 2 <= self.cv <= n_groups:
+            raise ValueError(f"field 'cv': expected 2 ≤ cv ≤ the {n_groups} distinct targets, got {self.cv}")
+        mapper = self.mapper if self.mapper is not None else LearnedAlignment()
+        oof = np.empty_like(Y)
+        for tr, te in GroupKFold(n_splits=self.cv).split(X, groups=groups):
+            oof[te] = clone(mapper).fit(X[tr], Y[tr]).predict(X[te])
+        self.prior_ = clone(self.prior if self.prior is not None else PriorAlignment()).fit(oof, Y)
+        self.mapper_ = clone(mapper).fit(X, Y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The prior's embeddings from the mapper's predictions, (n_samples, n_targets)."""
+        check_is_fitted(self, "prior_")
+        return self.prior_.predict(self.mapper_.predict(X))
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Both stages into one folder (``mapper/``, ``prior/`` and ``two_stage.json``; no pickle)."""
+        import json
+
+        from neurodecode.core.persistence import save_estimator
+
+        check_is_fitted(self, "prior_")
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: a two-stage aligner is already there; pass overwrite=True")
+        path.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.mapper_, "save"):
+            self.mapper_.save(path / "mapper", overwrite=overwrite)
+            kind = f"{type(self.mapper_).__module__}.{type(self.mapper_).__name__}"
+        else:
+            save_estimator(self.mapper_, path, "mapper")
+            kind = "estimator"
+        self.prior_.save(path / "prior", overwrite=overwrite)
+        (path / "two_stage.json").write_text(json.dumps({"mapper": kind, "cv": self.cv}))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> TwoStageAlignment:
+        """Rebuild a two-stage aligner written by :meth:`save` (classes checked against the allowlist)."""
+        import json
+
+        from hydra.utils import get_class
+
+        from neurodecode.core.configs import check_targets
+        from neurodecode.core.persistence import load_estimator
+
+        path = Path(path)
+        meta_path = path / "two_stage.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path}: missing (not a two-stage aligner folder)")
+        meta = json.loads(meta_path.read_text())
+        est = cls(cv=int(meta.get("cv", 5)))
+        if meta["mapper"] == "estimator":
+            est.mapper_ = load_estimator(path, "mapper")
+        else:
+            check_targets({"_target_": meta["mapper"]}, f"{meta_path}: mapper")
+            est.mapper_ = get_class(meta["mapper"]).load(path / "mapper", device=device)
+        est.prior_ = PriorAlignment.load(path / "prior", device=device)
+        est.n_features_in_ = est.mapper_.n_features_in_
+        return est

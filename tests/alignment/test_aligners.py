@@ -89,11 +89,13 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
     from neurodecode.core.configs import CONF_DIR
 
     names = sorted(p.stem for p in (CONF_DIR / "aligner").glob("*.yaml"))
-    assert names == ["auto", "mlp", "prior", "ridge", "tiny_prior"]
+    assert names == ["auto", "mlp", "prior", "ridge", "tiny_prior", "two_stage"]
     models = {n: build("aligner", n) for n in names}
     assert isinstance(models["mlp"], LearnedAlignment) and isinstance(models["prior"], PriorAlignment)
     assert {k: type(v).__name__ for k, v in models["auto"].candidates.items()} == {"ridge": "RidgeAlignment",
                                                                                    "mlp": "LearnedAlignment"}
+    assert isinstance(models["two_stage"].mapper, LearnedAlignment) and isinstance(models["two_stage"].prior,
+                                                                                   PriorAlignment)
     assert isinstance(models["ridge"], RidgeAlignment) and len(models["ridge"].alphas) == 17
     assert build("aligner", "mlp", ["contrastive=infonce", "max_epochs=7"]).max_epochs == 7
     with pytest.raises(ValueError, match=r"overrides name unknown keys \['epochs'\]"):

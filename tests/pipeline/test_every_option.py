@@ -126,6 +126,8 @@ RUNS = {
     "mlp": (None, ["aligner=mlp", "aligner.max_epochs=1", "aligner.hidden=32"], [("aligner", "mlp")]),
     "prior": (None, ["aligner=prior", "aligner.max_epochs=1"], [("aligner", "prior")]),
     "tiny_prior": (None, ["aligner=tiny_prior", "aligner.max_epochs=1"], [("aligner", "tiny_prior")]),
+    "two_stage": (None, ["aligner=two_stage", "aligner.cv=2", "aligner.mapper.max_epochs=1", "aligner.mapper.hidden=32",
+                         "aligner.prior.max_epochs=1", "aligner.prior.num_layers=1"], [("aligner", "two_stage")]),
     "auto": (None, ["aligner=auto", "aligner.cv=2", "aligner.candidates.mlp.max_epochs=1",
                     "aligner.candidates.mlp.hidden=32"], [("aligner", "auto")]),
     "pixels": (None, ["objective=pixels", "objective.image_size=8"], [("objective", "pixels")]),
