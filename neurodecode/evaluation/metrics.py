@@ -154,6 +154,23 @@ def _keep_absl_off_stderr() -> None:
         handler.stream = sys.__stderr__
 
 
+def _quiet_rouge(rouge_scorer: Any) -> Any:
+    """rouge_score's ``RougeScorer`` built without side effects on logging: it logs through absl, which calls
+    ``logging.basicConfig()`` when the root logger has no handler — a console handler that then repeats every
+    ``neurodecode`` line as ``INFO:neurodecode:...``. A placeholder root handler for the call prevents that."""
+    import logging
+
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()
+    if guard is not None:
+        root.addHandler(guard)
+    try:
+        return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    finally:
+        if guard is not None:
+            root.removeHandler(guard)
+
+
 def caption_scores(pred: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], *,
                    embedder: Any = None) -> dict[str, float]:
     """BLEU-4 and ROUGE-L of predicted captions against references; CLIP text similarity with an embedder.
@@ -184,7 +201,7 @@ def caption_scores(pred: Sequence[str], refs: Sequence[str] | Sequence[Sequence[
     n_refs = max(len(r) for r in refs)
     streams = [[r[j] if j < len(r) else r[0] for r in refs] for j in range(n_refs)]
     out = {"bleu4": float(sacrebleu.corpus_bleu(pred, streams).score) / 100.0}
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scorer = _quiet_rouge(rouge_scorer)
     out["rouge_l"] = float(np.mean([max(scorer.score(r, p)["rougeL"].fmeasure for r in rs)
                                     for p, rs in zip(pred, refs, strict=True)]))
     if embedder is not None:

@@ -116,3 +116,15 @@ def test_score_outputs_bad_input():
         score_outputs("audio", T, T)
     with pytest.raises(ValueError, match=r"field 'pred': expected images of the shape of 'true' \(2, 4, 4\)"):
         score_outputs("images", np.zeros((2, 4, 5)), np.zeros((2, 4, 4)))
+
+
+def test_caption_scores_leave_the_root_logger_alone():
+    """rouge_score logs through absl, which would install a root console handler (every neurodecode line twice)."""
+    import subprocess
+    import sys
+
+    code = ("import logging; from neurodecode.evaluation.metrics import caption_scores; "
+            "caption_scores(['a red square'], ['a red square']); print(len(logging.getLogger().handlers))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0"
