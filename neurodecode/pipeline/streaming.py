@@ -106,9 +106,10 @@ class OnlineDecoder:
                 except Exception as err:  # closing a stream that its source already ended
                     logger.debug(f"{name}: {err}")
 
-    def _stretch(self, onset: float) -> tuple[Any, float, float] | None:
+    def _stretch(self, onset: float) -> tuple[Any, float, float] | str | None:
         """The padded window around a marker as an ``mne.io.RawArray``, the newest stream time and the stretch's
-        first sample time, or None while the stream does not hold it yet."""
+        first sample time; None while the stream does not hold it yet; ``"missed"`` when its start is older than the
+        buffer (the decoder connected after the window began, or ``bufsize`` is too small)."""
         import mne
 
         data, ts = self.stream.get_data(winsize=self.bufsize)
@@ -117,13 +118,16 @@ class OnlineDecoder:
         data, ts = data[:, filled], ts[filled]
         if ts.size == 0:
             return None
-        start, stop = onset + self.recipe["tmin"] - self.pad, onset + self.recipe["tmax"] + self.pad
+        # the marker itself must lie in the stretch (MNE epochs on an annotation), so a window that starts after
+        # it (tmin > 0) still begins at the marker; half a sample of slack keeps rounding from dropping an edge
+        start = min(onset, onset + self.recipe["tmin"]) - self.pad
+        stop = onset + self.recipe["tmax"] + self.pad
+        half = 0.5 / self.stream.info["sfreq"]
         if ts[-1] < stop:
             return None
-        if ts[0] > start:
-            fail("bufsize", f"a buffer holding the marker at {onset:.3f} s (its window starts at {start:.3f} s)",
-                 f"the oldest sample at {ts[0]:.3f} s", self.stream_name)
-        keep = (ts >= start) & (ts <= stop)
+        if ts[0] > start + half:  # the window began before the buffer holds data (connected late, or too small)
+            return "missed"
+        keep = (ts >= start - half) & (ts <= stop + half)
         info = self.stream.info.copy()
         raw = mne.io.RawArray(data[:, keep], info, verbose="error")
         t0 = ts[keep][0]
@@ -166,6 +170,11 @@ class OnlineDecoder:
                 for desc, stamp in pending:
                     got = self._stretch(stamp)
                     if got is None:
+                        continue
+                    if isinstance(got, str):
+                        logger.warning(f"{self.stream_name}: marker {desc!r} at {stamp:.3f} s skipped: its window "
+                                       "starts before the oldest buffered sample (connected late, or a small bufsize)")
+                        ready.append((desc, stamp))
                         continue
                     raw, newest, t0 = got
                     out = {"timestamp": stamp, **self._decode(raw, desc, stamp - t0)}
