@@ -83,8 +83,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     res = reconstruct(args.checkpoint, args.recordings, args.out, heads=args.heads, subject=args.subject,
                       query=args.query, n_samples=args.n_samples, steps=args.steps, strength=args.strength,
-                      seed=args.seed, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-                      overwrite=args.overwrite)
+                      brain_scale=args.brain_scale, seed=args.seed, device=args.device,
+                      batch_size=args.batch_size, progress=not args.no_progress, overwrite=args.overwrite)
     print("\n".join(format_scores(res["scores"])))
     print(f"{res['n_trials']} trial(s) decoded in {res['seconds']:.1f} s → {res['report']}")
     return 0
@@ -438,6 +438,8 @@ def _add_reconstruct(sub: Any) -> None:
     rec.add_argument("--n-samples", type=int, default=None, help="image samples per trial")
     rec.add_argument("--steps", type=int, default=None, help="diffusion steps")
     rec.add_argument("--strength", type=float, default=None, help="img2img strength from the low-level image")
+    rec.add_argument("--brain-scale", type=float, default=None,
+                     help="encoder-guided generation's weight (checkpoints trained with images.brain_guidance)")
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
     rec.add_argument("--batch-size", type=int, default=8)

@@ -74,6 +74,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",
+    "neurodecode.alignment.encoding.RidgeEncoder",
     "neurodecode.encoders.voxels.VoxelFeatures",
     "neurodecode.encoders.riemann.Covariances",
     "neurodecode.encoders.riemann.AugmentedCovariances",

@@ -70,6 +70,7 @@ class UnCLIPImageHead(nn.Module):
     kind = "images"
     trainable = True
     accepts_init_images = True
+    accepts_brain_guidance = True
 
     @property
     def latent(self) -> LatentSpec:

@@ -16,6 +16,7 @@ Checkpoint folder (format 2) — no pickle anywhere, so loading one never runs c
     low_level.json/.npz    MindEye's low-level branch (ridge brain → pixels), when used
     baseline_encoder.json/.npz, baseline_aligner.json/.npz   the plain baseline fitted beside the pipeline (voxel
                            features → ridge), absent when the pipeline is that baseline
+    guidance_encoder.json/.npz   encoder-guided generation's ridge encoder (images.brain_guidance), when used
     heads/<kind>.safetensors   weights of heads trained at training time (tiny generators, caption mappers)
     stimuli.h5             the stimulus table known at training time (the retrieval gallery)
 
@@ -116,6 +117,8 @@ class DecodingPipeline:
         self.baseline = None if baseline is None else dict(baseline)
         #: how ``aligner=auto`` chose the aligner (:meth:`~neurodecode.pipeline.selection.AutoAlignment.selection`)
         self.selection = None if selection is None else dict(selection)
+        #: encoder-guided generation's encoding model (:func:`~neurodecode.pipeline.fitting.fit_guidance`), if any
+        self.guidance: dict[str, Any] | None = None
 
     # -- inference ------------------------------------------------------------------------------------------
     def infer(self, epochs: EpochSet) -> Inference:
@@ -138,6 +141,17 @@ class DecodingPipeline:
             return None
         features = self.baseline["encoder"].transform(epochs.data)
         return np.asarray(self.baseline["aligner"].predict(features), dtype=np.float32)
+
+    def brain_guidance(self) -> Any:
+        """The differentiable activation (images (B, C, H, W) → (B,), in s.d. of the training images') of the
+        voxel group the checkpoint's guidance drives, or None."""
+        if self.guidance is None:
+            return None
+        from neurodecode.alignment.encoding import pixel_features
+
+        g = self.guidance
+        raw = g["encoder"].activation(np.arange(len(g["voxels"])), pixel_features(g["size"]))
+        return lambda images: (raw(images) - g["mean"]) / g["sd"]
 
     def low_level_images(self, features: np.ndarray) -> np.ndarray | None:
         """MindEye's low-level reconstructions (n, H, W, C) in [0, 1] from encoder features, when the pipeline has
@@ -166,6 +180,8 @@ class DecodingPipeline:
             aligner_kind = "estimator"
         if self.low_level is not None:
             save_estimator(self.low_level["ridge"], tmp, "low_level")
+        if self.guidance is not None:
+            save_estimator(self.guidance["encoder"], tmp, "guidance_encoder")
         if self.baseline is not None:
             save_estimator(self.baseline["encoder"], tmp, "baseline_encoder")
             save_estimator(self.baseline["aligner"], tmp, "baseline_aligner")
@@ -182,7 +198,9 @@ class DecodingPipeline:
             save(holder, tmp / "stimuli.h5")
         return {"aligner": aligner_kind, "low_level": None if self.low_level is None else list(self.low_level["shape"]),
                 "stimuli": self.stimuli is not None, "gallery": self.gallery is not None,
-                "baseline": None if self.baseline is None else self.baseline["name"]}
+                "baseline": None if self.baseline is None else self.baseline["name"],
+                "guidance": None if self.guidance is None else {k: v for k, v in self.guidance.items()
+                                                                 if k != "encoder"}}
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``.
@@ -326,6 +344,11 @@ class DecodingPipeline:
 
             baseline = {"name": meta["baseline"], "encoder": load_estimator(path, "baseline_encoder"),
                         "aligner": load_estimator(path, "baseline_aligner")}
-        return cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
+        pipe = cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
                    meta["trained_heads"], low, stimuli, arrays.get("gallery"), baseline, meta.get("aligner_selection"))
+        if meta.get("guidance") and meta["format"] == FORMAT:
+            from neurodecode.core.persistence import load_estimator
+
+            pipe.guidance = {**meta["guidance"], "encoder": load_estimator(path, "guidance_encoder")}
+        return pipe
 

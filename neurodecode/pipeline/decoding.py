@@ -134,14 +134,16 @@ def _truth(pipe: DecodingPipeline, epochs: EpochSet) -> tuple[pd.DataFrame | Non
 # -- 2. decode -------------------------------------------------------------------------------------------------------
 
 def image_options(pipe: DecodingPipeline, n_samples: int | None = None, steps: int | None = None,
-                  strength: float | None = None) -> dict[str, Any]:
+                  strength: float | None = None, brain_scale: float | None = None) -> dict[str, Any]:
     """The image head's settings: the training config's ``images`` section, with command-line values first."""
     cfg = dict(pipe.config.get("images") or {})
+    guide = dict(cfg.get("brain_guidance") or {})
     values = {"n_samples": int(n_samples or cfg.get("n_samples", 1)),
               "num_inference_steps": int(steps or cfg.get("steps", 25)),
               "guidance_scale": float(cfg.get("guidance_scale", 1.0)),
               "strength": float(strength if strength is not None else cfg.get("strength", 1.0)),
-              "low_level": bool(cfg.get("low_level", False))}
+              "low_level": bool(cfg.get("low_level", False)),
+              "brain_scale": float(brain_scale if brain_scale is not None else guide.get("scale", 0.0) or 0.0)}
     if values["n_samples"] < 1 or values["num_inference_steps"] < 1:
         fail("n_samples/steps", "integers >= 1", f"{values['n_samples']} / {values['num_inference_steps']}")
     if not 0 < values["strength"] <= 1:
@@ -174,6 +176,8 @@ def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, A
     if getattr(head, "accepts_init_images", False):
         kw.setdefault("strength", 1.0)
     latents = prepare_latents(head, d.latents, pipe.target.raw_norm_)      # the scale the head's weights expect
+    if pipe.guidance is not None and options.get("brain_scale") and getattr(head, "accepts_brain_guidance", False):
+        kw.update(brain_guidance=pipe.brain_guidance(), brain_scale=float(options["brain_scale"]))
     return head.generate(latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
                          num_inference_steps=options["num_inference_steps"],
                          guidance_scale=options["guidance_scale"], batch_size=batch_size, progress=progress,
@@ -375,6 +379,8 @@ def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe
             "latent space": f"{pipe.target.kind} ({d.latents.shape[1]}-d)",
             "aligner": type(pipe.aligner).__name__ + (f" — {pipe.selection['reason']}" if pipe.selection else ""),
             "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
+            **({"brain guidance": f"{len(pipe.guidance['voxels'])} best-encoded features, scale "
+                                  f"{image_options(pipe)['brain_scale']:g}"} if pipe.guidance else {}),
             "seconds": f"{time.perf_counter() - t_start:.1f}"}
 
 
@@ -394,7 +400,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                 *, heads: Sequence[str] | None = None, subject: str | None = None, query: str | None = None,
                 n_samples: int | None = None, steps: int | None = None, strength: float | None = None,
                 seed: int = 0, device: str | None = None, batch_size: int = 8, progress: bool = True,
-                title: str | None = None, notices: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
+                title: str | None = None, notices: Sequence[str] = (), overwrite: bool = False,
+                brain_scale: float | None = None) -> dict[str, Any]:
     """Decode recordings with a trained pipeline and write outputs and ``report.html`` into ``out_dir``.
 
     Parameters
@@ -404,6 +411,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     heads : which outputs to make among :data:`OUTPUTS` (default: all the checkpoint has).
     subject, query : the subject of a collection store; a table query selecting trials (e.g. ``"split == 'test'"``).
     n_samples, steps, strength : image-head settings (default: the training config's ``images`` section).
+    brain_scale : encoder-guided generation's weight (default ``images.brain_guidance.scale``; 0: off) for a
+        checkpoint trained with ``images.brain_guidance.top_voxels`` > 0.
     overwrite : write into a folder that already holds a reconstruction.
 
     Returns
@@ -419,7 +428,7 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
         fail("heads", f"names among {list(OUTPUTS)}", [h for h in heads if h not in OUTPUTS])
     pipe = DecodingPipeline.load(checkpoint, device=device, heads=heads)
     _check_request(checkpoint, pipe, heads)
-    options = image_options(pipe, n_samples, steps, strength)
+    options = image_options(pipe, n_samples, steps, strength, brain_scale)
     if not overwrite and (Path(out_dir) / "report.html").exists():
         raise FileExistsError(f"{out_dir}: a reconstruction is already there (report.html); choose another folder "
                               "or pass --overwrite")

@@ -150,12 +150,12 @@ def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[s
 
 
 def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.ndarray, target: TargetSpace
-               ) -> tuple[dict, dict, list, Any]:
-    """Heads of the config's slots (built, checked against the latent, trained when asked) and the low-level
-    branch: (heads, their configs, the kinds trained, low-level)."""
+               ) -> tuple[dict, dict, list, Any, Any]:
+    """Heads of the config's slots (built, checked against the latent, trained when asked), the low-level branch and
+    the brain-guidance encoder: (heads, their configs, the kinds trained, low-level, guidance)."""
     from omegaconf import OmegaConf
 
-    heads, configs, trained, low = {}, {}, [], None
+    heads, configs, trained, low, guide = {}, {}, [], None, None
     images = stimulus_images(epochs.stimuli, ids, target.scale) if "pixels" in epochs.stimuli.columns else None
     for kind in KINDS:
         hcfg = _head_config(cfg, kind, epochs, Y.shape[1])
@@ -170,6 +170,9 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
         Yh = prepare_latents(head, Y, target.raw_norm_)           # raw-scale heads train on the scale they read
         if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed)):
             trained.append(kind)
+        if kind == "images" and images is not None and int((settings.get("brain_guidance") or {}).get("top_voxels")
+                                                             or 0) > 0:
+            guide = fit_guidance(images, X, head.image_shape[0], int(settings["brain_guidance"]["top_voxels"]))
         if kind == "images" and images is not None and settings.get("low_level", False) \
                 and not target.is_image_space:          # (image spaces decode linearly)
             from neurodecode.alignment.aligners import RidgeAlignment
@@ -178,7 +181,25 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
             ridge = RidgeAlignment(alphas=np.logspace(-1, 6, 15)).fit(X, imgs.reshape(len(imgs), -1))
             low = {"ridge": ridge, "shape": list(imgs.shape[1:])}
         heads[kind], configs[kind] = head, hcfg
-    return heads, configs, trained, low
+    return heads, configs, trained, low, guide
+
+
+def fit_guidance(images: np.ndarray, X: np.ndarray, size: int, top_voxels: int) -> dict[str, Any]:
+    """Encoder-guided generation's encoding model: ridge from the training images' grey pixels at ``size`` to the
+    ``top_voxels`` brain features it predicts best (5-fold cross-validated r), with the group activation's mean and
+    standard deviation over the training images (its units)."""
+    from neurodecode.alignment.aligners import encoding_scores
+    from neurodecode.alignment.encoding import RidgeEncoder
+
+    pix = resize_images(images, size, 1).reshape(len(images), -1).astype(np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    k = min(int(top_voxels), X.shape[1])
+    group = np.sort(np.argsort(encoding_scores(pix, X, cv=5))[::-1][:k])
+    encoder = RidgeEncoder().fit(pix, X[:, group])
+    acts = pix @ encoder.ridge_.coef_.mean(0) + float(encoder.ridge_.intercept_.mean())
+    logger.info(f"brain guidance: ridge encoder on {size}×{size} pixels → the {k} best-encoded features")
+    return {"encoder": encoder, "voxels": group.tolist(), "size": int(size), "mean": float(acts.mean()),
+            "sd": float(acts.std()) or 1.0}
 
 
 def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> DecodingPipeline:
@@ -209,12 +230,14 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
     selection = None
     if hasattr(aligner, "best_estimator_") and hasattr(aligner, "selection"):      # aligner=auto: keep the choice
         selection, aligner = aligner.selection(), aligner.best_estimator_
-    heads, configs, trained, low = _fit_heads(cfg, epochs, ids, X, Y, target)
+    heads, configs, trained, low, guide = _fit_heads(cfg, epochs, ids, X, Y, target)
     stimuli = stimuli_all if stimuli_all is not None else epochs.stimuli
     gallery = target.transform(stimuli, stimuli["stimulus"].tolist())
     baseline = fit_baseline(epochs, encoder, aligner, X, Y) if cfg.get("baseline", True) else None
-    return DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
+    pipe = DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
                             aligner, heads, configs, trained, low, stimuli, gallery, baseline, selection)
+    pipe.guidance = guide
+    return pipe
 
 
 #: what the plain reference of a training run is

@@ -41,3 +41,36 @@ def test_guided_samples_drive_the_chosen_voxels():
     assert other(torch.as_tensor(images_up).permute(0, 3, 1, 2)).mean() < up.mean()
     with pytest.raises(ValueError, match=r"field 'voxels': expected indices among the 6 response columns"):
         encoder.activation([7], pixel_features(8))
+
+
+def test_a_training_run_keeps_the_guidance_encoder_and_reconstruct_applies_it(tmp_path):
+    """images.brain_guidance.top_voxels at training time → the checkpoint holds the encoder; reconstruct's
+    --brain-scale drives the group (0: off)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from neurodecode.cli import main
+    from neurodecode.pipeline import DecodingPipeline
+    from neurodecode.pipeline.decoding import reconstruct
+
+    run = tmp_path / "run"
+    assert main(["train", "experiment=tiny", "images.brain_guidance.top_voxels=5", "head@heads.captions=null",
+                 f"hydra.run.dir={run}"]) == 0
+    pipe = DecodingPipeline.load(run / "checkpoint")
+    assert len(pipe.guidance["voxels"]) == 5 and pipe.guidance["size"] == 12
+    drive = pipe.brain_guidance()
+
+    def activation(scale):
+        out = tmp_path / f"rec{scale}"
+        reconstruct(run / "checkpoint", [run / "heldout_epochs.h5"], out, heads=["images"], brain_scale=scale,
+                    progress=False)
+        imgs = np.stack([np.asarray(Image.open(p), dtype=np.float32) / 255
+                         for p in sorted(Path(out, "images").glob("*.png"))])
+        return float(drive(torch.as_tensor(imgs[..., None]).permute(0, 3, 1, 2)).mean()), out
+
+    plain, _ = activation(0.0)
+    guided, out = activation(0.3)
+    print(f"\ntiny run: group activation plain {plain:+.2f}, guided {guided:+.2f}")
+    assert guided > plain + 0.1
+    assert "brain guidance</th>" in (out / "report.html").read_text()
