@@ -34,10 +34,6 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pipeline"))
     import test_streaming as ts
 
-    from neurodecode.evaluation.scoring import gallery_retrieval
-    from neurodecode.pipeline import DecodingPipeline
-    from neurodecode.pipeline.decoding import read_recordings
-
     tmp = Path(tempfile.mkdtemp())
     checkpoint = ts.train_eeg_checkpoint(tmp, args.data)
     run = args.data / "eegmmidb_S001" / "S001R12.edf"
@@ -61,14 +57,12 @@ def main() -> None:
     finally:
         proc.kill()
     online = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    pipe = DecodingPipeline.load(checkpoint, heads=[])
-    offline = read_recordings(pipe, [run])
-    latents = pipe.latents(offline)
-    top = [r["top5"][0] for r in gallery_retrieval(latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
-                                                   None)[0]]
+    _, latents, top = ts.offline_predictions(checkpoint, run)
+    # markers before the decoder connected are skipped online: the online epochs are the last offline ones
     n = min(len(online), len(top))
-    same = sum(a["stimulus"] == b for a, b in zip(online[:n], top[:n]))
-    diff = float(np.abs(np.array([o["latent"] for o in online[:n]]) - latents[:n]).max()) if n else float("nan")
+    same = sum(a["stimulus"] == b for a, b in zip(online[len(online) - n:], top[len(top) - n:]))
+    diff = (float(np.abs(np.array([o["latent"] for o in online[len(online) - n:]]) - latents[len(top) - n:]).max())
+            if n else float("nan"))
     lat = np.array([o["latency_s"] for o in online])
     print(f"EEGMMIDB run 12 replayed over LSL: {len(online)} online predictions, {len(top)} offline epochs; "
           f"{same}/{n} equal top-1, max latent difference {diff:.2g}")

@@ -24,10 +24,16 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TwoStageAlignment", "encoding_scores",
-           "select_voxels", "voxel_correlations"]
+           "select_voxels", "target_groups", "voxel_correlations"]
 
 #: the default penalty grid (on standardised features)
 ALPHAS = tuple(np.logspace(-2, 6, 17))
+
+
+def target_groups(Y: np.ndarray) -> np.ndarray:
+    """One group id per row of ``Y (n_samples, n_targets)``: rows with identical targets (a stimulus's repeats)
+    share one, so that cross-validation folds grouped by it never put a stimulus on both sides."""
+    return np.unique(np.asarray(Y).round(12), axis=0, return_inverse=True)[1].ravel()
 
 
 def as_2d(X: Any, name: str) -> np.ndarray:
@@ -543,7 +549,7 @@ class TwoStageAlignment(RegressorMixin, BaseEstimator):
 
         X = as_2d(X, "X")
         Y = as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
-        groups = np.unique(Y.round(12), axis=0, return_inverse=True)[1].ravel()
+        groups = target_groups(Y)
         n_groups = len(np.unique(groups))
         if not isinstance(self.cv, int) or not 2 <= self.cv <= n_groups:
             raise ValueError(f"field 'cv': expected 2 ≤ cv ≤ the {n_groups} distinct targets, got {self.cv}")

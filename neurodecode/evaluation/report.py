@@ -72,6 +72,11 @@ def _number(v: Any) -> bool:
     return isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)
 
 
+def _num_cell(v: Any) -> str:
+    """A number's table cell: 3 decimals shown, the value kept for sorting."""
+    return f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>"
+
+
 def _table(frame: pd.DataFrame) -> str:
     """A sortable HTML table of a data frame (numbers to 3 decimals, sorted by value)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
@@ -82,8 +87,7 @@ def _table(frame: pd.DataFrame) -> str:
             if _number(v) and str(name).startswith("n_") and not pd.isna(v):
                 cells.append(f"<td class='num' data-sort='{int(v)}'>{int(v)}</td>")
             elif _number(v):
-                cells.append("<td class='num'></td>" if pd.isna(v) else
-                             f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>")
+                cells.append("<td class='num'></td>" if pd.isna(v) else _num_cell(v))
             else:
                 cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -150,7 +154,7 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
             if isinstance(v, str):
                 cells.append(f"<td class='cap'>{html.escape(v)}</td>")
             elif _number(v):
-                cells.append(f"<td class='num' data-sort='{float(v):.6g}'>{float(v):.3f}</td>")
+                cells.append(_num_cell(v))
             elif isinstance(v, (list, tuple)):
                 kind = "small" if c.startswith("retrieved") else "mesh"
                 cells.append("<td style='white-space:nowrap'>" + "".join(_img(x, kind) for x in v) + "</td>")

@@ -22,16 +22,18 @@ from neurodecode.evaluation.comparison import mean_interval, trial_scores
 from neurodecode.evaluation.metrics import Scores, score_outputs
 from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk, topk_hits
 
-__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores", "with_intervals"]
+__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores",
+           "latent_trial_scores", "with_intervals"]
 
 
 def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str], *, seed: int = 0,
-                  names: tuple[str, str] = ("latents", "linear")) -> Scores:
+                  names: tuple[str, str] = ("latents", "linear"), per_trial: pd.DataFrame | None = None) -> Scores:
     """Scores of predicted latents against the stimuli ``ids``: retrieval among the trials, and the linear image
     reconstruction (PixCorr, SSIM) when the latent space is an image space.
 
     ``target`` is the :class:`~neurodecode.alignment.targets.TargetSpace` the latents live in; ``names`` the two
-    pipeline labels of the rows.
+    pipeline labels of the rows; ``per_trial`` the latents' :func:`latent_trial_scores` when already computed (their
+    bootstrap intervals go on the rows).
     """
     true = target.transform(stimuli, ids)
     scores = score_outputs("retrieval", latents, true, k=[1, 5] if len(ids) > 5 else [1], pool_size=None,
@@ -40,8 +42,19 @@ def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: 
     truth_images = None if linear is None else target.images(stimuli, ids)
     if linear is not None:
         scores = scores + score_outputs("images", linear, truth_images, pipeline=names[1])
-    return with_intervals(scores, trial_scores(latents, true, images=None if linear is None
-                                               else (linear, truth_images)), seed=seed)
+    if per_trial is None:
+        per_trial = trial_scores(latents, true, images=None if linear is None else (linear, truth_images))
+    return with_intervals(scores, per_trial, seed=seed)
+
+
+def latent_trial_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str]
+                        ) -> pd.DataFrame:
+    """Per-trial scores of predicted latents against the stimuli ``ids``
+    (:func:`~neurodecode.evaluation.comparison.trial_scores`: two-way, top-1 among the trials, and the linear
+    reconstruction's PixCorr in image spaces)."""
+    true = target.transform(stimuli, ids)
+    linear = target.decode(latents)
+    return trial_scores(latents, true, images=None if linear is None else (linear, target.images(stimuli, ids)))
 
 
 #: per-trial score column → the metric row it is the mean of

@@ -816,17 +816,24 @@ def _check_library(hrf_library: Sequence[float], method: str) -> list[float]:
 def _lsa(run: Run, Y: np.ndarray, hrf_model: Any, drift_model: str | None, high_pass: float
          ) -> tuple[np.ndarray, np.ndarray]:
     """LSA betas ``(n_trials, n_voxels)`` of percent-signal-change ``Y``, and the model's R² per voxel."""
-    n = len(run.events)
-    trials = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
-    design = _design(run, trials, hrf_model, drift_model, high_pass)
+    design, cols = _trial_design(run, hrf_model, drift_model, high_pass)
     X = design.to_numpy()
     B = np.linalg.lstsq(X, Y, rcond=None)[0]
     total = ((Y - Y.mean(0)) ** 2).sum(0)
     r2 = 1.0 - ((Y - X @ B) ** 2).sum(0) / np.where(total > 0, total, 1.0)
+    return B[cols], r2
+
+
+def _trial_design(run: Run, hrf_model: Any, drift_model: str | None, high_pass: float
+                  ) -> tuple[pd.DataFrame, list[int]]:
+    """An LSA design (one regressor per trial, then drifts and confounds) and each trial's column."""
+    n = len(run.events)
+    trials = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
+    design = _design(run, trials, hrf_model, drift_model, high_pass)
     names = list(design.columns)
     cols = [next(i for i, c in enumerate(names) if c == f"trial{k:05d}" or c.startswith(f"trial{k:05d}_"))
             for k in range(n)]
-    return B[cols], r2
+    return design, cols
 
 
 def _library_trials(runs: Sequence[Run], signals: Sequence[np.ndarray], delays: Sequence[float],
@@ -922,12 +929,7 @@ def _frac_run(run: Run, Y: np.ndarray, hrf: Any, fractions: Sequence[float], dri
               high_pass: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One run's single-trial betas at every fraction (n_fractions, n_trials, n_voxels) and its projected trial
     regressors and data (for the cross-validation)."""
-    n = len(run.events)
-    trials = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
-    design = _design(run, trials, hrf, drift_model, high_pass)
-    names = list(design.columns)
-    cols = [next(i for i, c in enumerate(names) if c == f"trial{k:05d}" or c.startswith(f"trial{k:05d}_"))
-            for k in range(n)]
+    design, cols = _trial_design(run, hrf, drift_model, high_pass)
     Xt, Yp = _partial_out(design, cols, _psc(Y))
     return frac_ridge(Xt, Yp, fractions)[0], Xt, Yp
 

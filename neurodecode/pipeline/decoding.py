@@ -231,7 +231,8 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
 
     if d.truth is None:
         return d.gallery_scores
-    parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed)]
+    mine, base = _trial_tables(pipe, d)
+    parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed, per_trial=mine)]
     if "pixels" in d.truth.columns:
         true_images = stimulus_images(d.truth, d.ids, pipe.target.scale)
         for name in ("low-level", "images"):
@@ -245,30 +246,34 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
         parts.append(d.gallery_scores)
     if d.baseline_latents is not None:
         parts.insert(1, latent_scores(pipe.target, d.baseline_latents, d.truth, d.ids, seed=seed,
-                                      names=(pipe.baseline["name"], pipe.baseline["name"])))
-    _compare(pipe, d, seed)
+                                      names=(pipe.baseline["name"], pipe.baseline["name"]), per_trial=base))
+    if mine is not None:
+        _compare(pipe, d, seed, mine, base)
     total = parts[0]
     for p in parts[1:]:
         total = total + p
     return total
 
 
-def _compare(pipe: DecodingPipeline, d: Decoded, seed: int) -> None:
-    """Per-trial scores of the pipeline (and of its baseline) and their paired comparison, into ``d``."""
-    from neurodecode.evaluation.comparison import compare_scores, trial_scores
+def _trial_tables(pipe: DecodingPipeline, d: Decoded) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Per-trial latent scores of the pipeline and of its baseline (None without one; both None for one trial)."""
+    from neurodecode.evaluation.scoring import latent_trial_scores
 
     if len(d.trials) < 2:
-        return
-    true = pipe.target.transform(d.truth, d.ids)
-    truth_images = pipe.target.images(d.truth, d.ids) if pipe.target.is_image_space else None
+        return None, None
+    mine = latent_trial_scores(pipe.target, d.latents, d.truth, d.ids)
+    base = (None if d.baseline_latents is None
+            else latent_trial_scores(pipe.target, d.baseline_latents, d.truth, d.ids))
+    return mine, base
 
-    def per_trial(z: np.ndarray) -> pd.DataFrame:
-        return trial_scores(z, true, images=None if truth_images is None else (pipe.target.decode(z), truth_images))
 
-    mine = per_trial(d.latents)
+def _compare(pipe: DecodingPipeline, d: Decoded, seed: int, mine: pd.DataFrame, base: pd.DataFrame | None) -> None:
+    """The per-trial scores of the pipeline (and of its baseline, and of the generated images) and their paired
+    comparisons, into ``d``."""
+    from neurodecode.evaluation.comparison import compare_scores
+
     tables, columns = [], [mine]
-    if d.baseline_latents is not None:
-        base = per_trial(d.baseline_latents)
+    if base is not None:
         tables.append(compare_scores(mine, base, names=("pipeline", pipe.baseline["name"]), seed=seed))
         columns.append(base.add_prefix("baseline "))
     generated = _generated_vs_reference(d, seed, pipe.target.scale)
@@ -371,7 +376,7 @@ def report(pipe: DecodingPipeline, d: Decoded, epochs: EpochSet, out: Path, scor
 
 
 def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe: DecodingPipeline, d: Decoded,
-             t_start: float) -> dict[str, Any]:
+             options: Mapping[str, Any], t_start: float) -> dict[str, Any]:
     timings = {f"{k}_seconds_per_trial": f"{o.seconds_per_trial:.3g}"
                for k, o in {**d.images, **d.outputs}.items() if o.seconds_per_trial}
     return {"checkpoint": checkpoint.resolve(), "recordings": ", ".join(map(str, recordings)), "trials": len(d.trials),
@@ -380,7 +385,7 @@ def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe
             "aligner": type(pipe.aligner).__name__ + (f" — {pipe.selection['reason']}" if pipe.selection else ""),
             "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
             **({"brain guidance": f"{len(pipe.guidance['voxels'])} best-encoded features, scale "
-                                  f"{image_options(pipe)['brain_scale']:g}"} if pipe.guidance else {}),
+                                  f"{options['brain_scale']:g}"} if pipe.guidance else {}),
             "seconds": f"{time.perf_counter() - t_start:.1f}"}
 
 
@@ -440,7 +445,7 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     plot = write_outputs(d, out, scores)
     page = report(pipe, d, epochs, out, scores, plot, notices=notices,
                   title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
-                  details=_details(checkpoint, recordings, epochs, pipe, d, t_start))
+                  details=_details(checkpoint, recordings, epochs, pipe, d, options, t_start))
     return {"report": page, "scores": [] if scores is None else json.loads(scores.to_json()),
             "baseline": [] if d.comparison is None else d.comparison.to_dict(orient="records"),
             "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start}

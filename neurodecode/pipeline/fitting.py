@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
@@ -275,9 +276,10 @@ def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y:
 
 
 def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any, seed: int = 0,
-                          name: str = "pipeline") -> dict[str, Any]:
+                          name: str = "pipeline", latents: np.ndarray | None = None) -> dict[str, Any]:
     """The pipeline and its plain baseline on the same (held-out) epochs: the baseline's scores, the paired
     per-trial comparison (:mod:`neurodecode.evaluation.comparison`) and whether the pipeline beats it.
+    ``latents``: the pipeline's on ``epochs`` when already computed.
 
     Returns
     -------
@@ -285,23 +287,21 @@ def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any
     ``{"name": ..., "same_as_pipeline": True}`` when the pipeline is its own baseline, ``{"name": ...,
     "skipped": why}`` when the config says ``baseline: false``.
     """
-    from neurodecode.evaluation.comparison import compare_scores, trial_scores, verdict
-    from neurodecode.evaluation.scoring import latent_scores
+    from neurodecode.evaluation.comparison import compare_scores, verdict
+    from neurodecode.evaluation.scoring import latent_scores, latent_trial_scores
 
     if pipe.baseline is None:
         if not pipe.config.get("baseline", True):
             return {"name": BASELINE_NAME, "skipped": "baseline: false in the training config"}
         return {"name": BASELINE_NAME, "same_as_pipeline": True}
     ids = epochs.table["stimulus"].astype(str).tolist()
-    mine, base = pipe.latents(epochs), pipe.baseline_latents(epochs)
-    true = pipe.target.transform(stimuli, ids)
-    truth_images = pipe.target.images(stimuli, ids) if pipe.target.is_image_space else None
-    per_trial = [trial_scores(z, true, images=None if truth_images is None else (pipe.target.decode(z),
-                                                                                   truth_images))
-                 for z in (mine, base)]
+    mine = pipe.latents(epochs) if latents is None else latents
+    base = pipe.baseline_latents(epochs)
+    per_trial = [latent_trial_scores(pipe.target, z, stimuli, ids) for z in (mine, base)]
     table = compare_scores(*per_trial, names=(name, BASELINE_NAME), seed=seed)
     beats, summary = verdict(table)
-    scores = latent_scores(pipe.target, base, stimuli, ids, seed=seed, names=(BASELINE_NAME, BASELINE_NAME))
+    scores = latent_scores(pipe.target, base, stimuli, ids, seed=seed, names=(BASELINE_NAME, BASELINE_NAME),
+                           per_trial=per_trial[1])
     return {"name": BASELINE_NAME, "scores": json.loads(scores.to_json()),
             "comparison": table.to_dict(orient="records"), "beats_baseline": beats, "summary": summary,
             "per_trial": {"pipeline": per_trial[0].to_dict(orient="list"),
@@ -331,10 +331,11 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     train_idx, held_idx = split_heldout(epochs, cfg.split)
     held_ep = epochs[held_idx]
     pipe = fit_pipeline(cfg, epochs[train_idx], stimuli_all=epochs.stimuli)
-    scores = latent_scores(pipe.target, pipe.latents(held_ep), epochs.stimuli,
-                           held_ep.table["stimulus"].astype(str).tolist(), seed=int(cfg.seed),
-                           names=(str(cfg.name), str(cfg.name)))
-    baseline = compare_with_baseline(pipe, held_ep, epochs.stimuli, int(cfg.seed), str(cfg.name))
+    latents = pipe.latents(held_ep)
+    baseline = compare_with_baseline(pipe, held_ep, epochs.stimuli, int(cfg.seed), str(cfg.name), latents)
+    mine = pd.DataFrame(baseline["per_trial"]["pipeline"]) if "per_trial" in baseline else None
+    scores = latent_scores(pipe.target, latents, epochs.stimuli, held_ep.table["stimulus"].astype(str).tolist(),
+                           seed=int(cfg.seed), names=(str(cfg.name), str(cfg.name)), per_trial=mine)
     ckpt = out / "checkpoint"
     metrics = {"name": str(cfg.name), "n_train": len(train_idx), "n_heldout": len(held_idx),
                "seconds": round(time.perf_counter() - t_start, 2),
@@ -368,8 +369,6 @@ def _log_baseline(baseline: Mapping[str, Any]) -> None:
         logger.warning(f"no plain baseline was fitted ({baseline['skipped']}): nothing says whether this pipeline "
                        "beats ridge")
         return
-    import pandas as pd
-
     for line in format_comparison(pd.DataFrame(baseline["comparison"])):
         logger.info(f"vs baseline: {line}")
     if baseline["beats_baseline"]:

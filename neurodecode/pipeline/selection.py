@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from neurodecode.alignment.aligners import as_2d, voxel_correlations
+from neurodecode.alignment.aligners import as_2d, target_groups, voxel_correlations
 from neurodecode.core.logs import logger
 from neurodecode.core.validation import fail
 
@@ -78,7 +78,7 @@ class AutoAlignment(RegressorMixin, BaseEstimator):
     def _folds(self, Y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import GroupKFold
 
-        groups = np.unique(Y.round(12), axis=0, return_inverse=True)[1].ravel()
+        groups = target_groups(Y)
         n_groups = len(np.unique(groups))
         if not isinstance(self.cv, int) or self.cv < 2:
             fail("cv", "an integer ≥ 2 (folds of the training trials)", self.cv)

@@ -42,6 +42,19 @@ def train_eeg_checkpoint(root, shared_data):
     return root / "run" / "checkpoint"
 
 
+def offline_predictions(checkpoint, recording):
+    """The checkpoint decoding a recording offline: its epochs, their latents and the top-1 gallery stimuli."""
+    from neurodecode.evaluation.scoring import gallery_retrieval
+    from neurodecode.pipeline import DecodingPipeline
+    from neurodecode.pipeline.decoding import read_recordings
+
+    pipe = DecodingPipeline.load(checkpoint, heads=[])
+    epochs = read_recordings(pipe, [recording])
+    latents = pipe.latents(epochs)
+    rows, _ = gallery_retrieval(latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(), None)
+    return epochs, latents, [r["top5"][0] for r in rows]
+
+
 @pytest.fixture(scope="module")
 def eeg_checkpoint(tmp_path_factory):
     from conftest import SHARED_DATA
@@ -52,10 +65,6 @@ def eeg_checkpoint(tmp_path_factory):
 
 def test_online_predictions_equal_the_offline_ones(eeg_checkpoint, shared_data, tmp_path):
     import mne
-
-    from neurodecode.evaluation.scoring import gallery_retrieval
-    from neurodecode.pipeline import DecodingPipeline
-    from neurodecode.pipeline.decoding import read_recordings
 
     checkpoint, _ = eeg_checkpoint
     raw = mne.io.read_raw_edf(shared_data / "eegmmidb_S001" / "S001R04.edf", preload=True, verbose="error")
@@ -96,11 +105,7 @@ def test_online_predictions_equal_the_offline_ones(eeg_checkpoint, shared_data, 
         proc.kill()
     assert out.returncode == 0, out.stderr
     online = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    pipe = DecodingPipeline.load(checkpoint, heads=[])
-    offline = read_recordings(pipe, [fif])
-    latents = pipe.latents(offline)
-    top = [r["top5"][0] for r in gallery_retrieval(latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
-                                                   None)[0]]
+    offline, latents, top = offline_predictions(checkpoint, fif)
     print(f"\n{out.stderr.strip().splitlines()[-1]}")
     # a slow start may miss the first marker (the stream began before the decoder connected): the online epochs are
     # then the last offline ones
