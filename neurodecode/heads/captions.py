@@ -2,6 +2,11 @@
 
 * :class:`NearestCaptionHead` — embeds a caption bank once with an open_clip text encoder (or any function) and
   returns each trial's most similar captions (cosine, block by block: memory linear in the bank size).
+* :class:`GitCaptionHead` — GIT (Wang et al. 2022) fed as MindEye2 feeds it: a linear map, fitted by ridge regression
+  from the training trials' latents to the visual tokens GIT's own image encoder gives their stimulus images,
+  predicts a trial's visual tokens; GIT's text decoder then writes the caption. ``from_pretrained`` takes a
+  published captioner (``microsoft/git-base-coco``; only the map is fitted), ``tiny(...)`` a small GIT from a
+  config and a word-level tokenizer, whose captioner ``fit`` first trains on the (image, caption) pairs.
 * :class:`PrefixCaptionHead` — ClipCap (Mokady et al. 2021): a small mapping network turns the embedding into
   ``prefix_length`` token embeddings of a ``transformers`` causal language model (GPT-2 by default), trained on
   image-caption pairs with the language model frozen (or not); greedy decoding. ``tiny(...)`` builds a word-level
@@ -16,6 +21,7 @@ May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +31,7 @@ from torch import nn
 
 from neurodecode.heads.base import CaptionOutput, LatentSpec, load_pretrained, trial_ids_for
 
-__all__ = ["NearestCaptionHead", "PrefixCaptionHead"]
+__all__ = ["GitCaptionHead", "NearestCaptionHead", "PrefixCaptionHead"]
 
 
 class NearestCaptionHead:
@@ -248,6 +254,214 @@ class PrefixCaptionHead(nn.Module):
         captions = []
         for row in out.tolist():
             row = row[:row.index(eos)] if eos in row else row
+            captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
+                             captions=captions)
+
+
+class _VisualTokens(nn.Module):
+    """GIT's image encoder, or (``tokens_given``) a pass-through for visual tokens handed over as
+    (batch, 1, n_tokens, hidden) — how predicted tokens enter GIT's ``pixel_values`` path unchanged."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.tokens_given = encoder, False
+
+    def forward(self, pixel_values: torch.Tensor, **kw: Any) -> Any:
+        if self.tokens_given:
+            return SimpleNamespace(last_hidden_state=pixel_values[:, 0])
+        return self.encoder(pixel_values, **kw)
+
+
+def _bos_eos(tokenizer: Any) -> tuple[int, int]:
+    """GIT's start and end tokens: BERT's [CLS]/[SEP] for the published models, BOS/EOS for a word-level one."""
+    bos = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    if bos is None or eos is None:
+        raise ValueError("field 'tokenizer': expected start and end tokens ([CLS]/[SEP] or BOS/EOS) for GIT")
+    return int(bos), int(eos)
+
+
+class GitCaptionHead(nn.Module):
+    """GIT captions from predicted latents through a linear map into GIT's visual-token space (MindEye2).
+
+    Parameters
+    ----------
+    captioner : transformers.GitForCausalLM
+    tokenizer : transformers tokenizer
+    embed_dim : int
+        Size of the latents it reads.
+    image_processor : transformers image processor, optional
+        Turns stimulus images into GIT's ``pixel_values`` (the published models' CLIP preprocessing); None: resize
+        to the vision config's size and scale to [-1, 1] (the tiny variant).
+    train_captioner : bool
+        ``fit`` first trains the captioner on (stimulus image, caption) pairs (the tiny variant); False: the
+        captioner is used as published and only the map is fitted.
+    config : dict
+        What built it (for metadata and rebuilding).
+
+    Attributes
+    ----------
+    map : nn.Linear (embed_dim → n_tokens · hidden)
+        Latent → visual tokens, set by ``fit`` from a ridge regression (penalty by leave-one-out).
+    """
+
+    def __init__(self, captioner: nn.Module, tokenizer: Any, embed_dim: int, image_processor: Any = None,
+                 train_captioner: bool = False, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.captioner, self.tokenizer, self.image_processor = captioner, tokenizer, image_processor
+        vision = captioner.config.vision_config
+        self.image_size = int(vision.image_size)
+        self.n_tokens = (self.image_size // int(vision.patch_size)) ** 2 + 1          # patches + the class token
+        self.hidden = int(vision.hidden_size)
+        self.vision = _VisualTokens(captioner.git.image_encoder)
+        captioner.git.image_encoder = self.vision
+        self.embed_dim, self.train_captioner = int(embed_dim), bool(train_captioner)
+        self.map = nn.Linear(self.embed_dim, self.n_tokens * self.hidden)
+        self.bos, self.eos = _bos_eos(tokenizer)
+        self.config = dict(config or {})
+        self.name = f"GIT caption head ({self.config.get('model_id', 'tiny')})"
+        if not train_captioner:
+            self.captioner.requires_grad_(False)
+
+    kind = "captions"
+    trainable = True
+    fit_needs_images = True         # the map is fitted onto the visual tokens of the stimulus images
+
+    @property
+    def latent(self) -> LatentSpec:
+        return LatentSpec(self.embed_dim, space="the latents its visual-token map was fitted on")
+
+    @property
+    def device(self) -> torch.device:
+        return self.map.weight.device
+
+    @classmethod
+    def from_pretrained(cls, model_id: str = "microsoft/git-base-coco", embed_dim: int = 768,
+                        device: str = "cpu") -> GitCaptionHead:
+        """A published GIT captioner and its processor from the hub / cache; ``fit`` then fits the map only."""
+        from transformers import AutoProcessor, GitForCausalLM
+
+        captioner = load_pretrained(GitForCausalLM, model_id)
+        processor = load_pretrained(AutoProcessor, model_id)
+        return cls(captioner, processor.tokenizer, embed_dim, processor.image_processor, False,
+                   {"model_id": model_id, "embed_dim": embed_dim}).to(device)
+
+    @classmethod
+    def tiny(cls, captions: Sequence[str], embed_dim: int = 32, image_size: int = 16, patch_size: int = 4,
+             hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2, seed: int = 0,
+             device: str = "cpu") -> GitCaptionHead:
+        """A small GIT (vision tower and text decoder) from a config with a word-level tokenizer over ``captions``;
+        ``fit`` trains it on the stimulus images and captions, then fits the map."""
+        from transformers import GitConfig, GitForCausalLM
+
+        tok = _word_tokenizer(captions)
+        torch.manual_seed(seed)
+        vision = {"hidden_size": hidden_size, "intermediate_size": 2 * hidden_size, "num_hidden_layers": num_layers,
+                  "num_attention_heads": num_heads, "num_channels": 3, "image_size": image_size,
+                  "patch_size": patch_size, "attention_dropout": 0.0}
+        config = GitConfig(vision_config=vision, vocab_size=len(tok), hidden_size=hidden_size,
+                           num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                           intermediate_size=2 * hidden_size, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                           attention_probs_dropout_prob=0.0, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        return cls(GitForCausalLM(config), tok, embed_dim, None, True,
+                   {"tiny": {"vocabulary": tok.convert_ids_to_tokens(list(range(len(tok)))), "embed_dim": embed_dim,
+                             "image_size": image_size, "patch_size": patch_size, "hidden_size": hidden_size,
+                             "num_layers": num_layers, "num_heads": num_heads, "seed": seed}}).to(device)
+
+    def pixel_values(self, images: Any) -> torch.Tensor:
+        """Stimulus images (n, H, W, C) or grey (n, H, W) in [0, 1] → GIT's ``pixel_values`` (n, 3, size, size)."""
+        from neurodecode.core.stimuli import resize_images
+
+        images = np.asarray(images, dtype=np.float32)
+        images = images[..., None] if images.ndim == 3 else images
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise ValueError(f"field 'images': expected (n_images, height, width[, 1 or 3]) in [0, 1], got shape "
+                             f"{images.shape}")
+        if self.image_processor is not None:
+            rgb = resize_images(images, images.shape[1], 3)
+            pv = self.image_processor(images=list(rgb), do_rescale=False, return_tensors="pt").pixel_values
+        else:
+            pv = torch.as_tensor(resize_images(images, self.image_size, 3)).permute(0, 3, 1, 2) * 2 - 1
+        return pv.to(self.device)
+
+    @torch.no_grad()
+    def visual_tokens(self, images: Any) -> torch.Tensor:
+        """GIT's image-encoder output for stimulus images: (n, n_tokens, hidden) — the map's regression target."""
+        self.vision.tokens_given = False
+        return self.vision(self.pixel_values(images)).last_hidden_state
+
+    def _token_ids(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [[self.bos, *self.tokenizer(str(c), add_special_tokens=False).input_ids, self.eos] for c in captions]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), int(self.tokenizer.pad_token_id or 0), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)], mask[i, :len(r)] = torch.as_tensor(r), 1
+        return ids, mask
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                ) -> torch.Tensor:
+        """The captioner's next-token loss on (image, caption) pairs (the tiny variant's training loss)."""
+        self.vision.tokens_given = False
+        labels = input_ids.masked_fill(attention_mask == 0, -100)
+        return self.captioner(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                              labels=labels).loss
+
+    def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None,
+            images: Any = None) -> GitCaptionHead:
+        """Train the captioner on (image, caption) pairs when ``train_captioner``, then fit the map: ridge from
+        ``latents`` (n, embed_dim) to the visual tokens of ``images`` (n, H, W, C) in [0, 1], one per latent."""
+        from neurodecode.alignment.aligners import RidgeAlignment
+        from neurodecode.core.training import Trainer
+
+        z = self.latent.check(latents, self.name)
+        if len(captions) != len(z):
+            raise ValueError(f"field 'captions': expected one caption per latent ({len(z)}), got {len(captions)}")
+        if images is None or len(images) != len(z):
+            raise ValueError(f"field 'images': {self.name} fits its map onto the visual tokens of the stimulus "
+                             f"images: expected one image per latent ({len(z)}), got "
+                             f"{'none' if images is None else len(images)}")
+        pv = self.pixel_values(images)
+        if self.train_captioner:
+            ids, mask = self._token_ids(captions)
+            params = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+            params["batch_size"] = min(params["batch_size"], len(z))
+            Trainer(**params, drop_last=True, device=str(self.device)).fit(
+                self, lambda m, b: m(*b), torch.utils.data.TensorDataset(pv.cpu(), ids, mask))
+        self.eval()
+        tokens = torch.cat([self.visual_tokens(images[i:i + 64]) for i in range(0, len(z), 64)])
+        ridge = RidgeAlignment(alphas=np.logspace(-2, 5, 15)).fit(z, tokens.reshape(len(z), -1).cpu().numpy())
+        with torch.no_grad():
+            self.map.weight.copy_(torch.as_tensor(ridge.coef_, dtype=torch.float32))
+            self.map.bias.copy_(torch.as_tensor(ridge.intercept_, dtype=torch.float32))
+        return self
+
+    @torch.no_grad()
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 max_tokens: int = 20) -> CaptionOutput:
+        """Greedy captions from the mapped visual tokens (deterministic; ``seed`` is recorded only)."""
+        z = torch.as_tensor(self.latent.check(latents, self.name), device=self.device)
+        trials = trial_ids_for(trial_ids, len(z))
+        t0 = time.perf_counter()
+        self.eval()
+        tokens = self.map(z).view(len(z), 1, self.n_tokens, self.hidden)
+        out = torch.full((len(z), 1), self.bos, dtype=torch.long, device=self.device)
+        done = torch.zeros(len(z), dtype=torch.bool, device=self.device)
+        self.vision.tokens_given = True
+        try:
+            for _ in range(max_tokens):
+                nxt = self.captioner(input_ids=out, pixel_values=tokens).logits[:, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, self.eos), nxt)
+                out, done = torch.cat([out, nxt[:, None]], 1), done | (nxt == self.eos)
+                if done.all():
+                    break
+        finally:
+            self.vision.tokens_given = False
+        captions = []
+        for row in out[:, 1:].tolist():
+            row = row[:row.index(self.eos)] if self.eos in row else row
             captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
         return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
                              captions=captions)

@@ -138,14 +138,21 @@ def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[s
         return False
     if kind == "images":
         if images is None:
-            raise ValueError("heads.images: training an image head needs a 'pixels' column in the stimulus table")
+            raise ValueError("heads.images: training an image head needs a 'pixels' or 'file' column in the stimulus "
+                             "table")
         targets: Any = resize_images(images, head.image_shape[0], head.image_shape[2])
     elif kind == "captions":
         targets = epochs.stimuli.set_index("stimulus").loc[ids, "caption"].astype(str).tolist()
     else:
         raise ValueError(f"heads.{kind}: no training targets for {kind} heads in a training run")
+    extra = {}
+    if kind == "captions" and getattr(head, "fit_needs_images", False):        # e.g. GIT's visual-token map
+        if images is None:
+            raise ValueError(f"heads.captions: {head.name} fits onto the stimulus images: expected a 'pixels' or "
+                             "'file' column in the stimulus table")
+        extra["images"] = images
     t0 = time.perf_counter()
-    head.fit(Y, targets, trainer={"seed": seed, **fit})
+    head.fit(Y, targets, trainer={"seed": seed, **fit}, **extra)
     logger.info(f"head {kind} ({head.name}) trained in {time.perf_counter() - t0:.1f} s")
     return True
 
@@ -157,7 +164,8 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
     from omegaconf import OmegaConf
 
     heads, configs, trained, low, guide = {}, {}, [], None, None
-    images = stimulus_images(epochs.stimuli, ids, target.scale) if "pixels" in epochs.stimuli.columns else None
+    has_images = {"pixels", "file"} & set(epochs.stimuli.columns)
+    images = stimulus_images(epochs.stimuli, ids, target.scale) if has_images else None
     for kind in KINDS:
         hcfg = _head_config(cfg, kind, epochs, Y.shape[1])
         if hcfg is None:

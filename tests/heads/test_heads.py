@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodecode.heads.captions import NearestCaptionHead, PrefixCaptionHead
+from neurodecode.heads.captions import GitCaptionHead, NearestCaptionHead, PrefixCaptionHead
 from neurodecode.heads.writing import check_writable, write_trials
 from neurodecode.heads.images import BlurryImages, UnCLIPImageHead
 
@@ -112,6 +112,8 @@ def test_missing_weights_offline_say_which_and_how(monkeypatch):
         UnCLIPImageHead.from_pretrained("stabilityai/stable-diffusion-2-1-unclip-small")
     with pytest.raises(RuntimeError, match=r"could not load the weights 'gpt2'"):
         PrefixCaptionHead.from_pretrained("gpt2")
+    with pytest.raises(RuntimeError, match=r"could not load the weights 'microsoft/git-base-coco' for GitForCausalLM"):
+        GitCaptionHead.from_pretrained()
     from neurodecode.heads.images import IPAdapterImageHead
     from neurodecode.heads.meshes import ShapEMeshHead
 
@@ -130,6 +132,43 @@ def test_trained_tiny_caption_head_reproduces_training_captions():
     assert again.tokenizer.convert_ids_to_tokens(list(range(len(again.tokenizer)))) == h.config["tiny"]["vocabulary"]
     with pytest.raises(ValueError, match=r"field 'captions': expected one caption per embedding \(6\), got 5"):
         h.fit(E, CAPTIONS[:5])
+
+
+def _shapes(labels, seed):
+    """Four kinds of 16×16 grey shapes (square, dot, two bars, cross) with pixel noise, one per label."""
+    rng = np.random.default_rng(seed)
+    imgs = rng.uniform(0, 0.1, (len(labels), 16, 16, 1)).astype(np.float32)
+    for img, label in zip(imgs, labels):
+        [lambda a: a[4:12, 4:12].fill(1), lambda a: a[6:10, 6:10].fill(0.5), lambda a: a[:, [3, 12]].fill(1),
+         lambda a: (a[7].fill(1), a[:, 7].fill(1))][label](img)
+    return imgs
+
+
+def test_tiny_git_head_captions_held_out_latents_through_its_visual_token_map():
+    """MindEye2's caption path: the captioner learns (image → caption), ridge maps latents onto its visual tokens,
+    and latents it never saw (new noise) decode to their stimulus's caption."""
+    caps = ["a white square", "a grey dot", "two bars", "a cross"]
+    rng = np.random.default_rng(0)
+
+    def latents(labels):
+        return np.c_[np.eye(4)[labels] * 3 + rng.normal(0, 0.3, (len(labels), 4)),
+                     rng.normal(size=(len(labels), 12))].astype(np.float32)
+    train, test = np.arange(40) % 4, np.array([3, 0, 2, 1, 1, 3])
+    h = GitCaptionHead.tiny(caps, embed_dim=16)
+    again = GitCaptionHead.tiny(caps, **{k: v for k, v in h.config["tiny"].items() if k != "vocabulary"})
+    for k, v in h.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+    with pytest.raises(ValueError, match=r"field 'images': GIT caption head \(tiny\) fits its map onto the visual "
+                                         r"tokens of the stimulus images: expected one image per latent \(40\), got none"):
+        h.fit(latents(train), [caps[i] for i in train])
+    h.fit(latents(train), [caps[i] for i in train], trainer={"max_epochs": 60, "batch_size": 8, "lr": 3e-3},
+          images=_shapes(train, 1))
+    assert h.visual_tokens(_shapes(test, 2)).shape == (6, 17, 32)
+    out = h.generate(latents(test), trial_ids=list("abcdef"))
+    assert out.captions == [caps[i] for i in test] and out.trials == list("abcdef")
+    np.testing.assert_array_equal(h.pixel_values(_shapes(test, 2)[..., 0]), h.pixel_values(_shapes(test, 2)))
+    with pytest.raises(ValueError, match=r"field 'images': expected \(n_images, height, width\[, 1 or 3\]\)"):
+        h.pixel_values(np.zeros((2, 16)))
 
 
 def test_nearest_caption_head_with_a_tiny_open_clip(embedder):
@@ -173,14 +212,14 @@ def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_pa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     bank = tmp_path / "bank.txt"
     bank.write_text("\n".join(CAPTIONS))
-    overrides = {"tiny_prefix_caption": [f"captions={CAPTIONS}"], "nearest_caption": [f"captions_file={bank}"]}
+    overrides = {"tiny_prefix_caption": [f"captions={CAPTIONS}"], "tiny_git_caption": [f"captions={CAPTIONS}"], "nearest_caption": [f"captions_file={bank}"]}
     for path in sorted((CONF_DIR / "head").glob("*.yaml")):
         name = path.stem
         try:
             head = build("head", name, overrides.get(name, []))
         except Exception as err:  # real weights are not downloadable here: the error must say which and how
             text = str(err.__cause__ or err)
-            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "nearest_caption", "shap_e_img2img",
+            assert name in ("unclip_sd21_small", "gpt2_prefix_caption", "git_base_coco", "nearest_caption", "shap_e_img2img",
                             "ip_adapter_sd15"), (name, text)
             assert "could not load" in text or "weights not available" in text, (name, text)
             continue

@@ -12,13 +12,17 @@ from neurodecode.heads.base import (CaptionOutput, Head, ImageOutput, LatentSpec
 def _tiny(name):
     from neurodecode import build
 
-    return build("head", name, [f"captions={['a red square', 'a blue dot']}"] if name == "tiny_prefix_caption" else [])
+    return build("head", name, [f"captions={['a red square', 'a blue dot']}"] if name in CAPTIONED else [])
+
+
+CAPTIONED = ("tiny_prefix_caption", "tiny_git_caption")
 
 
 TINY = {"tiny_unclip": ImageOutput, "tiny_ip_adapter": ImageOutput, "tiny_prefix_caption": CaptionOutput,
+        "tiny_git_caption": CaptionOutput,
         "tiny_shap_e": MeshOutput}
 FAST = {"tiny_unclip": {"num_inference_steps": 3, "n_samples": 2}, "tiny_ip_adapter": {"num_inference_steps": 2},
-        "tiny_prefix_caption": {}, "tiny_shap_e": {"num_inference_steps": 2, "grid_size": 16, "n_views": 1,
+        "tiny_prefix_caption": {}, "tiny_git_caption": {"max_tokens": 3}, "tiny_shap_e": {"num_inference_steps": 2, "grid_size": 16, "n_views": 1,
                                                    "render_size": 16}}
 
 

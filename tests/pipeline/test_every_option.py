@@ -24,7 +24,7 @@ BARE_RECORDINGS = ["name=option", "head@heads.images=null", "images.low_level=fa
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 #: options built from published weights (composed, then skipped offline)
 WEIGHTS = {("objective", "clip_vit_l14"), ("head", "unclip_sd21_small"), ("head", "ip_adapter_sd15"),
-           ("head", "gpt2_prefix_caption"), ("head", "shap_e_img2img"), ("head", "nearest_caption")}
+           ("head", "gpt2_prefix_caption"), ("head", "git_base_coco"), ("head", "shap_e_img2img"), ("head", "nearest_caption")}
 #: groups a training run does not take, and the command that does
 OTHER_COMMANDS = {"features": "neurodecode features", "tokenizer": "neurodecode pretrain (a codes MAE)",
                   "cross_subject": "neurodecode adapt", "example": "neurodecode example (tests/cli/test_example)"}
@@ -152,6 +152,8 @@ RUNS = {
     "fc_mae": ("roi", ["encoder=tiny_mae_fc", "missing_positions=learned", *MAE], [("encoder", "tiny_mae_fc")]),
     "tiny": ("full", ["experiment=tiny", "head@heads.meshes=tiny_shap_e"],
              [("experiment", "tiny"), ("head", "tiny_unclip"), ("head", "tiny_prefix_caption"), ("head", "tiny_shap_e")]),
+    "git": ("full", ["experiment=tiny", "head@heads.images=null", "head@heads.captions=tiny_git_caption",
+                     "~heads.captions.n_embd"], [("head", "tiny_git_caption")]),
     "ip_adapter": ("full", ["experiment=tiny", "head@heads.images=tiny_ip_adapter", "head@heads.captions=null"],
                    [("head", "tiny_ip_adapter")]),
     "demo": ("full", ["experiment=demo", "data.n_train=60", "data.n_test=8", "images.fit.max_epochs=1",
