@@ -71,6 +71,8 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.models.subjects.CrossSubjectModel",
     "neurodecode.encoders.models.mlp.ResidualMLP",
     "neurodecode.encoders.models.vae.BetaVAE",
+    "neurodecode.encoders.models.labram.LaBraM",
+    "neurodecode.encoders.models.cbramod.CBraMod",
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",

@@ -84,20 +84,27 @@ def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
     import torch
 
     encoder = instantiate(cfg.encoder, "config 'encoder'")
-    if isinstance(encoder, torch.nn.Module):           # a masked autoencoder: pretrain it on the training epochs
+    if isinstance(encoder, torch.nn.Module):      # a masked autoencoder (pretrained here) or a published encoder
         from neurodecode.encoders.models.mae import SignalMAE
         from neurodecode.encoders.pretraining import EncoderFeatures, pretrain
 
-        if not isinstance(encoder, SignalMAE):
-            raise TypeError(f"config group 'encoder': {cfg.encoder._target_} builds a {type(encoder).__name__}; a "
-                            "training run takes a scikit-learn transformer (voxels, tangent_space) or a masked "
-                            "autoencoder (tiny_mae, mae_eeg, mae_meg_spatial, mae_seeg_regions)")
-        trainer = {k: v for k, v in cfg.trainer.items() if k != "ddp"}
         missing = str(cfg.get("missing_positions", "error"))
-        res = pretrain(epochs, encoder, trainer=trainer, seed=int(cfg.seed), missing_positions=missing)
-        logger.info(f"encoder pretrained: masked-reconstruction error {res.val_error_before:.4f} → "
-                    f"{res.val_error_after:.4f}")
-        encoder = EncoderFeatures.for_epochs(res.model, epochs, pool=cfg.pool, device=cfg.trainer.device,
+        if isinstance(encoder, SignalMAE):
+            trainer = {k: v for k, v in cfg.trainer.items() if k != "ddp"}
+            res = pretrain(epochs, encoder, trainer=trainer, seed=int(cfg.seed), missing_positions=missing)
+            logger.info(f"encoder pretrained: masked-reconstruction error {res.val_error_before:.4f} → "
+                        f"{res.val_error_after:.4f}")
+            encoder = res.model
+        elif hasattr(encoder, "tokens"):        # LaBraM / CBraMod: its (published) weights as they are
+            source = getattr(encoder, "published", "random initialisation: no published checkpoint")
+            logger.info(f"encoder {type(encoder).__name__} used as built ({source}); its pooled tokens are the "
+                        "features")
+        else:
+            raise TypeError(f"config group 'encoder': {cfg.encoder._target_} builds a {type(encoder).__name__}; a "
+                            "training run takes a scikit-learn transformer (voxels, tangent_space), a masked "
+                            "autoencoder (tiny_mae, mae_eeg, mae_meg_spatial, mae_seeg_regions) or a published "
+                            "encoder architecture (labram_base, cbramod, tiny_labram, tiny_cbramod)")
+        encoder = EncoderFeatures.for_epochs(encoder, epochs, pool=cfg.pool, device=cfg.trainer.device,
                                              missing_positions=missing)
     if not hasattr(encoder, "fit") or not hasattr(encoder, "transform"):
         raise TypeError(f"config group 'encoder': expected a scikit-learn transformer or a neurodecode masked "

@@ -49,6 +49,8 @@ class SignalSpec:
     sfreq : float
         Sampling rate of the data (Hz).
     region_names : tuple of str
+    names : tuple of str
+        The channel names (models whose channel embedding is a table by name, e.g. LaBraM's, read them).
     """
 
     positions: torch.Tensor
@@ -56,6 +58,7 @@ class SignalSpec:
     sfreq: float
     regions: torch.Tensor | None = None
     region_names: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
     @property
     def n_channels(self) -> int:
@@ -63,7 +66,7 @@ class SignalSpec:
 
     def to(self, device: torch.device | str) -> SignalSpec:
         return SignalSpec(self.positions.to(device), self.types.to(device), self.sfreq,
-                          None if self.regions is None else self.regions.to(device), self.region_names)
+                          None if self.regions is None else self.regions.to(device), self.region_names, self.names)
 
 
 def input_spec(channels: Channels, sfreq: float, channel_types: Sequence[str] = CHANNEL_TYPES, *,
@@ -108,7 +111,7 @@ def input_spec(channels: Channels, sfreq: float, channel_types: Sequence[str] = 
     pos[missing] = np.nan
     return SignalSpec(torch.as_tensor(pos, dtype=torch.float32),
                       torch.tensor([CHANNEL_TYPES.index(t) for t in types], dtype=torch.long),
-                      float(sfreq), regions, names)
+                      float(sfreq), regions, names, tuple(str(n) for n in channels.names))
 
 
 def resample_fft(x: torch.Tensor, sfreq_in: float, sfreq_out: float) -> torch.Tensor:
