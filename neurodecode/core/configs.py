@@ -73,6 +73,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.models.vae.BetaVAE",
     "neurodecode.encoders.models.labram.LaBraM",
     "neurodecode.encoders.models.cbramod.CBraMod",
+    "neurodecode.encoders.models.mvcnet.MVCNet",
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",

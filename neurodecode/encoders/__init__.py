@@ -8,6 +8,7 @@
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
 * :mod:`.vae` — :class:`BetaVAEFeatures`, β-VAE latents of epochs and their denoised reconstructions.
+* :mod:`.mvcnet` — :class:`MVCNetClassifier`, MVCNet (CNN + Transformer, multi-view contrast) as a classifier.
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
   cross-subject models, the residual MLP, the β-VAE.
 * :mod:`.pretraining` — masked-autoencoder pretraining, save/load by path, :class:`EncoderFeatures` (probing) and
@@ -25,6 +26,7 @@ from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
                                           Recenter, Rotate, Stretch, TangentSpace)
+from neurodecode.encoders.mvcnet import MVCNetClassifier
 from neurodecode.encoders.vae import BetaVAEFeatures
 from neurodecode.encoders.voxels import VoxelFeatures
 
@@ -41,7 +43,7 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "Connectivity", "Covariances", "GraphFeatures",
-           "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "PretrainResult", "Procrustes",
+           "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "build_model", "encoder_input",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
            "pretrain_tokenizer", "save_model"]

@@ -142,6 +142,8 @@ RUNS = {
     "tiny_labram": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_labram"], [("encoder", "tiny_labram")]),
     "tiny_cbramod": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_cbramod"],
                      [("encoder", "tiny_cbramod")]),
+    "mvcnet": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=mvcnet", "encoder.trainer.max_epochs=2"],
+               [("encoder", "mvcnet")]),
     "tiny_mae": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_mae", *MAE], [("encoder", "tiny_mae")]),
     "tiny_mae_codes": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_mae_codes", *MAE],
                        [("encoder", "tiny_mae_codes")]),
