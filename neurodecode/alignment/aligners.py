@@ -23,7 +23,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TwoStageAlignment", "encoding_scores",
+__all__ = ["IdentityAlignment", "LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TwoStageAlignment", "encoding_scores",
            "select_voxels", "target_groups", "voxel_correlations"]
 
 #: the default penalty grid (on standardised features)
@@ -168,6 +168,27 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         if getattr(self, "voxels_", None) is not None:
             X = X[:, self.voxels_]
         return X @ self.coef_.T + self.intercept_
+
+
+class IdentityAlignment(RegressorMixin, BaseEstimator):
+    """No mapping: for encoders that already predict the target latents (a brain module trained end to end onto
+    the target space). ``fit`` checks that the features have the target's size; ``predict`` returns them."""
+
+    def fit(self, X: Any, y: Any) -> IdentityAlignment:
+        X, Y = as_2d(X, "X"), as_2d(y, "y")
+        if X.shape != Y.shape:
+            raise ValueError(f"field 'X': aligner=identity expects features that are the target latents "
+                             f"{Y.shape}, got {X.shape} (an encoder fitted onto the target space, e.g. "
+                             "encoder=brain_module; otherwise use aligner=ridge)")
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        X = as_2d(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
+        return X
 
 
 def voxel_correlations(pred: Any, true: Any) -> np.ndarray:

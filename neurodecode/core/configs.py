@@ -74,6 +74,7 @@ _CHECKPOINT_CLASSES = (
     "neurodecode.encoders.models.labram.LaBraM",
     "neurodecode.encoders.models.cbramod.CBraMod",
     "neurodecode.encoders.models.mvcnet.MVCNet",
+    "neurodecode.encoders.models.brain_module.BrainModule",
     "neurodecode.alignment.aligners.RidgeAlignment",
     "neurodecode.alignment.aligners.LearnedAlignment",
     "neurodecode.alignment.aligners.PriorAlignment",

@@ -8,6 +8,7 @@
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
 * :mod:`.vae` — :class:`BetaVAEFeatures`, β-VAE latents of epochs and their denoised reconstructions.
+* :mod:`.brain_module` — :class:`BrainModuleEncoder`, the MEG brain module fitted onto target latents.
 * :mod:`.mvcnet` — :class:`MVCNetClassifier`, MVCNet (CNN + Transformer, multi-view contrast) as a classifier.
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
   cross-subject models, the residual MLP, the β-VAE.
@@ -20,6 +21,7 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neurodecode.encoders.brain_module import BrainModuleEncoder
 from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
@@ -42,7 +44,7 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
     return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
 
 
-__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "Connectivity", "Covariances", "GraphFeatures",
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "build_model", "encoder_input",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",

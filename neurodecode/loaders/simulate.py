@@ -7,6 +7,11 @@ whose size grows with eccentricity, as in early visual cortex — and responds w
 that sit close on the simulated cortical sheet, and scaled per voxel to a chosen signal-to-noise ratio. The subject
 is **simulated**: the epochs' provenance says so, and so does every report made from them.
 
+:func:`simulated_meg_subject` is the MEG counterpart: the same digits drive visual "sources" whose sensor
+topographies are the real spatial components of an MEG recording's evoked responses (real sensor positions, types
+and units), with a per-subject mixing so that subjects differ, an evoked time course per source, and spatially
+correlated noise.
+
 :func:`planted_subjects` is the synthetic check of cross-subject models: subjects that see the same stimuli through
 different random voxel mixings of one planted latent.
 """
@@ -112,6 +117,124 @@ def simulated_subject(n_train: int = 600, n_test: int = 50, n_voxels: int = 400,
     provenance = [{"step": "simulate", "model": "pRF + compressive spatial summation + correlated noise",
                    "images": "sklearn.datasets.load_digits", "note": "SIMULATED subject, not a recording", **params}]
     return EpochSet(data, 1.0 / tr, channels, table, 0.0, provenance, stimuli)
+
+
+def _evoked_topographies(sensors: str, sfreq: float, picks: str) -> tuple[Any, np.ndarray]:
+    """The MEG channels' info (at ``sfreq``) of a FIF file's evoked responses and their spatial components
+    (n_channels, n_components), scaled by their singular values (real units: T for magnetometers, T/m for
+    gradiometers)."""
+    from pathlib import Path
+
+    import mne
+
+    path = Path(sensors)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: field 'sensors': expected a FIF file of evoked responses with MEG sensors "
+                                "(e.g. ../shared/data/mne_small/test-ave.fif.gz)")
+    evokeds = mne.read_evokeds(path, verbose="error")
+    kinds = {"meg": "meg", "mag": "mag", "grad": "grad"}
+    if picks not in kinds:
+        raise ValueError(f"field 'picks': expected one of {sorted(kinds)}, got {picks!r}")
+    evokeds = [e.copy().pick(kinds[picks], exclude="bads") for e in evokeds]
+    if not len(evokeds[0].ch_names):
+        raise ValueError(f"{path}: field 'sensors': expected MEG channels ({picks}), got none")
+    U, S, _ = np.linalg.svd(np.concatenate([e.data for e in evokeds], axis=1), full_matrices=False)
+    info = evokeds[0].copy().resample(sfreq, verbose="error").info
+    return info, U * S / np.sqrt(sum(e.data.shape[1] for e in evokeds))
+
+
+def _source_drive(img: np.ndarray, n_sources: int, rng: np.random.Generator) -> np.ndarray:
+    """Standardised responses (n_images, n_sources) of sources with Gaussian receptive fields (σ 0.3 of the half
+    field) and compressive summation (square root) to images (n_images, size, size)."""
+    centre = rng.uniform(-1, 1, size=(n_sources, 2))
+    grid = np.linspace(-1, 1, img.shape[1])
+    gx, gy = np.meshgrid(grid, -grid)
+    rf = np.exp(-((gx[None] - centre[:, 0, None, None]) ** 2 + (gy[None] - centre[:, 1, None, None]) ** 2)
+                / (2 * 0.3 ** 2))
+    drive = np.sqrt(np.einsum("nhw,khw->nk", img, rf / rf.sum(axis=(1, 2), keepdims=True)))
+    return (drive - drive.mean(0)) / drive.std(0).clip(1e-12)
+
+
+def simulated_meg_subject(sensors: str, n_subjects: int = 2, n_train: int = 300, n_test: int = 50,
+                          sfreq: float = 120.0, tmin: float = -0.1, tmax: float = 0.5, n_sources: int = 32,
+                          n_topographies: int = 12, snr: float = 0.5, image_size: int = 16, picks: str = "meg",
+                          seed: int = 0) -> EpochSet:
+    """Simulated MEG subjects seeing handwritten digits, on the real sensors of an evoked FIF file.
+
+    Each of ``n_sources`` visual sources has a Gaussian receptive field on the image (as the fMRI subject's pRFs)
+    and responds with compressive summation, following an evoked time course (a Gaussian bump with its own latency,
+    80-250 ms, and width); its sensor topography is a mixture of the ``n_topographies`` strongest spatial components
+    of the file's evoked responses, mixed differently for each subject. Noise: the same components with random time
+    courses plus sensor noise, smoothed over ~25 ms, scaled per channel to ``snr`` (signal / noise variance).
+
+    Parameters
+    ----------
+    sensors : path
+        A FIF file of evoked responses (``mne.read_evokeds``) whose MEG channels give names, types, positions and
+        units (e.g. MNE's sample evoked).
+    n_subjects, n_train, n_test : int
+        Every subject sees the same ``n_train`` training and ``n_test`` held-out digits (in its own order).
+    sfreq, tmin, tmax : float
+        Epochs' rate (Hz) and window (s, stimulus onset at 0). ``picks``: "meg", "mag" or "grad".
+
+    Returns
+    -------
+    EpochSet
+        data (n_subjects · (n_train + n_test), n_channels, n_times) in T / T/m; table ``subject`` (``sim-meg-01``,
+        ...), ``session``, ``run``, ``stimulus``, ``label``, ``split``; stimuli with ``pixels``, ``caption``;
+        provenance says it is simulated.
+    """
+    import mne
+    from scipy.ndimage import uniform_filter1d
+
+    from neurodecode.core.epochs import concatenate
+    from neurodecode.core.mne_convert import from_mne
+
+    for name, value in (("n_subjects", n_subjects), ("n_train", n_train), ("n_test", n_test), ("snr", snr),
+                        ("n_sources", n_sources), ("n_topographies", n_topographies)):
+        if not value > 0:
+            raise ValueError(f"field '{name}': expected a positive value, got {value}")
+    info, topo = _evoked_topographies(sensors, sfreq, picks)
+    topo = topo[:, :n_topographies]
+    rng = np.random.default_rng(seed)
+    images, labels = digit_images(image_size)
+    pick = rng.permutation(len(images))[:n_train + n_test]
+    img, lab = images[pick], labels[pick]
+    drive = _source_drive(img, n_sources, rng)                             # (n_stimuli, n_sources)
+    times = np.arange(int(round(tmin * sfreq)), int(round(tmax * sfreq)) + 1) / sfreq
+    latency, width = rng.uniform(0.08, 0.25, n_sources), rng.uniform(0.02, 0.05, n_sources)
+    course = np.exp(-0.5 * ((times[None] - latency[:, None]) / width[:, None]) ** 2)   # (n_sources, n_times)
+    kernel = np.ones(max(1, int(round(0.025 * sfreq))))                # ~25 ms smoothing of the noise
+    parts = []
+    for s in range(n_subjects):
+        mixing = rng.normal(size=(n_topographies, n_sources)) / np.sqrt(n_topographies)
+        pattern = topo @ mixing                                             # (n_channels, n_sources)
+        signal = np.einsum("ck,nk,kt->nct", pattern, drive, course)
+        noise = np.einsum("cr,nrt->nct", topo, rng.normal(size=(len(pick), n_topographies, len(times))))
+        noise += rng.normal(size=noise.shape) * topo.std(1)[None, :, None]
+        noise = uniform_filter1d(noise, size=len(kernel), axis=2, mode="nearest")
+        noise *= np.sqrt(signal.var(axis=(0, 2)) / noise.var(axis=(0, 2)).clip(1e-40) / snr)[None, :, None]
+        order = rng.permutation(len(pick))
+        subject = f"sim-meg-{s + 1:02d}"
+        table = pd.DataFrame({"stimulus": [f"digit-{i}" for i in pick[order]], "label": [str(v) for v in lab[order]],
+                              "split": np.array(["train"] * n_train + ["test"] * n_test)[order],
+                              "run": (np.arange(len(pick)) * 4 // len(pick) + 1).astype(str)})
+        arr = mne.EpochsArray((signal + noise)[order], info, tmin=float(times[0]), metadata=table, verbose="error")
+        parts.append(from_mne(arr, subject=subject, session="1", label=None))
+    ep = concatenate(parts)
+    ids = [f"digit-{i}" for i in pick]
+    stimuli = pd.DataFrame({"stimulus": ids, "pixels": list(img.reshape(len(pick), -1).astype(np.float32)),
+                            "height": image_size, "width": image_size,
+                            "caption": [f"a handwritten {DIGIT_NAMES[v]}" for v in lab],
+                            "label": [str(v) for v in lab]})
+    params = {"sensors": str(sensors), "n_subjects": n_subjects, "n_train": n_train, "n_test": n_test,
+              "sfreq": sfreq, "tmin": tmin, "tmax": tmax, "n_sources": n_sources, "n_topographies": n_topographies,
+              "snr": snr, "image_size": image_size, "picks": picks, "seed": seed}
+    provenance = [*ep.provenance, {"step": "simulate", "model": "visual sources with evoked time courses on the "
+                                   "evoked responses' spatial components + correlated noise",
+                                   "images": "sklearn.datasets.load_digits", "note": "SIMULATED MEG subjects, not a "
+                                   "recording", **params}]
+    return ep.replace(provenance=provenance, stimuli=stimuli)
 
 
 def planted_subjects(n_subjects: int = 4, n_stimuli: int = 200, latent_dim: int = 8, out_dim: int = 16,

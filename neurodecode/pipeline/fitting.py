@@ -79,8 +79,9 @@ def split_heldout(epochs: EpochSet, split: Mapping[str, Any]) -> tuple[np.ndarra
     return train, heldout
 
 
-def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
-    """The configured encoder fitted on the training epochs (a masked autoencoder is pretrained first)."""
+def _fit_encoder(cfg: Any, epochs: EpochSet, Y: np.ndarray) -> Any:
+    """The configured encoder fitted on the training epochs (a masked autoencoder is pretrained first; an encoder
+    that ``fits_targets``, e.g. the brain module, is fitted onto the target latents ``Y``, others on the labels)."""
     import torch
 
     encoder = instantiate(cfg.encoder, "config 'encoder'")
@@ -109,7 +110,8 @@ def _fit_encoder(cfg: Any, epochs: EpochSet) -> Any:
     if not hasattr(encoder, "fit") or not hasattr(encoder, "transform"):
         raise TypeError(f"config group 'encoder': expected a scikit-learn transformer or a neurodecode masked "
                         f"autoencoder, got {type(encoder).__name__}")
-    return encoder.fit(encoder_input(encoder, epochs), epochs.table["label"].to_numpy())
+    targets = Y if getattr(encoder, "fits_targets", False) else epochs.table["label"].to_numpy()
+    return encoder.fit(encoder_input(encoder, epochs), targets)
 
 
 def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict[str, Any] | None:
@@ -228,16 +230,16 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
         raise ValueError("data: expected a stimulus id for every epoch and a stimulus table (epochs.stimuli); the "
                          "training run maps brain responses onto stimulus latents")
     ids = epochs.table["stimulus"].astype(str).tolist()
-    t0 = time.perf_counter()
-    encoder = _fit_encoder(cfg, epochs)
-    X = np.asarray(encoder.transform(encoder_input(encoder, epochs)))
-    logger.info(f"encoder {type(encoder).__name__}: {X.shape[0]} epochs → {X.shape[1]} features "
-                f"({time.perf_counter() - t0:.1f} s)")
     obj = OmegaConf.to_container(cfg.objective, resolve=True)
     target = TargetSpace(**{k: obj.get(k) for k in ("kind", "n_components", "model", "pretrained", "column",
                                                      "root", "image_size") if obj.get(k) is not None})
     target.fit(epochs.stimuli, list(dict.fromkeys(ids)))
     Y = target.transform(epochs.stimuli, ids)
+    t0 = time.perf_counter()
+    encoder = _fit_encoder(cfg, epochs, Y)
+    X = np.asarray(encoder.transform(encoder_input(encoder, epochs)))
+    logger.info(f"encoder {type(encoder).__name__}: {X.shape[0]} epochs → {X.shape[1]} features "
+                f"({time.perf_counter() - t0:.1f} s)")
     aligner = instantiate(cfg.aligner, "config 'aligner'")
     t0 = time.perf_counter()
     aligner.fit(X, Y)
@@ -257,7 +259,7 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
 
 
 #: what the plain reference of a training run is
-BASELINE_NAME = "baseline: ridge on voxels"
+BASELINE_NAME = "baseline: ridge on the z-scored epochs"   # voxels (fMRI), sensors × times (M/EEG)
 
 
 def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y: np.ndarray
