@@ -89,7 +89,7 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
     from neurodecode.core.configs import CONF_DIR
 
     names = sorted(p.stem for p in (CONF_DIR / "aligner").glob("*.yaml"))
-    assert names == ["auto", "mlp", "prior", "ridge", "tiny_prior", "two_stage"]
+    assert names == ["auto", "identity", "mlp", "prior", "ridge", "tiny_prior", "two_stage"]
     models = {n: build("aligner", n) for n in names}
     assert isinstance(models["mlp"], LearnedAlignment) and isinstance(models["prior"], PriorAlignment)
     assert {k: type(v).__name__ for k, v in models["auto"].candidates.items()} == {"ridge": "RidgeAlignment",
@@ -100,7 +100,11 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
     assert build("aligner", "mlp", ["contrastive=infonce", "max_epochs=7"]).max_epochs == 7
     with pytest.raises(ValueError, match=r"overrides name unknown keys \['epochs'\]"):
         build("aligner", "mlp", ["epochs=7"])
-    with pytest.raises(FileNotFoundError, match=r"no aligner config 'svm' \(known: \['auto', 'mlp', 'prior'"):
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(models["identity"].fit(X, X).predict(X), X)
+    with pytest.raises(ValueError, match=r"aligner=identity expects features that are the target latents \(5, 2\)"):
+        models["identity"].fit(X, X[:, :2])
+    with pytest.raises(FileNotFoundError, match=r"no aligner config 'svm' \(known: \['auto', 'identity', 'mlp'"):
         build("aligner", "svm")
 
 

@@ -14,7 +14,7 @@ from neurodecode.encoders import (EncoderFeatures, FineTunedEncoder, load_model,
                                   masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.models.mae import SignalEncoder, SignalMAE, VQTokenizer
 from neurodecode.encoders.models.subjects import CrossSubjectModel, SubjectEmbedders, SubjectLayers, pad_inputs
-from neurodecode.encoders.models.tokenizers import SpatialAttention, input_spec, resample_fft
+from neurodecode.encoders.models.tokenizers import SignalSpec, SpatialAttention, input_spec, resample_fft
 
 TINY = {"sfreq": 100.0, "patch_seconds": 0.25, "embed_dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0}
 
@@ -460,6 +460,10 @@ def _tiny_inputs(model):
         X, subj = pad_inputs([np.random.default_rng(s).normal(size=(3, n)) for s, n in enumerate(sizes)])
         y = torch.zeros(len(X), model.backbone.out_features)
         return lambda m: m.loss(torch.as_tensor(X), torch.as_tensor(subj), y)["loss"]
+    if not hasattr(model, "reconstruct"):      # a published architecture (LaBraM, CBraMod): its pooled tokens
+        spec = SignalSpec(torch.zeros(3, 3), torch.zeros(3, dtype=torch.long), 200.0, names=("Cz", "C3", "C4"))
+        x = torch.randn(2, 3, 400, generator=torch.Generator().manual_seed(0)) * 1e-5
+        return lambda m: m(x, spec).square().mean()
     types = model.encoder.channel_types
     ch = montage(5, types=types[0])
     sfreq = model.encoder.patch.sfreq

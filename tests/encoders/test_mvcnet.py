@@ -70,7 +70,7 @@ def test_classifier_learns_rhythms_in_cross_validation_and_round_trips(tmp_path)
     ep = EpochSet(X, 128.0, Channels([f"c{i}" for i in range(6)], ["eeg"] * 6),
                   {"subject": "01", "label": y})
     clf = MVCNetClassifier(embed_dim=8, n_filters=4, width=8, heads=2, proj_dim=8,
-                           trainer={"max_epochs": 25, "batch_size": 16, "lr": 3e-3})
+                           trainer={"max_epochs": 12, "batch_size": 16, "lr": 3e-3})
     scores = cross_val_score(clf, ep, y, cv=3)                       # an EpochSet as the input
     print(f"\nMVCNet on planted rhythms, 3-fold: {np.round(scores, 3)}")
     assert scores.mean() >= 0.85
