@@ -4,8 +4,11 @@
   :class:`CaptionOutput`, :class:`MeshOutput`), per-trial seeds, weights loading with offline errors, batching.
 * :mod:`.images` — :class:`UnCLIPImageHead` (Stable unCLIP with MindEye's low-level img2img branch),
   :class:`IPAdapterImageHead`, :class:`BlurryImages`.
-* :mod:`.captions` — :class:`NearestCaptionHead` (caption bank), :class:`PrefixCaptionHead` (ClipCap).
+* :mod:`.captions` — :class:`NearestCaptionHead` (caption bank), :class:`PrefixCaptionHead` (ClipCap),
+  :class:`GitCaptionHead` (GIT through a ridge map into its visual tokens, MindEye2).
 * :mod:`.meshes` — :class:`ShapEMeshHead` (Shap-E prior + renderer → trimesh meshes), :func:`render_mesh`.
+* :mod:`.sdf` — :class:`SDFMeshHead` (a trainable implicit-surface decoder), :func:`mesh_sdf`,
+  :func:`procedural_shapes` (its offline training set).
 * :mod:`.writing` — per-trial files and ``metadata.json``.
 
 Heads import diffusers / transformers on first use. May import: ``neurodecode.core`` … ``neurodecode.alignment``.

@@ -156,6 +156,7 @@ def mesh_options(pipe: DecodingPipeline) -> dict[str, Any]:
     cfg = dict(pipe.config.get("meshes") or {})
     names = {"steps": "num_inference_steps", "grid_size": "grid_size", "n_views": "n_views",
              "render_size": "render_size", "guidance_scale": "guidance_scale"}
+    cfg.pop("fit", None)                       # how the head was trained, not how it decodes
     unknown = sorted(set(cfg) - set(names))
     if unknown:
         fail("meshes", f"settings among {sorted(names)}", f"unknown {unknown}", "the checkpoint's config")

@@ -136,8 +136,40 @@ def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict
     return hcfg
 
 
+def mesh_targets(epochs: EpochSet, ids: list[str], Y: np.ndarray, fit: Mapping[str, Any], target: TargetSpace,
+                 seed: int) -> tuple[np.ndarray, list[Any]]:
+    """A 3D head's training pairs: the stimuli's own meshes (a ``mesh`` column of mesh files) with their latents,
+    or ``fit.procedural`` procedural objects (:func:`~neurodecode.heads.sdf.procedural_shapes`) whose rendered
+    views are embedded in the run's target space."""
+    import pandas as pd
+    import trimesh
+
+    if "mesh" in epochs.stimuli.columns:
+        table = epochs.stimuli.set_index("stimulus")
+        files = {i: table.loc[i, "mesh"] for i in dict.fromkeys(ids)}
+        loaded = {i: trimesh.load(str(f), force="mesh") for i, f in files.items()}
+        return Y, [loaded[i] for i in ids]
+    n = int(fit.get("procedural") or 0)
+    if n <= 0:
+        raise ValueError("heads.meshes: training a 3D head needs the stimuli's meshes (a 'mesh' column of mesh "
+                         "files) or procedural objects (meshes.fit.procedural=N)")
+    if target.kind != "clip" and target.shape_ is None:
+        raise ValueError("heads.meshes: procedural objects are embedded through the target space's images; "
+                         f"objective {target.kind!r} has none")
+    from neurodecode.heads.sdf import procedural_shapes
+
+    size = int(target.shape_[0]) if target.shape_ is not None else 224
+    shapes = procedural_shapes(n, seed=seed, render_size=size, n_views=1)
+    renders = shapes["renders"][:, 0]
+    table = pd.DataFrame({"stimulus": [f"procedural-{k}" for k in range(n)], "height": size, "width": size,
+                          "pixels": list(renders.reshape(n, -1))})
+    logger.info(f"heads.meshes: {n} procedural objects ({', '.join(sorted(set(shapes['kinds'])))}) rendered at "
+                f"{size} px and embedded in the {target.kind} target space")
+    return target.transform(table, list(table["stimulus"])), shapes["meshes"]
+
+
 def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[str], images: np.ndarray | None,
-              fit: Mapping[str, Any], seed: int) -> bool:
+              fit: Mapping[str, Any], seed: int, target: TargetSpace | None = None) -> bool:
     """Train ``head`` on (latent, target) pairs when ``fit.max_epochs > 0``; returns whether it was trained."""
     if not fit.get("max_epochs", 0):
         return False
@@ -152,6 +184,8 @@ def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[s
         targets: Any = resize_images(images, head.image_shape[0], head.image_shape[2])
     elif kind == "captions":
         targets = epochs.stimuli.set_index("stimulus").loc[ids, "caption"].astype(str).tolist()
+    elif kind == "meshes":
+        Y, targets = mesh_targets(epochs, ids, Y, fit, target, seed)
     else:
         raise ValueError(f"heads.{kind}: no training targets for {kind} heads in a training run")
     extra = {}
@@ -161,7 +195,7 @@ def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[s
                              "'file' column in the stimulus table")
         extra["images"] = images
     t0 = time.perf_counter()
-    head.fit(Y, targets, trainer={"seed": seed, **fit}, **extra)
+    head.fit(Y, targets, trainer={"seed": seed, **{k: v for k, v in fit.items() if k != "procedural"}}, **extra)
     logger.info(f"head {kind} ({head.name}) trained in {time.perf_counter() - t0:.1f} s")
     return True
 
@@ -186,7 +220,7 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
                              f"heads.{kind}.embed_dim={Y.shape[1]} or change the objective")
         settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
         Yh = prepare_latents(head, Y, target.raw_norm_)           # raw-scale heads train on the scale they read
-        if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed)):
+        if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed), target):
             trained.append(kind)
         if kind == "images" and images is not None and int((settings.get("brain_guidance") or {}).get("top_voxels")
                                                              or 0) > 0:

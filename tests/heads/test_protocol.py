@@ -19,10 +19,11 @@ CAPTIONED = ("tiny_prefix_caption", "tiny_git_caption")
 
 
 TINY = {"tiny_unclip": ImageOutput, "tiny_ip_adapter": ImageOutput, "tiny_prefix_caption": CaptionOutput,
-        "tiny_git_caption": CaptionOutput,
+        "tiny_git_caption": CaptionOutput, "sdf_mesh": MeshOutput,
         "tiny_shap_e": MeshOutput}
 FAST = {"tiny_unclip": {"num_inference_steps": 3, "n_samples": 2}, "tiny_ip_adapter": {"num_inference_steps": 2},
-        "tiny_prefix_caption": {}, "tiny_git_caption": {"max_tokens": 3}, "tiny_shap_e": {"num_inference_steps": 2, "grid_size": 16, "n_views": 1,
+        "tiny_prefix_caption": {}, "tiny_git_caption": {"max_tokens": 3},
+        "sdf_mesh": {"grid_size": 16, "n_views": 1, "render_size": 16}, "tiny_shap_e": {"num_inference_steps": 2, "grid_size": 16, "n_views": 1,
                                                    "render_size": 16}}
 
 
