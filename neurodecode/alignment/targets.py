@@ -33,11 +33,17 @@ class TargetSpace:
 
     def __init__(self, kind: str = "pca", n_components: int = 32, model: str | None = None,
                  pretrained: str | None = None, column: str | None = None, root: str | None = None,
-                 image_size: int | None = None) -> None:
+                 image_size: int | None = None, tokens: bool = False) -> None:
         if kind not in ("pca", "pixels", "clip"):
             raise ValueError(f"field 'objective.target': expected 'pca', 'pixels' or 'clip', got {kind!r}")
+        if tokens and kind != "clip":
+            raise ValueError(f"field 'objective.tokens': token-level targets are CLIP image tokens (kind 'clip'), "
+                             f"got kind {kind!r}")
         self.kind, self.n_components, self.model, self.pretrained = kind, n_components, model, pretrained
-        self.column, self.root, self.image_size = column, root, image_size
+        self.column, self.root, self.image_size, self.tokens = column, root, image_size, bool(tokens)
+        #: token-level clip targets: (n_tokens, width) of each stimulus's image tokens; the latents are them
+        #: flattened (n, n_tokens · width), and heads that read tokens get them reshaped (prepare_latents)
+        self.token_shape_: tuple[int, int] | None = None
         self.scale: float | None = None
         self.components_: np.ndarray | None = None
         self.mean_: np.ndarray | None = None
@@ -49,7 +55,7 @@ class TargetSpace:
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_components": self.n_components, "model": self.model,
                 "pretrained": self.pretrained, "column": self.column, "root": self.root,
-                "image_size": self.image_size}
+                "image_size": self.image_size, "tokens": self.tokens}
 
     @property
     def is_image_space(self) -> bool:
@@ -78,6 +84,8 @@ class TargetSpace:
                                      f"(training stimuli × pixels), got {self.n_components}")
                 pca = PCA(self.n_components, random_state=0).fit(flat)
                 self.components_, self.mean_ = pca.components_, pca.mean_
+        elif self.tokens:
+            self.transform(stimuli, list(ids)[:1])                  # measures token_shape_
         elif self.kind == "clip" and (self.column or _image_column(stimuli)) in ("file", "pixels"):
             from neurodecode.alignment.embeddings import embed_stimuli
 
@@ -92,6 +100,8 @@ class TargetSpace:
             return int(self.n_components)
         if self.kind == "pixels":
             return int(np.prod(self.shape_))
+        if self.tokens and self.token_shape_ is not None:
+            return int(np.prod(self.token_shape_))
         return int(self._embedder().embed_dim)
 
     def _embedder(self) -> Any:
@@ -104,7 +114,8 @@ class TargetSpace:
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """Images (n, H, W, C) in [0, 1] → latents (n, dim)."""
         if self.kind == "clip":
-            return self._embedder().embed_images(list(np.asarray(images)))
+            out = self._embedder().embed_images(list(np.asarray(images)), tokens=self.tokens)
+            return out.reshape(len(out), -1)
         img = resize_images(images, self.shape_[0], 1).reshape(len(images), -1).astype(np.float64)
         return img if self.kind == "pixels" else (img - self.mean_) @ self.components_.T
 
@@ -113,7 +124,15 @@ class TargetSpace:
         if self.kind == "clip":
             from neurodecode.alignment.embeddings import embed_stimuli
 
-            return embed_stimuli(stimuli, self._embedder(), ids=ids, column=self.column, root=self.root)
+            out = embed_stimuli(stimuli, self._embedder(), ids=ids, column=self.column, root=self.root,
+                                tokens=self.tokens)
+            if self.tokens:
+                if out.ndim != 3:
+                    raise ValueError(f"field 'objective.tokens': expected image tokens (n, n_tokens, width) from "
+                                     f"{self.model}, got shape {out.shape} (token targets need image stimuli)")
+                self.token_shape_ = (int(out.shape[1]), int(out.shape[2]))
+                out = out.reshape(len(out), -1)
+            return out
         return self.embed_images(self.images(stimuli, ids))
 
     def decode(self, latents: np.ndarray) -> np.ndarray | None:
@@ -132,12 +151,14 @@ class TargetSpace:
 
     def state(self) -> dict[str, Any]:
         return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_),
-                "raw_norm": self.raw_norm_}
+                "raw_norm": self.raw_norm_,
+                "token_shape": None if self.token_shape_ is None else list(self.token_shape_)}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TargetSpace:
         keys = ("kind", "n_components", "model", "pretrained", "column", "root", "image_size")
-        obj = cls(**{k: state.get(k) for k in keys})
+        obj = cls(**{k: state.get(k) for k in keys}, tokens=bool(state.get("tokens", False)))
+        obj.token_shape_ = None if state.get("token_shape") is None else tuple(state["token_shape"])
         obj.scale = state.get("scale")
         obj.shape_ = None if state.get("shape") is None else tuple(state["shape"])
         obj.raw_norm_ = state.get("raw_norm")

@@ -92,17 +92,25 @@ class LatentSpec:
         return a
 
 
-def prepare_latents(head: Any, latents: Any, raw_norm: float | None = None) -> np.ndarray:
+def prepare_latents(head: Any, latents: Any, raw_norm: float | None = None,
+                    token_shape: Sequence[int] | None = None) -> np.ndarray:
     """Latents at the scale ``head`` expects: unchanged for heads trained on the target space, each vector
     rescaled (direction kept) to the expected norm for heads that read the image tower's raw embeddings
     (:attr:`LatentSpec.raw`) — the norm their weights declare, else ``raw_norm`` (the target space's measured
-    mean raw norm, :attr:`~neurodecode.alignment.targets.TargetSpace.raw_norm_`).
+    mean raw norm, :attr:`~neurodecode.alignment.targets.TargetSpace.raw_norm_`). With ``token_shape`` (a
+    token-level objective's ``(n_tokens, width)``) the flattened latents are reshaped into tokens first.
 
     Raises when a raw head's scale is known from neither (never a silent unit-norm conditioning); warns when the
     two disagree by more than 1.5× (the objective's CLIP model is probably not the head's).
     """
     spec = head.latent
     a = np.asarray(latents.detach().cpu().numpy() if hasattr(latents, "detach") else latents, dtype=np.float32)
+    if token_shape is not None:                  # token-level targets, flattened by the aligner: (n, T, W) again
+        if not spec.tokens:
+            raise ValueError(f"field 'objective.tokens': the objective's latents are image tokens "
+                             f"{tuple(token_shape)}, but the {head.name} head reads pooled {spec.space}; use a "
+                             "pooled objective or a head that reads tokens (e.g. shap_e_img2img)")
+        a = a.reshape(len(a), *token_shape)
     if not spec.raw:
         return a
     norm = spec.norm if spec.norm is not None else raw_norm

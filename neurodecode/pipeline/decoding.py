@@ -176,7 +176,8 @@ def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, A
         kw = {"init_images": resize_images(init.images[:, 0], H, C), "strength": options["strength"]}
     if getattr(head, "accepts_init_images", False):
         kw.setdefault("strength", 1.0)
-    latents = prepare_latents(head, d.latents, pipe.target.raw_norm_)      # the scale the head's weights expect
+    latents = prepare_latents(head, d.latents, pipe.target.raw_norm_,      # the scale the head's weights expect
+                              pipe.target.token_shape_)
     if pipe.guidance is not None and options.get("brain_scale") and getattr(head, "accepts_brain_guidance", False):
         kw.update(brain_guidance=pipe.brain_guidance(), brain_scale=float(options["brain_scale"]))
     return head.generate(latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
@@ -207,10 +208,12 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
                                             images=low[:, None], label="low-level")
     if "images" in outputs and "images" in pipe.heads:
         d.images["images"] = _generate_images(pipe, d, options, seed, batch_size, progress)
+    as_read = lambda k: prepare_latents(pipe.heads[k], d.latents, pipe.target.raw_norm_,  # noqa: E731
+                                        pipe.target.token_shape_)
     if "captions" in outputs and "captions" in pipe.heads:
-        d.outputs["captions"] = pipe.heads["captions"].generate(d.latents, seed=seed, trial_ids=d.trials)
+        d.outputs["captions"] = pipe.heads["captions"].generate(as_read("captions"), seed=seed, trial_ids=d.trials)
     if "meshes" in outputs and "meshes" in pipe.heads:
-        d.outputs["meshes"] = pipe.heads["meshes"].generate(d.latents, seed=seed, trial_ids=d.trials,
+        d.outputs["meshes"] = pipe.heads["meshes"].generate(as_read("meshes"), seed=seed, trial_ids=d.trials,
                                                             progress=progress, **mesh_options(pipe))
     if "retrieval" in outputs and (pipe.gallery is None or pipe.stimuli is None):
         from neurodecode.core.logs import logger

@@ -214,12 +214,14 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
         if hcfg is None:
             continue
         head = check_head(instantiate(hcfg, f"config 'heads.{kind}'"), kind, f"config 'heads.{kind}'")
-        if head.latent.dim != Y.shape[1]:
+        width = target.token_shape_[1] if target.token_shape_ is not None else Y.shape[1]   # token targets: W
+        if head.latent.dim != width:
             raise ValueError(f"config 'heads.{kind}': field 'embed_dim': expected the objective's latent size "
-                             f"{Y.shape[1]}, got {head.latent.dim} ({head.name} reads {head.latent.space}); set "
-                             f"heads.{kind}.embed_dim={Y.shape[1]} or change the objective")
+                             f"{width}, got {head.latent.dim} ({head.name} reads {head.latent.space}); set "
+                             f"heads.{kind}.embed_dim={width} or change the objective")
         settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
-        Yh = prepare_latents(head, Y, target.raw_norm_)           # raw-scale heads train on the scale they read
+        # raw-scale heads train on the scale they read; token-level latents as tokens
+        Yh = prepare_latents(head, Y, target.raw_norm_, target.token_shape_)
         if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed), target):
             trained.append(kind)
         if kind == "images" and images is not None and int((settings.get("brain_guidance") or {}).get("top_voxels")
@@ -266,7 +268,7 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
     ids = epochs.table["stimulus"].astype(str).tolist()
     obj = OmegaConf.to_container(cfg.objective, resolve=True)
     target = TargetSpace(**{k: obj.get(k) for k in ("kind", "n_components", "model", "pretrained", "column",
-                                                     "root", "image_size") if obj.get(k) is not None})
+                                                     "root", "image_size", "tokens") if obj.get(k) is not None})
     target.fit(epochs.stimuli, list(dict.fromkeys(ids)))
     Y = target.transform(epochs.stimuli, ids)
     t0 = time.perf_counter()

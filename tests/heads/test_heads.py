@@ -379,3 +379,36 @@ def test_heads_with_published_weights_get_the_raw_embedding_scale_they_were_trai
     assert space.raw_norm_ == pytest.approx(float(np.linalg.norm(raw, axis=1).mean()), rel=1e-6)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
     assert TargetSpace.from_state(space.state(), {}).raw_norm_ == space.raw_norm_
+
+
+def test_token_level_targets_reach_a_token_head_as_tokens(embedder):
+    """objective tokens=true: the aligner's targets are the image tokens flattened; a head that reads tokens
+    (Shap-E) gets them reshaped to (n, n_tokens, width); a pooled-only head refuses them."""
+    import pandas as pd
+
+    from neurodecode.alignment.targets import TargetSpace
+    from neurodecode.heads.base import prepare_latents
+    from neurodecode.heads.meshes import ShapEMeshHead
+    from neurodecode.heads.sdf import SDFMeshHead
+
+    rng = np.random.default_rng(0)
+    stimuli = pd.DataFrame({"stimulus": list("abcd"), "pixels": [rng.uniform(size=64) for _ in range(4)],
+                            "height": 8, "width": 8})
+    space = TargetSpace("clip", column="pixels", tokens=True)
+    space._clip = embedder
+    space.fit(stimuli, list("abcd"))
+    Y = space.transform(stimuli, list("abcd"))
+    T, W = space.token_shape_
+    tokens = embedder.embed_images([p.reshape(8, 8) for p in stimuli["pixels"]], tokens=True)
+    assert tokens.shape == (4, T, W) and Y.shape == (4, T * W) and space.dim == T * W
+    np.testing.assert_allclose(Y, tokens.reshape(4, -1), atol=1e-6)
+    assert TargetSpace.from_state(space.state(), {}).token_shape_ == (T, W)
+    shap_e = ShapEMeshHead.tiny(embed_dim=W)
+    read = prepare_latents(shap_e, Y, None, space.token_shape_)
+    np.testing.assert_array_equal(read, tokens.reshape(4, T, W).astype(np.float32))
+    assert len(shap_e.generate(read, num_inference_steps=2, grid_size=16, n_views=1, render_size=16).meshes) == 4
+    with pytest.raises(ValueError, match=r"field 'objective.tokens': the objective's latents are image tokens "
+                                         rf"\({T}, {W}\), but the SDF mesh head .* reads pooled"):
+        prepare_latents(SDFMeshHead(embed_dim=W), Y, None, space.token_shape_)
+    with pytest.raises(ValueError, match=r"field 'objective.tokens': token-level targets are CLIP image tokens"):
+        TargetSpace("pca", tokens=True)

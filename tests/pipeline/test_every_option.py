@@ -23,7 +23,7 @@ BARE = ["experiment=tiny", "head@heads.images=null", "head@heads.captions=null",
 BARE_RECORDINGS = ["name=option", "head@heads.images=null", "images.low_level=false"]
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 #: options built from published weights (composed, then skipped offline)
-WEIGHTS = {("objective", "clip_vit_l14"), ("head", "unclip_sd21_small"), ("head", "ip_adapter_sd15"),
+WEIGHTS = {("objective", "clip_vit_l14"), ("objective", "clip_vit_l14_tokens"), ("head", "unclip_sd21_small"), ("head", "ip_adapter_sd15"),
            ("head", "gpt2_prefix_caption"), ("head", "git_base_coco"), ("encoder", "labram_base"),
            ("encoder", "cbramod"), ("head", "shap_e_img2img"), ("head", "nearest_caption")}
 #: groups a training run does not take, and the command that does
