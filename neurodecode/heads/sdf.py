@@ -51,7 +51,7 @@ def _winding_number(mesh: Any, points: np.ndarray, block: int = 1024) -> np.ndar
     return torch.cat(out).numpy()
 
 
-def mesh_sdf(mesh: Any, points: np.ndarray, n_surface: int = 20000, seed: int = 0) -> np.ndarray:
+def mesh_sdf(mesh: Any, points: np.ndarray, n_surface: int = 10000, seed: int = 0) -> np.ndarray:
     """Signed distance (n,) of ``points`` (n, 3) to a closed mesh: negative inside. The distance is to the nearest
     of ``n_surface`` area-uniform surface samples (exact up to their spacing); the sign is the winding number's."""
     import trimesh

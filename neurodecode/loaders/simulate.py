@@ -18,6 +18,7 @@ different random voxel mixings of one planted latent.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,16 @@ def simulated_subject(n_train: int = 600, n_test: int = 50, n_voxels: int = 400,
 def _evoked_topographies(sensors: str, sfreq: float, picks: str) -> tuple[Any, np.ndarray]:
     """The MEG channels' info (at ``sfreq``) of a FIF file's evoked responses and their spatial components
     (n_channels, n_components), scaled by their singular values (real units: T for magnetometers, T/m for
-    gradiometers)."""
+    gradiometers). Read once per (file, modification time, rate, picks); copies are returned."""
+    import os
+
+    stamp = os.stat(sensors).st_mtime_ns if os.path.isfile(sensors) else None
+    info, topo = _read_topographies(str(sensors), stamp, float(sfreq), picks)
+    return info.copy(), topo.copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_topographies(sensors: str, stamp: int | None, sfreq: float, picks: str) -> tuple[Any, np.ndarray]:
     from pathlib import Path
 
     import mne

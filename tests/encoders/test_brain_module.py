@@ -65,7 +65,8 @@ def test_meg_brain_module_training_run_retrieves_above_chance(shared_data, tmp_p
     from neurodecode.pipeline.fitting import run
 
     cfg = compose(["experiment=meg_brain_module", f"data.sensors={shared_data / 'mne_small' / 'test-ave.fif.gz'}",
-                   "data.n_train=160", "data.n_test=30", "encoder.trainer.max_epochs=25"])
+                   "data.n_train=160", "data.n_test=30", "encoder.trainer.max_epochs=25",
+                   "encoder.n_spatial=32", "encoder.hidden=32", "encoder.depth=2", "encoder.out_channels=64"])
     metrics = run(cfg, tmp_path / "run")
     values = {r["metric"]: r["value"] for r in metrics["scores"] if r["pipeline"] == "meg_brain_module"}
     base = {r["metric"]: r["value"] for r in metrics["baseline"]["scores"]}
