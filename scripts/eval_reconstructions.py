@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=400, help="training epochs of the tiny generator (3 steps each)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--samples", type=int, default=4, help="samples per trial (best by embedding similarity)")
-    p.add_argument("--strengths", type=float, nargs="+", default=[0.3, 0.5])
+    p.add_argument("--strengths", type=float, nargs="+", default=[0.2, 0.1, 0.3])
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
     p.add_argument("--out", type=Path, default=Path("results/digits69"))
     p.add_argument("--device", default="cpu")
