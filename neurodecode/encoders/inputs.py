@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["ArrayInput", "EpochMatrices", "as_array", "check_signals", "check_spd", "table_groups", "table_of"]
+__all__ = ["ArrayInput", "EpochMatrices", "as_array", "channel_scaling", "check_signals", "check_spd", "standardized",
+           "table_groups", "table_of"]
 
 
 def _is_mne_epochs(X: Any) -> bool:
@@ -87,6 +88,28 @@ def check_signals(X: Any, finite: bool = True) -> np.ndarray:
     if finite and not np.isfinite(X).all():
         raise ValueError("field 'X': expected finite values, got NaN or Inf")
     return X
+
+
+def channel_scaling(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (n_channels, 1) of epochs (n_epochs, n_channels, n_times), over epochs
+    and times; a constant channel gets scale 1."""
+    sd = A.std(axis=(0, 2))[:, None]
+    return A.mean(axis=(0, 2))[:, None], np.where(sd > 0, sd, 1.0)
+
+
+def standardized(X: Any, mean: np.ndarray, scale: np.ndarray, n_times: int) -> torch.Tensor:
+    """Epochs z-scored per channel with the statistics of fit (:func:`channel_scaling`), as float32; an error
+    naming the field when they are not finite epochs of ``len(mean)`` channels × ``n_times`` times."""
+    from neurodecode.core.validation import fail
+
+    X = as_array(X).astype(np.float64)
+    if X.ndim != 3:
+        fail("X", "epochs (n_epochs, n_channels, n_times)", X.shape)
+    if X.shape[1:] != (mean.shape[0], n_times):
+        fail("X", f"epochs of {mean.shape[0]} channels × {n_times} times as in fit", X.shape[1:])
+    if not np.isfinite(X).all():
+        fail("X", "finite values", "NaN or Inf")
+    return torch.as_tensor((X - mean) / scale, dtype=torch.float32)
 
 
 def check_spd(C: Any, n_matrix_axes: tuple[int, ...] = (3, 4)) -> np.ndarray:

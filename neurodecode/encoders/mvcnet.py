@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.core.validation import fail
-from neurodecode.encoders.inputs import as_array
+from neurodecode.encoders.inputs import as_array, channel_scaling, standardized
 
 __all__ = ["MVCNetClassifier"]
 
@@ -68,15 +68,7 @@ class MVCNetClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.seed = seed
 
     def _standard(self, X: Any) -> torch.Tensor:
-        X = as_array(X).astype(np.float64)
-        if X.ndim != 3:
-            fail("X", "epochs (n_epochs, n_channels, n_times)", X.shape)
-        if hasattr(self, "model_") and X.shape[1:] != (self.model_.n_channels, self.model_.n_times):
-            fail("X", f"epochs of {self.model_.n_channels} channels × {self.model_.n_times} times as in fit",
-                 X.shape[1:])
-        if not np.isfinite(X).all():
-            fail("X", "finite values", "NaN or Inf")
-        return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
+        return standardized(X, self.mean_, self.scale_, self.model_.n_times)
 
     def fit(self, X: Any, y: Any) -> MVCNetClassifier:
         """Train on labelled epochs."""
@@ -95,9 +87,7 @@ class MVCNetClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.classes_ = self.classes_.astype(str)
         if len(self.classes_) < 2:
             fail("y", "at least 2 classes", list(self.classes_))
-        self.mean_ = A.mean(axis=(0, 2))[:, None]
-        sd = A.std(axis=(0, 2))[:, None]
-        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self.mean_, self.scale_ = channel_scaling(A)
         torch.manual_seed(self.seed)
         sizes = {k: getattr(self, k) for k in ("embed_dim", "n_filters", "kernel", "pool", "stride", "width",
                                                 "patch", "depth", "heads", "proj_dim", "lambda_cv", "lambda_cm",

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.core.validation import fail
-from neurodecode.encoders.inputs import as_array
+from neurodecode.encoders.inputs import as_array, channel_scaling, standardized
 
 __all__ = ["BetaVAEFeatures"]
 
@@ -57,15 +57,7 @@ class BetaVAEFeatures(TransformerMixin, BaseEstimator):
         self.seed = seed
 
     def _standard(self, X: Any) -> torch.Tensor:
-        X = as_array(X).astype(np.float64)
-        if X.ndim != 3:
-            fail("X", "epochs (n_epochs, n_channels, n_times)", X.shape)
-        if hasattr(self, "mean_") and X.shape[1:] != (self.mean_.shape[0], self.model_.n_times):
-            fail("X", f"epochs of {self.mean_.shape[0]} channels × {self.model_.n_times} times as in fit",
-                 X.shape[1:])
-        if not np.isfinite(X).all():
-            fail("X", "finite values", "NaN or Inf")
-        return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32)
+        return standardized(X, self.mean_, self.scale_, self.model_.n_times)
 
     def fit(self, X: Any, y: Any = None) -> BetaVAEFeatures:
         """Train on epochs (labels ignored)."""
@@ -77,9 +69,7 @@ class BetaVAEFeatures(TransformerMixin, BaseEstimator):
             fail("X", "at least 2 epochs (n_epochs, n_channels, n_times)", A.shape)
         for name in ("mean_", "scale_", "model_"):
             self.__dict__.pop(name, None)
-        self.mean_ = A.mean(axis=(0, 2))[:, None]
-        sd = A.std(axis=(0, 2))[:, None]
-        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self.mean_, self.scale_ = channel_scaling(A)
         torch.manual_seed(self.seed)
         model = BetaVAE(A.shape[1], A.shape[2], self.latent_dim, self.hidden, self.kernel, self.beta)
         data = torch.utils.data.TensorDataset(torch.as_tensor((A - self.mean_) / self.scale_, dtype=torch.float32))
