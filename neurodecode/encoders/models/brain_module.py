@@ -18,7 +18,7 @@ from torch import nn
 
 from neurodecode.core.epochs import CHANNEL_TYPES
 from neurodecode.encoders.models.mvcnet import info_nce
-from neurodecode.encoders.models.subjects import SubjectLayers
+from neurodecode.encoders.models.subjects import SubjectLayers, subject_layer_index
 from neurodecode.encoders.models.tokenizers import SignalSpec, SpatialAttention, resample_fft
 
 __all__ = ["BrainModule", "brain_module_loss"]
@@ -95,13 +95,7 @@ class BrainModule(nn.Module):
 
     def subject_index(self, names: list, where: str = "epochs") -> torch.Tensor:
         """Layer index of each epoch's subject (B,): an error naming subjects without a layer."""
-        known = self.config.get("subjects") or []
-        lookup = {s: i for i, s in enumerate(known)}
-        missing = sorted({str(n) for n in names} - set(lookup))
-        if missing:
-            raise ValueError(f"{where}: field 'subject': expected subjects the brain module has layers for {known}, "
-                             f"got {missing[:5]}")
-        return torch.tensor([lookup[str(n)] for n in names], dtype=torch.long)
+        return subject_layer_index(names, self.config.get("subjects") or [], where, "brain module")
 
     def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         x = resample_fft(x, spec.sfreq, self.sfreq)

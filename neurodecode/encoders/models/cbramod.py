@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurodecode.encoders.models.tokenizers import SignalSpec, patchify
+from neurodecode.encoders.models.tokenizers import SignalSpec, check_batch, patchify
 
 __all__ = ["CBraMod"]
 
@@ -135,9 +135,7 @@ class CBraMod(nn.Module):
 
     def tokens(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded patch tokens (B, C, n_patches, d_model) of ``x (B, C, T)`` at ``spec.sfreq``."""
-        if x.ndim != 3 or x.shape[1] != spec.n_channels:
-            raise ValueError(f"field 'x': expected (batch, {spec.n_channels} channels of the spec, n_times), got "
-                             f"{tuple(x.shape)}")
+        check_batch(x, spec)
         h = self.patch_embedding(patchify(x * self.input_scale, spec.sfreq, self.sfreq, self.patch_size))
         for layer in self.layers:
             h = layer(h)

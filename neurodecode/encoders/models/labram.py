@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurodecode.encoders.models.tokenizers import SignalSpec, patchify
+from neurodecode.encoders.models.tokenizers import SignalSpec, check_batch, patchify
 
 __all__ = ["LABRAM_CHANNELS", "LaBraM", "labram_channel_index"]
 
@@ -192,9 +192,7 @@ class LaBraM(nn.Module):
 
     def tokens(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded patch tokens (B, C, n_patches, embed_dim) of ``x (B, C, T)`` at ``spec.sfreq``."""
-        if x.ndim != 3 or x.shape[1] != spec.n_channels:
-            raise ValueError(f"field 'x': expected (batch, {spec.n_channels} channels of the spec, n_times), got "
-                             f"{tuple(x.shape)}")
+        check_batch(x, spec)
         rows = torch.as_tensor(labram_channel_index(spec.names or [""] * spec.n_channels), device=x.device)
         patches = patchify(x * self.input_scale, spec.sfreq, self.sfreq, self.patch_size)   # (B, C, P, L)
         B, C, P, _ = patches.shape

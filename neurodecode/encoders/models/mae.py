@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from neurodecode.core.epochs import CHANNEL_TYPES
-from neurodecode.encoders.models.tokenizers import ChannelEmbedding, PatchEmbedding, RegionFusion, SignalSpec, SpatialAttention, time_embedding
+from neurodecode.encoders.models.tokenizers import (ChannelEmbedding, PatchEmbedding, RegionFusion, SignalSpec,
+                                                    SpatialAttention, check_batch, time_embedding)
 
 __all__ = ["MASKS", "TARGETS", "SignalEncoder", "SignalMAE", "VQTokenizer", "patch_targets"]
 
@@ -115,18 +116,13 @@ class SignalEncoder(nn.Module):
         if not known:
             raise ValueError(f"{where}: field 'subject': this encoder's subject layers have no names (a model saved "
                              "before subjects were recorded); pass subject indices (B,) to forward()")
-        lookup = {s: i for i, s in enumerate(known)}
-        missing = sorted({str(n) for n in names} - set(lookup))
-        if missing:
-            raise ValueError(f"{where}: field 'subject': expected subjects the encoder has layers for {known}, got "
-                             f"{missing[:5]}")
-        return torch.tensor([lookup[str(n)] for n in names], dtype=torch.long)
+        from neurodecode.encoders.models.subjects import subject_layer_index
+
+        return subject_layer_index(names, known, where, "encoder")
 
     # -- tokens ------------------------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor, spec: SignalSpec) -> None:
-        if x.ndim != 3 or x.shape[1] != spec.n_channels:
-            raise ValueError(f"field 'x': expected (batch, {spec.n_channels} channels of the spec, n_times), got "
-                             f"{tuple(x.shape)}")
+        check_batch(x, spec)
         known = torch.as_tensor([CHANNEL_TYPES.index(t) for t in self.channel_types], device=spec.types.device)
         if not torch.isin(spec.types, known).all():
             bad = sorted({CHANNEL_TYPES[i] for i in spec.types.tolist()} - set(self.channel_types))

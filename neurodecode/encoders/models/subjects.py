@@ -44,6 +44,18 @@ class SubjectLayers(nn.Module):
         return torch.einsum("bjk,bkt->bjt", self.weight[subject], x)
 
 
+def subject_layer_index(names: Sequence[Any], known: Sequence[str], where: str = "epochs",
+                        model: str = "encoder") -> torch.Tensor:
+    """The subject layer (B,) of each epoch's subject name, by the layers' names ``known``: an error naming the
+    subjects the ``model`` has no layer for."""
+    lookup = {s: i for i, s in enumerate(known)}
+    missing = sorted({str(n) for n in names} - set(lookup))
+    if missing:
+        raise ValueError(f"{where}: field 'subject': expected subjects the {model} has layers for {list(known)}, got "
+                         f"{missing[:5]}")
+    return torch.tensor([lookup[str(n)] for n in names], dtype=torch.long)
+
+
 def pad_inputs(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stack per-subject inputs (n_s, d_s) into one zero-padded array (Σ n_s, max d_s) and subject indices."""
     width = max(a.shape[1] for a in arrays)

@@ -27,7 +27,8 @@ from torch import nn
 
 from neurodecode.core.epochs import CHANNEL_TYPES, Channels
 
-__all__ = ["ChannelEmbedding", "PatchEmbedding", "RegionFusion", "SignalSpec", "SpatialAttention", "input_spec",
+__all__ = ["ChannelEmbedding", "PatchEmbedding", "RegionFusion", "SignalSpec", "SpatialAttention", "check_batch",
+           "input_spec",
            "patchify", "resample_fft", "time_embedding"]
 
 HEAD_RADIUS = 0.1  # metres: positions are divided by it before the Fourier features
@@ -112,6 +113,13 @@ def input_spec(channels: Channels, sfreq: float, channel_types: Sequence[str] = 
     return SignalSpec(torch.as_tensor(pos, dtype=torch.float32),
                       torch.tensor([CHANNEL_TYPES.index(t) for t in types], dtype=torch.long),
                       float(sfreq), regions, names, tuple(str(n) for n in channels.names))
+
+
+def check_batch(x: torch.Tensor, spec: SignalSpec) -> None:
+    """A batch ``x`` must be (batch, the spec's channels, n_times): an error naming the field otherwise."""
+    if x.ndim != 3 or x.shape[1] != spec.n_channels:
+        raise ValueError(f"field 'x': expected (batch, {spec.n_channels} channels of the spec, n_times), got "
+                         f"{tuple(x.shape)}")
 
 
 def resample_fft(x: torch.Tensor, sfreq_in: float, sfreq_out: float) -> torch.Tensor:
