@@ -117,6 +117,12 @@ def _word_tokenizer(captions: Sequence[str]) -> Any:
                                    unk_token="[UNK]")
 
 
+def _until_end(tokenizer: Any, rows: Sequence[Sequence[int]], eos: int) -> list[str]:
+    """Greedily decoded token rows → captions: each row up to its first end token, special tokens dropped."""
+    return [tokenizer.decode(row[:row.index(eos)] if eos in row else row, skip_special_tokens=True).strip()
+            for row in rows]
+
+
 class PrefixCaptionHead(nn.Module):
     """ClipCap prefix captioning: embedding → ``prefix_length`` LM token embeddings → greedy caption.
 
@@ -251,12 +257,8 @@ class PrefixCaptionHead(nn.Module):
             if done.all():
                 break
             embeds = torch.cat([embeds, wte(nxt)[:, None]], 1)
-        captions = []
-        for row in out.tolist():
-            row = row[:row.index(eos)] if eos in row else row
-            captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
         return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
-                             captions=captions)
+                             captions=_until_end(self.tokenizer, out.tolist(), eos))
 
 
 class _VisualTokens(nn.Module):
@@ -386,11 +388,15 @@ class GitCaptionHead(nn.Module):
             pv = torch.as_tensor(resize_images(images, self.image_size, 3)).permute(0, 3, 1, 2) * 2 - 1
         return pv.to(self.device)
 
-    @torch.no_grad()
     def visual_tokens(self, images: Any) -> torch.Tensor:
         """GIT's image-encoder output for stimulus images: (n, n_tokens, hidden) — the map's regression target."""
+        return self._encode_pixels(self.pixel_values(images))
+
+    @torch.no_grad()
+    def _encode_pixels(self, pixel_values: torch.Tensor, block: int = 64) -> torch.Tensor:
         self.vision.tokens_given = False
-        return self.vision(self.pixel_values(images)).last_hidden_state
+        return torch.cat([self.vision(pixel_values[i:i + block]).last_hidden_state
+                          for i in range(0, len(pixel_values), block)])
 
     def _token_ids(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [[self.bos, *self.tokenizer(str(c), add_special_tokens=False).input_ids, self.eos] for c in captions]
@@ -431,7 +437,7 @@ class GitCaptionHead(nn.Module):
             Trainer(**params, drop_last=True, device=str(self.device)).fit(
                 self, lambda m, b: m(*b), torch.utils.data.TensorDataset(pv.cpu(), ids, mask))
         self.eval()
-        tokens = torch.cat([self.visual_tokens(images[i:i + 64]) for i in range(0, len(z), 64)])
+        tokens = self._encode_pixels(pv)
         ridge = RidgeAlignment(alphas=np.logspace(-2, 5, 15)).fit(z, tokens.reshape(len(z), -1).cpu().numpy())
         with torch.no_grad():
             self.map.weight.copy_(torch.as_tensor(ridge.coef_, dtype=torch.float32))
@@ -459,9 +465,5 @@ class GitCaptionHead(nn.Module):
                     break
         finally:
             self.vision.tokens_given = False
-        captions = []
-        for row in out[:, 1:].tolist():
-            row = row[:row.index(self.eos)] if self.eos in row else row
-            captions.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
         return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
-                             captions=captions)
+                             captions=_until_end(self.tokenizer, out[:, 1:].tolist(), self.eos))
