@@ -718,17 +718,22 @@ def epochs_to_store(source: str | os.PathLike | mne.io.BaseRaw, store: str | os.
     return DropReport(events_all.assign(event=np.arange(len(events_all))))
 
 
+#: stimulus-table columns that hold file paths: image files, and mesh files (3D heads train on them)
+FILE_COLUMNS = ("file", "mesh")
+
+
 def _resolve_stimulus_files(table: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The table with its ``file`` paths made absolute (relative ones are relative to the table's folder), every
-    file checked to exist."""
-    if "file" not in table.columns:
-        return table
-    files = [Path(str(f)) if Path(str(f)).is_absolute() else path.parent / str(f) for f in table["file"]]
-    missing = [(i, str(f)) for i, f in enumerate(files) if not f.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{path}: field 'file': expected stimulus files (relative to the table's folder), "
-                                f"got {len(missing)} missing, first at row {missing[0][0]}: {missing[0][1]}")
-    return table.assign(file=[str(f) for f in files])
+    """The table with the paths of its file columns (:data:`FILE_COLUMNS`) made absolute (relative ones are
+    relative to the table's folder), every file checked to exist."""
+    for column in (c for c in FILE_COLUMNS if c in table.columns):
+        files = [Path(str(f)) if Path(str(f)).is_absolute() else path.parent / str(f) for f in table[column]]
+        missing = [(i, str(f)) for i, f in enumerate(files) if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{path}: field '{column}': expected stimulus files (relative to the table's "
+                                    f"folder), got {len(missing)} missing, first at row {missing[0][0]}: "
+                                    f"{missing[0][1]}")
+        table = table.assign(**{column: [str(f) for f in files]})
+    return table
 
 
 def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, stimuli: str | os.PathLike | None = None,

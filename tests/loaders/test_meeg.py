@@ -433,6 +433,16 @@ def test_stimulus_files_are_resolved_from_the_table_and_read_as_images(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"bad.csv: field 'file': expected stimulus files .* first at row 1: "
                                                 r".*gone.png"):
         load_recordings(runs, stimuli=tmp_path / "bad.csv", **kw)
+    import trimesh                                     # mesh files (3D heads) resolve the same way
+    trimesh.creation.box().export(tmp_path / "img" / "left.obj")
+    pd.DataFrame({"stimulus": ["left", "right"], "mesh": ["img/left.obj", "img/right.obj"]}).to_csv(
+        tmp_path / "meshes.csv", index=False)
+    with pytest.raises(FileNotFoundError, match=r"meshes.csv: field 'mesh': expected stimulus files .* first at row "
+                                                r"1: .*right.obj"):
+        load_recordings(runs, stimuli=tmp_path / "meshes.csv", **kw)
+    trimesh.creation.icosphere().export(tmp_path / "img" / "right.obj")
+    assert load_recordings(runs, stimuli=tmp_path / "meshes.csv", **kw).stimuli["mesh"].tolist() == [
+        str(tmp_path / "img" / "left.obj"), str(tmp_path / "img" / "right.obj")]
     Image.fromarray(np.zeros((7, 7), np.uint8)).save(tmp_path / "img" / "right.png")
     with pytest.raises(ValueError, match=r"expected images of one size, got 6×5 \(.*left.png\) and 7×7"):
         stimulus_images(ep.stimuli, ["left", "right"])
