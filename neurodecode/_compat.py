@@ -1,8 +1,10 @@
 """Old import paths keep working for one release (0.2), with a FutureWarning naming the new one (pyRiemann's way).
 
 Before the stage packages, neurodecode was 32 flat modules (``neurodecode.epochs``, ``neurodecode.riemann``,
-``neurodecode.models.mae``, ...). :data:`MOVED` maps each old module to the modules that now hold its names; a
-meta-path finder serves the old name as a thin module that warns once and looks names up there, so user scripts,
+``neurodecode.models.mae``, ...); 0.3 gave every module one job and one unique file name (``encoders.vae`` →
+``encoders.deep``, ``alignment.encoding`` → ``alignment.encoding_models``, ...).
+:data:`~neurodecode.core.registry.MOVED` (one table, also used to resolve old ``_target_`` paths) maps each old
+module to the modules that now hold its names; a meta-path finder serves the old name as a thin module that warns once and looks names up there, so user scripts,
 old pickles and ``python -m neurodecode.train`` keep working without a file per old module. The convenience methods
 ``EpochSet.save`` / ``.to_mne`` / ``.from_mne`` and ``EpochCollection.save`` (they made the epoch format import its
 own storage) are attached here, deprecated, in favour of ``neurodecode.save`` / ``to_mne`` / ``from_mne``.
@@ -18,41 +20,7 @@ import types
 import warnings
 from typing import Any
 
-#: old module → modules holding its names now (searched in order)
-MOVED: dict[str, tuple[str, ...]] = {
-    "neurodecode.epochs": ("neurodecode.core.epochs", "neurodecode.core.validation"),
-    "neurodecode.storage": ("neurodecode.core.storage",),
-    "neurodecode.mne_convert": ("neurodecode.core.mne_convert",),
-    "neurodecode.datasets": ("neurodecode.core.datasets",),
-    "neurodecode.harmonize": ("neurodecode.core.harmonize",),
-    "neurodecode.training": ("neurodecode.core.training",),
-    "neurodecode.configs": ("neurodecode.core.configs",),
-    "neurodecode.meeg": ("neurodecode.loaders.meeg",),
-    "neurodecode.preprocessing": ("neurodecode.loaders.preprocessing",),
-    "neurodecode.fmri": ("neurodecode.loaders.fmri", "neurodecode.loaders.precomputed"),
-    "neurodecode.simulate": ("neurodecode.loaders.simulate",),
-    "neurodecode.manifests": ("neurodecode.loaders.manifests",),
-    "neurodecode.spd": ("neurodecode.encoders.spd",),
-    "neurodecode.riemann": ("neurodecode.encoders.riemann",),
-    "neurodecode.features": ("neurodecode.encoders.features",),
-    "neurodecode.models": ("neurodecode.encoders.models", "neurodecode.alignment.prior"),
-    "neurodecode.models.mae": ("neurodecode.encoders.models.mae",),
-    "neurodecode.models.tokenizers": ("neurodecode.encoders.models.tokenizers",),
-    "neurodecode.models.mlp": ("neurodecode.encoders.models.mlp",),
-    "neurodecode.models.subjects": ("neurodecode.encoders.models.subjects", "neurodecode.alignment.adaptation",
-                                    "neurodecode.loaders.simulate"),
-    "neurodecode.models.prior": ("neurodecode.alignment.prior",),
-    "neurodecode.losses": ("neurodecode.alignment.losses",),
-    "neurodecode.embeddings": ("neurodecode.alignment.embeddings",),
-    "neurodecode.retrieval": ("neurodecode.evaluation.retrieval",),
-    "neurodecode.metrics": ("neurodecode.evaluation.metrics",),
-    "neurodecode.report": ("neurodecode.evaluation.report",),
-    "neurodecode.train": ("neurodecode.pipeline.fitting", "neurodecode.core.configs", "neurodecode.cli.train"),
-    "neurodecode.reconstruct": ("neurodecode.pipeline.decoding", "neurodecode.evaluation.scoring"),
-    "neurodecode.demo": ("neurodecode.cli.demo",),
-    "neurodecode.example": ("neurodecode.cli.example",),
-    "neurodecode.heads.common": ("neurodecode.heads.base", "neurodecode.heads.writing"),
-}
+from neurodecode.core.registry import MOVED, RENAMED
 
 #: old modules that could be run with ``python -m``
 _MAIN = {"neurodecode.train": "neurodecode.cli.train"}
@@ -64,10 +32,11 @@ class _MovedModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        new_name = RENAMED.get((self.__name__, name), name)
         for target in MOVED[self.__name__]:
             module = importlib.import_module(target)
-            if hasattr(module, name):
-                return getattr(module, name)
+            if hasattr(module, new_name):
+                return getattr(module, new_name)
         raise AttributeError(f"module {self.__name__!r} (moved to {', '.join(MOVED[self.__name__])}) has no "
                              f"attribute {name!r}")
 
@@ -88,7 +57,7 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         warnings.warn(f"{module.__name__} moved to {' / '.join(MOVED[module.__name__])} (the stage packages of "
-                      "neurodecode 0.2); the old path works for one release", FutureWarning, stacklevel=3)
+                      "neurodecode 0.2 and 0.3); the old path works for one release", FutureWarning, stacklevel=3)
 
     def get_code(self, fullname: str) -> Any:
         """For ``python -m neurodecode.train``: run the new entry point."""

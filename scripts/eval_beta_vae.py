@@ -40,7 +40,7 @@ def n170(root: Path, subject: str):
 
 
 def _vae(max_epochs: int, beta: float, seed: int = 0):
-    from neurodecode.encoders.vae import BetaVAEFeatures
+    from neurodecode.encoders.deep import BetaVAEFeatures
 
     return BetaVAEFeatures(latent_dim=16, beta=beta, trainer={"max_epochs": max_epochs}, seed=seed)
 

@@ -28,7 +28,7 @@ def main() -> None:
     import torch
 
     from neurodecode.alignment.aligners import RidgeAlignment, encoding_scores
-    from neurodecode.alignment.encoding import RidgeEncoder, pixel_features
+    from neurodecode.alignment.encoding_models import RidgeEncodingModel, pixel_features
     from neurodecode.alignment.targets import TargetSpace
     from neurodecode.core.stimuli import resize_images, stimulus_images
     from neurodecode.evaluation.metrics import pixcorr
@@ -44,7 +44,7 @@ def main() -> None:
     V = ep.data[:, :, 0].astype(np.float64)
     scores = encoding_scores(pix[train], V[train], cv=5)
     group = np.argsort(scores)[::-1][:20]
-    encoder = RidgeEncoder().fit(pix[train], V[train])
+    encoder = RidgeEncodingModel().fit(pix[train], V[train])
     drive = encoder.activation(group, pixel_features(16), standardize=pix[train])
     target = TargetSpace("pca", n_components=32)
     target.fit(ep.stimuli, list(dict.fromkeys(np.asarray(ids)[train])))

@@ -34,7 +34,7 @@ def main() -> None:
     from neurodecode.alignment.aligners import RidgeAlignment
     from neurodecode.alignment.targets import TargetSpace
     from neurodecode.core.stimuli import stimulus_images
-    from neurodecode.evaluation.comparison import paired_difference
+    from neurodecode.core.scores import paired_difference
     from neurodecode.evaluation.scoring import caption_scores_exact
     from neurodecode.heads.captions import GitCaptionHead, PrefixCaptionHead
     from neurodecode.loaders.simulate import simulated_subject

@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = parser.parse_args()
-    from neurodecode.loaders.fmri import frac_ridge, trial_responses
+    from neurodecode.loaders.glm import frac_ridge, trial_responses
 
     runs, mask = load_runs(Path(args.data))
     fractions = list(np.linspace(0.05, 1.0, 20))

@@ -14,14 +14,17 @@ Both map brain features ``(n_samples, n_features)`` (e.g. voxels of single-trial
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
+
+from neurodecode.core.estimators import Interval, TorchEstimator, check_params
+from neurodecode.core.registry import register
 
 __all__ = ["IdentityAlignment", "LearnedAlignment", "PriorAlignment", "RidgeAlignment", "TwoStageAlignment", "encoding_scores",
            "select_voxels", "target_groups", "voxel_correlations"]
@@ -50,6 +53,7 @@ def as_2d(X: Any, name: str) -> np.ndarray:
     return X
 
 
+@register
 class RidgeAlignment(RegressorMixin, BaseEstimator):
     """Ridge regression from brain features to a target space, with the penalty chosen by cross-validation.
 
@@ -68,7 +72,7 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         torch device.
     select_voxels : int, optional
         Decode from the ``select_voxels`` features (voxels) that an encoding model predicts best from the targets
-        (:func:`~neurodecode.alignment.encoding.select_voxels`: 5-fold cross-validated ridge, training trials only).
+        (:func:`~neurodecode.alignment.encoding_models.select_voxels`: 5-fold cross-validated ridge, training trials only).
 
     Attributes
     ----------
@@ -170,6 +174,7 @@ class RidgeAlignment(RegressorMixin, BaseEstimator):
         return X @ self.coef_.T + self.intercept_
 
 
+@register
 class IdentityAlignment(RegressorMixin, BaseEstimator):
     """No mapping: for encoders that already predict the target latents (a brain module trained end to end onto
     the target space). ``fit`` checks that the features have the target's size; ``predict`` returns them."""
@@ -206,7 +211,7 @@ def voxel_correlations(pred: Any, true: Any) -> np.ndarray:
 def encoding_scores(features: Any, responses: Any, *, cv: int = 5, alphas: Sequence[float] = ALPHAS,
                     seed: int = 0, device: str | None = None) -> np.ndarray:
     """Cross-validated r of every voxel: ridge with a penalty per voxel (as
-    :class:`~neurodecode.alignment.encoding.RidgeEncoder`) fitted on k-1 folds of the trials (shuffled with ``seed``:
+    :class:`~neurodecode.alignment.encoding_models.RidgeEncodingModel`) fitted on k-1 folds of the trials (shuffled with ``seed``:
     trials are often sorted by condition) predicts the k-th; the out-of-fold predictions are correlated with the
     responses. Shape (n_voxels,)."""
     X, Y = as_2d(features, "features"), as_2d(responses, "responses")
@@ -264,50 +269,48 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-class _TorchAlignment(RegressorMixin, BaseEstimator):
-    """fit / predict / save / load around a torch network trained by :class:`~neurodecode.core.training.Trainer`.
+class _TorchAlignment(RegressorMixin, TorchEstimator):
+    """fit / predict / save / load around a torch network, on the one trainable-estimator base.
 
-    Subclasses define ``_network(n_features, n_targets)``, ``_objective(trainer)`` (a Trainer objective over
-    ``(x, y)`` batches, through the :class:`_Aligner`) and ``_predict(aligner, x)`` (standardised target space).
+    Subclasses define ``_network(n_features, n_targets)``, ``_loss(model, batch, trainer)`` (the objective over
+    ``(x, y)`` batches, through the :class:`_Aligner`) and ``_predict(aligner, x, start)`` (standardised target
+    space).
     """
 
-    _TRAINER_PARAMS = ("max_epochs", "batch_size", "lr", "weight_decay", "seed", "device", "precision",
-                       "checkpoint_dir")
+    _deprecated_trainer_params: ClassVar[Mapping[str, str]] = {
+        k: k for k in ("max_epochs", "batch_size", "lr", "weight_decay", "precision", "checkpoint_dir")}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {**TorchEstimator._parameter_constraints,
+                                                        "standardize": bool}
 
-    def _check_params(self) -> None:
-        return None
-
-    def _build(self, n_features: int, n_targets: int) -> _Aligner:
-        torch.manual_seed(self.seed)
-        return _Aligner(self._network(n_features, n_targets), n_features, n_targets)
-
-    def fit(self, X: Any, y: Any, resume: bool = False) -> _TorchAlignment:
-        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``.
-
-        ``resume=True`` continues an interrupted run from ``checkpoint_dir``.
-        """
-        from neurodecode.core.training import Trainer
-
+    def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         X = as_2d(X, "X")
         Y = as_2d(np.asarray(y).reshape(len(y), -1) if np.ndim(y) == 1 else y, "y")
         if X.shape[0] != Y.shape[0]:
             raise ValueError(f"field 'y': expected one target row per sample ({X.shape[0]}), got {Y.shape[0]}")
-        self._check_params()
-        model = self._build(X.shape[1], Y.shape[1])
+        self.n_features_in_, self._n_targets = X.shape[1], Y.shape[1]
+        self._stats = None
         if self.standardize:
             sx, sy = X.std(0), Y.std(0)
-            model.x_mean.copy_(torch.as_tensor(X.mean(0)))
-            model.x_scale.copy_(torch.as_tensor(np.where(sx > 0, sx, 1.0)))
-            model.y_mean.copy_(torch.as_tensor(Y.mean(0)))
-            model.y_scale.copy_(torch.as_tensor(np.where(sy > 0, sy, 1.0)))
-        params = {k: getattr(self, k) for k in self._TRAINER_PARAMS}
-        trainer = Trainer(**{**params, "batch_size": min(self.batch_size, X.shape[0])}, drop_last=True)
-        data = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
-                                              torch.as_tensor(Y, dtype=torch.float32))
-        trainer.fit(model, self._objective(trainer), data, config=self._config(X.shape[1], Y.shape[1]), resume=resume)
-        self.model_, self.history_ = model.eval(), trainer.history
-        self.n_features_in_ = X.shape[1]
-        return self
+            self._stats = (X.mean(0), np.where(sx > 0, sx, 1.0), Y.mean(0), np.where(sy > 0, sy, 1.0))
+        return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(Y, dtype=torch.float32)
+
+    def _build(self, tensors: tuple[torch.Tensor, ...]) -> _Aligner:
+        n_features, n_targets = tensors[0].shape[1], tensors[1].shape[1]
+        model = _Aligner(self._network(n_features, n_targets), n_features, n_targets)
+        if self._stats is not None:
+            for name, value in zip(("x_mean", "x_scale", "y_mean", "y_scale"), self._stats):
+                getattr(model, name).copy_(torch.as_tensor(value))
+        return model
+
+    def fit(self, X: Any, y: Any, resume: bool = False) -> _TorchAlignment:
+        """Train on brain features ``X (n_samples, n_features)`` and targets ``y (n_samples, n_targets)``.
+
+        ``resume=True`` continues an interrupted run from ``trainer['checkpoint_dir']``.
+        """
+        return super().fit(X, y, resume)
+
+    def _checkpoint_config(self) -> dict[str, Any]:
+        return self._config(self.n_features_in_, self._n_targets)
 
     def _config(self, n_features: int, n_targets: int) -> dict[str, Any]:
         params = {k: v for k, v in self.get_params().items() if k != "backbone"}
@@ -319,7 +322,7 @@ class _TorchAlignment(RegressorMixin, BaseEstimator):
     def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
         """Predicted targets, shape (n_samples, n_targets)."""
         check_is_fitted(self, "model_")
-        self._check_params()
+        check_params(self)
         X = as_2d(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"field 'X': expected {self.n_features_in_} features as in fit, got {X.shape[1]}")
@@ -343,25 +346,30 @@ class _TorchAlignment(RegressorMixin, BaseEstimator):
     def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
              device: str = "cpu") -> _TorchAlignment:
         """Rebuild a model saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
+        from neurodecode.core.registry import current_path
         from neurodecode.core.training import load_checkpoint
-
-        from neurodecode.core.configs import LEGACY_TARGETS
 
         meta = load_checkpoint(path)
         cfg, target = meta["config"], f"{cls.__module__}.{cls.__name__}"
-        if LEGACY_TARGETS.get(cfg.get("_target_"), cfg.get("_target_")) != target:
+        if current_path(cfg.get("_target_")) != target:
             raise ValueError(f"{path}: field '_target_': expected {target!r}, got {cfg.get('_target_')!r}")
         if cfg["custom_backbone"] and backbone is None:
             raise ValueError(f"{path}: this model was trained with a custom backbone; pass backbone= to rebuild it")
         extra = {"backbone": backbone} if "backbone" in cls._get_param_names() else {}
-        est = cls(**extra, **{**cfg["params"], "device": device})
-        est.model_ = est._build(cfg["n_features"], cfg["n_targets"])
+        params = dict(cfg["params"])
+        moved = {key: params.pop(k) for k, key in cls._deprecated_trainer_params.items() if params.get(k) is not None}
+        if moved:              # a checkpoint saved before the trainer= convention: its settings, as they are now
+            params["trainer"] = {**moved, **dict(params.get("trainer") or {})}
+        est = cls(**extra, **{**params, "device": device})
+        est._stats = None
+        est.model_ = est._build((torch.zeros(0, cfg["n_features"]), torch.zeros(0, cfg["n_targets"])))
         load_checkpoint(path, est.model_)
         est.model_.to(device).eval()
         est.n_features_in_, est.history_ = cfg["n_features"], []
         return est
 
 
+@register
 class LearnedAlignment(_TorchAlignment):
     """A trained mapper from brain features to a target space (MindEye's recipe, any backbone).
 
@@ -382,11 +390,15 @@ class LearnedAlignment(_TorchAlignment):
     temperature : float
     mixco_fraction : float
         Fraction of the epochs trained with BiMixCo first (0: never).
-    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir :
-        Passed to :class:`~neurodecode.core.training.Trainer` (``checkpoint_dir``: resumable training checkpoints;
-        :meth:`save` writes the final model anywhere).
+    trainer : mapping, optional
+        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults` (``checkpoint_dir``:
+        resumable training checkpoints; :meth:`save` writes the final model anywhere).
+    seed, device :
+        Seeds the initialisation and the batches; where the network trains and predicts.
     standardize : bool
         Z-score inputs and targets with the training statistics (kept in the checkpoint).
+    max_epochs, batch_size, lr, weight_decay, precision, checkpoint_dir :
+        Deprecated (one release): pass them in ``trainer``.
 
     Attributes
     ----------
@@ -395,12 +407,19 @@ class LearnedAlignment(_TorchAlignment):
         Per-epoch training losses.
     """
 
+    trainer_defaults: ClassVar[Mapping[str, Any]] = {"max_epochs": 100, "batch_size": 32, "lr": 1e-3,
+                                                     "weight_decay": 1e-2}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **_TorchAlignment._parameter_constraints, "contrastive": CONTRASTIVE, "mixco_fraction": Interval(0, 1),
+        "temperature": Interval(0, None, closed="neither"), "dropout": Interval(0, 1, closed="left")}
+
     def __init__(self, backbone: Callable[[int, int], torch.nn.Module] | None = None, hidden: int = 1024,
                  n_blocks: int = 2, dropout: float = 0.15, mse_weight: float = 1.0, contrastive: str | None = "softclip",
                  contrastive_weight: float = 1.0, temperature: float = 0.05, mixco_fraction: float = 0.0,
-                 max_epochs: int = 100, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 seed: int = 0, device: str = "cpu", precision: str = "32", checkpoint_dir: str | None = None,
-                 standardize: bool = True) -> None:
+                 trainer: Mapping[str, Any] | None = None, seed: int = 0, device: str = "cpu",
+                 standardize: bool = True, max_epochs: int | None = None, batch_size: int | None = None,
+                 lr: float | None = None, weight_decay: float | None = None, precision: str | None = None,
+                 checkpoint_dir: str | None = None) -> None:
         self.backbone = backbone
         self.hidden = hidden
         self.n_blocks = n_blocks
@@ -410,21 +429,16 @@ class LearnedAlignment(_TorchAlignment):
         self.contrastive_weight = contrastive_weight
         self.temperature = temperature
         self.mixco_fraction = mixco_fraction
+        self.trainer = trainer
+        self.seed = seed
+        self.device = device
+        self.standardize = standardize
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
-        self.seed = seed
-        self.device = device
         self.precision = precision
         self.checkpoint_dir = checkpoint_dir
-        self.standardize = standardize
-
-    def _check_params(self) -> None:
-        if self.contrastive not in CONTRASTIVE:
-            raise ValueError(f"field 'contrastive': expected one of {CONTRASTIVE}, got {self.contrastive!r}")
-        if not 0 <= self.mixco_fraction <= 1:
-            raise ValueError(f"field 'mixco_fraction': expected a fraction in [0, 1], got {self.mixco_fraction}")
 
     def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
         from neurodecode.encoders.models import ResidualMLP
@@ -433,40 +447,34 @@ class LearnedAlignment(_TorchAlignment):
             return self.backbone(n_features, n_targets)
         return ResidualMLP(n_features, n_targets, hidden=self.hidden, n_blocks=self.n_blocks, dropout=self.dropout)
 
-    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], dict[str, torch.Tensor]]:
-        from neurodecode.alignment.losses import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
+    def _loss(self, model: torch.nn.Module, batch: Any, trainer: Any) -> dict[str, torch.Tensor]:
+        from neurodecode.encoders.models.contrastive import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
 
-        contrastive = {"infonce": InfoNCELoss, "softclip": SoftCLIPLoss, None: None}[self.contrastive]
-        contrastive = contrastive(self.temperature) if contrastive is not None else None
-        bimixco = BiMixCoLoss(self.temperature)
-        mixco_epochs = round(self.mixco_fraction * self.max_epochs)
-
-        def objective(model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-            x, y = batch
-            y = _unwrap(model).std_y(y)
-            out: dict[str, torch.Tensor] = {}
-            if trainer.epoch < mixco_epochs:
-                xm, perm, betas, select = mixco(x)
-                pred = model(xm)  # through the (DDP) wrapper: synchronised gradients
-                out["bimixco"] = bimixco(pred, y, perm, betas)
-                keep = ~select
-                out["mse"] = torch.nn.functional.mse_loss(pred[keep], y[keep]) if keep.any() else pred.sum() * 0
-                out["loss"] = self.mse_weight * out["mse"] + self.contrastive_weight * out["bimixco"]
-                return out
-            pred = model(x)
-            out["mse"] = torch.nn.functional.mse_loss(pred, y)
-            out["loss"] = self.mse_weight * out["mse"]
-            if contrastive is not None:
-                out["contrastive"] = contrastive(pred, y)
-                out["loss"] = out["loss"] + self.contrastive_weight * out["contrastive"]
+        x, y = batch
+        y = _unwrap(model).std_y(y)
+        out: dict[str, torch.Tensor] = {}
+        if trainer.epoch < round(self.mixco_fraction * trainer.max_epochs):
+            xm, perm, betas, select = mixco(x)
+            pred = model(xm)  # through the (DDP) wrapper: synchronised gradients
+            out["bimixco"] = BiMixCoLoss(self.temperature)(pred, y, perm, betas)
+            keep = ~select
+            out["mse"] = torch.nn.functional.mse_loss(pred[keep], y[keep]) if keep.any() else pred.sum() * 0
+            out["loss"] = self.mse_weight * out["mse"] + self.contrastive_weight * out["bimixco"]
             return out
-
-        return objective
+        pred = model(x)
+        out["mse"] = torch.nn.functional.mse_loss(pred, y)
+        out["loss"] = self.mse_weight * out["mse"]
+        if self.contrastive is not None:
+            loss = {"infonce": InfoNCELoss, "softclip": SoftCLIPLoss}[self.contrastive](self.temperature)
+            out["contrastive"] = loss(pred, y)
+            out["loss"] = out["loss"] + self.contrastive_weight * out["contrastive"]
+        return out
 
     def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
         return aligner(x)
 
 
+@register
 class PriorAlignment(_TorchAlignment):
     """Brain features → target embeddings by a diffusion prior (:class:`~neurodecode.alignment.prior.DiffusionPrior`).
 
@@ -484,16 +492,25 @@ class PriorAlignment(_TorchAlignment):
         Classifier-free guidance at prediction (1: none).
     n_samples : int
         Samples averaged per item at prediction (1: one draw; more approach the posterior mean).
-    max_epochs, batch_size, lr, weight_decay, seed, device, precision, checkpoint_dir, standardize :
+    trainer, seed, device, standardize :
         As :class:`LearnedAlignment`. ``seed`` also seeds the sampling, so predictions are reproducible.
+    max_epochs, batch_size, lr, weight_decay, precision, checkpoint_dir :
+        Deprecated (one release): pass them in ``trainer``.
     """
+
+    trainer_defaults: ClassVar[Mapping[str, Any]] = {"max_epochs": 100, "batch_size": 32, "lr": 3e-4,
+                                                     "weight_decay": 1e-2}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **_TorchAlignment._parameter_constraints, "n_samples": Interval(1, None, integer=True),
+        "cond_drop_prob": Interval(0, 1), "timesteps": Interval(1, None, integer=True)}
 
     def __init__(self, n_tokens: int = 1, num_layers: int = 6, num_attention_heads: int = 8,
                  attention_head_dim: int = 64, timesteps: int = 100, cond_drop_prob: float = 0.2,
                  dropout: float = 0.0, num_inference_steps: int | None = None, guidance_scale: float = 1.0,
-                 n_samples: int = 1, max_epochs: int = 100, batch_size: int = 32, lr: float = 3e-4,
-                 weight_decay: float = 1e-2, seed: int = 0, device: str = "cpu", precision: str = "32",
-                 checkpoint_dir: str | None = None, standardize: bool = True) -> None:
+                 n_samples: int = 1, trainer: Mapping[str, Any] | None = None, seed: int = 0, device: str = "cpu",
+                 standardize: bool = True, max_epochs: int | None = None, batch_size: int | None = None,
+                 lr: float | None = None, weight_decay: float | None = None, precision: str | None = None,
+                 checkpoint_dir: str | None = None) -> None:
         self.n_tokens = n_tokens
         self.num_layers = num_layers
         self.num_attention_heads = num_attention_heads
@@ -504,15 +521,16 @@ class PriorAlignment(_TorchAlignment):
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = guidance_scale
         self.n_samples = n_samples
+        self.trainer = trainer
+        self.seed = seed
+        self.device = device
+        self.standardize = standardize
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
-        self.seed = seed
-        self.device = device
         self.precision = precision
         self.checkpoint_dir = checkpoint_dir
-        self.standardize = standardize
 
     def _network(self, n_features: int, n_targets: int) -> torch.nn.Module:
         from neurodecode.alignment.prior import DiffusionPrior
@@ -522,16 +540,9 @@ class PriorAlignment(_TorchAlignment):
                               attention_head_dim=self.attention_head_dim, timesteps=self.timesteps,
                               cond_drop_prob=self.cond_drop_prob, dropout=self.dropout)
 
-    def _objective(self, trainer: Any) -> Callable[[torch.nn.Module, Any], torch.Tensor]:
-        def objective(model: torch.nn.Module, batch: Any) -> torch.Tensor:
-            x, y = batch
-            return model(x, _unwrap(model).std_y(y))
-
-        return objective
-
-    def _check_params(self) -> None:
-        if self.n_samples < 1:
-            raise ValueError(f"field 'n_samples': expected >= 1, got {self.n_samples}")
+    def _loss(self, model: torch.nn.Module, batch: Any, trainer: Any) -> torch.Tensor:
+        x, y = batch
+        return model(x, _unwrap(model).std_y(y))
 
     def _predict(self, aligner: _Aligner, x: torch.Tensor, start: int) -> torch.Tensor:
         gen = torch.Generator(x.device).manual_seed(self.seed + start)  # the same draws for the same rows
@@ -541,6 +552,7 @@ class PriorAlignment(_TorchAlignment):
         return torch.stack(draws).mean(0)
 
 
+@register
 class TwoStageAlignment(RegressorMixin, BaseEstimator):
     """MindEye's two stages: a mapper (brain features → latents), then a diffusion prior that turns the mapper's
     outputs into embeddings that lie where the targets lie.

@@ -14,10 +14,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 __all__ = ["DiffusionPrior"]
 
 
-class DiffusionPrior(nn.Module):
+class DiffusionPrior(ConfigMixin, nn.Module):
     """Conditional diffusion model over embeddings.
 
     Parameters
@@ -44,10 +46,6 @@ class DiffusionPrior(nn.Module):
         super().__init__()
         from diffusers import DDPMScheduler, PriorTransformer
 
-        self.config = {"in_features": in_features, "embed_dim": embed_dim, "n_tokens": n_tokens,
-                       "num_layers": num_layers, "num_attention_heads": num_attention_heads,
-                       "attention_head_dim": attention_head_dim, "timesteps": timesteps,
-                       "cond_drop_prob": cond_drop_prob, "dropout": dropout}
         self.in_features, self.embed_dim, self.n_tokens = in_features, embed_dim, n_tokens
         self.to_tokens = nn.Linear(in_features, n_tokens * embed_dim)
         self.null_tokens = nn.Parameter(torch.zeros(n_tokens, embed_dim))

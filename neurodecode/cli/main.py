@@ -149,7 +149,7 @@ def _print_probe(source: Any, model: Any, untrained: Any, args: argparse.Namespa
     from neurodecode.core.logs import logger
     from neurodecode.core.persistence import dumps
     from neurodecode.encoders.pretraining import probe_comparison
-    from neurodecode.evaluation.comparison import paired_difference
+    from neurodecode.core.scores import paired_difference
 
     labels = source.table["label"] if "label" in source.table.columns else None
     if labels is None or labels.isna().any() or labels.nunique() < 2 or labels.value_counts().min() < 5:
@@ -207,7 +207,7 @@ def _print_adaptation_check(model: Any, args: argparse.Namespace, references: di
     adapted model does not predict them better."""
     from neurodecode.alignment.adaptation import check_from_stores
     from neurodecode.core.logs import logger
-    from neurodecode.evaluation.comparison import paired_difference
+    from neurodecode.core.scores import paired_difference
 
     res = check_from_stores(model, args.path, args.name, args.targets, method=args.method, references=references,
                             trainer=_kv(args.trainer, "trainer"), subject=args.subject, fraction=args.check)
@@ -288,7 +288,7 @@ def _print_baseline(result: Any, same: str | None) -> None:
     """The plain baseline's summary and the paired comparison; a warning line when the recipe does not beat it."""
     from neurodecode.core.logs import logger
     from neurodecode.evaluation.classification import evaluation_verdict
-    from neurodecode.evaluation.comparison import format_comparison
+    from neurodecode.core.scores import format_comparison
 
     if same is not None:
         print(f"the recipe is the plain baseline ({same} + logistic regression): nothing to compare")

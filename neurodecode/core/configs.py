@@ -7,9 +7,11 @@ them to ``neurodecode.conf`` and ``neurodecode.data_manifests``), found through 
 installed wheel and an editable checkout behave the same.
 
 Instantiation never runs code the user did not ask for: every ``_target_`` — of a shipped config, a user's YAML
-file, a checkpoint's ``pipeline.json`` or an encoder's ``checkpoint.json`` — is checked against an allowlist (the
-targets of the shipped configs and the model classes checkpoints rebuild; :func:`allow_target` adds one) before
-Hydra imports anything. Imports nothing from neurodecode but :mod:`neurodecode.core.validation`.
+file, a checkpoint's ``pipeline.json`` or an encoder's ``checkpoint.json`` — is checked against an allowlist before
+Hydra imports anything. The allowlist is derived, not kept by hand: the targets of the shipped configs, the classes
+registered in :mod:`neurodecode.core.registry` (every :class:`~neurodecode.core.registry.ConfigMixin` model and
+``@register`` estimator), their old paths (:data:`~neurodecode.core.registry.MOVED`), and what
+:func:`allow_target` adds. Imports nothing from neurodecode outside ``neurodecode.core``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONF_DIR", "GROUPS", "allow_target", "allowed_targets", "build", "check_targets", "compose",
+__all__ = ["CONF_DIR", "GROUPS", "allow_target", "allowed_targets", "build", "check_targets", "compose", "is_allowed",
            "conf_dir", "config_path", "instantiate", "load_config", "load_yaml", "options", "resource_dir"]
 
 
@@ -62,60 +64,6 @@ _register_resolvers()
 #: config groups of ``conf/`` that hold buildable objects (``_target_`` configs)
 GROUPS = ("aligner", "cross_subject", "data", "encoder", "features", "head", "tokenizer")
 
-#: model, estimator and aligner classes that checkpoints rebuild by their class path (besides the shipped configs'
-#: targets)
-_CHECKPOINT_CLASSES = (
-    "neurodecode.encoders.models.mae.SignalMAE",
-    "neurodecode.encoders.models.mae.SignalEncoder",
-    "neurodecode.encoders.models.mae.VQTokenizer",
-    "neurodecode.encoders.models.subjects.CrossSubjectModel",
-    "neurodecode.encoders.models.mlp.ResidualMLP",
-    "neurodecode.encoders.models.vae.BetaVAE",
-    "neurodecode.encoders.models.labram.LaBraM",
-    "neurodecode.encoders.models.cbramod.CBraMod",
-    "neurodecode.encoders.models.mvcnet.MVCNet",
-    "neurodecode.encoders.models.brain_module.BrainModule",
-    "neurodecode.alignment.aligners.RidgeAlignment",
-    "neurodecode.alignment.aligners.LearnedAlignment",
-    "neurodecode.alignment.aligners.PriorAlignment",
-    "neurodecode.alignment.encoding.RidgeEncoder",
-    "neurodecode.encoders.voxels.VoxelFeatures",
-    "neurodecode.encoders.riemann.Covariances",
-    "neurodecode.encoders.riemann.AugmentedCovariances",
-    "neurodecode.encoders.riemann.ERPCovariances",
-    "neurodecode.encoders.riemann.FilterBankCovariances",
-    "neurodecode.encoders.riemann.TangentSpace",
-    "neurodecode.encoders.riemann.MDM",
-    "neurodecode.encoders.riemann.Recenter",
-    "neurodecode.encoders.riemann.Procrustes",
-    "neurodecode.encoders.riemann.Stretch",
-    "neurodecode.encoders.riemann.Rotate",
-    "neurodecode.encoders.connectivity.Connectivity",
-    "neurodecode.encoders.connectivity.GraphFeatures",
-    "neurodecode.encoders.features.CovarianceVector",
-    "neurodecode.encoders.pretraining.EncoderFeatures",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing.StandardScaler",
-)
-
-#: targets written by neurodecode before the stage packages (0.1) → where they live now
-LEGACY_TARGETS = {
-    "neurodecode.models.mae.SignalMAE": "neurodecode.encoders.models.mae.SignalMAE",
-    "neurodecode.models.mae.SignalEncoder": "neurodecode.encoders.models.mae.SignalEncoder",
-    "neurodecode.models.mae.VQTokenizer": "neurodecode.encoders.models.mae.VQTokenizer",
-    "neurodecode.models.subjects.CrossSubjectModel": "neurodecode.encoders.models.subjects.CrossSubjectModel",
-    "neurodecode.models.mlp.ResidualMLP": "neurodecode.encoders.models.mlp.ResidualMLP",
-    "neurodecode.alignment.RidgeAlignment": "neurodecode.alignment.aligners.RidgeAlignment",
-    "neurodecode.alignment.LearnedAlignment": "neurodecode.alignment.aligners.LearnedAlignment",
-    "neurodecode.alignment.PriorAlignment": "neurodecode.alignment.aligners.PriorAlignment",
-    "neurodecode.features.make_recipe": "neurodecode.encoders.features.make_recipe",
-    "neurodecode.pipeline.VoxelFeatures": "neurodecode.encoders.voxels.VoxelFeatures",
-    "neurodecode.fmri.load_mat": "neurodecode.loaders.precomputed.load_mat",
-    "neurodecode.meeg.load_recordings": "neurodecode.loaders.meeg.load_recordings",
-    "neurodecode.simulate.simulated_subject": "neurodecode.loaders.simulate.simulated_subject",
-    "neurodecode.storage.read_epochs": "neurodecode.core.storage.read_epochs",
-}
-
 _EXTRA_TARGETS: set[str] = set()
 
 
@@ -148,8 +96,25 @@ def _shipped_targets() -> frozenset[str]:
 
 
 def allowed_targets() -> frozenset[str]:
-    """Every ``_target_`` that :func:`instantiate` accepts."""
-    return _shipped_targets() | frozenset(_CHECKPOINT_CLASSES) | frozenset(LEGACY_TARGETS) | frozenset(_EXTRA_TARGETS)
+    """The ``_target_`` paths :func:`instantiate` accepts that are known now: the shipped configs' targets, the
+    registered classes (:mod:`neurodecode.core.registry`; those of modules not imported yet are found on demand by
+    :func:`is_allowed`) and the ones added with :func:`allow_target`."""
+    from neurodecode.core.registry import registered
+
+    return _shipped_targets() | registered() | frozenset(_EXTRA_TARGETS)
+
+
+def is_allowed(target: Any) -> bool:
+    """Whether ``target`` may be instantiated: a shipped config's target, a registered class (its neurodecode
+    module imported first), one added with :func:`allow_target`, or an old path of any of these."""
+    from neurodecode.core.registry import current_path, registered
+
+    if not isinstance(target, str) or not target:
+        return False
+    for path in dict.fromkeys((current_path(target), target)):
+        if path in _shipped_targets() or path in _EXTRA_TARGETS or registered(path):
+            return True
+    return False
 
 
 def allow_target(target: str) -> None:
@@ -161,9 +126,9 @@ def allow_target(target: str) -> None:
 
 def check_targets(cfg: Any, where: str = "config") -> None:
     """Raise ``ValueError`` naming the key when a ``_target_`` of ``cfg`` is not allowed (checked before import)."""
-    allowed = allowed_targets()
     for key, value in _walk_targets(cfg):
-        if not isinstance(value, str) or value not in allowed:
+        if not is_allowed(value):
+            allowed = allowed_targets()
             raise ValueError(
                 f"{where}: field '{key}': expected a _target_ among neurodecode's configured classes and functions "
                 f"(e.g. {sorted(allowed)[:3]} ...), got {value!r}; instantiating it could run arbitrary code. If you "
@@ -172,13 +137,15 @@ def check_targets(cfg: Any, where: str = "config") -> None:
 
 
 def _modernise(cfg: Any) -> Any:
-    """A plain copy of ``cfg`` with legacy ``_target_`` paths replaced by their current ones."""
+    """A plain copy of ``cfg`` with old ``_target_`` paths replaced by their current ones."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    from neurodecode.core.registry import current_path
 
     if isinstance(cfg, (DictConfig, ListConfig)):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     if isinstance(cfg, Mapping):
-        return {k: (LEGACY_TARGETS.get(v, v) if k == "_target_" else _modernise(v)) for k, v in cfg.items()}
+        return {k: (current_path(v) if k == "_target_" else _modernise(v)) for k, v in cfg.items()}
     if isinstance(cfg, (list, tuple)):
         return [_modernise(v) for v in cfg]
     return cfg

@@ -72,10 +72,10 @@ def _class_path(obj: Any) -> str:
 def _resolve_class(path: str, where: str) -> Any:
     from hydra.utils import get_class
 
-    from neurodecode.core.configs import LEGACY_TARGETS
+    from neurodecode.core.registry import current_path
 
     check_targets({"_target_": path}, where)
-    return get_class(LEGACY_TARGETS.get(path, path))
+    return get_class(current_path(path))
 
 
 class _Writer:

@@ -7,7 +7,7 @@ bare loop:
 * **The same result on 1 or N processes.** Each optimiser step draws one *global* batch of ``batch_size`` indices
   from a permutation seeded by ``(seed, epoch)``; with a process group initialised (``torchrun``, or
   ``torch.distributed.init_process_group`` with gloo on CPU / nccl on GPU) process r takes its contiguous share, DDP
-  averages the gradients, and the contrastive losses of :mod:`neurodecode.losses` gather their negatives across
+  averages the gradients, and the contrastive losses of :mod:`neurodecode.encoders.models.contrastive` gather their negatives across
   processes — so 2 processes give the weights of 1 process on the same global batch (tested with gloo).
 * **Resumable after a kill.** Every ``checkpoint_every`` optimiser steps (and at the end of each epoch) the model,
   optimiser and random states are written atomically as safetensors + JSON (no pickle); ``fit(..., resume=True)``

@@ -7,9 +7,10 @@
 * :mod:`.inputs` — what the estimators accept (arrays, EpochSet, ``mne.Epochs``) and :class:`EpochMatrices`.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
-* :mod:`.vae` — :class:`BetaVAEFeatures`, β-VAE latents of epochs and their denoised reconstructions.
-* :mod:`.brain_module` — :class:`BrainModuleEncoder`, the MEG brain module fitted onto target latents.
-* :mod:`.mvcnet` — :class:`MVCNetClassifier`, MVCNet (CNN + Transformer, multi-view contrast) as a classifier.
+* :mod:`.deep` — deep encoders as scikit-learn estimators on the one trainable-estimator base
+  (:class:`~neurodecode.core.estimators.TorchEstimator`): :class:`BetaVAEFeatures` (β-VAE latents and denoised
+  reconstructions), :class:`MVCNetClassifier` (MVCNet, multi-view contrast), :class:`BrainModuleEncoder` (the MEG
+  brain module fitted onto target latents).
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
   cross-subject models, the residual MLP, the β-VAE.
 * :mod:`.pretraining` — masked-autoencoder pretraining, save/load by path, :class:`EncoderFeatures` (probing) and
@@ -21,15 +22,13 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neurodecode.encoders.brain_module import BrainModuleEncoder
+from neurodecode.encoders.deep import BetaVAEFeatures, BrainModuleEncoder, MVCNetClassifier
 from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
                                           Recenter, Rotate, Stretch, TangentSpace)
-from neurodecode.encoders.mvcnet import MVCNetClassifier
-from neurodecode.encoders.vae import BetaVAEFeatures
 from neurodecode.encoders.voxels import VoxelFeatures
 
 

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import ArrayInput, EpochMatrices, as_array, check_signals, table_groups, table_of
 from neurodecode.encoders.riemann import Recenter
+from neurodecode.core.registry import register
 
 __all__ = ["GRAPH_FEATURES", "KINDS", "Connectivity", "GraphFeatures", "connectivity_sequence", "vectorize"]
 
@@ -54,6 +55,7 @@ def _corr(C: torch.Tensor) -> torch.Tensor:
     return C * d[..., :, None] * d[..., None, :]
 
 
+@register
 class Connectivity(ArrayInput, TransformerMixin, BaseEstimator):
     """One connectome per epoch of ROI time series.
 
@@ -158,6 +160,7 @@ class Connectivity(ArrayInput, TransformerMixin, BaseEstimator):
         return [f"{names[i]}|{names[j]}" for i, j in zip(rows, cols)]
 
 
+@register
 class GraphFeatures(TransformerMixin, BaseEstimator):
     """Per-ROI graph measures of thresholded connectomes (the ADHD-200 "3-cycle maps" among them).
 

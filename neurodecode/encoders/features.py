@@ -28,6 +28,7 @@ from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.riemann import (AugmentedCovariances, Covariances, ERPCovariances, FilterBankCovariances,
                                           TangentSpace)
 from neurodecode.encoders.spd import to_tensor, upper
+from neurodecode.core.registry import register
 
 __all__ = ["RECIPES", "SUPERVISED_RECIPES", "CovarianceVector", "Features", "encoder_input", "extract_features",
            "load_recipe_config", "make_recipe"]
@@ -42,6 +43,7 @@ def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
 
 
 
+@register
 class CovarianceVector(Covariances):
     """Covariance matrices vectorised by their upper triangle (off-diagonal × √2), for the 'covariance' recipe."""
 

@@ -33,6 +33,7 @@ from neurodecode.encoders.models.tokenizers import SignalSpec, input_spec
 from neurodecode.core.configs import build
 from neurodecode.core.persistence import module_config
 from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
+from neurodecode.core.registry import register
 
 __all__ = ["EncoderFeatures", "FineTunedEncoder", "PretrainResult", "load_model", "masked_reconstruction_error",
            "pretrain", "pretrain_tokenizer", "probe_comparison", "save_model"]
@@ -224,6 +225,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     return PretrainResult(model.eval(), trainer.history, before, after, train, val)
 
 
+@register
 class EncoderFeatures(TransformerMixin, BaseEstimator):
     """Pooled latents of a trained encoder as features: ``(n_epochs, n_channels, n_times) → (n_epochs, embed_dim)``.
 
@@ -348,6 +350,7 @@ class _Head(nn.Module):
         return self.head(tokens.mean(dim=(1, 2)) if self.pool == "mean" else tokens.mean(1).flatten(1))
 
 
+@register
 class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     """A pretrained encoder with a classification (or regression) head, trained end to end or frozen.
 

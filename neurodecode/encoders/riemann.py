@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import (ArrayInput, EpochMatrices, as_array, check_signals, check_spd, table_groups,
                                          table_of)
+from neurodecode.core.registry import register
 
 __all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
@@ -40,6 +41,7 @@ def _tensor(X: np.ndarray, device: str | None) -> torch.Tensor:
     return spd.to_tensor(X).to(device or "cpu")
 
 
+@register
 class Covariances(ArrayInput, TransformerMixin, BaseEstimator):
     """Covariance matrices of epochs.
 
@@ -166,6 +168,7 @@ def select_order_lag(X: Any, max_order: int = 10, max_lag: int = 10, fnn_thresho
     return int(np.median(orders)), int(np.median(lags))
 
 
+@register
 class AugmentedCovariances(Covariances):
     """Augmented covariance matrices: covariance of the time-delay embedding of the epochs.
 
@@ -208,6 +211,7 @@ class AugmentedCovariances(Covariances):
         return spd.time_delay_embedding(_tensor(X, self.device), self.order_, self.lag_)
 
 
+@register
 class ERPCovariances(Covariances):
     """xDAWN "super-trial" covariances for event-related potentials (N170, P300, visual evoked responses).
 
@@ -291,6 +295,7 @@ class ERPCovariances(Covariances):
         return [f"evoked{c}" for c in comps] + [f"xdawn{c}" for c in comps]
 
 
+@register
 class FilterBankCovariances(ArrayInput, TransformerMixin, BaseEstimator):
     """One covariance matrix per frequency band (band-pass with MNE's FIR filter).
 
@@ -337,6 +342,7 @@ class FilterBankCovariances(ArrayInput, TransformerMixin, BaseEstimator):
         return EpochMatrices.wrap(torch.stack(out, dim=1).cpu().numpy(), table)
 
 
+@register
 class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
     """Map SPD matrices to vectors in the tangent space at their mean (as ``pyriemann.TangentSpace``).
 
@@ -406,6 +412,7 @@ class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
                                    self.metric).cpu().numpy()
 
 
+@register
 class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
     """Minimum distance to mean: the class whose Riemannian mean is nearest (as ``pyriemann.MDM``).
 
@@ -463,6 +470,7 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
         return p / p.sum(axis=1, keepdims=True)
 
 
+@register
 class Recenter(ArrayInput, TransformerMixin, BaseEstimator):
     """Re-centre the matrices of each group (subject, session) at the identity: ``M_g^-1/2 C M_g^-1/2``.
 
@@ -547,6 +555,7 @@ def _reference_group(reference: Any, keys: list) -> Any:
     return ref
 
 
+@register
 class Stretch(ArrayInput, TransformerMixin, BaseEstimator):
     """Stretch each group's re-centred matrices around the identity to a common dispersion: ``C ↦ C^s``.
 
@@ -594,6 +603,7 @@ class Stretch(ArrayInput, TransformerMixin, BaseEstimator):
         return self.fit(X, y, groups).transform(X, groups)
 
 
+@register
 class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
     """Rotate each group's re-centred matrices, ``Q_g C Q_g^T``, so that its class means match a reference group's.
 
@@ -665,6 +675,7 @@ class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
         return self.fit(X, y, groups).transform(X, groups)
 
 
+@register
 class Procrustes(TransformerMixin, BaseEstimator):
     """Rotate each group's tangent vectors onto a reference group's: tangent-space alignment (Bleuzé et al. 2022).
 

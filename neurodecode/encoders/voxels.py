@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from neurodecode.core.registry import register
+
 __all__ = ["VoxelFeatures"]
 
 
+@register
 class VoxelFeatures(TransformerMixin, BaseEstimator):
     """Epochs (n_epochs, n_channels, n_times) → vectors (n_epochs, n_channels · n_times), z-scored per feature
     with the training statistics (fMRI single-trial responses: one feature per voxel)."""

@@ -12,7 +12,7 @@ May import: ``neurodecode.core`` … ``neurodecode.heads``.
 
 from neurodecode.evaluation.classification import SCHEMES, EvaluationResult, evaluate, score_predictions
 from neurodecode.evaluation.metrics import ImageFeatures, Scores, score_outputs
-from neurodecode.evaluation.retrieval import gallery_rank, retrieval_accuracy, two_way_identification
+from neurodecode.core.scores import gallery_rank, retrieval_accuracy, two_way_identification
 
 __all__ = ["SCHEMES", "EvaluationResult", "ImageFeatures", "Scores", "evaluate", "gallery_rank",
            "retrieval_accuracy", "score_outputs", "score_predictions", "two_way_identification"]

@@ -275,10 +275,10 @@ VERDICT_METRICS = ("roc_auc", "balanced_accuracy", "accuracy")
 def compare_evaluations(result: EvaluationResult, baseline: EvaluationResult, *,
                         names: tuple[str, str] = ("pipeline", "baseline"), seed: int = 0) -> pd.DataFrame:
     """Pipeline minus baseline for each scheme and metric, paired over the same folds (bootstrap interval and
-    sign-flip p-value of :func:`~neurodecode.evaluation.comparison.paired_difference`; with few folds the p-value
-    cannot be small: 5 folds give at least 1/16). Columns: ``scheme`` + :data:`~neurodecode.evaluation.comparison.
+    sign-flip p-value of :func:`~neurodecode.core.scores.paired_difference`; with few folds the p-value
+    cannot be small: 5 folds give at least 1/16). Columns: ``scheme`` + :data:`~neurodecode.core.scores.
     COLUMNS`` (``kind`` is ``"classification"``, ``n_items`` the folds)."""
-    from neurodecode.evaluation.comparison import COLUMNS, paired_difference
+    from neurodecode.core.scores import COLUMNS, paired_difference
 
     keys = ["scheme", "subject", "session", "fold", "test", "metric"]
     both = result.scores.merge(baseline.scores, on=keys, suffixes=("", "_baseline"))
@@ -295,8 +295,8 @@ def compare_evaluations(result: EvaluationResult, baseline: EvaluationResult, *,
 
 
 def evaluation_verdict(comparison: pd.DataFrame) -> tuple[bool, str]:
-    """:func:`~neurodecode.evaluation.comparison.verdict` on the first of :data:`VERDICT_METRICS` compared."""
-    from neurodecode.evaluation.comparison import verdict
+    """:func:`~neurodecode.core.scores.verdict` on the first of :data:`VERDICT_METRICS` compared."""
+    from neurodecode.core.scores import verdict
 
     metric = next((m for m in VERDICT_METRICS if m in set(comparison["metric"])), None)
     if metric is None:

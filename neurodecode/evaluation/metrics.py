@@ -8,7 +8,7 @@ Metrics, by kind:
 
 * ``classification``: accuracy, balanced accuracy, ROC-AUC (:func:`neurodecode.evaluation.classification.score_predictions`).
 * ``retrieval``: top-k among random pools in both directions and two-way identification
-  (:mod:`neurodecode.evaluation.retrieval`; MindEye's 300 candidates × 30 repeats).
+  (:mod:`neurodecode.core.scores`; MindEye's 300 candidates × 30 repeats).
 * ``images``: PixCorr, SSIM (MindEye's settings) and two-way identification in the feature space of configurable
   networks (:class:`ImageFeatures`: a torchvision model layer such as AlexNet's ``features.4`` / ``features.11``
   as MindEye, an open_clip embedder, or any function).
@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from neurodecode.core.persistence import dumps
-from neurodecode.evaluation.retrieval import (as_matrix, check_pair, compare, normalize_rows, retrieval_accuracy, topk_hits,
+from neurodecode.core.scores import (as_matrix, check_pair, compare, normalize_rows, retrieval_accuracy, topk_hits,
                                              two_way_identification)
 
 __all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "image_trial_scores",

@@ -123,7 +123,7 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
     notices : highlighted sentences at the top (e.g. "This subject is simulated").
     details : key → value lines (checkpoint, recordings, timings).
     comparison : the pipeline beside its plain baseline
-        (:func:`~neurodecode.evaluation.comparison.compare_scores`), shown under the scores.
+        (:func:`~neurodecode.core.scores.compare_scores`), shown under the scores.
 
     Trial values that are numbers (per-trial scores) are shown to 3 decimals; every table sorts by a click on
     its column header (a few lines of script; the page stays one self-contained file).

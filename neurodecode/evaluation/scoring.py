@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.stimuli import resize_images
-from neurodecode.evaluation.comparison import mean_interval, trial_scores
 from neurodecode.evaluation.metrics import Scores, score_outputs
-from neurodecode.evaluation.retrieval import gallery_rank, gallery_topk, topk_hits
+from neurodecode.core.scores import gallery_rank, gallery_topk, mean_interval, topk_hits, trial_scores
 
 __all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores",
            "latent_trial_scores", "with_intervals"]
@@ -50,7 +49,7 @@ def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: 
 def latent_trial_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str]
                         ) -> pd.DataFrame:
     """Per-trial scores of predicted latents against the stimuli ``ids``
-    (:func:`~neurodecode.evaluation.comparison.trial_scores`: two-way, top-1 among the trials, and the linear
+    (:func:`~neurodecode.core.scores.trial_scores`: two-way, top-1 among the trials, and the linear
     reconstruction's PixCorr in image spaces)."""
     true = target.transform(stimuli, ids)
     linear = target.decode(latents)
@@ -63,7 +62,7 @@ TRIAL_METRICS = {"two_way": "two_way", "top1": "image_top1", "pixcorr": "pixcorr
 
 def with_intervals(scores: Scores, per_trial: pd.DataFrame, seed: int = 0, confidence: float = 0.95) -> Scores:
     """``scores`` with ``ci_low`` / ``ci_high`` (bootstrap over trials) on the rows whose per-trial values are in
-    ``per_trial`` (:func:`~neurodecode.evaluation.comparison.trial_scores`); NaN elsewhere."""
+    ``per_trial`` (:func:`~neurodecode.core.scores.trial_scores`); NaN elsewhere."""
     table = scores.table.copy()
     table["ci_low"], table["ci_high"] = np.nan, np.nan
     if len(per_trial) >= 2:
@@ -97,7 +96,7 @@ def gallery_retrieval(latents: np.ndarray, gallery: np.ndarray, gallery_ids: Seq
     """Each trial's top-``k`` gallery stimuli and the rank of its true stimulus (None when unknown or not in the
     gallery), and gallery top-1 / top-5 accuracies over the trials whose stimulus is in the gallery.
 
-    Similarities are cosines; ranks come from :func:`~neurodecode.evaluation.retrieval.gallery_rank`.
+    Similarities are cosines; ranks come from :func:`~neurodecode.core.scores.gallery_rank`.
     """
     gallery_ids = [str(g) for g in gallery_ids]
     top = gallery_topk(latents, gallery, min(k, len(gallery_ids)))

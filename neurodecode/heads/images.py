@@ -278,7 +278,7 @@ class UnCLIPImageHead(nn.Module):
         brain_guidance, brain_scale :
             Encoder-guided generation (BrainDiVE): a differentiable ``brain_guidance(images (B, C, H, W) in [0, 1])
             -> (B,)`` — an encoding model's predicted activation of a voxel group, e.g.
-            :meth:`~neurodecode.alignment.encoding.RidgeEncoder.activation` — whose gradient on each step's
+            :meth:`~neurodecode.alignment.encoding_models.RidgeEncodingModel.activation` — whose gradient on each step's
             clean-image estimate steers sampling towards images that drive the group (``brain_scale`` > 0) or
             silence it (< 0); 0: plain sampling.
         """

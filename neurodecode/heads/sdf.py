@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 from neurodecode.heads.base import LatentSpec, MeshOutput, trial_ids_for
 from neurodecode.heads.meshes import render_mesh
 
@@ -113,7 +115,7 @@ def _fourier(x: torch.Tensor, n_freqs: int) -> torch.Tensor:
     return torch.cat([x, angles.sin().flatten(-2), angles.cos().flatten(-2)], dim=-1)
 
 
-class SDFMeshHead(nn.Module):
+class SDFMeshHead(ConfigMixin, nn.Module):
     """Embedding → signed distance field (FiLM-modulated MLP over Fourier features) → mesh.
 
     Parameters
@@ -136,8 +138,6 @@ class SDFMeshHead(nn.Module):
                  clamp: float = 0.1, seed: int = 0) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.config = {"embed_dim": embed_dim, "hidden": hidden, "depth": depth, "n_freqs": n_freqs,
-                       "clamp": clamp, "seed": seed}
         self.embed_dim, self.n_freqs, self.clamp = int(embed_dim), int(n_freqs), float(clamp)
         self.name = f"SDF mesh head ({depth}×{hidden})"
         self.inp = nn.Linear(3 + 6 * n_freqs, hidden)

@@ -1,14 +1,13 @@
-"""fMRI loaders: BOLD runs, masks and atlases, precomputed responses and surfaces → the common epoch format.
+"""fMRI loaders, reading and masking: BOLD runs and masks → the common epoch format.
 
-* :func:`read_run` opens a 4D BOLD run with its events, TR and confounds (fMRIPrep strategies via nilearn).
-* :func:`trial_responses` turns runs into single-trial responses ``(n_trials, n_voxels, 1)``: a GLM per trial
-  (least-squares-all or least-squares-separate; design matrices by nilearn with a chosen HRF and drift model, the
-  ordinary least squares solved for all voxels at once) or the fast HRF-delayed TR average.
+* :func:`read_run` opens a 4D BOLD run with its events, TR and confounds (fMRIPrep strategies via nilearn); the
+  checks every fMRI loader shares (TR, events inside the run, finite voxels, stimulus files) are here.
+* :func:`make_masker` / :func:`voxel_channels`: a mask (or an atlas) on the runs' grid and the voxel channels.
 * :func:`read_volumes` gives one epoch per volume with per-volume labels (block designs such as Haxby 2001).
-* :func:`roi_timeseries` gives windows of parcel-mean time series ``(n_windows, n_rois, n_trs)``.
-* :func:`sliding_windows` cuts one-volume epochs into windows of consecutive scans (dynamic connectivity);
-  :func:`kmeans_parcels` is a data-free parcellation of a mask for :func:`pool_rois`.
 * :func:`to_nifti` maps any per-voxel vector back to a NIfTI image in the original space.
+
+Single-trial responses from GLMs are in :mod:`neurodecode.loaders.glm`; ROI time series, parcels and windows in
+:mod:`neurodecode.loaders.rois`; precomputed responses and surfaces in :mod:`neurodecode.loaders.precomputed`.
 
 Voxel channels are named ``v<i>_<j>_<k>`` (their voxel indices) and positioned at the voxel centres in world
 coordinates (metres); the mask's affine and shape are kept in the provenance so that :func:`to_nifti` works on
@@ -20,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,10 @@ import pandas as pd
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.core.validation import check_option, fail
 
-__all__ = ["Run", "check_stimulus_files", "frac_ridge", "kmeans_parcels", "library_hrf", "load_image", "make_masker",
-           "pool_rois", "read_run", "read_volumes", "roi_timeseries", "sliding_windows", "to_nifti", "trial_responses",
-           "voxel_channels"]
+__all__ = ["Run", "check_events", "check_runs", "check_stimulus_files", "drop_nonfinite", "image_name", "load_image", "make_masker", "masked_data", "read_run", "read_volumes", "to_nifti", "voxel_channels", "voxel_grid"]
 
 
-def _name(img: Any) -> str:
+def image_name(img: Any) -> str:
     fn = getattr(img, "get_filename", lambda: None)()
     return str(fn) if fn else "<image>"
 
@@ -58,16 +55,11 @@ def load_image(img: Any, what: str = "image") -> Any:
 def _load_4d(bold: Any, tr: float | None) -> tuple[Any, str, float]:
     """A 4D BOLD image, its name and its TR (3D images and a missing TR are refused)."""
     img = load_image(bold, "BOLD run")
-    name = _name(img)
+    name = image_name(img)
     if img.ndim != 4:
         raise ValueError(f"{name}: field 'bold': expected a 4D image (x, y, z, time), got {img.ndim}D with shape "
                          f"{img.shape}")
     return img, name, _tr_from(img, tr)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# runs
-# ---------------------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +104,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return _name(self.img)
+        return image_name(self.img)
 
 
 #: the longest TR accepted (seconds); a longer one is almost always milliseconds mislabelled as seconds
@@ -127,7 +119,7 @@ def _check_tr(tr: float, where: str, source: str) -> float:
 
 
 def _tr_from(img: Any, tr: float | None) -> float:
-    fn = _name(img)
+    fn = image_name(img)
     if tr is not None:
         return _check_tr(float(tr), fn, "the argument")
     sidecar = Path(fn.replace(".nii.gz", ".json").replace(".nii", ".json")) if fn != "<image>" else None
@@ -164,7 +156,7 @@ def masked_data(masker: Any, img: Any, on_nonfinite: str = "raise") -> tuple[np.
     """The masker's (n_volumes, n_voxels) float64 signal of ``img`` and a boolean (n_voxels,) of the voxels whose
     signal is finite everywhere; non-finite voxels raise (``on_nonfinite="raise"``, naming the file, the voxel and the
     volume) instead of being silently zero-filled as nilearn does."""
-    name = _name(img)
+    name = image_name(img)
     check_option("on_nonfinite", on_nonfinite, ("raise", "mask"), name)
     try:
         raw = np.asanyarray(img.dataobj)
@@ -290,11 +282,6 @@ def _check_confounds(conf: np.ndarray, n_vol: int, name: str) -> np.ndarray:
     return np.where(leading, 0.0, conf)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# masks
-# ---------------------------------------------------------------------------------------------------------------
-
-
 def make_masker(mask: Any, reference: Any, *, resample_mask: bool = False) -> Any:
     """A fitted ``nilearn.maskers.NiftiMasker`` for the voxels of ``mask`` in the space of ``reference``.
 
@@ -310,20 +297,20 @@ def make_masker(mask: Any, reference: Any, *, resample_mask: bool = False) -> An
         try:
             return NiftiMasker(mask_strategy="epi", standardize=None).fit(ref)
         except ValueError as err:
-            raise ValueError(f"{_name(ref)}: field 'mask': no mask given and nilearn's EPI mask failed ({err}); "
+            raise ValueError(f"{image_name(ref)}: field 'mask': no mask given and nilearn's EPI mask failed ({err}); "
                              "pass a brain mask") from None
     mask_img = load_image(mask, "mask")
     same = mask_img.shape[:3] == ref.shape[:3] and np.allclose(mask_img.affine, ref.affine, atol=1e-3)
     if not same:
         if not resample_mask:
-            raise ValueError(f"{_name(mask_img)}: field 'mask': expected the grid of {_name(ref)} (shape "
+            raise ValueError(f"{image_name(mask_img)}: field 'mask': expected the grid of {image_name(ref)} (shape "
                              f"{ref.shape[:3]}, affine diag {np.diag(ref.affine)[:3].round(3).tolist()}), got shape "
                              f"{mask_img.shape[:3]}, affine diag {np.diag(mask_img.affine)[:3].round(3).tolist()}; pass "
                              "resample_mask=True to resample it")
         mask_img = resample_to_img(mask_img, ref.slicer[..., 0] if ref.ndim == 4 else ref, interpolation="nearest",
                                    force_resample=True, copy_header=True)
     if not np.asarray(mask_img.dataobj).any():
-        raise ValueError(f"{_name(mask_img)}: field 'mask': expected at least one voxel, got an empty mask")
+        raise ValueError(f"{image_name(mask_img)}: field 'mask': expected at least one voxel, got an empty mask")
     return NiftiMasker(mask_img=mask_img, standardize=None).fit()
 
 
@@ -338,7 +325,7 @@ def voxel_channels(masker: Any, space: str) -> tuple[Channels, dict]:
     return Channels(names, "fmri-voxel", xyz, space), step
 
 
-def _voxel_grid(epochs: EpochSet) -> tuple[dict, np.ndarray]:
+def voxel_grid(epochs: EpochSet) -> tuple[dict, np.ndarray]:
     """The ``mask`` provenance step (shape, affine) and the voxel indices (n_voxels, 3) of voxel epochs."""
     prov = epochs.provenance
     if len(prov) == 1 and prov[0].get("step") == "concatenate":
@@ -362,154 +349,10 @@ def to_nifti(values: np.ndarray, epochs: EpochSet) -> Any:
     values = np.asarray(values, dtype=np.float32)
     if values.shape != (epochs.n_channels,):
         fail("values", f"one value per voxel channel ({epochs.n_channels},)", f"shape {values.shape}")
-    step, ijk = _voxel_grid(epochs)
+    step, ijk = voxel_grid(epochs)
     vol = np.zeros(step["shape"], np.float32)
     vol[tuple(ijk.T)] = values
     return nib.Nifti1Image(vol, np.array(step["affine"]))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# single-trial responses
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _stimulus_column(events: pd.DataFrame) -> pd.Series:
-    for col in ("stimulus", "stim_file", "stim_id"):
-        if col in events.columns:
-            return events[col]
-    return events["trial_type"]
-
-
-def _design(run: Run, events: pd.DataFrame, hrf_model: str, drift_model: str | None,
-            high_pass: float) -> pd.DataFrame:
-    from nilearn.glm.first_level import make_first_level_design_matrix
-
-    frame_times = np.arange(run.n_volumes) * run.tr
-    add = None if run.confounds is None else run.confounds
-    names = None if add is None else [f"confound{i}" for i in range(add.shape[1])]
-    return make_first_level_design_matrix(frame_times, events[["onset", "duration", "trial_type"]],
-                                          hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
-                                          add_regs=add, add_reg_names=names)
-
-
-def _psc(Y: np.ndarray) -> np.ndarray:
-    """Percent signal change per voxel (nilearn's ``signal_scaling=0``)."""
-    mean = Y.mean(0)
-    mean[mean == 0] = 1.0
-    return 100.0 * (Y / mean - 1.0)
-
-
-def _run_trials(run: Run, Y: np.ndarray, method: str, hrf_model: str, drift_model: str | None, high_pass: float,
-                shift: float) -> np.ndarray:
-    """Per-trial responses of one run, shape (n_trials, n_voxels)."""
-    ev = run.events
-    n = len(ev)
-    if method == "tr_average":
-        from nilearn.signal import clean
-
-        Yc = clean(Y, detrend=True, standardize="zscore_sample", confounds=run.confounds, t_r=run.tr,
-                   filter=False)
-        times = np.arange(run.n_volumes) * run.tr
-        out = np.empty((n, Y.shape[1]))
-        for k, (onset, dur) in enumerate(zip(ev["onset"], ev["duration"])):
-            sel = (times >= onset + shift) & (times < onset + max(dur, run.tr) + shift)
-            if not sel.any():
-                sel = np.zeros(len(times), bool)
-                sel[min(int(round((onset + shift) / run.tr)), len(times) - 1)] = True
-            out[k] = Yc[sel].mean(0)
-        return out
-    Y = _psc(Y)
-    if method == "lsa":
-        trials = ev.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
-        X = _design(run, trials, hrf_model, drift_model, high_pass)
-        B = np.linalg.lstsq(X.to_numpy(), Y, rcond=None)[0]
-        cols = [X.columns.get_loc(f"trial{k:05d}") for k in range(n)]
-        return B[cols]
-    out = np.empty((n, Y.shape[1]))
-    for k in range(n):  # lss: the trial against all others, grouped by condition
-        trials = ev.assign(trial_type=["other_" + str(t) for t in ev["trial_type"]])
-        trials.loc[k, "trial_type"] = "target"
-        X = _design(run, trials, hrf_model, drift_model, high_pass)
-        B = np.linalg.lstsq(X.to_numpy(), Y, rcond=None)[0]
-        out[k] = B[X.columns.get_loc("target")]
-    return out
-
-
-def trial_responses(runs: Sequence[Run], mask: Any = None, *, method: str = "lss", hrf_model: str = "glover",
-                    drift_model: str | None = "cosine", high_pass: float = 0.01, shift: float = 4.5,
-                    average_repeats: bool = False, subject: str | None = None, space: str = "scanner",
-                    resample_mask: bool = False, stimuli: pd.DataFrame | None = None,
-                    stim_root: str | os.PathLike | None = None, on_nonfinite: str = "raise",
-                    hrf_library: Sequence[float] | None = None, fracridge: Sequence[float] | None = None) -> EpochSet:
-    """Single-trial responses of BOLD runs: ``(n_trials, n_voxels, 1)``.
-
-    Parameters
-    ----------
-    runs : sequence of Run
-        With events (one row per trial). All runs must share the grid of the first one.
-    mask : path or image, optional
-        Voxels to keep (see :func:`make_masker`); default an EPI mask of the first run.
-    method : {"lss", "lsa", "tr_average"}
-        ``lsa``: one GLM per run with one regressor per trial; ``lss``: one GLM per trial, the trial against the
-        other trials grouped by condition (Mumford et al. 2012); both on percent signal change with the drift
-        model and confounds as nuisance regressors (design matrices by nilearn, OLS). ``tr_average``: per run
-        detrended, confound-cleaned, z-scored signal averaged over the volumes from ``onset + shift`` to
-        ``onset + duration + shift`` (at least one volume).
-    hrf_model, drift_model, high_pass : as nilearn's ``make_first_level_design_matrix``.
-    shift : float
-        HRF delay in seconds for ``tr_average``.
-    average_repeats : bool
-        Average the trials of each stimulus (within the subject); the table keeps the first trial's row and
-        ``n_repeats``.
-    space : str
-        Coordinate frame of the images (``"scanner"``, ``"mni_tal"`` for MNI-normalised data, ...).
-    stimuli, stim_root : stimulus table (``stimulus`` id + e.g. ``file``) and the folder its files are relative to;
-        every trial's stimulus needs a row and every file must exist.
-    on_nonfinite : {"raise", "mask"}
-        A NaN/Inf in a masked voxel of any run is an error naming the file, voxel and volume (``"raise"``), or
-        leaves that voxel out of every run, logged and recorded in the provenance (``"mask"``). Never zero-filled.
-    hrf_library : sequence of float, optional
-        ``lsa`` only, GLMsingle's HRF step: peak delays (s) of a family of double-gamma HRFs (:func:`library_hrf`;
-        6 is SPM's canonical one); each voxel takes the HRF whose LSA model explains most of its variance over all
-        runs, and its betas are that model's. The chosen delay per voxel is in the provenance (``hrf_chosen``).
-
-    Returns
-    -------
-    EpochSet
-        Table: subject, session, run, stimulus (``stimulus``/``stim_file``/``trial_type`` of the events), label
-        (``trial_type``), onset, duration and the other event columns.
-    """
-    if method not in ("lss", "lsa", "tr_average"):
-        fail("method", "'lss', 'lsa' or 'tr_average'", repr(method))
-    runs = list(runs)
-    if not runs:
-        fail("runs", "at least one Run", "none")
-    for r in runs:
-        if r.events is None or r.events.empty:
-            raise ValueError(f"{r.name}: field 'events': expected trial events for single-trial responses, got none")
-    check_runs(runs)
-    masker = make_masker(mask, runs[0].img, resample_mask=resample_mask)
-    channels, mask_step = voxel_channels(masker, space)
-    signals = [masked_data(masker, r.img, on_nonfinite) for r in runs]
-    keep = np.logical_and.reduce([finite for _, finite in signals])
-    responses, extra = _responses(runs, [Y[:, keep] for Y, _ in signals], method, hrf_model, drift_model, high_pass,
-                                  shift, hrf_library, fracridge)
-    table = pd.concat([r.events.assign(subject=subject, session=r.session, run=r.run,
-                                       stimulus=_stimulus_column(r.events), label=r.events["trial_type"])
-                       for r in runs], ignore_index=True)
-    data = np.concatenate(responses)[:, :, None]
-    step = {"step": "trial_responses", "method": method, "hrf_model": hrf_model, "drift_model": drift_model,
-            "high_pass": high_pass, "shift": shift if method == "tr_average" else None,
-            "confounds": [None if r.confounds is None else int(r.confounds.shape[1]) for r in runs]}
-    step.update(extra)
-    channels = drop_nonfinite(channels, keep, step, runs[0].name)
-    if average_repeats:
-        data, table = _average_repeats(data, table)
-        step["average_repeats"] = True
-    if stimuli is not None:
-        stimuli = check_stimulus_files(stimuli, stim_root)
-    return EpochSet(data, 1.0 / runs[0].tr, channels, table, 0.0,
-                    [{"step": "read_run", "file": Path(runs[0].name).name}, mask_step, step], stimuli)
 
 
 def drop_nonfinite(channels: Channels, keep: np.ndarray, step: dict, where: str) -> Channels:
@@ -525,18 +368,6 @@ def drop_nonfinite(channels: Channels, keep: np.ndarray, step: dict, where: str)
     return channels.pick(np.flatnonzero(keep))
 
 
-def _average_repeats(data: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """The trials of each stimulus averaged; the table keeps the first trial's row and ``n_repeats``."""
-    keys = table["stimulus"].astype(str).to_numpy()
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    sums = np.zeros((len(uniq),) + data.shape[1:])
-    np.add.at(sums, inverse, data)
-    counts = np.bincount(inverse)
-    return (sums / counts[:, None, None])[order], table.iloc[first[order]].reset_index(drop=True).assign(
-        n_repeats=counts[order])
-
-
 def check_stimulus_files(stimuli: pd.DataFrame, root: str | os.PathLike | None) -> pd.DataFrame:
     """``stimuli`` when every ``file`` it names exists under ``root``; else an error listing the missing ones."""
     if "file" not in stimuli.columns:
@@ -547,11 +378,6 @@ def check_stimulus_files(stimuli: pd.DataFrame, root: str | os.PathLike | None) 
         raise FileNotFoundError(f"{base}: field 'stimuli.file': expected a file for every stimulus id, got "
                                 f"{len(missing)} missing, e.g. {missing[:3]}")
     return stimuli
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# per-volume epochs and ROI time series
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[Any], tr: float | None = None,
@@ -590,398 +416,17 @@ def read_volumes(bold: Any, mask: Any, *, labels: Sequence[Any], runs: Sequence[
     return EpochSet(Y[keep][:, :, None], 1.0 / tr, channels, table, 0.0, [mask_step, step])
 
 
-def _parcel_centres(labels_img: Any, codes: Sequence[int]) -> np.ndarray:
-    vol = np.asarray(labels_img.dataobj)
-    out = np.full((len(codes), 3), np.nan)
-    for n, code in enumerate(codes):
-        ijk = np.argwhere(vol == code)
-        if len(ijk):
-            out[n] = (labels_img.affine @ np.r_[ijk.mean(0), 1.0])[:3] / 1000.0
-    return out
+#: names that moved to the job-specific modules in 0.3 (found here with a warning for one release)
+_MOVED = {"trial_responses": "glm", "library_hrf": "glm", "frac_ridge": "glm", "roi_timeseries": "rois",
+          "pool_rois": "rois", "kmeans_parcels": "rois", "sliding_windows": "rois"}
 
 
-def roi_timeseries(runs: Sequence[Run], labels_img: Any, *, window: float, stride: float,
-                   names: Mapping[int, str] | None = None, standardize: bool = True, subject: str | None = None,
-                   space: str = "scanner", resample_labels: bool = False) -> EpochSet:
-    """Windows of parcel-mean time series ``(n_windows, n_rois, n_trs)`` for self-supervised models (BrainMAE).
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-    Parameters
-    ----------
-    runs : sequence of Run
-    labels_img : path or image
-        Integer parcellation (0 = background); resampled to the BOLD grid only with ``resample_labels=True``.
-    window, stride : float
-        Window length and step in seconds (rounded to whole volumes).
-    names : mapping, optional
-        Label value → ROI name (default ``roi<value>``).
-    """
-    from nilearn.image import resample_to_img
-    from nilearn.maskers import NiftiLabelsMasker
-
-    labels_img = load_image(labels_img, "parcellation")
-    ref = runs[0].img
-    if labels_img.shape[:3] != ref.shape[:3] or not np.allclose(labels_img.affine, ref.affine, atol=1e-3):
-        if not resample_labels:
-            raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the grid of {runs[0].name} (shape "
-                             f"{ref.shape[:3]}), got shape {labels_img.shape[:3]}; pass resample_labels=True")
-        labels_img = resample_to_img(labels_img, ref.slicer[..., 0], interpolation="nearest", force_resample=True,
-                                     copy_header=True)
-    codes = [int(c) for c in np.unique(np.asarray(labels_img.dataobj)) if c != 0]
-    masker = NiftiLabelsMasker(labels_img, standardize="zscore_sample" if standardize else None).fit()
-    tr = runs[0].tr
-    n_win, n_step = int(round(window / tr)), int(round(stride / tr))
-    if n_win < 1 or n_step < 1:
-        fail("window/stride", f"at least one TR ({tr} s)", f"{window} s / {stride} s")
-    data, rows = [], []
-    check_runs(runs)
-    labelled = np.asarray(labels_img.dataobj) != 0
-    for r in runs:
-        raw = np.asanyarray(r.img.dataobj)
-        if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw[labelled]).all():
-            raise ValueError(f"{r.name}: field 'data': expected finite BOLD values inside the parcels, got NaN/Inf "
-                             f"in {int((~np.isfinite(raw[labelled])).any(axis=1).sum())} voxel(s)")
-        ts = masker.transform(r.img, confounds=r.confounds)  # (n_volumes, n_rois)
-        for start in range(0, ts.shape[0] - n_win + 1, n_step):
-            data.append(ts[start:start + n_win].T)
-            rows.append({"subject": subject, "session": r.session, "run": r.run, "onset": start * tr})
-    if not data:
-        raise ValueError(f"{runs[0].name}: field 'window': expected windows of {n_win} volumes to fit in the runs, "
-                         "got none")
-    roi_names = [(names or {}).get(c, f"roi{c}") for c in codes]
-    channels = Channels(roi_names, "fmri-roi", _parcel_centres(labels_img, codes), space)
-    step = {"step": "roi_timeseries", "labels": _name(labels_img), "window": n_win * tr, "stride": n_step * tr,
-            "standardize": standardize}
-    return EpochSet(np.stack(data), 1.0 / tr, channels, pd.DataFrame(rows), 0.0, [step])
-
-
-def pool_rois(epochs: EpochSet, labels_img: Any, *, names: Mapping[int, str] | None = None) -> EpochSet:
-    """Average voxel channels within each parcel of an atlas on the epochs' grid: ``(n_epochs, n_rois, n_times)``.
-
-    Parcels without any voxel of the epochs are left out; ROI channels sit at the parcel centres.
-    """
-    labels_img = load_image(labels_img, "parcellation")
-    step, ijk = _voxel_grid(epochs)
-    if list(labels_img.shape[:3]) != step["shape"] or not np.allclose(labels_img.affine, step["affine"], atol=1e-3):
-        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected the epochs' grid (shape {step['shape']}), "
-                         f"got shape {list(labels_img.shape[:3])}")
-    vol = np.asarray(labels_img.dataobj).astype(int)
-    codes_of_voxel = vol[tuple(ijk.T)]
-    codes = [int(c) for c in np.unique(codes_of_voxel) if c != 0]
-    if not codes:
-        raise ValueError(f"{_name(labels_img)}: field 'labels_img': expected parcels covering the epochs' voxels, got "
-                         "none")
-    data = np.stack([epochs.data[:, codes_of_voxel == c].mean(1) for c in codes], axis=1)
-    channels = Channels([(names or {}).get(c, f"roi{c}") for c in codes], "fmri-roi",
-                        _parcel_centres(labels_img, codes), epochs.channels.coord_frame)
-    pool = {"step": "pool_rois", "labels": _name(labels_img), "n_rois": len(codes)}
-    return EpochSet(data, epochs.sfreq, channels, epochs.table, epochs.tmin, epochs.provenance + (pool,),
-                    epochs.stimuli)
-
-
-def kmeans_parcels(mask: Any, n_parcels: int, *, seed: int = 0) -> Any:
-    """A data-free parcellation: k-means on the millimetre coordinates of the mask's voxels, as a labels image on
-    the mask's grid (1..n_parcels; 0 outside) for :func:`pool_rois` — compact, contiguous parcels where no atlas
-    fits (a slice, a small field of view). Seeded, the same every run."""
-    import nibabel as nib
-    from sklearn.cluster import KMeans
-
-    mask_img = load_image(mask, "mask")
-    vol = np.asarray(mask_img.dataobj) != 0
-    ijk = np.argwhere(vol)
-    if not isinstance(n_parcels, (int, np.integer)) or not 1 <= n_parcels <= len(ijk):
-        fail("n_parcels", f"an integer in [1, {len(ijk)}] (the mask's voxels)", repr(n_parcels))
-    xyz = nib.affines.apply_affine(mask_img.affine, ijk)
-    codes = KMeans(int(n_parcels), n_init=10, random_state=seed).fit_predict(xyz) + 1
-    out = np.zeros(vol.shape, dtype=np.int32)
-    out[tuple(ijk.T)] = codes
-    return nib.Nifti1Image(out, mask_img.affine)
-
-
-def _segments(table: pd.DataFrame, tr: float, by: list[str]) -> list[np.ndarray]:
-    """Runs of consecutive volumes (onsets one TR apart) inside each unit, as index arrays in time order."""
-    out = []
-    units = np.array(["/".join(map(str, r)) for r in table[by].itertuples(index=False)] if by else [""] * len(table))
-    for _, idx in pd.Series(units).groupby(units, sort=False).indices.items():
-        idx = idx[np.argsort(table["onset"].to_numpy()[idx], kind="stable")]
-        onset = table["onset"].to_numpy()[idx]
-        breaks = np.flatnonzero(np.abs(np.diff(onset) - tr) > 1e-3 * tr) + 1
-        out += [seg for seg in np.split(idx, breaks) if len(seg)]
-    return out
-
-
-def sliding_windows(epochs: EpochSet, window: float, stride: float, *, mixed: str = "drop",
-                    by: Sequence[str] = ("subject", "session", "run")) -> EpochSet:
-    """Windows of consecutive volumes, ``(n_windows, n_channels, n_win)``, from one-volume epochs (dynamic FC).
-
-    Parameters
-    ----------
-    epochs : EpochSet, shape (n_volumes, n_channels, 1)
-        One epoch per volume with an ``onset`` column (:func:`read_volumes`, :func:`pool_rois`); ``sfreq`` is 1/TR.
-    window, stride : float
-        Window length and step in seconds (whole volumes). Windows stay inside a run (``by``) and never span a gap
-        (volumes dropped as rest), so each one is a stretch of consecutive scans.
-    mixed : {"drop", "majority"}
-        Windows whose volumes carry different labels are dropped, or take the most frequent label.
-
-    Returns
-    -------
-    EpochSet
-        ``sfreq`` 1/TR; the table holds the first volume's row (``onset`` = window start) and ``n_volumes``.
-    """
-    if epochs.n_times != 1:
-        fail("epochs", "one volume per epoch (n_times 1), e.g. from read_volumes", f"n_times {epochs.n_times}")
-    if mixed not in ("drop", "majority"):
-        fail("mixed", "'drop' or 'majority'", repr(mixed))
-    tr = 1.0 / epochs.sfreq
-    n_win, n_step = int(round(window / tr)), int(round(stride / tr))
-    if n_win < 2 or n_step < 1:
-        fail("window/stride", f"a window of at least 2 volumes and a stride of at least 1 (TR {tr:g} s)",
-             f"{window} s / {stride} s")
-    table = epochs.table.reset_index(drop=True)
-    if "onset" not in table.columns or table["onset"].isna().any():
-        fail("table['onset']", "the onset of every volume (windows follow the scan order)", "missing onsets")
-    keys = [c for c in by if c in table.columns]
-    labels = table["label"].astype(str).to_numpy() if "label" in table.columns else None
-    data, rows = [], []
-    for seg in _segments(table, tr, keys):
-        for start in range(0, len(seg) - n_win + 1, n_step):
-            idx = seg[start:start + n_win]
-            row = table.iloc[idx[0]].to_dict()
-            if labels is not None:
-                values, counts = np.unique(labels[idx], return_counts=True)
-                if len(values) > 1 and mixed == "drop":
-                    continue
-                row["label"] = table["label"].iloc[idx[np.argmax(labels[idx] == values[np.argmax(counts)])]]
-            data.append(epochs.data[idx, :, 0].T)
-            rows.append({**row, "n_volumes": n_win})
-    if not data:
-        fail("window", f"windows of {n_win} consecutive volumes inside the runs", "none fit")
-    step = {"step": "sliding_windows", "window": n_win * tr, "stride": n_step * tr, "mixed": mixed}
-    return EpochSet(np.stack(data), epochs.sfreq, epochs.channels, pd.DataFrame(rows), 0.0,
-                    epochs.provenance + (step,), epochs.stimuli)
-
-
-def library_hrf(delay: float, *, ratio: float = 1 / 6) -> Any:
-    """A double-gamma HRF peaking near ``delay - 1`` seconds (SPM's shape; the undershoot ``delay + 10``), as the
-    callable nilearn's design matrices take (``hrf(t_r, oversampling)`` → a kernel summing to 1). ``delay=6`` is
-    SPM's canonical HRF."""
-    from scipy.stats import gamma
-
-    if not 2.0 <= float(delay) <= 16.0:
-        fail("hrf_library", "peak delays between 2 and 16 s", delay)
-
-    def hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0, onset: float = 0.0) -> np.ndarray:
-        dt = t_r / oversampling
-        t = np.linspace(0, time_length, int(np.rint(time_length / dt))) - onset
-        h = gamma.pdf(t, float(delay), loc=dt) - ratio * gamma.pdf(t, float(delay) + 10.0, loc=dt)
-        return h / h.sum()
-
-    hrf.__name__ = f"hrf{float(delay):g}".replace(".", "p")
-    return hrf
-
-
-def _responses(runs: Sequence[Run], signals: Sequence[np.ndarray], method: str, hrf_model: str,
-               drift_model: str | None, high_pass: float, shift: float, hrf_library: Sequence[float] | None,
-               fracridge: Sequence[float] | None) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Each run's single-trial responses (n_trials, n_voxels) by the chosen method and GLMsingle-style options, and
-    what the provenance step records about those options."""
-    extra: dict[str, Any] = {}
-    groups: list[tuple[Any, np.ndarray]] = [(hrf_model, np.arange(signals[0].shape[1]))]
-    if hrf_library is not None:
-        delays = _check_library(hrf_library, method)
-        responses, chosen = _library_trials(runs, signals, delays, drift_model, high_pass)
-        extra.update(hrf_model="library", hrf_library=delays, hrf_chosen=chosen.tolist())
-        groups = [(library_hrf(d), np.flatnonzero(chosen == d)) for d in delays if (chosen == d).any()]
-    if fracridge is not None:
-        fractions = _check_fractions(fracridge, method, runs)
-        responses, frac = _frac_trials(runs, signals, groups, fractions, drift_model, high_pass)
-        extra.update(fracridge=fractions, fraction_chosen=frac.tolist())
-    elif hrf_library is None:
-        responses = [_run_trials(r, Y, method, hrf_model, drift_model, high_pass, shift)
-                     for r, Y in zip(runs, signals)]
-    return responses, extra
-
-
-def _check_library(hrf_library: Sequence[float], method: str) -> list[float]:
-    if method != "lsa":
-        fail("hrf_library", "method='lsa' (the HRF of each voxel is chosen on LSA fits)", f"method={method!r}")
-    delays = [float(d) for d in hrf_library]
-    for d in delays:
-        library_hrf(d)                                      # checks the range
-    if len(set(delays)) < 2:
-        fail("hrf_library", "at least two distinct peak delays", delays)
-    return delays
-
-
-def _lsa(run: Run, Y: np.ndarray, hrf_model: Any, drift_model: str | None, high_pass: float
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """LSA betas ``(n_trials, n_voxels)`` of percent-signal-change ``Y``, and the model's R² per voxel."""
-    design, cols = _trial_design(run, hrf_model, drift_model, high_pass)
-    X = design.to_numpy()
-    B = np.linalg.lstsq(X, Y, rcond=None)[0]
-    total = ((Y - Y.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - ((Y - X @ B) ** 2).sum(0) / np.where(total > 0, total, 1.0)
-    return B[cols], r2
-
-
-def _trial_design(run: Run, hrf_model: Any, drift_model: str | None, high_pass: float
-                  ) -> tuple[pd.DataFrame, list[int]]:
-    """An LSA design (one regressor per trial, then drifts and confounds) and each trial's column."""
-    n = len(run.events)
-    trials = run.events.assign(trial_type=[f"trial{k:05d}" for k in range(n)])
-    design = _design(run, trials, hrf_model, drift_model, high_pass)
-    names = list(design.columns)
-    cols = [next(i for i, c in enumerate(names) if c == f"trial{k:05d}" or c.startswith(f"trial{k:05d}_"))
-            for k in range(n)]
-    return design, cols
-
-
-def _library_trials(runs: Sequence[Run], signals: Sequence[np.ndarray], delays: Sequence[float],
-                    drift_model: str | None, high_pass: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """GLMsingle's HRF step: each voxel takes the library HRF whose LSA model explains most of its variance over
-    all runs; returns each run's betas under the chosen HRFs and the chosen delay per voxel."""
-    fits = [[_lsa(r, _psc(Y), library_hrf(d), drift_model, high_pass) for d in delays] for r, Y in zip(runs, signals)]
-    r2 = np.sum([[f[1] for f in run_fits] for run_fits in fits], axis=0)      # (n_delays, n_voxels)
-    best = r2.argmax(0)
-    voxels = np.arange(len(best))
-    betas = [np.stack([f[0] for f in run_fits])[best, :, voxels].T for run_fits in fits]
-    return betas, np.asarray(delays, dtype=float)[best]
-
-
-# -- GLMsingle's shrinkage: fractional ridge ------------------------------------------------------------------------
-
-#: fracridge's grid of candidate penalties: from 1e-2·s_min² to 1e4·s_max² in steps of 10^0.2 (Rokem & Kay 2020)
-_FRAC_GRID = (1e-2, 1e4, 0.2)
-
-
-def frac_ridge(X: np.ndarray, Y: np.ndarray, fractions: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional ridge regression (Rokem & Kay 2020): for each target column, the ridge solutions whose length is
-    each given fraction of the ordinary-least-squares solution's.
-
-    The same grid and interpolation as the ``fracridge`` package (penalties interpolated in log(1 + α) on a grid
-    from 1e-2·s_min² to 1e4·s_max²), vectorised over targets (thousands of voxels in one pass, no loop per voxel).
-
-    Parameters
-    ----------
-    X : ndarray (n_samples, n_features)
-    Y : ndarray (n_samples, n_targets)
-    fractions : increasing values in (0, 1]; 1 is the OLS solution.
-
-    Returns
-    -------
-    coef : ndarray (n_fractions, n_features, n_targets)
-    alphas : ndarray (n_fractions, n_targets)
-    """
-    f = np.asarray(fractions, dtype=np.float64)
-    if f.ndim != 1 or len(f) == 0 or (np.diff(f) <= 0).any() or f[0] <= 0 or f[-1] > 1:
-        fail("fracridge", "increasing fractions in (0, 1]", list(np.atleast_1d(fractions)))
-    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
-    good = s > 1e-10
-    ols = np.zeros((len(s), Y.shape[1]))
-    ols[good] = (U[:, good].T @ Y) / s[good, None]                        # OLS coefficients, rotated
-    small, big, step = _FRAC_GRID
-    sv = s[good]
-    grid = np.r_[0.0, 10.0 ** np.arange(np.floor(np.log10(small * sv[-1] ** 2)), np.ceil(np.log10(big * sv[0] ** 2)),
-                                       step)]
-    shrink = np.zeros((len(grid), len(s)))
-    shrink[:, good] = sv ** 2 / (sv ** 2 + grid[:, None])
-    length = np.sqrt(shrink ** 2 @ ols ** 2)                              # (n_grid, n_targets), decreasing
-    ratio = length / np.where(length[0] > 0, length[0], 1.0)
-    log_grid = np.log1p(grid)
-    alphas = np.empty((len(f), Y.shape[1]))
-    for i, frac in enumerate(f):                                           # interpolate each target's crossing
-        k = np.clip((ratio >= frac).sum(0), 1, len(grid) - 1)
-        r0, r1 = ratio[k - 1, np.arange(Y.shape[1])], ratio[k, np.arange(Y.shape[1])]
-        w = np.where(r0 > r1, (r0 - frac) / np.where(r0 > r1, r0 - r1, 1.0), 0.0).clip(0, 1)
-        alphas[i] = np.expm1(log_grid[k - 1] + w * (log_grid[k] - log_grid[k - 1]))
-    alphas[:, length[0] == 0] = 0.0
-    coef = np.empty((len(f), X.shape[1], Y.shape[1]))
-    for i in range(len(f)):
-        scale = np.zeros((len(s), Y.shape[1]))
-        scale[good] = sv[:, None] ** 2 / (sv[:, None] ** 2 + alphas[i][None, :])
-        coef[i] = Vt.T @ (scale * ols)
-    return coef, alphas
-
-
-def _check_fractions(fractions: Sequence[float], method: str, runs: Sequence[Run]) -> list[float]:
-    if method != "lsa":
-        fail("fracridge", "method='lsa' (the shrinkage of single-trial LSA betas)", f"method={method!r}")
-    f = sorted({float(x) for x in fractions} | {1.0})
-    if f[0] <= 0 or f[-1] > 1:
-        fail("fracridge", "fractions in (0, 1]", list(fractions))
-    if len(runs) < 2:
-        fail("fracridge", "at least 2 runs (the fraction of each voxel is chosen by leave-one-run-out)", len(runs))
-    return f
-
-
-def _partial_out(design: pd.DataFrame, trial_cols: list[int], Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trial regressors and data with the nuisance regressors (drifts, constant, confounds) projected out, so that
-    only the trial betas are shrunk (Frisch–Waugh–Lovell: at fraction 1 the betas are the LSA ones)."""
-    X = design.to_numpy()
-    nuisance = np.delete(X, trial_cols, axis=1)
-    Q = np.linalg.qr(nuisance)[0] if nuisance.shape[1] else np.zeros((len(X), 0))
-    Xt = X[:, trial_cols]
-    return Xt - Q @ (Q.T @ Xt), Y - Q @ (Q.T @ Y)
-
-
-def _frac_run(run: Run, Y: np.ndarray, hrf: Any, fractions: Sequence[float], drift_model: str | None,
-              high_pass: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One run's single-trial betas at every fraction (n_fractions, n_trials, n_voxels) and its projected trial
-    regressors and data (for the cross-validation)."""
-    design, cols = _trial_design(run, hrf, drift_model, high_pass)
-    Xt, Yp = _partial_out(design, cols, _psc(Y))
-    return frac_ridge(Xt, Yp, fractions)[0], Xt, Yp
-
-
-def _held_out_r2(fits: Sequence[tuple], stimuli: Sequence[np.ndarray], h: int) -> np.ndarray:
-    """R² (n_fractions, n_voxels) of run ``h``'s data predicted from the other runs' condition-mean betas."""
-    coef_h, Xt, Yp = fits[h]
-    train_stim = np.concatenate([stimuli[r] for r in range(len(fits)) if r != h])
-    train_beta = np.concatenate([fits[r][0] for r in range(len(fits)) if r != h], axis=1)   # (F, n_train, V)
-    rep = np.isin(stimuli[h], train_stim)
-    if not rep.any():
-        return np.zeros((len(coef_h), Yp.shape[1]))
-    if (~rep).any():        # trials of stimuli not seen elsewhere are fitted out, not predicted
-        Xo = Xt[:, ~rep]
-        P = Xo @ np.linalg.pinv(Xo)
-        Xr, Yr = Xt[:, rep] - P @ Xt[:, rep], Yp - P @ Yp
-    else:
-        Xr, Yr = Xt, Yp
-    ids, where = np.unique(train_stim, return_inverse=True)
-    means = np.stack([train_beta[:, where == i].mean(1) for i in range(len(ids))])        # (n_stimuli, F, V)
-    pick = np.searchsorted(ids, stimuli[h][rep])
-    total = (Yr ** 2).sum(0)
-    return np.stack([1 - ((Yr - Xr @ means[pick, i]) ** 2).sum(0) / np.where(total > 0, total, 1.0)
-                     for i in range(len(coef_h))])
-
-
-def _frac_trials(runs: Sequence[Run], signals: Sequence[np.ndarray], hrf_groups: Sequence[tuple[Any, np.ndarray]],
-                 fractions: Sequence[float], drift_model: str | None, high_pass: float
-                 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """GLMsingle's shrinkage step: LSA betas by fractional ridge, each voxel's fraction chosen by leave-one-run-out
-    prediction of the held-out run from the other runs' condition-mean betas, then each voxel's betas rescaled
-    linearly onto its unregularised ones (GLMsingle's post-hoc scaling). ``hrf_groups``: (HRF, voxel indices)."""
-    n_vox = signals[0].shape[1]
-    betas = [np.empty((len(r.events), n_vox)) for r in runs]
-    chosen = np.ones(n_vox)
-    stimuli = [np.asarray(_stimulus_column(r.events)).astype(str) for r in runs]
-    repeated = {s for k, a in enumerate(stimuli) for s in a if any(s in b for j, b in enumerate(stimuli) if j != k)}
-    if not repeated:
-        fail("fracridge", "stimuli repeated across runs (the fraction of each voxel is chosen by predicting a "
-             "held-out run from the other runs' betas of the same stimuli)", "no stimulus in two runs",
-             runs[0].name)
-    for hrf, vox in hrf_groups:
-        fits = [_frac_run(r, Y[:, vox], hrf, fractions, drift_model, high_pass) for r, Y in zip(runs, signals)]
-        score = np.sum([_held_out_r2(fits, stimuli, h) for h in range(len(runs))], axis=0)      # (F, n)
-        best = len(fractions) - 1 - score[::-1].argmax(0)          # ties: the larger fraction (less shrinkage)
-        chosen[vox] = np.asarray(fractions)[best]
-        shrunk = np.concatenate([f[0][best, :, np.arange(len(vox))].T for f in fits])          # (n_trials, n)
-        ols = np.concatenate([f[0][-1] for f in fits])
-        sc = shrunk - shrunk.mean(0)
-        gain = (sc * (ols - ols.mean(0))).sum(0) / np.where((sc ** 2).sum(0) > 0, (sc ** 2).sum(0), 1.0)
-        rescaled = ols.mean(0) + gain * sc
-        starts = np.cumsum([0] + [len(r.events) for r in runs])
-        for k in range(len(runs)):
-            betas[k][:, vox] = rescaled[starts[k]:starts[k + 1]]
-    return betas, chosen
+        new = f"neurodecode.loaders.{_MOVED[name]}"
+        warnings.warn(f"neurodecode.loaders.fmri.{name} moved to {new}.{name}", FutureWarning, stacklevel=2)
+        return getattr(importlib.import_module(new), name)      # a lazy look-up, not an import cycle
+    raise AttributeError(f"module 'neurodecode.loaders.fmri' has no attribute {name!r}")

@@ -115,7 +115,7 @@ class DecodingPipeline:
         self.head_configs, self.trained_heads = dict(head_configs or {}), list(trained_heads)
         self.low_level, self.stimuli, self.gallery = low_level, stimuli, gallery
         self.baseline = None if baseline is None else dict(baseline)
-        #: how ``aligner=auto`` chose the aligner (:meth:`~neurodecode.pipeline.selection.AutoAlignment.selection`)
+        #: how ``aligner=auto`` chose the aligner (:meth:`~neurodecode.alignment.selection.AutoAlignment.selection`)
         self.selection = None if selection is None else dict(selection)
         #: encoder-guided generation's encoding model (:func:`~neurodecode.pipeline.fitting.fit_guidance`), if any
         self.guidance: dict[str, Any] | None = None
@@ -147,7 +147,7 @@ class DecodingPipeline:
         voxel group the checkpoint's guidance drives, or None."""
         if self.guidance is None:
             return None
-        from neurodecode.alignment.encoding import pixel_features
+        from neurodecode.alignment.encoding_models import pixel_features
 
         g = self.guidance
         raw = g["encoder"].activation(np.arange(len(g["voxels"])), pixel_features(g["size"]))
@@ -286,7 +286,8 @@ class DecodingPipeline:
     def _read_parts(path: Path, meta: Mapping[str, Any], device: str | None,
                     trust_pickle: bool) -> tuple[Any, Any, Any]:
         """(encoder, aligner, low-level) of a format-2 checkpoint, or of a format-1 one with ``trust_pickle``."""
-        from neurodecode.core.configs import LEGACY_TARGETS, check_targets
+        from neurodecode.core.configs import check_targets
+        from neurodecode.core.registry import current_path
         from neurodecode.core.persistence import load_estimator
 
         if meta["format"] == PICKLE_FORMAT:
@@ -312,7 +313,7 @@ class DecodingPipeline:
             from hydra.utils import get_class
 
             check_targets({"_target_": meta["aligner"]}, f"{path / 'pipeline.json'}: aligner")
-            aligner = get_class(LEGACY_TARGETS.get(meta["aligner"], meta["aligner"])).load(path / "aligner",
+            aligner = get_class(current_path(meta["aligner"])).load(path / "aligner",
                                                                                           device=device or "cpu")
         return encoder, aligner, low
 

@@ -274,7 +274,7 @@ def _trial_tables(pipe: DecodingPipeline, d: Decoded) -> tuple[pd.DataFrame | No
 def _compare(pipe: DecodingPipeline, d: Decoded, seed: int, mine: pd.DataFrame, base: pd.DataFrame | None) -> None:
     """The per-trial scores of the pipeline (and of its baseline, and of the generated images) and their paired
     comparisons, into ``d``."""
-    from neurodecode.evaluation.comparison import compare_scores
+    from neurodecode.core.scores import compare_scores
 
     tables, columns = [], [mine]
     if base is not None:
@@ -291,7 +291,7 @@ def _compare(pipe: DecodingPipeline, d: Decoded, seed: int, mine: pd.DataFrame, 
 def _generated_vs_reference(d: Decoded, seed: int, scale: float | None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The image head's images beside the plain images it starts from (the linear reconstruction, else MindEye's
     low-level one), per trial at the generated resolution: (comparison, per-trial columns) or None."""
-    from neurodecode.evaluation.comparison import compare_scores
+    from neurodecode.core.scores import compare_scores
     from neurodecode.evaluation.metrics import image_trial_scores
 
     reference = next((k for k in ("linear", "low-level") if k in d.images), None)

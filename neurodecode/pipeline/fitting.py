@@ -243,13 +243,13 @@ def fit_guidance(images: np.ndarray, X: np.ndarray, size: int, top_voxels: int) 
     ``top_voxels`` brain features it predicts best (5-fold cross-validated r), with the group activation's mean and
     standard deviation over the training images (its units)."""
     from neurodecode.alignment.aligners import encoding_scores
-    from neurodecode.alignment.encoding import RidgeEncoder
+    from neurodecode.alignment.encoding_models import RidgeEncodingModel
 
     pix = resize_images(images, size, 1).reshape(len(images), -1).astype(np.float64)
     X = np.asarray(X, dtype=np.float64)
     k = min(int(top_voxels), X.shape[1])
     group = np.sort(np.argsort(encoding_scores(pix, X, cv=5))[::-1][:k])
-    encoder = RidgeEncoder().fit(pix, X[:, group])
+    encoder = RidgeEncodingModel().fit(pix, X[:, group])
     acts = pix @ encoder.ridge_.coef_.mean(0) + float(encoder.ridge_.intercept_.mean())
     logger.info(f"brain guidance: ridge encoder on {size}×{size} pixels → the {k} best-encoded features")
     return {"encoder": encoder, "voxels": group.tolist(), "size": int(size), "mean": float(acts.mean()),
@@ -331,7 +331,7 @@ def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y:
 def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any, seed: int = 0,
                           name: str = "pipeline", latents: np.ndarray | None = None) -> dict[str, Any]:
     """The pipeline and its plain baseline on the same (held-out) epochs: the baseline's scores, the paired
-    per-trial comparison (:mod:`neurodecode.evaluation.comparison`) and whether the pipeline beats it.
+    per-trial comparison (:mod:`neurodecode.core.scores`) and whether the pipeline beats it.
     ``latents``: the pipeline's on ``epochs`` when already computed.
 
     Returns
@@ -340,7 +340,7 @@ def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any
     ``{"name": ..., "same_as_pipeline": True}`` when the pipeline is its own baseline, ``{"name": ...,
     "skipped": why}`` when the config says ``baseline: false``.
     """
-    from neurodecode.evaluation.comparison import compare_scores, verdict
+    from neurodecode.core.scores import compare_scores, verdict
     from neurodecode.evaluation.scoring import latent_scores, latent_trial_scores
 
     if pipe.baseline is None:
@@ -413,7 +413,7 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
 
 def _log_baseline(baseline: Mapping[str, Any]) -> None:
     """The comparison with the plain baseline in the log; a one-line warning when the pipeline does not beat it."""
-    from neurodecode.evaluation.comparison import format_comparison
+    from neurodecode.core.scores import format_comparison
 
     if baseline.get("same_as_pipeline"):
         logger.info("the configured pipeline is the plain baseline (voxel features → ridge): nothing to compare")

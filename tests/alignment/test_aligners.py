@@ -8,10 +8,10 @@ from sklearn.linear_model import Ridge, RidgeCV
 
 from neurodecode.alignment import LearnedAlignment, RidgeAlignment
 from neurodecode.evaluation.metrics import pixcorr, ssim
-from neurodecode.evaluation.retrieval import retrieval_accuracy, two_way_identification
+from neurodecode.core.scores import retrieval_accuracy, two_way_identification
 
 TINY_PRIOR = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8, "timesteps": 20,
-              "max_epochs": 200, "batch_size": 16, "lr": 3e-3}
+              "trainer": {"max_epochs": 200, "batch_size": 16, "lr": 3e-3}}
 
 
 def make_data(n=48, p=20, q=6, seed=0):
@@ -97,7 +97,7 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
     assert isinstance(models["two_stage"].mapper, LearnedAlignment) and isinstance(models["two_stage"].prior,
                                                                                    PriorAlignment)
     assert isinstance(models["ridge"], RidgeAlignment) and len(models["ridge"].alphas) == 17
-    assert build("aligner", "mlp", ["contrastive=infonce", "max_epochs=7"]).max_epochs == 7
+    assert build("aligner", "mlp", ["contrastive=infonce", "trainer.max_epochs=7"]).trainer["max_epochs"] == 7
     with pytest.raises(ValueError, match=r"overrides name unknown keys \['epochs'\]"):
         build("aligner", "mlp", ["epochs=7"])
     X = np.random.default_rng(0).normal(size=(5, 3))
@@ -134,7 +134,7 @@ def test_learned_alignment_fit_predict_save_load(tmp_path):
     data = make_data(n=60)
     X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
     linear = lambda n_features, n_targets: torch.nn.Linear(n_features, n_targets)  # noqa: E731 - any backbone
-    m = LearnedAlignment(backbone=linear, max_epochs=200, batch_size=16, lr=1e-2, mixco_fraction=0.2).fit(X[:48], Y[:48])
+    m = LearnedAlignment(backbone=linear, trainer={"max_epochs": 200, "batch_size": 16, "lr": 1e-2}, mixco_fraction=0.2).fit(X[:48], Y[:48])
     P = m.predict(X[48:])
     assert P.shape == (12, 6)
     r = np.corrcoef(P.ravel(), Y[48:].ravel())[0, 1]
@@ -145,7 +145,7 @@ def test_learned_alignment_fit_predict_save_load(tmp_path):
         LearnedAlignment.load(tmp_path / "mapper")
     again = LearnedAlignment.load(tmp_path / "mapper", backbone=linear)
     np.testing.assert_allclose(again.predict(X[48:]), P, rtol=1e-6)
-    mlp = LearnedAlignment(hidden=16, n_blocks=1, max_epochs=2, batch_size=16).fit(X, Y)
+    mlp = LearnedAlignment(hidden=16, n_blocks=1, trainer={"max_epochs": 2, "batch_size": 16}).fit(X, Y)
     mlp.save(tmp_path / "mlp")
     np.testing.assert_allclose(LearnedAlignment.load(tmp_path / "mlp").predict(X), mlp.predict(X), rtol=1e-6)
     with pytest.raises(ValueError, match="field 'X': expected 20 features as in fit, got 19"):
@@ -156,10 +156,22 @@ def test_learned_alignment_fit_predict_save_load(tmp_path):
         m.save(tmp_path / "mapper")
 
 
+def test_old_flat_trainer_parameters_still_train_with_a_warning(tmp_path):
+    X, Y = data(n=40)
+    kw = dict(hidden=8, n_blocks=0, seed=1)
+    with pytest.warns(FutureWarning, match=r"LearnedAlignment\(max_epochs=..., batch_size=...\) is deprecated; pass trainer="):
+        old = LearnedAlignment(**kw, max_epochs=2, batch_size=10).fit(X, Y)
+    new = LearnedAlignment(**kw, trainer={"max_epochs": 2, "batch_size": 10}).fit(X, Y)
+    np.testing.assert_array_equal(old.predict(X), new.predict(X))
+    assert len(old.history_) == 2
+    with pytest.raises(ValueError, match=r"field 'trainer': unknown settings \['epochs'\]; expected keys among"):
+        LearnedAlignment(**kw, trainer={"epochs": 2}).fit(X, Y)
+
+
 def test_learned_alignment_is_deterministic():
     data = make_data(n=40)
     X, Y = data.tensors[0].numpy(), data.tensors[1].numpy()
-    kw = dict(hidden=16, n_blocks=1, dropout=0.2, max_epochs=5, batch_size=10, seed=4)
+    kw = dict(hidden=16, n_blocks=1, dropout=0.2, trainer={"max_epochs": 5, "batch_size": 10}, seed=4)
     np.testing.assert_array_equal(LearnedAlignment(**kw).fit(X, Y).predict(X), LearnedAlignment(**kw).fit(X, Y).predict(X))
 
 
@@ -187,7 +199,7 @@ def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
     np.testing.assert_allclose(PriorAlignment.load(tmp_path / "prior").predict(X[48:]), P, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"field '_target_': expected 'neurodecode.alignment.aligners.LearnedAlignment'"):
         LearnedAlignment.load(tmp_path / "prior")
-    with pytest.raises(ValueError, match="field 'n_samples': expected >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"field 'n_samples': expected a value in \[1, inf\), got 0"):
         PriorAlignment(**{**TINY_PRIOR, "n_samples": 0}).fit(X[:48], Y[:48])  # refused before training
 
 
@@ -210,7 +222,7 @@ def test_chaining_aligners_checks_the_latent_dimension():
     from neurodecode.alignment import PriorAlignment
 
     X, Y, _, _ = cluster_data(n=32)
-    prior = PriorAlignment(**{**TINY_PRIOR, "max_epochs": 1}).fit(Y, Y)
-    mapper = LearnedAlignment(hidden=8, n_blocks=0, max_epochs=1, batch_size=16).fit(X, Y[:, :6])
+    prior = PriorAlignment(**{**TINY_PRIOR, "trainer": {"max_epochs": 1}}).fit(Y, Y)
+    mapper = LearnedAlignment(hidden=8, n_blocks=0, trainer={"max_epochs": 1, "batch_size": 16}).fit(X, Y[:, :6])
     with pytest.raises(ValueError, match="field 'X': expected 8 features as in fit, got 6"):
         prior.predict(mapper.predict(X))

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from neurodecode.alignment import RidgeAlignment
-from neurodecode.alignment.brain_encoder import TransformerEncoder, image_patches
-from neurodecode.alignment.encoding import (RidgeEncoder, encoding_scores, noise_ceiling, select_voxels,
-                                            voxel_correlations)
+from neurodecode.alignment.encoding_models import (RidgeEncodingModel, TransformerEncodingModel, encoding_scores,
+                                                   image_patches, noise_ceiling, select_voxels, voxel_correlations)
 
 
 def planted(n=120, n_features=20, n_voxels=40, n_informative=10, seed=0):
@@ -44,7 +43,7 @@ def test_noise_ceiling_matches_the_planted_reliability():
 
 def test_ridge_encoder_finds_the_informative_voxels_and_selection_uses_them():
     F, Y = planted()
-    enc = RidgeEncoder().fit(F[:90], Y[:90])
+    enc = RidgeEncodingModel().fit(F[:90], Y[:90])
     r = enc.score_voxels(F[90:], Y[90:])
     assert r[:10].mean() > 0.6 and abs(r[10:].mean()) < 0.15
     assert np.median(enc.alpha_[10:]) > 10 * np.median(enc.alpha_[:10])   # noise voxels get a large penalty
@@ -81,13 +80,13 @@ def test_transformer_encoder_learns_which_token_drives_each_region():
     Y[:, :10] += tokens[:, 1, :1]
     Y[:, 10:] -= tokens[:, 5, :1]
     regions = np.repeat([0, 1], 10)
-    m = TransformerEncoder(embed_dim=16, num_heads=2, epochs=150, lr=1e-2, dropout=0.0).fit(tokens[:120], Y[:120],
+    m = TransformerEncodingModel(embed_dim=16, num_heads=2, dropout=0.0, trainer={"max_epochs": 150, "lr": 1e-2}).fit(tokens[:120], Y[:120],
                                                                                           regions)
     r = voxel_correlations(m.predict(tokens[120:]), Y[120:])
     assert r.mean() > 0.8, r.mean()
     assert m.predict(tokens[:3]).shape == (3, 20)
     with pytest.raises(ValueError, match=r"field 'regions': expected a region index ≥ 0 per voxel \(20\)"):
-        TransformerEncoder(epochs=1).fit(tokens[:10], Y[:10], regions[:5])
+        TransformerEncodingModel(trainer={"max_epochs": 1}).fit(tokens[:10], Y[:10], regions[:5])
 
 
 @pytest.mark.realdata
@@ -104,11 +103,11 @@ def test_digits69_encoding_models_and_voxel_selection(shared_data):
     X = ep.data[:, :, 0].astype(float)
     train = (ep.table["split"] == "train").to_numpy()
     X = (X - X[train].mean(0)) / X[train].std(0)
-    r_all = RidgeEncoder().fit(pix[train], X[train]).score_voxels(pix[~train], X[~train])
+    r_all = RidgeEncodingModel().fit(pix[train], X[train]).score_voxels(pix[~train], X[~train])
     keep = select_voxels(pix[train], X[train], 500)
-    r_ridge = RidgeEncoder().fit(pix[train], X[train][:, keep]).score_voxels(pix[~train], X[~train][:, keep])
+    r_ridge = RidgeEncodingModel().fit(pix[train], X[train][:, keep]).score_voxels(pix[~train], X[~train][:, keep])
     tok = image_patches(images, 4)
-    tf = TransformerEncoder(embed_dim=32).fit(tok[train], X[train][:, keep])
+    tf = TransformerEncodingModel(embed_dim=32).fit(tok[train], X[train][:, keep])
     r_tf = voxel_correlations(tf.predict(tok[~train]), X[~train][:, keep])
     P = RidgeAlignment(select_voxels=500).fit(X[train], pix[train]).predict(X[~train])
     pc, tw = pixcorr(P, pix[~train]), two_way_identification(P, pix[~train])

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from neurodecode.alignment.losses import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
+from neurodecode.encoders.models.contrastive import BiMixCoLoss, InfoNCELoss, SoftCLIPLoss, mixco
 
 
 def log_softmax(z):

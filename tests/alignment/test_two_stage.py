@@ -11,8 +11,8 @@ def test_two_stage_fits_the_prior_on_out_of_fold_predictions_and_round_trips(tmp
     centres = rng.normal(size=(12, 4))                        # 12 stimuli, 3 repeats each
     Y = np.repeat(centres, 3, axis=0)
     X = Y @ rng.normal(size=(4, 20)) + 0.3 * rng.normal(size=(36, 20))
-    prior = PriorAlignment(num_layers=1, num_attention_heads=2, attention_head_dim=8, timesteps=10, max_epochs=30,
-                           batch_size=12, n_samples=1)
+    prior = PriorAlignment(num_layers=1, num_attention_heads=2, attention_head_dim=8, timesteps=10, n_samples=1,
+                           trainer={"max_epochs": 30, "batch_size": 12})
     model = TwoStageAlignment(RidgeAlignment(), prior, cv=3).fit(X, Y)
     pred = model.predict(X)
     assert pred.shape == (36, 4) and np.isfinite(pred).all()

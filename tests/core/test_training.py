@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from neurodecode.alignment.losses import SoftCLIPLoss
+from neurodecode.encoders.models.contrastive import SoftCLIPLoss
 from neurodecode.encoders.models.mlp import ResidualMLP
 from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
 

@@ -104,7 +104,7 @@ def test_connectivity_errors():
 
 
 def test_sliding_windows_stay_inside_runs_and_blocks():
-    from neurodecode.loaders.fmri import sliding_windows
+    from neurodecode.loaders.rois import sliding_windows
 
     tr = 2.0
     # two runs of 10 volumes; volumes 4-5 of run 1 dropped (rest), so run 1 has segments of 4 and 4 volumes
@@ -132,7 +132,8 @@ def test_sliding_windows_stay_inside_runs_and_blocks():
 def test_haxby_block_connectivity_beside_the_per_volume_decoder(shared_data):
     """Haxby 2001 slice: 16 k-means parcels, one 22.5 s window per category block (9 volumes), leave one run out.
     Block connectomes sit near chance (0.125); the window's mean activity is what decodes (per-volume SVM 0.645)."""
-    from neurodecode.loaders.fmri import kmeans_parcels, pool_rois, read_volumes, sliding_windows
+    from neurodecode.loaders.fmri import read_volumes
+    from neurodecode.loaders.rois import kmeans_parcels, pool_rois, sliding_windows
 
     d = shared_data / "haxby2001_slice" / "tutorial_slice"
     attrs = np.loadtxt(d / "attributes_literal.txt", dtype=str)
@@ -201,7 +202,8 @@ def test_masked_pretraining_on_dynamic_connectivity_beside_static_fc(shared_data
     from neurodecode import build
     from neurodecode.encoders import EncoderFeatures, pretrain
     from neurodecode.encoders.connectivity import connectivity_sequence
-    from neurodecode.loaders.fmri import kmeans_parcels, pool_rois, read_volumes, sliding_windows
+    from neurodecode.loaders.fmri import read_volumes
+    from neurodecode.loaders.rois import kmeans_parcels, pool_rois, sliding_windows
 
     d = shared_data / "haxby2001_slice" / "tutorial_slice"
     attrs = np.loadtxt(d / "attributes_literal.txt", dtype=str)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from neurodecode.encoders.models.mvcnet import MVCNet, frequency_view, info_nce, spatial_view, time_view
-from neurodecode.encoders.mvcnet import MVCNetClassifier
+from neurodecode.encoders.models.contrastive import info_nce
+from neurodecode.encoders.models.mvcnet import MVCNet, frequency_view, spatial_view, time_view
+from neurodecode.encoders.deep import MVCNetClassifier
 
 
 def rhythm_epochs(n=80, n_channels=6, n_times=128, sfreq=128.0, seed=0):

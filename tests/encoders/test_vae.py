@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from neurodecode.encoders.vae import BetaVAEFeatures
+from neurodecode.encoders.deep import BetaVAEFeatures
 
 
 def erp_epochs(n=120, n_channels=4, n_times=64, noise=2.0, seed=0):

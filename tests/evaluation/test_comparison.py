@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurodecode.evaluation.comparison import compare_scores, mean_interval, paired_difference, trial_scores, verdict
+from neurodecode.core.scores import compare_scores, mean_interval, paired_difference, trial_scores, verdict
 from neurodecode.evaluation.metrics import image_trial_scores, pixcorr, ssim
-from neurodecode.evaluation.retrieval import retrieval_accuracy, two_way_identification
+from neurodecode.core.scores import retrieval_accuracy, two_way_identification
 
 
 def test_per_trial_scores_average_to_the_set_scores():

@@ -7,7 +7,7 @@ import pytest
 
 from neurodecode.evaluation.metrics import (ImageFeatures, Scores, caption_scores, chamfer_distance, f_score,
                                             n_way_top1, score_outputs)
-from neurodecode.evaluation.retrieval import two_way_identification
+from neurodecode.core.scores import two_way_identification
 
 
 def test_caption_scores_known_answers():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neurodecode.evaluation.metrics import pixcorr, ssim
-from neurodecode.evaluation.retrieval import gallery_rank, retrieval_accuracy, similarity, two_way_identification
+from neurodecode.core.scores import gallery_rank, retrieval_accuracy, similarity, two_way_identification
 
 
 def brute_force_hit(own, others, k, tol=1e-9):
@@ -46,7 +46,7 @@ def test_exact_ties_from_repeated_items_count_half_on_every_machine():
     """Repeated items tie exactly up to the last rounding bit, which differs between BLAS builds and thread
     counts; every metric counts such a tie as half, whichever way the rounding falls."""
     from neurodecode.evaluation.metrics import n_way_top1
-    from neurodecode.evaluation.retrieval import topk_hits
+    from neurodecode.core.scores import topk_hits
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(3, 6))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodecode.alignment.encoding import RidgeEncoder, pixel_features
+from neurodecode.alignment.encoding_models import RidgeEncodingModel, pixel_features
 from neurodecode.core.stimuli import resize_images
 from neurodecode.heads.images import UnCLIPImageHead
 
@@ -19,7 +19,7 @@ def test_guided_samples_drive_the_chosen_voxels():
     left[:, :4] = 1.0                                        # voxels 0-2 see the left half, 3-5 the right half
     W = np.stack([left.ravel()] * 3 + [left[:, ::-1].ravel()] * 3, axis=1)
     Y = X @ W + 0.1 * rng.normal(size=(80, 6))
-    encoder = RidgeEncoder().fit(X, Y)
+    encoder = RidgeEncodingModel().fit(X, Y)
     drive = encoder.activation([0, 1, 2], pixel_features(8), standardize=X)
     head = UnCLIPImageHead.tiny(embed_dim=8, image_size=16, block_out_channels=(16, 32), seed=0)
     latents = rng.normal(size=(4, 8)).astype(np.float32)

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurodecode.loaders.fmri import read_run, read_volumes, roi_timeseries, trial_responses
+from neurodecode.loaders.fmri import read_run, read_volumes
+from neurodecode.loaders.glm import trial_responses
+from neurodecode.loaders.rois import roi_timeseries
 from neurodecode.loaders.meeg import epochs_to_store, load_epochs, read_csv_raw, read_raw
 from neurodecode.loaders.precomputed import DIGITS69, load_mat
 

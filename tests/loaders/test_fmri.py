@@ -10,8 +10,9 @@ import pytest
 
 from neurodecode import load, save
 from neurodecode.loaders.precomputed import DIGITS69, load_betas, load_mat, load_surface
-from neurodecode.loaders.fmri import (make_masker, pool_rois, read_run, read_volumes, roi_timeseries, to_nifti,
-                                      trial_responses)
+from neurodecode.loaders.fmri import make_masker, read_run, read_volumes, to_nifti
+from neurodecode.loaders.glm import trial_responses
+from neurodecode.loaders.rois import pool_rois, roi_timeseries
 
 TR = 2.0
 
@@ -319,7 +320,7 @@ def planted_hrf_runs(root, delays, n_runs=2, n_trials=30, noise=0.02, seed=4):
     (``delays``: one peak delay per voxel, in the library's family) and planted trial amplitudes."""
     from nilearn.glm.first_level import compute_regressor
 
-    from neurodecode.loaders.fmri import library_hrf
+    from neurodecode.loaders.glm import library_hrf
 
     rng = np.random.default_rng(seed)
     n_vol, shape = 110, (4, 4, 2)
@@ -371,7 +372,7 @@ def test_fracridge_shrinks_single_trial_betas_towards_their_repeats(tmp_path):
     """GLMsingle's shrinkage on rapid overlapping trials: fractional-ridge betas with a fraction per voxel chosen
     by leave-one-run-out recover the planted amplitudes better than the LSA betas; fraction 1 is exactly LSA; the
     shrinkage is fracridge's (the package, to rounding, when installed)."""
-    from neurodecode.loaders.fmri import frac_ridge
+    from neurodecode.loaders.glm import frac_ridge
 
     runs, planted = planted_repeat_runs(tmp_path)
     mask = nib.Nifti1Image(np.ones((4, 4, 2), np.uint8), runs[0].img.affine)

@@ -134,6 +134,6 @@ def test_the_top_level_seed_reaches_every_seeded_part():
     X, Y = rng.normal(size=(40, 6)), rng.normal(size=(40, 3))
     preds = []
     for seed in (0, 1):
-        c = compose(["aligner=mlp", f"seed={seed}", "aligner.max_epochs=2", "aligner.hidden=16"])
+        c = compose(["aligner=mlp", f"seed={seed}", "aligner.trainer.max_epochs=2", "aligner.hidden=16"])
         preds.append(instantiate(c.aligner, "config 'aligner'").fit(X, Y).predict(X))
     assert np.abs(preds[0] - preds[1]).max() > 1e-3

@@ -10,7 +10,7 @@ from sklearn.dummy import DummyRegressor
 from neurodecode.alignment.aligners import RidgeAlignment
 from neurodecode.cli import main
 from neurodecode.pipeline import DecodingPipeline
-from neurodecode.pipeline.selection import AutoAlignment
+from neurodecode.alignment.selection import AutoAlignment
 
 
 def _linear(n_stimuli=30, repeats=2, seed=0):
@@ -50,7 +50,7 @@ def test_a_training_run_with_aligner_auto_says_what_it_chose(tmp_path):
     from neurodecode.pipeline.decoding import reconstruct
 
     run = tmp_path / "run"
-    assert main(["train", "experiment=tiny", "aligner=auto", "aligner.candidates.mlp.max_epochs=3",
+    assert main(["train", "experiment=tiny", "aligner=auto", "aligner.candidates.mlp.trainer.max_epochs=3",
                  "aligner.candidates.mlp.hidden=32", "head@heads.images=null", "head@heads.captions=null",
                  f"hydra.run.dir={run}"]) == 0
     sel = json.loads((run / "metrics.json").read_text())["aligner_selection"]

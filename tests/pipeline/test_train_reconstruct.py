@@ -215,13 +215,13 @@ def test_train_writes_config_metrics_checkpoint_and_heldout(tiny_run):
 def mlp_run(tmp_path_factory):
     """experiment=tiny with the learned mapper: the run fits ridge on voxels beside it (the plain baseline)."""
     out = tmp_path_factory.mktemp("run") / "tiny_mlp"
-    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.max_epochs=15", "head@heads.captions=null",
+    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.trainer.max_epochs=15", "head@heads.captions=null",
                  f"hydra.run.dir={out}"]) == 0
     return out
 
 
 def test_every_run_reports_the_plain_baseline_beside_it(mlp_run, tiny_run, tmp_path, capfd):
-    from neurodecode.evaluation.comparison import trial_scores
+    from neurodecode.core.scores import trial_scores
     from neurodecode.pipeline.decoding import reconstruct
 
     metrics = json.loads((mlp_run / "metrics.json").read_text())
@@ -250,7 +250,7 @@ def test_every_run_reports_the_plain_baseline_beside_it(mlp_run, tiny_run, tmp_p
     # ridge on voxels is its own baseline: said so, not compared with itself
     assert json.loads((tiny_run / "metrics.json").read_text())["baseline"]["same_as_pipeline"] is True
     out = tmp_path / "nobase"
-    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.max_epochs=1", "baseline=false",
+    assert main(["train", "experiment=tiny", "aligner=mlp", "aligner.trainer.max_epochs=1", "baseline=false",
                  "head@heads.images=null", "head@heads.captions=null", f"hydra.run.dir={out}"]) == 0
     assert "skipped" in json.loads((out / "metrics.json").read_text())["baseline"]
     assert "no plain baseline was fitted" in capfd.readouterr().err
@@ -397,7 +397,7 @@ def test_demo_beats_chance_and_says_simulated(tmp_path, caplog):
 
     caplog.set_level("INFO", logger="neurodecode")
     res = run_demo(tmp_path / "demo", ["data.n_train=200", "data.n_test=20", "data.n_voxels=120", "aligner.cv=2",
-                                       "aligner.candidates.mlp.max_epochs=3",
+                                       "aligner.candidates.mlp.trainer.max_epochs=3",
                                        "images.fit.max_epochs=1", "captions.fit.max_epochs=10", "images.steps=4"],
                    progress=False)
     text = caplog.text                                    # the summary goes through the neurodecode logger
@@ -527,7 +527,7 @@ def test_digits69_train_then_reconstruct_from_the_mat_file(shared_data, tmp_path
     """Real fMRI: `train experiment=digits69`, then `reconstruct` reads the .mat file again through the recipe."""
     mat = shared_data / "fmri_digits69" / "digit69_28x28.mat"
     run = tmp_path / "run"
-    assert main(["train", "experiment=digits69", f"data.path={mat}", "aligner.candidates.mlp.max_epochs=20",
+    assert main(["train", "experiment=digits69", f"data.path={mat}", "aligner.candidates.mlp.trainer.max_epochs=20",
                  "aligner.cv=3", f"hydra.run.dir={run}"]) == 0
     from neurodecode.pipeline.decoding import reconstruct
 

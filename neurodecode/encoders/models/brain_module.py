@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from neurodecode.core.epochs import CHANNEL_TYPES
-from neurodecode.encoders.models.mvcnet import info_nce
+from neurodecode.core.registry import ConfigMixin
+from neurodecode.encoders.models.contrastive import info_nce
 from neurodecode.encoders.models.subjects import SubjectLayers, subject_layer_index
 from neurodecode.encoders.models.tokenizers import SignalSpec, SpatialAttention, resample_fft
 
@@ -42,7 +43,7 @@ class _DilatedBlock(nn.Module):
         return nn.functional.glu(self.glu(h), dim=1)
 
 
-class BrainModule(nn.Module):
+class BrainModule(ConfigMixin, nn.Module):
     """Spatial attention → subject layers → dilated conv / GLU blocks → temporal aggregation → target embedding.
 
     Parameters
@@ -72,10 +73,6 @@ class BrainModule(nn.Module):
         unknown = [t for t in channel_types if t not in CHANNEL_TYPES]
         if unknown:
             raise ValueError(f"field 'channel_types': expected types among {CHANNEL_TYPES}, got {unknown}")
-        self.config = {"n_times": n_times, "embed_dim": embed_dim, "n_subjects": n_subjects, "n_spatial": n_spatial,
-                       "hidden": hidden, "depth": depth, "out_channels": out_channels, "sfreq": sfreq,
-                       "dropout": dropout, "channel_types": list(channel_types),
-                       "subjects": None if subjects is None else [str(s) for s in subjects]}
         self.channel_types, self.sfreq, self.n_times = tuple(channel_types), float(sfreq), int(n_times)
         self.embed_dim = embed_dim
         self.spatial = SpatialAttention(n_spatial)

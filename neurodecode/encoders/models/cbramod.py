@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 from neurodecode.encoders.models.tokenizers import SignalSpec, check_batch, patchify
 
 __all__ = ["CBraMod"]
@@ -78,7 +80,7 @@ class CrissCrossLayer(nn.Module):
         return x + self.dropout2(self.linear2(self.dropout(nn.functional.gelu(self.linear1(self.norm2(x))))))
 
 
-class CBraMod(nn.Module):
+class CBraMod(ConfigMixin, nn.Module):
     """CBraMod's criss-cross transformer for EEG epochs of any montage (fixed channel order) and length.
 
     Parameters
@@ -110,9 +112,6 @@ class CBraMod(nn.Module):
         if nhead % 2 or (self.embed_dim // 2) % (nhead // 2):
             raise ValueError(f"field 'nhead': expected an even number whose half divides d_model / 2 = "
                              f"{self.embed_dim // 2}, got {nhead}")
-        self.config = {"patch_size": patch_size, "conv_channels": conv_channels, "n_layer": n_layer, "nhead": nhead,
-                       "dim_feedforward": dim_feedforward, "dropout": dropout, "input_scale": input_scale,
-                       "sfreq": sfreq}
         self.patch_size, self.input_scale, self.sfreq = patch_size, float(input_scale), float(sfreq)
         self.patch_embedding = PatchEmbedding(patch_size, conv_channels, self.embed_dim)
         # published ``encoder.layers.N``; ``layers`` here, since neurodecode reads a model's ``encoder`` attribute

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 from neurodecode.encoders.models.tokenizers import SignalSpec, check_batch, patchify
 
 __all__ = ["LABRAM_CHANNELS", "LaBraM", "labram_channel_index"]
@@ -126,7 +128,7 @@ class Block(nn.Module):
         return x + self.gamma_2 * self.mlp(self.norm2(x))
 
 
-class LaBraM(nn.Module):
+class LaBraM(ConfigMixin, nn.Module):
     """LaBraM's neural transformer for EEG epochs (any of its 120 electrodes, up to ``max_patches`` seconds).
 
     Parameters
@@ -157,9 +159,6 @@ class LaBraM(nn.Module):
         super().__init__()
         if out_chans % 4:
             raise ValueError(f"field 'out_chans': expected a multiple of 4 (GroupNorm(4, out_chans)), got {out_chans}")
-        self.config = {"patch_size": patch_size, "out_chans": out_chans, "depth": depth, "heads": heads,
-                       "mlp_ratio": mlp_ratio, "qkv_bias": qkv_bias, "init_values": init_values,
-                       "max_patches": max_patches, "input_scale": input_scale, "sfreq": sfreq}
         self.embed_dim = out_chans * ((patch_size - 1) // 8 + 1)
         if self.embed_dim % heads:
             raise ValueError(f"field 'heads': expected a divisor of embed_dim {self.embed_dim}, got {heads}")

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 from neurodecode.core.epochs import CHANNEL_TYPES
 from neurodecode.encoders.models.tokenizers import (ChannelEmbedding, PatchEmbedding, RegionFusion, SignalSpec,
                                                     SpatialAttention, check_batch, time_embedding)
@@ -39,7 +41,7 @@ def _transformer(dim: int, depth: int, heads: int, mlp_ratio: float, dropout: fl
     return nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
 
 
-class SignalEncoder(nn.Module):
+class SignalEncoder(ConfigMixin, nn.Module):
     """Transformer over (channel | region | virtual channel) × time patches, for any montage and sampling rate.
 
     Parameters
@@ -77,10 +79,6 @@ class SignalEncoder(nn.Module):
         unknown = [t for t in channel_types if t not in CHANNEL_TYPES]
         if unknown:
             raise ValueError(f"field 'channel_types': expected types among {CHANNEL_TYPES}, got {unknown}")
-        self.config = {"sfreq": sfreq, "patch_seconds": patch_seconds, "embed_dim": embed_dim, "depth": depth,
-                       "heads": heads, "mlp_ratio": mlp_ratio, "dropout": dropout, "tokens": tokens,
-                       "n_spatial": n_spatial, "n_subjects": n_subjects, "channel_types": list(channel_types),
-                       "subjects": None if subjects is None else [str(x) for x in subjects]}
         self.channel_types = tuple(channel_types)
         self.embed_dim, self.token_mode = embed_dim, tokens
         self.patch = PatchEmbedding(sfreq, patch_seconds, embed_dim)
@@ -197,7 +195,7 @@ def patch_targets(patches: torch.Tensor, target: str, normalize: bool = True) ->
     return out
 
 
-class VQTokenizer(nn.Module):
+class VQTokenizer(ConfigMixin, nn.Module):
     """A vector-quantised patch tokenizer (LaBraM/Du-IN's first stage): patch → code index → patch.
 
     An MLP encodes each (normalised raw or spectral) patch, the nearest of ``n_codes`` unit-norm codes is chosen
@@ -210,8 +208,6 @@ class VQTokenizer(nn.Module):
     def __init__(self, patch_len: int, n_codes: int = 256, code_dim: int = 32, hidden: int = 128,
                  target: str = "raw", commitment: float = 0.25, decay: float = 0.99) -> None:
         super().__init__()
-        self.config = {"patch_len": patch_len, "n_codes": n_codes, "code_dim": code_dim, "hidden": hidden,
-                       "target": target, "commitment": commitment, "decay": decay}
         self.target = target
         dim_in = patch_len // 2 + 1 if target == "spectral" else patch_len
         self.patch_len, self.dim_in = patch_len, dim_in
@@ -247,7 +243,7 @@ class VQTokenizer(nn.Module):
         return nn.functional.mse_loss(recon, target) + self.commitment * nn.functional.mse_loss(z, q.detach())
 
 
-class SignalMAE(nn.Module):
+class SignalMAE(ConfigMixin, nn.Module):
     """Masked-autoencoder pretraining of a :class:`SignalEncoder`.
 
     Parameters
@@ -287,10 +283,6 @@ class SignalMAE(nn.Module):
                 raise ValueError(f"field 'tokenizer': expected patches of {encoder.patch.patch_len} samples like the "
                                  f"encoder, got {tokenizer.patch_len}")
             tokenizer.requires_grad_(False)
-        self.config = {"encoder": encoder.config, "decoder_dim": decoder_dim, "decoder_depth": decoder_depth,
-                       "decoder_heads": decoder_heads, "mask": mask, "mask_ratio": mask_ratio, "target": target,
-                       "normalize_target": normalize_target,
-                       "tokenizer": tokenizer.config if tokenizer is not None else None}
         self.encoder, self.tokenizer = encoder, tokenizer
         self.mask, self.mask_ratio, self.target, self.normalize_target = mask, mask_ratio, target, normalize_target
         D, L = encoder.embed_dim, encoder.patch.patch_len

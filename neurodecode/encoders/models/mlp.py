@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 __all__ = ["ResidualMLP"]
 
 
@@ -17,7 +19,7 @@ def _block(dim_in: int, dim_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim_in, dim_out), nn.LayerNorm(dim_out), nn.GELU(), nn.Dropout(dropout))
 
 
-class ResidualMLP(nn.Module):
+class ResidualMLP(ConfigMixin, nn.Module):
     """Residual MLP.
 
     Parameters

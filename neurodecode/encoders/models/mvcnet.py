@@ -19,7 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ConvBranch", "MVCNet", "TransformerBranch", "frequency_view", "info_nce", "spatial_view", "time_view"]
+from neurodecode.core.registry import ConfigMixin
+from neurodecode.encoders.models.contrastive import info_nce
+
+__all__ = ["ConvBranch", "MVCNet", "TransformerBranch", "frequency_view", "spatial_view", "time_view"]
 
 
 def _uniform(shape: tuple[int, ...], g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -63,13 +66,6 @@ def spatial_view(x: torch.Tensor, g: torch.Generator, drop: float = 0.2, mix: fl
     return (x + mix * M @ x) * keep
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE: row i of ``a`` and of ``b`` are positives, the other rows of the batch negatives."""
-    a, b = nn.functional.normalize(a, dim=-1), nn.functional.normalize(b, dim=-1)
-    logits = a @ b.T / temperature
-    target = torch.arange(len(a), device=a.device)
-    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
-
 
 class ConvBranch(nn.Module):
     """ShallowConvNet-style: temporal conv → spatial conv → batch norm → square → average pool → log → linear."""
@@ -112,7 +108,7 @@ class TransformerBranch(nn.Module):
         return self.out(self.transformer(h).mean(1))
 
 
-class MVCNet(nn.Module):
+class MVCNet(ConfigMixin, nn.Module):
     """CNN + Transformer branches fused into a classifier, with MVCNet's multi-view contrastive objective.
 
     Parameters
@@ -135,11 +131,6 @@ class MVCNet(nn.Module):
                  depth: int = 2, heads: int = 4, proj_dim: int = 32, lambda_cv: float = 0.1,
                  lambda_cm: float = 0.1, temperature: float = 0.2, dropout: float = 0.5) -> None:
         super().__init__()
-        self.config = {"n_channels": n_channels, "n_times": n_times, "n_classes": n_classes, "embed_dim": embed_dim,
-                       "n_filters": n_filters, "kernel": kernel, "pool": pool, "stride": stride, "width": width,
-                       "patch": patch, "depth": depth, "heads": heads, "proj_dim": proj_dim,
-                       "lambda_cv": lambda_cv, "lambda_cm": lambda_cm, "temperature": temperature,
-                       "dropout": dropout}
         self.n_channels, self.n_times = n_channels, n_times
         self.cnn = ConvBranch(n_channels, n_times, embed_dim, n_filters, kernel, pool, stride, dropout)
         self.transformer = TransformerBranch(n_channels, n_times, embed_dim, width, patch, depth, heads)

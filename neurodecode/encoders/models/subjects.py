@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 from neurodecode.encoders.models.mlp import ResidualMLP
 
 __all__ = ["CrossSubjectModel", "SubjectEmbedders", "SubjectLayers", "pad_inputs"]
@@ -48,7 +50,7 @@ def subject_layer_index(names: Sequence[Any], known: Sequence[str], where: str =
                         model: str = "encoder") -> torch.Tensor:
     """The subject layer (B,) of each epoch's subject name, by the layers' names ``known``: an error naming the
     subjects the ``model`` has no layer for."""
-    lookup = {s: i for i, s in enumerate(known)}
+    lookup = {str(s): i for i, s in enumerate(known)}
     missing = sorted({str(n) for n in names} - set(lookup))
     if missing:
         raise ValueError(f"{where}: field 'subject': expected subjects the {model} has layers for {list(known)}, got "
@@ -125,7 +127,7 @@ class SubjectEmbedders(nn.Module):
         return out
 
 
-class CrossSubjectModel(nn.Module):
+class CrossSubjectModel(ConfigMixin, nn.Module):
     """Per-subject embedders → shared residual MLP → targets; per-subject builders for the cycle loss.
 
     Parameters
@@ -145,9 +147,6 @@ class CrossSubjectModel(nn.Module):
                  n_blocks: int = 1, dropout: float = 0.1, mode: str = "linear", pool_size: int = 1024,
                  cycle_weight: float = 0.1, recon_weight: float = 0.1) -> None:
         super().__init__()
-        self.config = {"n_inputs": dict(n_inputs), "out_dim": out_dim, "shared_dim": shared_dim, "hidden": hidden,
-                       "n_blocks": n_blocks, "dropout": dropout, "mode": mode, "pool_size": pool_size,
-                       "cycle_weight": cycle_weight, "recon_weight": recon_weight}
         self.embedders = SubjectEmbedders(n_inputs, shared_dim, mode, pool_size)
         self.builders = nn.ModuleList(nn.Linear(shared_dim, embedders_width)
                                       for embedders_width in (self.embedders._width(n) for n in n_inputs.values()))

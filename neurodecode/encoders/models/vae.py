@@ -16,10 +16,12 @@ import math
 import torch
 from torch import nn
 
+from neurodecode.core.registry import ConfigMixin
+
 __all__ = ["BetaVAE"]
 
 
-class BetaVAE(nn.Module):
+class BetaVAE(ConfigMixin, nn.Module):
     """β-VAE of epochs.
 
     Parameters
@@ -47,8 +49,6 @@ class BetaVAE(nn.Module):
         if beta < 0 or latent_dim < 1 or n_times < 4:
             raise ValueError(f"field 'beta'/'latent_dim'/'n_times': expected beta ≥ 0, latent_dim ≥ 1, n_times ≥ 4, "
                              f"got {beta}, {latent_dim}, {n_times}")
-        self.config = {"n_channels": n_channels, "n_times": n_times, "latent_dim": latent_dim, "hidden": hidden,
-                       "kernel": kernel, "beta": beta}
         self.n_times, self.beta = n_times, float(beta)
         self.steps = math.ceil(math.ceil(n_times / 2) / 2)              # time steps after two stride-2 convolutions
         self.encoder = nn.Sequential(

@@ -1,4 +1,7 @@
-"""Contrastive and regression losses for aligning brain latents with CLIP-like embeddings.
+"""Contrastive losses — for aligning brain latents with CLIP-like embeddings, and for the models' own objectives
+(MVCNet's cross-view and cross-model contrasts, the brain module's CLIP term). They live beside the models (the
+lowest stage that uses them) so that a model never imports the alignment stage; ``neurodecode.alignment.losses``
+(their place before 0.3) still works for one release.
 
 Every contrastive loss gathers the batch of all processes (``torch.distributed.nn.functional.all_gather``, which
 keeps gradients) and scores each process's own rows against the global batch, so that with gradients averaged
@@ -6,7 +9,8 @@ across processes (DDP) the loss and its gradients equal those of one process on 
 contrastive negatives do not shrink with the number of GPUs (MindEye2 issues #43, #31). Without an initialised
 process group they act on the local batch.
 
-* :class:`InfoNCELoss` — CLIP's symmetric cross-entropy over the similarity matrix.
+* :class:`InfoNCELoss` — CLIP's symmetric cross-entropy over the similarity matrix; :func:`info_nce` is the same
+  loss as a function of a fixed temperature.
 * :class:`SoftCLIPLoss` — MindEye's SoftCLIP: soft targets from the target-target similarities.
 * :class:`BiMixCoLoss` with :func:`mixco` — MindEye's BiMixCo: brain inputs mixed by pairs (Beta-distributed
   weights), soft labels on the mixed partners, both directions.
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BiMixCoLoss", "InfoNCELoss", "SoftCLIPLoss", "gather", "mixco"]
+__all__ = ["BiMixCoLoss", "InfoNCELoss", "SoftCLIPLoss", "gather", "info_nce", "mixco"]
 
 
 def _dist() -> tuple[int, int]:
@@ -104,6 +108,12 @@ class InfoNCELoss(_Contrastive):
         b, t, b_all, t_all, tau, offset = self._prepare(brain, target)
         onehot = F.one_hot(offset, t_all.shape[0]).to(b.dtype)
         return self._soft_cross_entropy(b, t, b_all, t_all, tau, onehot, onehot)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE (:class:`InfoNCELoss` at a fixed ``temperature``): row i of ``a`` (B, D) and of ``b``
+    (B, D) are positives, the other rows of the (global) batch negatives."""
+    return InfoNCELoss(temperature)(a, b)
 
 
 class SoftCLIPLoss(_Contrastive):

@@ -5,9 +5,11 @@ of the *training* trials only — folds grouped by stimulus, so repeats of one i
 the held-out fold by two-way identification (or the mean correlation per latent dimension), keeps the best, refits
 it on all the training trials and says which it chose and why. Ties go to the candidate listed first (the simpler).
 
-It lives in the pipeline stage because it scores with :mod:`neurodecode.evaluation`, above the aligners.
+It lives with the aligners: its scores are the pure ones of :mod:`neurodecode.core.scores` (until 0.3 it sat in the
+pipeline stage because scoring lived in the evaluation stage; ``neurodecode.pipeline.selection`` still works for one
+release).
 
-May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
+May import: ``neurodecode.core``, ``neurodecode.loaders``, ``neurodecode.encoders``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from neurodecode.alignment.aligners import as_2d, target_groups, voxel_correlations
 from neurodecode.core.logs import logger
 from neurodecode.core.validation import fail
+from neurodecode.core.registry import register
 
 __all__ = ["SCORINGS", "AutoAlignment"]
 
@@ -37,13 +40,14 @@ def _default_candidates() -> dict[str, Any]:
 
 
 def _score(pred: np.ndarray, true: np.ndarray, scoring: str) -> float:
-    from neurodecode.evaluation.comparison import trial_scores
+    from neurodecode.core.scores import trial_scores
 
     if scoring == "two_way":
         return float(trial_scores(pred, true)["two_way"].mean())
     return float(np.nanmean(voxel_correlations(pred, true)))
 
 
+@register
 class AutoAlignment(RegressorMixin, BaseEstimator):
     """Pick an aligner by inner cross-validation on the training trials.
 

@@ -1,0 +1,323 @@
+"""Encoding models — the other direction of decoding: stimulus features → brain responses.
+
+* :class:`RidgeEncodingModel` — ridge from stimulus features ``(n_trials, n_features)`` (pixels, image embeddings)
+  to responses ``(n_trials, n_voxels)`` with one penalty per voxel (exact leave-one-out over a log grid, the
+  :class:`~neurodecode.alignment.aligners.RidgeAlignment` solver); its differentiable group activation steers
+  encoder-guided generation (BrainDiVE).
+* :class:`TransformerEncodingModel` — "transformer brain encoders" (Adeli et al. 2023): each brain region has a
+  learned query that attends over the image's tokens (:func:`image_patches`, or any image embedder's token
+  features) and every voxel reads its response linearly from its region's output (:class:`RegionQueryEncoder`);
+  trained on the one trainable-estimator base (:class:`~neurodecode.core.estimators.TorchEstimator`).
+* :func:`voxel_correlations` — held-out Pearson r per voxel; :func:`noise_ceiling` — the split-half reliability of
+  repeated presentations (Spearman–Brown), the most an encoding model can explain; divide by it to normalise.
+* :func:`encoding_scores` — cross-validated r of every voxel on training trials only, and :func:`select_voxels`, the
+  voxels an encoding model predicts best. ``RidgeAlignment(select_voxels=k)`` decodes from those only.
+
+The names say "encoding model" (stimulus → brain), never "encoder" — in neurodecode an encoder maps brain to
+features (:mod:`neurodecode.encoders`), and ``TransformerEncoder`` is torch's. The 0.2 names ``RidgeEncoder`` and
+``TransformerEncoder`` (``neurodecode.alignment.encoding`` / ``.brain_encoder``) work for one release with a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from neurodecode.alignment.aligners import (ALPHAS, RidgeAlignment, as_2d, encoding_scores, select_voxels,
+                                            voxel_correlations)
+from neurodecode.core.estimators import Interval, TorchEstimator
+from neurodecode.core.registry import register
+
+# encoding_scores, select_voxels and voxel_correlations live beside the ridge solver (RidgeAlignment selects voxels
+# with them); they are part of this module's API
+__all__ = ["RegionQueryEncoder", "RidgeEncodingModel", "TransformerEncodingModel", "encoding_scores", "image_patches",
+           "noise_ceiling", "pixel_features", "select_voxels", "voxel_correlations"]
+
+
+def pixel_features(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images ``(B, C, H, W)`` in [0, 1] → grey pixels at ``size`` × ``size``, flattened ``(B, size²)`` —
+    differentiable, and the same resizing as :func:`~neurodecode.core.stimuli.resize_images` (bilinear with
+    antialiasing), so that an encoder fitted on ``resize_images(images, size, 1)`` pixels reads generated images
+    as it read its training stimuli."""
+    def features(images: torch.Tensor) -> torch.Tensor:
+        grey = images.mean(1, keepdim=True)
+        if grey.shape[-1] != size or grey.shape[-2] != size:
+            grey = torch.nn.functional.interpolate(grey, size=(size, size), mode="bilinear", antialias=True,
+                                                   align_corners=False)
+        return grey.flatten(1)
+
+    return features
+
+
+def noise_ceiling(responses: Any, stimulus: Sequence[Any], *, seed: int = 0, n_splits: int = 20) -> np.ndarray:
+    """Per-voxel noise ceiling (in r) from repeated presentations.
+
+    For each of ``n_splits`` random halvings of every stimulus's repeats, the correlation over stimuli between the
+    two halves' means; averaged, then corrected to the full number of repeats (Spearman–Brown,
+    ``2r / (1 + r)``), and its square root is the ceiling of a model's r against the mean response. Stimuli shown
+    once are ignored; fewer than 3 repeated stimuli raise (no ceiling can be estimated).
+    """
+    Y = as_2d(responses, "responses")
+    stim = np.asarray(stimulus).astype(str)
+    if stim.shape != (len(Y),):
+        raise ValueError(f"field 'stimulus': expected one id per trial ({len(Y)}), got shape {stim.shape}")
+    groups = [np.flatnonzero(stim == s) for s in pd.unique(stim)]
+    groups = [g for g in groups if len(g) >= 2]
+    if len(groups) < 3:
+        raise ValueError(f"field 'stimulus': expected at least 3 stimuli shown twice or more for a noise ceiling, got "
+                         f"{len(groups)}")
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(n_splits):
+        a, b = [], []
+        for g in groups:
+            g = rng.permutation(g)
+            a.append(Y[g[: len(g) // 2]].mean(0))
+            b.append(Y[g[len(g) // 2:]].mean(0))
+        rs.append(voxel_correlations(np.array(a), np.array(b)))
+    r = np.clip(np.nanmean(rs, axis=0), 0.0, None)
+    return np.sqrt(2 * r / (1 + r))
+
+
+@register
+class RidgeEncodingModel(RegressorMixin, BaseEstimator):
+    """Ridge encoding model: stimulus features → voxel responses, one penalty per voxel.
+
+    Parameters
+    ----------
+    alphas : sequence of float
+        Candidate penalties (on standardised features), chosen per voxel by exact leave-one-out.
+    device : str, optional
+
+    Attributes
+    ----------
+    alpha_ : ndarray (n_voxels,)
+    ridge_ : RidgeAlignment
+    """
+
+    def __init__(self, alphas: Sequence[float] = ALPHAS, device: str | None = None) -> None:
+        self.alphas = alphas
+        self.device = device
+
+    def fit(self, X: Any, Y: Any) -> RidgeEncodingModel:
+        self.ridge_ = RidgeAlignment(self.alphas, alpha_per_target=True, device=self.device).fit(X, Y)
+        self.alpha_ = self.ridge_.alpha_
+        self.n_features_in_ = self.ridge_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted responses, shape (n_trials, n_voxels)."""
+        check_is_fitted(self, "ridge_")
+        return self.ridge_.predict(X)
+
+    def activation(self, voxels: Any, features: Callable[[torch.Tensor], torch.Tensor], *,
+                   standardize: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A differentiable predicted activation of a voxel group, for encoder-guided generation.
+
+        Parameters
+        ----------
+        voxels : indices of the response columns (the group)
+        features : the encoder's stimulus features as a torch function of images ``(B, C, H, W)`` in [0, 1] →
+            ``(B, n_features)`` (e.g. :func:`pixel_features` for an encoder fitted on pixels)
+        standardize : training features ``(n, n_features)``, optional: the activation is then in units of the
+            standard deviation of the group's predicted activation over them (0 at their mean).
+
+        Returns
+        -------
+        callable images → (B,) the mean predicted response of the group
+        """
+        check_is_fitted(self, "ridge_")
+        idx = np.atleast_1d(np.asarray(voxels, dtype=int))
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= len(self.ridge_.coef_):
+            raise ValueError(f"field 'voxels': expected indices among the {len(self.ridge_.coef_)} response columns, "
+                             f"got {idx.tolist()[:5]}")
+        w = self.ridge_.coef_[idx].mean(0)
+        b = float(self.ridge_.intercept_[idx].mean())
+        mean, sd = 0.0, 1.0
+        if standardize is not None:
+            acts = np.asarray(standardize, dtype=np.float64) @ w + b
+            mean, sd = float(acts.mean()), float(acts.std()) or 1.0
+        weights = torch.as_tensor(w, dtype=torch.float32)
+
+        def activation(images: torch.Tensor) -> torch.Tensor:
+            f = features(images)
+            return (f @ weights.to(f.device, f.dtype) + b - mean) / sd
+
+        return activation
+
+    def score_voxels(self, X: Any, Y: Any, ceiling: np.ndarray | None = None) -> np.ndarray:
+        """Held-out r per voxel, divided by ``ceiling`` (from :func:`noise_ceiling`) when given."""
+        r = voxel_correlations(self.predict(X), Y)
+        if ceiling is None:
+            return r
+        ceiling = np.asarray(ceiling, dtype=float)
+        if ceiling.shape != r.shape:
+            raise ValueError(f"field 'ceiling': expected one value per voxel ({r.shape[0]}), got {ceiling.shape}")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ceiling > 0, r / np.where(ceiling > 0, ceiling, 1.0), np.nan)
+
+    def score(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
+        """Mean held-out r over voxels (the scikit-learn ``score``)."""
+        return float(np.nanmean(voxel_correlations(self.predict(X), Y)))
+
+
+def image_patches(images: Any, patch: int) -> np.ndarray:
+    """Non-overlapping ``patch × patch`` patches of ``(n_images, height, width)`` images as tokens
+    ``(n_images, n_patches, patch²)`` in row-major order."""
+    im = np.asarray(images, dtype=np.float64)
+    if im.ndim != 3 or im.shape[1] % patch or im.shape[2] % patch:
+        raise ValueError(f"field 'images': expected (n_images, height, width) divisible by patch={patch}, got shape "
+                         f"{im.shape}")
+    n, h, w = im.shape
+    p = im.reshape(n, h // patch, patch, w // patch, patch).transpose(0, 1, 3, 2, 4)
+    return p.reshape(n, (h // patch) * (w // patch), patch * patch)
+
+
+class RegionQueryEncoder(nn.Module):
+    """Region queries cross-attend over image tokens; voxels read out their region's embedding.
+
+    Parameters
+    ----------
+    n_tokens, token_dim : int
+        Image tokens per image and their size.
+    regions : LongTensor (n_voxels,)
+        The region (0..n_regions-1) of each voxel.
+    embed_dim, num_heads, num_layers : int
+    dropout : float
+    """
+
+    def __init__(self, n_tokens: int, token_dim: int, regions: torch.Tensor, embed_dim: int = 64, num_heads: int = 4,
+                 num_layers: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        n_regions = int(regions.max()) + 1
+        self.register_buffer("regions", regions.long())
+        self.embed = nn.Linear(token_dim, embed_dim)
+        self.pos = nn.Parameter(torch.randn(n_tokens, embed_dim) * 0.02)
+        self.queries = nn.Parameter(torch.randn(n_regions, embed_dim) * 0.02)
+        self.layers = nn.ModuleList(nn.TransformerDecoderLayer(embed_dim, num_heads, 2 * embed_dim, dropout,
+                                                               batch_first=True, norm_first=True)
+                                    for _ in range(num_layers))
+        self.norm = nn.LayerNorm(embed_dim)
+        n_voxels = len(regions)
+        self.readout = nn.Parameter(torch.randn(n_voxels, embed_dim) / embed_dim ** 0.5)
+        self.bias = nn.Parameter(torch.zeros(n_voxels))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_tokens, token_dim)`` → ``(batch, n_voxels)``."""
+        memory = self.embed(tokens) + self.pos
+        q = self.queries.expand(len(tokens), -1, -1)
+        for layer in self.layers:
+            q = layer(q, memory)
+        z = self.norm(q)[:, self.regions]                       # (batch, n_voxels, embed_dim): each voxel's region
+        return (z * self.readout).sum(-1) + self.bias
+
+
+@register
+class TransformerEncodingModel(RegressorMixin, TorchEstimator):
+    """Fit a :class:`RegionQueryEncoder` to voxel responses (MSE on z-scored voxels, AdamW with a cosine schedule,
+    full batches of up to ``trainer['batch_size']`` images, seeded).
+
+    Parameters
+    ----------
+    n_regions : int
+        Regions = k-means clusters of the voxels' training responses (correlated voxels share a query), unless
+        ``regions`` is given to ``fit`` (e.g. from an atlas).
+    embed_dim, num_heads, num_layers, dropout : model size
+    trainer : mapping, optional
+        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults` (300 epochs of one
+        batch, lr 3e-3, weight decay 0.05).
+    seed : int
+    device : str
+    epochs, lr, weight_decay :
+        Deprecated (one release): ``trainer={"max_epochs": ..., "lr": ..., "weight_decay": ...}``.
+
+    Attributes
+    ----------
+    model_ : RegionQueryEncoder
+    regions_ : ndarray (n_voxels,)
+    history_ : list of dict
+    """
+
+    trainer_defaults: ClassVar[Mapping[str, Any]] = {"max_epochs": 300, "batch_size": 4096, "lr": 3e-3,
+                                                     "weight_decay": 0.05, "schedule": "cosine"}
+    _deprecated_trainer_params: ClassVar[Mapping[str, str]] = {"epochs": "max_epochs", "lr": "lr",
+                                                               "weight_decay": "weight_decay"}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **TorchEstimator._parameter_constraints, "n_regions": Interval(1, None, integer=True),
+        "dropout": Interval(0, 1, closed="left")}
+
+    def __init__(self, n_regions: int = 16, embed_dim: int = 64, num_heads: int = 4, num_layers: int = 1,
+                 dropout: float = 0.1, trainer: Mapping[str, Any] | None = None, seed: int = 0,
+                 device: str | None = None, epochs: int | None = None, lr: float | None = None,
+                 weight_decay: float | None = None) -> None:
+        self.n_regions = n_regions
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.trainer = trainer
+        self.seed = seed
+        self.device = device
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+
+    def _tokens(self, X: Any) -> torch.Tensor:
+        T = np.asarray(X, dtype=np.float32)
+        if T.ndim != 3 or not np.isfinite(T).all():
+            raise ValueError(f"field 'tokens': expected finite tokens (n_images, n_tokens, token_dim), got shape "
+                             f"{T.shape}" + ("" if T.ndim != 3 else " with NaN/Inf"))
+        return torch.as_tensor((T - self.t_mean_) / self.t_scale_)
+
+    def _regions(self, Y: np.ndarray, regions: Any) -> np.ndarray:
+        if regions is not None:
+            r = np.asarray(regions)
+            if r.shape != (Y.shape[1],) or not np.issubdtype(r.dtype, np.integer) or r.min() < 0:
+                raise ValueError(f"field 'regions': expected a region index ≥ 0 per voxel ({Y.shape[1]}), got "
+                                 f"{r.dtype} of shape {r.shape}")
+            return np.unique(r, return_inverse=True)[1]
+        from sklearn.cluster import KMeans
+
+        k = min(int(self.n_regions), Y.shape[1])
+        return KMeans(k, n_init=4, random_state=self.seed).fit_predict(Y.T)
+
+    def fit(self, X: Any, Y: Any, regions: Any = None, resume: bool = False) -> TransformerEncodingModel:
+        """``X``: tokens ``(n_images, n_tokens, token_dim)``; ``Y``: responses ``(n_images, n_voxels)``;
+        ``regions``: a region index per voxel (default: k-means clusters of the responses)."""
+        self._fit_regions = regions
+        return super().fit(X, Y, resume)
+
+    def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, ...]:
+        T = np.asarray(X, dtype=np.float32)
+        Y = np.asarray(y, dtype=np.float32)
+        if T.ndim != 3 or Y.ndim != 2 or len(T) != len(Y):
+            raise ValueError(f"field 'X'/'Y': expected tokens (n, n_tokens, token_dim) and responses (n, n_voxels), "
+                             f"got shapes {T.shape} and {Y.shape}")
+        self.t_mean_, self.t_scale_ = T.mean((0, 1)), T.std((0, 1)) + 1e-6
+        self.y_mean_, self.y_scale_ = Y.mean(0), Y.std(0) + 1e-6
+        self.regions_ = self._regions((Y - self.y_mean_) / self.y_scale_, self._fit_regions)
+        self.n_features_in_ = T.shape[2]
+        return self._tokens(T), torch.as_tensor((Y - self.y_mean_) / self.y_scale_)
+
+    def _build(self, tensors: tuple[torch.Tensor, ...]) -> torch.nn.Module:
+        T = tensors[0]
+        return RegionQueryEncoder(T.shape[1], T.shape[2], torch.as_tensor(self.regions_), self.embed_dim,
+                                  self.num_heads, self.num_layers, self.dropout)
+
+    def _loss(self, model: torch.nn.Module, batch: Any, trainer: Any) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted responses ``(n_images, n_voxels)`` in the units of ``Y``."""
+        check_is_fitted(self, "model_")
+        with torch.no_grad():
+            z = self.model_(self._tokens(X).to(self._model_device)).cpu().numpy()
+        return z * self.y_scale_ + self.y_mean_
