@@ -21,17 +21,18 @@ arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 ar
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from neurodecode.core.estimators import Interval, check_params
+from neurodecode.core.registry import register
 from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import (ArrayInput, EpochMatrices, as_array, check_signals, check_spd, table_groups,
                                          table_of)
-from neurodecode.core.registry import register
 
 __all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
@@ -60,13 +61,16 @@ class Covariances(ArrayInput, TransformerMixin, BaseEstimator):
     >>> C = Covariances("oas").fit_transform(X)   # X: (n_epochs, n_channels, n_times) → (n_epochs, n, n)
     """
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"estimator": spd.COV_ESTIMATORS, "reg": Interval(0, None)}
+
     def __init__(self, estimator: str = "oas", reg: float = 0.0, device: str | None = None) -> None:
         self.estimator = estimator
         self.reg = reg
         self.device = device
 
     def fit(self, X: Any, y: Any = None) -> Covariances:
-        """Check the input (nothing is learned)."""
+        """Check the parameters and the input (nothing is learned)."""
+        check_params(self)
         X = check_signals(X)
         self.n_channels_in_ = X.shape[1]
         return self
@@ -78,6 +82,7 @@ class Covariances(ArrayInput, TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)`` with the input checked once."""
         if type(self).fit is not Covariances.fit or type(self).transform is not Covariances.transform:
             return super().fit_transform(X, y, **fit_params)        # subclasses learn something in fit
+        check_params(self)
         table = table_of(X)
         X = check_signals(X, finite=False)
         self.n_channels_in_ = X.shape[1]
@@ -185,6 +190,11 @@ class AugmentedCovariances(Covariances):
         As in :class:`Covariances`.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **Covariances._parameter_constraints, "order": [Interval(1, None, integer=True), ("auto",)],
+        "lag": [Interval(1, None, integer=True), ("auto",)], "max_order": Interval(1, None, integer=True),
+        "max_lag": Interval(1, None, integer=True)}
+
     def __init__(self, order: int | str = 4, lag: int | str = 1, estimator: str = "oas", reg: float = 0.0,
                  device: str | None = None, max_order: int = 10, max_lag: int = 10) -> None:
         super().__init__(estimator, reg, device)
@@ -195,7 +205,7 @@ class AugmentedCovariances(Covariances):
 
     def fit(self, X: Any, y: Any = None) -> AugmentedCovariances:
         X = check_signals(X)
-        super().fit(X)
+        super().fit(X)             # checks the declared parameters
         if self.order == "auto" or self.lag == "auto":
             order, lag = select_order_lag(X, self.max_order, self.max_lag)
         else:
@@ -253,6 +263,7 @@ class ERPCovariances(Covariances):
         """Learn the xDAWN filters and class prototypes from labelled epochs ``X`` (n_epochs, n_channels, n_times)."""
         from pyriemann.spatialfilters import Xdawn
 
+        check_params(self)
         X = check_signals(X)
         if y is None:
             raise ValueError("field 'y': ERPCovariances is supervised (its prototypes are the class evoked "
@@ -319,7 +330,11 @@ class FilterBankCovariances(ArrayInput, TransformerMixin, BaseEstimator):
         self.reg = reg
         self.device = device
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {**Covariances._parameter_constraints,
+                                                        "sfreq": Interval(0, None, closed="neither")}
+
     def fit(self, X: Any, y: Any = None) -> FilterBankCovariances:
+        check_params(self)
         X = check_signals(X)
         for band in self.bands:
             low, high = band
@@ -366,14 +381,13 @@ class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
         self.tsupdate = tsupdate
         self.device = device
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"metric": spd.metrics_with("mean", "map"), "tsupdate": bool}
+
     def _reference(self, C: torch.Tensor, sample_weight: Any = None) -> torch.Tensor:
-        if self.metric == "riemann":
-            return spd.mean_riemann(C, sample_weight)
-        if self.metric == "logeuclid":
-            return spd.mean_logeuclid(C, sample_weight)
-        raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {self.metric!r}")
+        return spd.mean(C, self.metric, sample_weight)
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> TangentSpace:
+        check_params(self)
         C = check_spd(X)
         self.reference_ = self._reference(_tensor(C, self.device), sample_weight).cpu().numpy()
         self.n_features_in_ = int(np.prod(C.shape[1:]))
@@ -393,6 +407,7 @@ class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
         return T.reshape(T.shape[0], -1).cpu().numpy()
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
+        check_params(self)
         if self.metric != "riemann" or self.tsupdate:
             return self.fit(X, y, sample_weight).transform(X)
         # the Karcher iteration already computed the logarithms at the mean: reuse them
@@ -428,11 +443,14 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
     covmeans_ : ndarray, shape (n_classes, n, n)
     """
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"metric": spd.metrics_with("mean")}
+
     def __init__(self, metric: str = "riemann", device: str | None = None) -> None:
         self.metric = metric
         self.device = device
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MDM:
+        check_params(self)
         C = check_spd(X, (3,))
         y = np.asarray(y)
         if y.shape != (C.shape[0],):
@@ -444,10 +462,7 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
         for c in self.classes_:
             sel = y == c
             wc = None if w is None else w[sel]
-            means.append(spd.mean_riemann(Ct[torch.as_tensor(sel)], wc) if self.metric == "riemann" else
-                         spd.mean_logeuclid(Ct[torch.as_tensor(sel)], wc))
-        if self.metric not in ("riemann", "logeuclid"):
-            raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {self.metric!r}")
+            means.append(spd.mean(Ct[torch.as_tensor(sel)], self.metric, wc))
         self.covmeans_ = torch.stack(means).cpu().numpy()
         self.n_features_in_ = C.shape[1] * C.shape[2]
         return self
@@ -482,7 +497,9 @@ class Recenter(ArrayInput, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    metric : {"riemann", "logeuclid"}
+    metric : {"riemann", "logeuclid", "euclid"}
+        The mean each group is centred at (pyRiemann's ``mean_covariance`` of that metric; "euclid": the arithmetic
+        mean, as ``pyriemann.transfer.TLCenter(metric="euclid")``).
     group_by : str or None
         Table column naming each epoch's group (None: ignore the table).
 
@@ -492,15 +509,19 @@ class Recenter(ArrayInput, TransformerMixin, BaseEstimator):
         Means of the groups seen in ``fit``.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"metric": spd.metrics_with("mean"),
+                                                        "group_by": [str, None]}
+
     def __init__(self, metric: str = "riemann", device: str | None = None, group_by: str | None = "subject") -> None:
         self.metric = metric
         self.device = device
         self.group_by = group_by
 
     def _mean(self, C: torch.Tensor) -> torch.Tensor:
-        return spd.mean_riemann(C) if self.metric == "riemann" else spd.mean_logeuclid(C)
+        return spd.mean(C, self.metric)
 
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Recenter:
+        check_params(self)
         C = _tensor(check_spd(X, (3,)), self.device)
         g = table_groups(X, groups, self.group_by, C.shape[0])
         self.references_ = {_py(k): self._mean(C[torch.as_tensor(g == k)]).cpu().numpy() for k in np.unique(g)}
@@ -579,9 +600,11 @@ class Stretch(ArrayInput, TransformerMixin, BaseEstimator):
     def _dispersion(C: torch.Tensor) -> float:
         return float((torch.log(spd.eigvalsh(C)) ** 2).sum(-1).mean())
 
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"dispersion": Interval(0, None, closed="neither"),
+                                                        "group_by": [str, None]}
+
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> Stretch:
-        if not self.dispersion > 0:
-            raise ValueError(f"field 'dispersion': expected a positive number, got {self.dispersion!r}")
+        check_params(self)
         C = _tensor(check_spd(X, (3,)), self.device)
         g = table_groups(X, groups, self.group_by, C.shape[0])
         self.dispersions_ = {_py(k): self._dispersion(C[torch.as_tensor(g == k)]) for k in np.unique(g)}
@@ -624,6 +647,9 @@ class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
     rotations_ : dict of group → ndarray (n, n)
     """
 
+    #: the distance TLRotate minimises (not a mean: pyRiemann's choice of two)
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"metric": ("euclid", "riemann")}
+
     def __init__(self, reference: Any = None, metric: str = "euclid") -> None:
         self.reference = reference
         self.metric = metric
@@ -631,8 +657,7 @@ class Rotate(ArrayInput, TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any, groups: Any = None) -> Rotate:
         from pyriemann.transfer import TLRotate
 
-        if self.metric not in ("euclid", "riemann"):
-            raise ValueError(f"field 'metric': expected 'euclid' or 'riemann', got {self.metric!r}")
+        check_params(self)
         C = check_spd(X, (3,)).astype(np.float64)
         y = np.asarray(y)
         g = table_groups(X, groups, None, C.shape[0])

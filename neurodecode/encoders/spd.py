@@ -31,8 +31,13 @@ __all__ = [
     "eigvalsh",
     "expm",
     "invsqrtm",
+    "METRICS",
+    "check_metric",
+    "metrics_with",
     "log_map",
     "logm",
+    "mean",
+    "mean_euclid",
     "mean_logeuclid",
     "mean_riemann",
     "sqrtm",
@@ -314,6 +319,13 @@ def _weights(n: int, sample_weight: torch.Tensor | np.ndarray | None, like: torc
     return w / w.sum()
 
 
+def mean_euclid(C: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Euclidean (arithmetic) mean ``sum_i w_i C_i`` over axis 0 of ``C`` (n_matrices, ..., n, n) — pyRiemann's
+    ``mean_euclid``."""
+    w = _weights(C.shape[0], sample_weight, C)
+    return torch.tensordot(w, C, dims=([0], [0]))
+
+
 def mean_logeuclid(C: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Log-Euclidean mean ``expm(sum_i w_i logm(C_i))`` over axis 0 of ``C`` (n_matrices, ..., n, n)."""
     w = _weights(C.shape[0], sample_weight, C)
@@ -467,15 +479,40 @@ def unupper(T: torch.Tensor) -> torch.Tensor:
     return S
 
 
+#: the one metric registry: what each metric offers here — a ``"mean"`` (pyRiemann's ``mean_covariance``) and the
+#: tangent-space ``"map"`` (log/exp maps, pyRiemann's ``log_map_*``/``exp_map_*``). Estimators declare the
+#: metrics they take with :func:`metrics_with`; every check goes through :func:`check_metric`.
+METRICS: dict[str, frozenset[str]] = {"riemann": frozenset({"mean", "map"}), "logeuclid": frozenset({"mean", "map"}),
+                                      "euclid": frozenset({"mean"})}
+
+
+def metrics_with(*needs: str) -> tuple[str, ...]:
+    """The metrics of :data:`METRICS` that offer all of ``needs`` (``"mean"``, ``"map"``)."""
+    return tuple(name for name, offers in METRICS.items() if set(needs) <= offers)
+
+
+def check_metric(metric: Any, *needs: str) -> str:
+    """``metric`` if it offers ``needs``, else a ValueError naming the field and the metrics that do."""
+    allowed = metrics_with(*needs)
+    if metric not in allowed:
+        raise ValueError(f"field 'metric': expected one of {list(allowed)}, got {metric!r}")
+    return metric
+
+
+def mean(C: torch.Tensor, metric: str = "riemann", sample_weight: Any = None) -> torch.Tensor:
+    """The mean of SPD matrices ``C`` (n_matrices, ..., n, n) under ``metric`` (:data:`METRICS`)."""
+    check_metric(metric, "mean")
+    return {"riemann": mean_riemann, "logeuclid": mean_logeuclid, "euclid": mean_euclid}[metric](C, sample_weight)
+
+
 def log_map(C: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
     """Logarithmic map of SPD matrices at ``ref`` (as ``pyriemann`` ``log_map_riemann``/``log_map_logeuclid``)."""
+    check_metric(metric, "map")
     if metric == "riemann":
         R = invsqrtm(ref)
         return logm(R @ C @ R)
-    if metric == "logeuclid":
-        log_ref = logm(ref)
-        return _dd(logm(C) - log_ref, log_ref, torch.exp, torch.exp)
-    raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {metric!r}")
+    log_ref = logm(ref)
+    return _dd(logm(C) - log_ref, log_ref, torch.exp, torch.exp)
 
 
 def tangent_space(C: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
@@ -485,11 +522,10 @@ def tangent_space(C: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -
 
 def untangent_space(T: torch.Tensor, ref: torch.Tensor, metric: str = "riemann") -> torch.Tensor:
     """Inverse of :func:`tangent_space` (the exponential map back onto the SPD manifold)."""
+    check_metric(metric, "map")
     S = unupper(T)
     if metric == "riemann":
         R = sqrtm(ref)
         return R @ expm(S) @ R
-    if metric == "logeuclid":
-        log_ref = logm(ref)
-        return expm(_dd(S, ref, torch.log, lambda x: 1.0 / x) + log_ref)
-    raise ValueError(f"field 'metric': expected 'riemann' or 'logeuclid', got {metric!r}")
+    log_ref = logm(ref)
+    return expm(_dd(S, ref, torch.log, lambda x: 1.0 / x) + log_ref)

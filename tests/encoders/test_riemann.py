@@ -186,9 +186,13 @@ def test_rank_deficient_data_warns_and_reg_fixes_it():
     [
         (Covariances(), np.zeros((4, 3)), r"field 'X': expected signals of shape \(n_epochs, n_channels, n_times\), got 2 dimension\(s\) with shape \(4, 3\)"),
         (Covariances(), np.full((2, 3, 4), np.nan), r"field 'X': expected finite values"),
-        (Covariances("ledoit"), np.ones((2, 3, 4)), r"field 'estimator': expected one of \['scm', 'cov', 'lwf', 'oas'\], got 'ledoit'"),
+        (Covariances("ledoit"), np.ones((2, 3, 4)), r"Covariances: field 'estimator': expected one of \['scm', 'cov', 'lwf', 'oas'\], got 'ledoit'"),
         (TangentSpace(), np.zeros((4, 3, 2)), r"field 'X': expected SPD matrices of shape \(n_epochs, \[n_bands,\] n, n\), got shape \(4, 3, 2\)"),
-        (TangentSpace("euclid"), np.tile(np.eye(3), (4, 1, 1)), r"field 'metric': expected 'riemann' or 'logeuclid', got 'euclid'"),
+        (TangentSpace("euclid"), np.tile(np.eye(3), (4, 1, 1)), r"TangentSpace: field 'metric': expected one of \['riemann', 'logeuclid'\], got 'euclid'"),
+        (MDM("wasserstein"), np.tile(np.eye(3), (4, 1, 1)), r"MDM: field 'metric': expected one of \['riemann', 'logeuclid', 'euclid'\], got 'wasserstein'"),
+        (Recenter("euclidean"), np.tile(np.eye(3), (4, 1, 1)), r"Recenter: field 'metric': expected one of \['riemann', 'logeuclid', 'euclid'\], got 'euclidean'"),
+        (Stretch(dispersion=0), np.tile(np.eye(3), (4, 1, 1)), r"Stretch: field 'dispersion': expected a value in \(0, inf\), got 0"),
+        (AugmentedCovariances(order="best"), np.ones((2, 3, 50)), r"AugmentedCovariances: field 'order': expected an integer in \[1, inf\) or one of \['auto'\], got 'best'"),
         (AugmentedCovariances(order=10, lag=10), np.ones((2, 3, 50)), r"expected order \* lag < n_times = 50, got 10 \* 10"),
         (FilterBankCovariances(bands=((8, 60),), sfreq=100.0), np.ones((2, 3, 50)), r"field 'bands': expected 0 <= low < high <= sfreq / 2 = 50.0, got \(8, 60\)"),
     ],
@@ -257,6 +261,35 @@ def test_recenter_and_procrustes_align_subjects():
     assert_rel(unseen, R[80:], 1e-9)  # a new subject is centred on its own unlabeled data
 
 
+@pytest.mark.parametrize("metric", ["riemann", "logeuclid", "euclid"])
+def test_recenter_uses_the_mean_of_its_metric_as_pyriemann(metric):
+    """Recenter(metric=m) centres each group at pyRiemann's mean_covariance(metric=m) — "euclid" is the arithmetic
+    mean (it once silently took the log-Euclidean one) — and equals TLCenter(metric=m)."""
+    from pyriemann.geometry.base import invsqrtm
+    from pyriemann.geometry.mean import gmean          # (0.12's deprecated mean_covariance ignores its metric)
+    from pyriemann.transfer import TLCenter, encode_domains
+
+    C, y, groups = two_subjects()
+    ours = Recenter(metric).fit_transform(C, groups=groups)
+    for g in ("sub/1", "s2"):
+        W = invsqrtm(gmean(C[groups == g], metric=metric))
+        assert_rel(ours[groups == g], W @ C[groups == g] @ W)          # 1e-6: the Karcher mean iterates
+    _, y_enc = encode_domains(C, y, np.where(groups == "s2", "s2", "s1"))
+    assert_rel(ours, TLCenter("s1", metric=metric).fit_transform(C, y_enc))
+    if metric != "logeuclid":                      # the three means differ on these matrices
+        other = Recenter("logeuclid").fit_transform(C, groups=groups)
+        assert np.abs(ours - other).max() > 1e-3
+
+
+def test_one_metric_registry_declares_what_each_metric_offers():
+    assert spd.metrics_with("mean") == ("riemann", "logeuclid", "euclid")
+    assert spd.metrics_with("mean", "map") == ("riemann", "logeuclid")
+    C = torch.tensor(two_subjects()[0][:10])
+    assert_rel(spd.mean(C, "euclid").numpy(), C.mean(0).numpy(), 1e-12)
+    with pytest.raises(ValueError, match=r"field 'metric': expected one of \['riemann', 'logeuclid'\], got 'euclid'"):
+        spd.log_map(C, C[0], "euclid")
+
+
 def test_rpa_steps_equal_pyriemann_transfer():
     """Recenter → Stretch → Rotate equal pyRiemann's TLCenter → TLScale(centered_data) → TLRotate on the same
     matrices; and tangent-space Procrustes equals TLRotate on tangent vectors."""
@@ -299,7 +332,7 @@ def test_rpa_steps_equal_pyriemann_transfer():
         Procrustes(reference="sub/1", n_clusters=50).fit(T, y, groups)
     with pytest.raises(ValueError, match=r"field 'groups': expected groups seen in fit \['s2', 'sub/1'\], got \['s3'\]"):
         rot.transform(C[:3], np.array(["s3"] * 3))
-    with pytest.raises(ValueError, match="field 'dispersion': expected a positive number, got 0"):
+    with pytest.raises(ValueError, match=r"Stretch: field 'dispersion': expected a value in \(0, inf\), got 0"):
         Stretch(dispersion=0).fit(C)
 
 
