@@ -3,7 +3,7 @@
 Honest set-up: no pretrained image generator can be downloaded here, so a **tiny unCLIP generator is trained on the
 90 training images only** (`UnCLIPImageHead.tiny`, pixel space 32 × 32, conditioned on a 32-d image embedding = PCA
 of the training images, rescaled to norm √32). The brain side is the alignment stage: the `mlp` aligner predicts the
-test embeddings from z-scored V1-V3 voxels, and MindEye's low-level branch (`BlurryImages`: ridge voxels → pixels)
+test embeddings from z-scored V1-V3 voxels, and MindEye's low-level branch (`LowLevelImages`: ridge voxels → pixels)
 gives blurry images that the diffusion refines at several img2img strengths; `n_samples` draws per trial are ranked
 by cosine similarity to the predicted embedding. Every variant is scored by the evaluation harness (PixCorr, SSIM,
 two-way identification in pixel space, top-1 retrieval among the 10) and written as a side-by-side grid.
@@ -66,7 +66,7 @@ def main() -> None:
 
     from neurodecode import build
     from neurodecode.heads.writing import write_trials
-    from neurodecode.heads.images import BlurryImages, UnCLIPImageHead
+    from neurodecode.heads.images import LowLevelImages, UnCLIPImageHead
     from neurodecode.evaluation.metrics import score_outputs
 
     ea = _eval_alignment()
@@ -91,7 +91,7 @@ def main() -> None:
                                               "warmup_steps": 50})
     fit_s = time.perf_counter() - t0
     pred_E = build("aligner", "mlp").fit(X[train], E[train]).predict(X[test])
-    blurry = BlurryImages(head).fit(X[train], img32[train]).predict(X[test])
+    blurry = LowLevelImages(head.image_shape).fit(X[train], img32[train]).predict(X[test])
     select = lambda ims: embed(ims[:, 2:30, 2:30, 0])  # noqa: E731 - the embedding of generated samples
     variants: dict[str, dict] = {}
     kw = {"num_inference_steps": args.steps, "n_samples": args.samples, "select_with": select, "seed": 0,

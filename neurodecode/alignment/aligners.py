@@ -335,21 +335,34 @@ class _TorchAlignment(RegressorMixin, TorchEstimator):
         return torch.cat(out).numpy()
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the trained model as a checkpoint folder (safetensors weights + JSON config, no pickle)."""
-        from neurodecode.core.training import save_checkpoint
+        """Write the trained aligner as a checkpoint component folder (``component.json`` and ``model/``:
+        safetensors weights + JSON config; no pickle)."""
+        from neurodecode.core.persistence import write_component
 
         check_is_fitted(self, "model_")
-        return save_checkpoint(path, self.model_, self._config(self.n_features_in_, self.model_.y_mean.numel()),
-                               overwrite=overwrite)
+        return write_component(self, path, overwrite=overwrite)
+
+    def _save_to(self, folder: Path) -> None:
+        from neurodecode.core.training import save_checkpoint
+
+        save_checkpoint(Path(folder) / "model", self.model_,
+                        self._config(self.n_features_in_, self.model_.y_mean.numel()))
+
+    @classmethod
+    def _load_from(cls, folder: Path, device: str = "cpu") -> _TorchAlignment:
+        return cls.load(folder, device=device)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone: Callable[[int, int], torch.nn.Module] | None = None,
              device: str = "cpu") -> _TorchAlignment:
-        """Rebuild a model saved by :meth:`save` (pass ``backbone`` again if a custom one was used)."""
+        """Rebuild an aligner written by :meth:`save` (pass ``backbone`` again if a custom one was used); a folder
+        of the 0.2 layout (``checkpoint.json`` at its top) loads too."""
         from neurodecode.core.registry import current_path
         from neurodecode.core.training import load_checkpoint
 
-        meta = load_checkpoint(path)
+        path = Path(path)
+        root = path / "model" if (path / "component.json").is_file() else path
+        meta = load_checkpoint(root)
         cfg, target = meta["config"], f"{cls.__module__}.{cls.__name__}"
         if current_path(cfg.get("_target_")) != target:
             raise ValueError(f"{path}: field '_target_': expected {target!r}, got {cfg.get('_target_')!r}")
@@ -363,7 +376,7 @@ class _TorchAlignment(RegressorMixin, TorchEstimator):
         est = cls(**extra, **{**params, "device": device})
         est._stats = None
         est.model_ = est._build((torch.zeros(0, cfg["n_features"]), torch.zeros(0, cfg["n_targets"])))
-        load_checkpoint(path, est.model_)
+        load_checkpoint(root, est.model_)
         est.model_.to(device).eval()
         est.n_features_in_, est.history_ = cfg["n_features"], []
         return est
@@ -601,35 +614,35 @@ class TwoStageAlignment(RegressorMixin, BaseEstimator):
         return self.prior_.predict(self.mapper_.predict(X))
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Both stages into one folder (``mapper/``, ``prior/`` and ``two_stage.json``; no pickle)."""
-        import json
-
-        from neurodecode.core.persistence import save_estimator
+        """Both stages into one component folder (``component.json``, ``mapper/``, ``prior/``; no pickle)."""
+        from neurodecode.core.persistence import write_component
 
         check_is_fitted(self, "prior_")
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path}: a two-stage aligner is already there; pass overwrite=True")
-        path.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.mapper_, "save"):
-            self.mapper_.save(path / "mapper", overwrite=overwrite)
-            kind = f"{type(self.mapper_).__module__}.{type(self.mapper_).__name__}"
-        else:
-            save_estimator(self.mapper_, path, "mapper")
-            kind = "estimator"
-        self.prior_.save(path / "prior", overwrite=overwrite)
-        (path / "two_stage.json").write_text(json.dumps({"mapper": kind, "cv": self.cv}))
-        return path
+        return write_component(self, path, overwrite=overwrite)
+
+    def _save_to(self, folder: Path) -> None:
+        import json
+
+        from neurodecode.core.persistence import save_component
+
+        save_component(self.mapper_, Path(folder) / "mapper")
+        save_component(self.prior_, Path(folder) / "prior")
+        (Path(folder) / "two_stage.json").write_text(json.dumps({"cv": self.cv}))
+
+    @classmethod
+    def _load_from(cls, folder: Path, device: str = "cpu") -> TwoStageAlignment:
+        return cls.load(folder, device=device)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> TwoStageAlignment:
-        """Rebuild a two-stage aligner written by :meth:`save` (classes checked against the allowlist)."""
+        """Rebuild a two-stage aligner written by :meth:`save` (classes checked against the allowlist); the 0.2
+        layout (``two_stage.json`` naming the mapper's class) loads too."""
         import json
 
         from hydra.utils import get_class
 
         from neurodecode.core.configs import check_targets
-        from neurodecode.core.persistence import load_estimator
+        from neurodecode.core.persistence import load_component, load_estimator
 
         path = Path(path)
         meta_path = path / "two_stage.json"
@@ -637,11 +650,15 @@ class TwoStageAlignment(RegressorMixin, BaseEstimator):
             raise FileNotFoundError(f"{meta_path}: missing (not a two-stage aligner folder)")
         meta = json.loads(meta_path.read_text())
         est = cls(cv=int(meta.get("cv", 5)))
-        if meta["mapper"] == "estimator":
-            est.mapper_ = load_estimator(path, "mapper")
+        if (path / "component.json").is_file():
+            est.mapper_ = load_component(path / "mapper", device=device)
+            est.prior_ = load_component(path / "prior", device=device)
         else:
-            check_targets({"_target_": meta["mapper"]}, f"{meta_path}: mapper")
-            est.mapper_ = get_class(meta["mapper"]).load(path / "mapper", device=device)
-        est.prior_ = PriorAlignment.load(path / "prior", device=device)
+            if meta["mapper"] == "estimator":
+                est.mapper_ = load_estimator(path, "mapper")
+            else:
+                check_targets({"_target_": meta["mapper"]}, f"{meta_path}: mapper")
+                est.mapper_ = get_class(meta["mapper"]).load(path / "mapper", device=device)
+            est.prior_ = PriorAlignment.load(path / "prior", device=device)
         est.n_features_in_ = est.mapper_.n_features_in_
         return est

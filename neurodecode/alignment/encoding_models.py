@@ -33,11 +33,11 @@ from torch import nn
 from neurodecode.alignment.aligners import (ALPHAS, RidgeAlignment, as_2d, encoding_scores, select_voxels,
                                             voxel_correlations)
 from neurodecode.core.estimators import Interval, TorchEstimator
-from neurodecode.core.registry import register
+from neurodecode.core.registry import ConfigMixin, register
 
 # encoding_scores, select_voxels and voxel_correlations live beside the ridge solver (RidgeAlignment selects voxels
 # with them); they are part of this module's API
-__all__ = ["RegionQueryEncoder", "RidgeEncodingModel", "TransformerEncodingModel", "encoding_scores", "image_patches",
+__all__ = ["BrainGuidance", "RegionQueryEncoder", "RidgeEncodingModel", "TransformerEncodingModel", "encoding_scores", "image_patches",
            "noise_ceiling", "pixel_features", "select_voxels", "voxel_correlations"]
 
 
@@ -180,24 +180,25 @@ def image_patches(images: Any, patch: int) -> np.ndarray:
     return p.reshape(n, (h // patch) * (w // patch), patch * patch)
 
 
-class RegionQueryEncoder(nn.Module):
+class RegionQueryEncoder(ConfigMixin, nn.Module):
     """Region queries cross-attend over image tokens; voxels read out their region's embedding.
 
     Parameters
     ----------
     n_tokens, token_dim : int
         Image tokens per image and their size.
-    regions : LongTensor (n_voxels,)
+    regions : sequence of int (n_voxels,)
         The region (0..n_regions-1) of each voxel.
     embed_dim, num_heads, num_layers : int
     dropout : float
     """
 
-    def __init__(self, n_tokens: int, token_dim: int, regions: torch.Tensor, embed_dim: int = 64, num_heads: int = 4,
+    def __init__(self, n_tokens: int, token_dim: int, regions: Sequence[int], embed_dim: int = 64, num_heads: int = 4,
                  num_layers: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
+        regions = torch.as_tensor(np.asarray(regions, dtype=np.int64))
         n_regions = int(regions.max()) + 1
-        self.register_buffer("regions", regions.long())
+        self.register_buffer("regions", regions)
         self.embed = nn.Linear(token_dim, embed_dim)
         self.pos = nn.Parameter(torch.randn(n_tokens, embed_dim) * 0.02)
         self.queries = nn.Parameter(torch.randn(n_regions, embed_dim) * 0.02)
@@ -308,7 +309,7 @@ class TransformerEncodingModel(RegressorMixin, TorchEstimator):
 
     def _build(self, tensors: tuple[torch.Tensor, ...]) -> torch.nn.Module:
         T = tensors[0]
-        return RegionQueryEncoder(T.shape[1], T.shape[2], torch.as_tensor(self.regions_), self.embed_dim,
+        return RegionQueryEncoder(int(T.shape[1]), int(T.shape[2]), [int(r) for r in self.regions_], self.embed_dim,
                                   self.num_heads, self.num_layers, self.dropout)
 
     def _loss(self, model: torch.nn.Module, batch: Any, trainer: Any) -> torch.Tensor:
@@ -321,3 +322,56 @@ class TransformerEncodingModel(RegressorMixin, TorchEstimator):
         with torch.no_grad():
             z = self.model_(self._tokens(X).to(self._model_device)).cpu().numpy()
         return z * self.y_scale_ + self.y_mean_
+
+
+@register
+class BrainGuidance(BaseEstimator):
+    """Encoder-guided generation's encoding model (BrainDiVE): a :class:`RidgeEncodingModel` from the training
+    images' grey pixels at ``size`` to the ``top_voxels`` brain features it predicts best (5-fold cross-validated
+    r on the training trials), whose group activation — in standard deviations of the training images' — steers an
+    image head's sampling (:meth:`activation`).
+
+    Parameters
+    ----------
+    top_voxels : int
+        Size of the voxel (feature) group.
+    size : int
+        Side of the grey images the encoder reads (the image head's).
+
+    Attributes
+    ----------
+    encoder_ : RidgeEncodingModel
+    voxels_ : list of int
+        The group's columns of the brain features.
+    mean_, sd_ : float
+        The group activation's mean and standard deviation over the training images.
+    """
+
+    def __init__(self, top_voxels: int = 100, size: int = 32) -> None:
+        self.top_voxels = top_voxels
+        self.size = size
+
+    def fit(self, images: Any, X: Any) -> BrainGuidance:
+        """``images`` (n, H, W[, C]) in [0, 1] shown on the trials of the brain features ``X`` (n, n_features)."""
+        from neurodecode.core.stimuli import resize_images
+
+        if int(self.top_voxels) < 1:
+            raise ValueError(f"field 'top_voxels': expected >= 1, got {self.top_voxels}")
+        images = np.asarray(images, dtype=np.float32)
+        pix = resize_images(images if images.ndim == 4 else images[..., None], int(self.size), 1)
+        pix = pix.reshape(len(pix), -1).astype(np.float64)
+        X = np.asarray(X, dtype=np.float64)
+        k = min(int(self.top_voxels), X.shape[1])
+        group = np.sort(np.argsort(encoding_scores(pix, X, cv=5))[::-1][:k])
+        self.encoder_ = RidgeEncodingModel().fit(pix, X[:, group])
+        acts = pix @ self.encoder_.ridge_.coef_.mean(0) + float(self.encoder_.ridge_.intercept_.mean())
+        self.voxels_, self.mean_, self.sd_ = group.tolist(), float(acts.mean()), float(acts.std()) or 1.0
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def activation(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The differentiable group activation: images (B, C, H, W) in [0, 1] → (B,), in s.d. of the training
+        images' (0 at their mean)."""
+        check_is_fitted(self, "encoder_")
+        raw = self.encoder_.activation(np.arange(len(self.voxels_)), pixel_features(int(self.size)))
+        return lambda images: (raw(images) - self.mean_) / self.sd_

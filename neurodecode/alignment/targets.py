@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurodecode.core.registry import register
 from neurodecode.core.stimuli import resize_images, stimulus_images
 
 __all__ = ["TargetSpace"]
@@ -21,6 +22,7 @@ def _image_column(stimuli: pd.DataFrame) -> str | None:
     return next((c for c in ("file", "pixels", "caption") if c in stimuli.columns), None)
 
 
+@register
 class TargetSpace:
     """The latent space the aligner predicts and the heads read.
 
@@ -51,6 +53,9 @@ class TargetSpace:
         #: clip image targets: mean L2 norm of the training stimuli's unnormalised embeddings (the latents are unit
         #: vectors; heads built from published weights read the tower's own scale, see LatentSpec.norm)
         self.raw_norm_: float | None = None
+        #: the retrieval gallery: the latents (n_stimuli, dim) of the stimuli known at training time and their ids
+        self.gallery_: np.ndarray | None = None
+        self.gallery_ids_: list[str] | None = None
 
     def params(self) -> dict[str, Any]:
         return {"kind": self.kind, "n_components": self.n_components, "model": self.model,
@@ -143,11 +148,53 @@ class TargetSpace:
         flat = z if self.kind == "pixels" else z @ self.components_ + self.mean_
         return np.clip(flat, 0, 1).reshape(len(z), *self.shape_, 1).astype(np.float32)
 
+    # -- retrieval: a gallery of stimuli in this space ---------------------------------------------------------
+    def index_gallery(self, stimuli: pd.DataFrame, ids: Sequence[Any] | None = None) -> TargetSpace:
+        """Embed the stimuli ``ids`` (default: all of the table) as the retrieval gallery."""
+        ids = [str(s) for s in (stimuli["stimulus"].tolist() if ids is None else ids)]
+        self.gallery_, self.gallery_ids_ = np.asarray(self.transform(stimuli, ids)), ids
+        return self
+
+    def retrieve(self, latents: Any, k: int = 5) -> list[list[str]]:
+        """The ``k`` gallery stimuli nearest (cosine) to each latent, best first: one list of ids per latent."""
+        from neurodecode.core.scores import gallery_topk
+
+        if self.gallery_ is None:
+            raise ValueError("field 'gallery': this target space has no retrieval gallery (index_gallery first)")
+        top = gallery_topk(np.asarray(latents), self.gallery_, min(int(k), len(self.gallery_ids_)))
+        return [[self.gallery_ids_[j] for j in row] for row in top]
+
     def arrays(self) -> dict[str, np.ndarray]:
         out = {}
         if self.components_ is not None:
             out.update(components=self.components_, mean=self.mean_)
+        if self.gallery_ is not None:
+            out["gallery"] = self.gallery_
         return out
+
+    # -- the checkpoint-component protocol (neurodecode.core.persistence.save_component) ------------------------
+    def _save_to(self, folder: Any) -> None:
+        from pathlib import Path
+
+        from neurodecode.core.persistence import dumps
+
+        folder = Path(folder)
+        (folder / "target.json").write_text(dumps({**self.state(), "gallery_ids": self.gallery_ids_}, indent=1))
+        np.savez(folder / "target.npz", **self.arrays())
+
+    @classmethod
+    def _load_from(cls, folder: Any, device: str = "cpu") -> TargetSpace:
+        import json
+        from pathlib import Path
+
+        folder = Path(folder)
+        try:
+            state = json.loads((folder / "target.json").read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{folder / 'target.json'}: expected the target space's JSON state, got {err}") from None
+        with np.load(folder / "target.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return cls.from_state(state, arrays)
 
     def state(self) -> dict[str, Any]:
         return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_),
@@ -164,4 +211,10 @@ class TargetSpace:
         obj.raw_norm_ = state.get("raw_norm")
         if "components" in arrays:
             obj.components_, obj.mean_ = np.asarray(arrays["components"]), np.asarray(arrays["mean"])
+        if "gallery" in arrays:
+            ids = state.get("gallery_ids")
+            if ids is None or len(ids) != len(arrays["gallery"]):
+                raise ValueError(f"field 'gallery_ids': expected one id per gallery row ({len(arrays['gallery'])}), "
+                                 f"got {None if ids is None else len(ids)}")
+            obj.gallery_, obj.gallery_ids_ = np.asarray(arrays["gallery"]), [str(i) for i in ids]
         return obj

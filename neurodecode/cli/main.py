@@ -123,8 +123,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from neurodecode.encoders.pretraining import pretrain
 
     source = EpochStore(args.path, args.subject)
-    trainer = {"max_epochs": 20, "batch_size": 64, "lr": 1e-3, "progress": True, **_kv(args.trainer, "trainer"),
-               "checkpoint_dir": args.out, "checkpoint_every": args.checkpoint_every}
+    # the library's defaults (PRETRAIN_TRAINER), a progress bar, and the command's checkpoint folder
+    trainer = {"progress": True, **_kv(args.trainer, "trainer"), "checkpoint_dir": args.out,
+               "checkpoint_every": args.checkpoint_every}
     torch.manual_seed(args.seed)
     model = build("encoder", args.encoder, args.overrides)
     res = pretrain(source, model, trainer=trainer, val_fraction=args.val_fraction, seed=args.seed,

@@ -7,7 +7,7 @@ them to ``neurodecode.conf`` and ``neurodecode.data_manifests``), found through 
 installed wheel and an editable checkout behave the same.
 
 Instantiation never runs code the user did not ask for: every ``_target_`` — of a shipped config, a user's YAML
-file, a checkpoint's ``pipeline.json`` or an encoder's ``checkpoint.json`` — is checked against an allowlist before
+file, a checkpoint's ``model_index.json`` and component files or an encoder's ``checkpoint.json`` — is checked against an allowlist before
 Hydra imports anything. The allowlist is derived, not kept by hand: the targets of the shipped configs, the classes
 registered in :mod:`neurodecode.core.registry` (every :class:`~neurodecode.core.registry.ConfigMixin` model and
 ``@register`` estimator), their old paths (:data:`~neurodecode.core.registry.MOVED`), and what

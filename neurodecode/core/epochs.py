@@ -36,6 +36,7 @@ __all__ = [
     "Channels",
     "EpochCollection",
     "EpochSet",
+    "InputContract",
     "check_data",
     "check_stimuli",
     "check_table",
@@ -582,6 +583,78 @@ class EpochSet:
 
 #: provenance keys that describe one recording rather than the processing (ignored when comparing sets)
 PER_RECORDING_KEYS = frozenset({"file", "n_kept", "n_dropped", "sources"})
+
+
+@dataclasses.dataclass(frozen=True)
+class InputContract:
+    """What a model trained on some epochs needs of new ones (beside a head's
+    :class:`~neurodecode.heads.base.LatentSpec`, what it reads): channel names and types in order, sampling rate,
+    samples per epoch and epoch start.
+
+    Examples
+    --------
+    >>> contract = InputContract.from_epochs(train_epochs)            # doctest: +SKIP
+    >>> new = contract.check(new_epochs, "sub-02_eeg.h5")              # doctest: +SKIP
+    """
+
+    ch_names: tuple[str, ...]
+    ch_types: tuple[str, ...]
+    sfreq: float
+    n_times: int
+    tmin: float
+
+    @classmethod
+    def from_epochs(cls, epochs: EpochSet) -> InputContract:
+        return cls(tuple(epochs.channels.names), tuple(epochs.channels.types), float(epochs.sfreq),
+                   int(epochs.n_times), float(epochs.tmin))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "input contract") -> InputContract:
+        """From :meth:`to_dict`'s mapping (a checkpoint's), checked field by field."""
+        missing = [k for k in ("ch_names", "ch_types", "sfreq", "n_times", "tmin") if k not in d]
+        if missing:
+            fail("contract", "ch_names, ch_types, sfreq, n_times and tmin", f"no {missing}", where)
+        names, types = tuple(str(c) for c in d["ch_names"]), tuple(str(c) for c in d["ch_types"])
+        if len(names) != len(types) or len(set(names)) != len(names):
+            fail("contract.ch_names", "unique names, one type each", f"{len(names)} names, {len(types)} types", where)
+        return cls(names, types, check_float("contract.sfreq", d["sfreq"], positive=True, where=where),
+                   int(d["n_times"]), check_float("contract.tmin", d["tmin"], where=where))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ch_names": list(self.ch_names), "ch_types": list(self.ch_types), "sfreq": self.sfreq,
+                "n_times": self.n_times, "tmin": self.tmin}
+
+    def problems(self, epochs: EpochSet) -> list[str]:
+        """Every way ``epochs`` break the contract (empty: none)."""
+        out = []
+        types = dict(zip(self.ch_names, self.ch_types))
+        have = dict(zip(epochs.channels.names, epochs.channels.types))
+        missing = [c for c in self.ch_names if c not in have]
+        extra = [c for c in have if c not in types]
+        if missing:
+            out.append(f"channels: {len(missing)} of the {len(self.ch_names)} the model was trained on are missing, "
+                       f"e.g. {missing[:5]}")
+        if extra:
+            out.append(f"channels: {len(extra)} not known to the model, e.g. {extra[:5]} (pick them away)")
+        wrong = [f"{c} ({have[c]} ≠ {types[c]})" for c in self.ch_names if c in have and have[c] != types[c]]
+        if wrong:
+            out.append(f"channel types: {wrong[:5]}")
+        if not np.isclose(epochs.sfreq, self.sfreq):
+            out.append(f"sfreq: expected {self.sfreq:g} Hz, got {epochs.sfreq:g} Hz (resample with the same recipe)")
+        if epochs.n_times != self.n_times:
+            out.append(f"n_times: expected {self.n_times} samples per epoch, got {epochs.n_times}")
+        if not np.isclose(epochs.tmin, self.tmin, atol=0.5 / self.sfreq):
+            out.append(f"tmin: expected {self.tmin:g} s, got {epochs.tmin:g} s")
+        return out
+
+    def check(self, epochs: EpochSet, where: str, checkpoint: str = "the checkpoint") -> EpochSet:
+        """``epochs`` with the contract's channels in its order, or one ValueError listing every mismatch."""
+        problems = self.problems(epochs)
+        if problems:
+            raise ValueError(f"{where}: the recordings do not match the input contract of {checkpoint}:\n  - "
+                             + "\n  - ".join(problems))
+        names = list(self.ch_names)
+        return epochs if list(epochs.channels.names) == names else epochs.pick_channels(names)
 
 
 def _processing(provenance: Sequence[dict]) -> list[dict]:

@@ -32,8 +32,8 @@ __all__ = ["TRAINER_FIELDS", "Interval", "TorchEstimator", "check_params", "trai
 
 #: the keys a ``trainer=`` mapping may hold (the :class:`~neurodecode.core.training.Trainer` fields)
 TRAINER_FIELDS = ("max_epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps", "accumulate",
-                  "precision", "grad_clip", "drop_last", "checkpoint_dir", "checkpoint_every", "num_workers",
-                  "progress")
+                  "precision", "grad_clip", "drop_last", "checkpoint_dir", "checkpoint_every", "device",
+                  "num_workers", "progress")
 
 
 class Interval:
@@ -103,9 +103,14 @@ def check_params(est: Any) -> None:
 
 def trainer_settings(trainer: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str,
                      **fixed: Any) -> dict[str, Any]:
-    """Trainer settings: ``defaults`` overridden by the ``trainer`` mapping, then ``fixed`` (seed, device);
-    unknown keys are refused with the list of valid ones."""
+    """Trainer settings: ``defaults`` overridden by the ``trainer`` mapping, then ``fixed`` (the seed, and the
+    device of an estimator); unknown keys are refused with the list of valid ones. A ``seed`` in the mapping is the
+    0.2 spelling: it still wins, with a FutureWarning (pass ``seed=``)."""
     user = dict(trainer or {})
+    if "seed" in user:
+        warnings.warn(f"{where}: trainer={{'seed': ...}} is deprecated; pass seed= instead", FutureWarning,
+                      stacklevel=3)
+        fixed["seed"] = int(user.pop("seed"))
     unknown = sorted(set(user) - set(TRAINER_FIELDS) - set(fixed))
     if unknown:
         raise ValueError(f"{where}: field 'trainer': unknown settings {unknown}; expected keys among "

@@ -10,6 +10,13 @@
 * :func:`save_module` / :func:`load_module` — a neurodecode torch model with a ``config`` (its constructor
   arguments): ``<name>.json`` + ``<name>.safetensors``, rebuilt through the allowlisted config.
 
+* :func:`save_component` / :func:`load_component` — **the one protocol of every checkpoint component** (diffusers'
+  ``save_pretrained``/``from_pretrained`` idea): ``save_component(obj, folder)`` writes a folder with a
+  ``component.json`` naming the object's class and how it was written, ``load_component(folder)`` rebuilds it.
+  A class with its own file layout defines ``_save_to(folder)`` and a classmethod ``_load_from(folder, device)``
+  (torch aligners: safetensors + JSON; the target space: JSON + ``.npz``); a component built from a config (a
+  generative head) is written as that config plus its weights; anything else as a fitted estimator (above).
+
 Imports nothing above ``neurodecode.core``.
 """
 
@@ -25,7 +32,8 @@ import numpy as np
 
 from neurodecode.core.configs import check_targets, instantiate
 
-__all__ = ["dumps", "load_estimator", "load_module", "module_config", "save_estimator", "save_module", "strict"]
+__all__ = ["COMPONENT_FORMAT", "dumps", "load_component", "load_estimator", "load_module", "module_config",
+           "save_component", "save_estimator", "save_module", "strict", "write_component"]
 
 
 def strict(value: Any) -> Any:
@@ -93,6 +101,8 @@ class _Writer:
             value = value.item() if isinstance(value, np.generic) else value
             return value if not isinstance(value, float) or np.isfinite(value) else {"__float__": repr(value)}
         if isinstance(value, np.ndarray):
+            if value.dtype == object and value.size and all(isinstance(v, str) for v in value.flat):
+                value = value.astype(str)            # string labels (classes_): a unicode array, read back as one
             if value.dtype == object:
                 raise TypeError(f"{where}: an object array cannot be stored without pickle")
             key = f"a{len(self.arrays)}"
@@ -231,3 +241,101 @@ def load_module(folder: str | os.PathLike, name: str, device: str = "cpu") -> An
         raise ValueError(f"{folder / f'{name}.safetensors'}: weights do not match the model: missing {missing}, "
                          f"unexpected {unexpected}")
     return model.to(device).eval()
+
+
+#: what ``component.json`` says about its folder
+COMPONENT_FORMAT = "neurodecode-component/1"
+
+
+def save_component(obj: Any, folder: str | os.PathLike, *, build: Mapping[str, Any] | None = None,
+                   weights: bool = True) -> Path:
+    """Write ``obj`` into the (new or empty) folder ``folder``: ``component.json`` plus its files.
+
+    Parameters
+    ----------
+    obj : object
+        A fitted estimator, a class with ``_save_to``/``_load_from``, or (with ``build``) an ``nn.Module``.
+    build : mapping, optional
+        The ``_target_`` config that builds ``obj`` (a head's): the object is rebuilt from it, and its weights
+        (``weights=True``: trained here) are saved beside the config and loaded into the rebuilt object —
+        published weights are not copied (``weights=False``: the config's own loading finds them).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise FileExistsError(f"{folder}: expected a new or empty folder for a checkpoint component")
+    from neurodecode.core.registry import class_path
+
+    meta: dict[str, Any] = {"format": COMPONENT_FORMAT, "class": class_path(obj)}
+    if build is not None:
+        from safetensors.torch import save_model
+
+        meta.update(layout="built", build=dict(build), weights=bool(weights))
+        if weights:                      # save_model: tied weights (a language model's embeddings) written once
+            save_model(obj, str(folder / "weights.safetensors"))
+    elif hasattr(type(obj), "_save_to"):
+        meta["layout"] = "own"
+        obj._save_to(folder)
+    else:
+        meta["layout"] = "estimator"
+        save_estimator(obj, folder, "estimator")
+    (folder / "component.json").write_text(dumps(meta, indent=1))
+    return folder
+
+
+def write_component(obj: Any, path: str | os.PathLike, *, overwrite: bool = False,
+                    build: Mapping[str, Any] | None = None) -> Path:
+    """:func:`save_component` into ``path`` atomically: written beside it and renamed into place once complete (an
+    existing folder is replaced only with ``overwrite``, and removed last); one writer per path at a time."""
+    import shutil
+
+    from neurodecode.core.files import WriteLock, publish_dir, temporary_dir
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with WriteLock(path):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: already there; pass overwrite=True to replace it")
+        tmp = temporary_dir(path)
+        try:
+            save_component(obj, tmp, build=build)
+            publish_dir(tmp, path, overwrite=overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return path
+
+
+def load_component(folder: str | os.PathLike, *, device: str | None = None) -> Any:
+    """Rebuild what :func:`save_component` wrote (every class checked against the allowlist before import; no
+    pickle)."""
+    folder = Path(folder)
+    path = folder / "component.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (not a checkpoint component, or an incomplete copy)")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: expected JSON, got {err}") from None
+    if meta.get("format") != COMPONENT_FORMAT:
+        raise ValueError(f"{path}: field 'format': expected {COMPONENT_FORMAT!r}, got {meta.get('format')!r}")
+    layout = meta.get("layout")
+    if layout == "estimator":
+        return load_estimator(folder, "estimator")
+    if layout == "built":
+        from safetensors.torch import load_model
+
+        build = dict(meta["build"])
+        if device is not None and "device" in build:
+            build["device"] = device
+        obj = instantiate(build, f"{path} field 'build'")
+        if meta.get("weights", True):
+            weights = folder / "weights.safetensors"
+            if not weights.is_file():
+                raise FileNotFoundError(f"{weights}: missing, though {path} field 'weights' says it is there")
+            load_model(obj, str(weights), device=device or "cpu")
+        return obj
+    if layout == "own":
+        cls = _resolve_class(meta["class"], f"{path} field 'class'")
+        return cls._load_from(folder, device=device or "cpu")
+    raise ValueError(f"{path}: field 'layout': expected 'estimator', 'built' or 'own', got {layout!r}")

@@ -4,8 +4,10 @@
 >>> feats.X.shape, feats.names[:2], feats.table.columns[:3]              # doctest: +SKIP
 >>> feats.to_frame().to_parquet("features.parquet")                        # doctest: +SKIP
 
-A recipe is a scikit-learn pipeline built by :func:`make_recipe` from a name and keyword parameters; the Hydra
-configs in ``conf/features/`` build the same pipelines (``build("features", name)``). The
+A recipe is a declared scikit-learn pipeline (:class:`Recipe`: a builder function whose keyword parameters are the
+recipe's own, so an unknown parameter fails with the list of valid ones) built by :func:`make_recipe` from a name
+and keyword parameters; the Hydra configs in ``conf/features/`` build the same pipelines (``build("features",
+name)``). The
 reference points of the recipes (e.g. the tangent-space mean) are fitted on the epochs given; inside a
 cross-validation use the pipeline itself (``make_recipe(...)``) so that they are fitted on training folds only.
 """
@@ -13,7 +15,8 @@ cross-validation use the pipeline itself (``make_recipe(...)``) so that they are
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,10 @@ from neurodecode.encoders.riemann import (AugmentedCovariances, Covariances, ERP
 from neurodecode.encoders.spd import to_tensor, upper
 from neurodecode.core.registry import register
 
-__all__ = ["RECIPES", "SUPERVISED_RECIPES", "CovarianceVector", "Features", "encoder_input", "extract_features",
-           "load_recipe_config", "make_recipe"]
+__all__ = ["RECIPES", "RECIPE_BUILDERS", "SUPERVISED_RECIPES", "CovarianceVector", "Features", "Recipe",
+           "augmented_tangent_space_recipe", "connectivity_recipe", "covariance_recipe", "encoder_input",
+           "extract_features", "filterbank_tangent_space_recipe", "graph_connectivity_recipe", "load_recipe_config",
+           "make_recipe", "recipe", "tangent_space_recipe", "xdawn_tangent_space_recipe"]
 
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
@@ -51,77 +56,117 @@ class CovarianceVector(Covariances):
         return upper(to_tensor(super().transform(X))).numpy()
 
 
+def _tangent(cov: Any, metric: str, device: str | None) -> Pipeline:
+    return Pipeline([("cov", cov), ("ts", TangentSpace(metric, device=device))])
+
+
+def covariance_recipe(estimator: str = "oas", reg: float = 0.0, device: str | None = None) -> Pipeline:
+    """Upper triangle of the covariance matrix, standardised per feature (n(n+1)/2 features)."""
+    from sklearn.preprocessing import StandardScaler
+
+    # raw entries are V² (~1e-11 for EEG): a classifier's default regularisation would predict one class
+    return Pipeline([("cov", CovarianceVector(estimator, reg, device)), ("scale", StandardScaler())])
+
+
+def tangent_space_recipe(estimator: str = "oas", reg: float = 0.0, metric: str = "riemann",
+                         device: str | None = None) -> Pipeline:
+    """Covariance → tangent space at the Riemannian mean (n(n+1)/2 features)."""
+    return _tangent(Covariances(estimator, reg, device), metric, device)
+
+
+def augmented_tangent_space_recipe(order: int | str = 4, lag: int | str = 1, estimator: str = "oas",
+                                   reg: float = 0.0, metric: str = "riemann", device: str | None = None) -> Pipeline:
+    """Augmented (time-delay) covariance → tangent space (order·n(order·n+1)/2 features)."""
+    return _tangent(AugmentedCovariances(order, lag, estimator, reg, device), metric, device)
+
+
+def xdawn_tangent_space_recipe(nfilter: int = 2, estimator: str = "scm", reg: float = 0.0, metric: str = "riemann",
+                               device: str | None = None) -> Pipeline:
+    """xDAWN super-trial covariance (ERPs; supervised: fitted with the labels) → tangent space (k(2k+1) features,
+    k = n_classes·nfilter)."""
+    return _tangent(ERPCovariances(nfilter, estimator, reg, device), metric, device)
+
+
+def filterbank_tangent_space_recipe(sfreq: float | None = None, bands: Sequence[Sequence[float]] | None = None,
+                                    estimator: str = "oas", reg: float = 0.0, metric: str = "riemann",
+                                    device: str | None = None) -> Pipeline:
+    """One covariance per band → tangent space per band (n_bands·n(n+1)/2 features)."""
+    if sfreq is None:
+        fail("sfreq", "the sampling rate of the epochs for the filter-bank recipe", None)
+    kw = {} if bands is None else {"bands": tuple(tuple(float(v) for v in b) for b in bands)}
+    cov = FilterBankCovariances(sfreq=float(sfreq), estimator=estimator, reg=reg, device=device, **kw)
+    return _tangent(cov, metric, device)
+
+
+def connectivity_recipe(kind: str = "correlation", estimator: str = "lwf", reference: str = "group",
+                        discard_diagonal: bool = False, device: str | None = None) -> Pipeline:
+    """Connectome of ROI series: correlation, partial correlation, tangent (group or per-subject reference),
+    covariance or precision; nilearn's vectors (n(n+1)/2 features)."""
+    return Pipeline([("conn", Connectivity(kind, estimator, reference, True, discard_diagonal, device=device))])
+
+
+def graph_connectivity_recipe(kind: str = "correlation", estimator: str = "lwf", reference: str = "group",
+                              density: float = 0.2, device: str | None = None) -> Pipeline:
+    """Degree, clustering and 3-cycle participation of each ROI in the thresholded connectome (3n features)."""
+    conn = Connectivity(kind, estimator, reference, False, False, device=device)
+    return Pipeline([("conn", conn), ("graph", GraphFeatures(density))])
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A declared feature recipe: its builder (whose keyword parameters are the recipe's, no more) and whether its
+    ``fit`` needs the labels."""
+
+    name: str
+    build: Callable[..., Pipeline]
+    supervised: bool = False
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.build.__doc__ or "").split())
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(inspect.signature(self.build).parameters)
+
+
+#: the feature recipes, by name (``conf/features/<name>.yaml`` builds the same pipelines)
+RECIPE_BUILDERS: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("covariance", covariance_recipe),
+    Recipe("tangent_space", tangent_space_recipe),
+    Recipe("augmented_tangent_space", augmented_tangent_space_recipe),
+    Recipe("filterbank_tangent_space", filterbank_tangent_space_recipe),
+    Recipe("xdawn_tangent_space", xdawn_tangent_space_recipe, supervised=True),
+    Recipe("connectivity", connectivity_recipe),
+    Recipe("graph_connectivity", graph_connectivity_recipe),
+)}
+
 #: recipe name → description
-RECIPES: dict[str, str] = {
-    "covariance": "upper triangle of the covariance matrix, standardised per feature (n(n+1)/2 features)",
-    "tangent_space": "covariance → tangent space at the Riemannian mean (n(n+1)/2 features)",
-    "augmented_tangent_space": "augmented (time-delay) covariance → tangent space (order·n(order·n+1)/2 features)",
-    "filterbank_tangent_space": "one covariance per band → tangent space per band (n_bands·n(n+1)/2 features)",
-    "xdawn_tangent_space": "xDAWN super-trial covariance (ERPs; supervised: fitted with the labels) → tangent space "
-                           "(k(2k+1) features, k = n_classes·nfilter)",
-    "connectivity": "connectome of ROI series: correlation, partial correlation, tangent (group or per-subject "
-                    "reference), covariance or precision; nilearn's vectors (n(n+1)/2 features)",
-    "graph_connectivity": "degree, clustering and 3-cycle participation of each ROI in the thresholded connectome "
-                          "(3n features)",
-}
+RECIPES: dict[str, str] = {name: r.description for name, r in RECIPE_BUILDERS.items()}
 
 #: recipes whose fit needs the labels
-SUPERVISED_RECIPES = frozenset({"xdawn_tangent_space"})
+SUPERVISED_RECIPES = frozenset(name for name, r in RECIPE_BUILDERS.items() if r.supervised)
 
 
-def make_recipe(name: str, *, estimator: str | None = None, reg: float = 0.0, metric: str = "riemann",
-                order: int | str = 4, lag: int | str = 1, bands: Sequence[Sequence[float]] | None = None,
-                sfreq: float | None = None, device: str | None = None, nfilter: int = 2, kind: str = "correlation",
-                reference: str = "group", density: float = 0.2, discard_diagonal: bool = False) -> Pipeline:
-    """Build the scikit-learn pipeline of a feature recipe.
+def recipe(name: str) -> Recipe:
+    """The declared recipe ``name``, or an error listing the known ones."""
+    if name not in RECIPE_BUILDERS:
+        fail("recipe", f"one of {list(RECIPE_BUILDERS)}", repr(name))
+    return RECIPE_BUILDERS[name]
 
-    Parameters
-    ----------
-    name : str
-        One of :data:`RECIPES`.
-    estimator, reg : covariance estimator and explicit regularisation (see :class:`~neurodecode.riemann.Covariances`);
-        default ``"oas"``, ``"lwf"`` (nilearn's) for the connectivity recipes
-    metric : {"riemann", "logeuclid"}
-        Tangent-space metric.
-    order, lag : int or "auto"
-        Time-delay embedding of the augmented recipe.
-    bands, sfreq : band edges in Hz and the sampling rate, for the filter-bank recipe.
-    device : torch device.
-    nfilter : int
-        xDAWN filters per class, for the ERP recipe (its ``fit`` takes the labels).
-    kind, reference, discard_diagonal : the connectome of the connectivity recipes (see
-        :class:`~neurodecode.encoders.connectivity.Connectivity`).
-    density : share of the strongest connections kept by ``graph_connectivity``.
+
+def make_recipe(name: str, **params: Any) -> Pipeline:
+    """Build the scikit-learn pipeline of the feature recipe ``name`` (one of :data:`RECIPES`).
+
+    Each recipe takes its own parameters (see its builder, e.g. :func:`tangent_space_recipe`:
+    ``estimator``, ``reg``, ``metric``, ``device``); a parameter the recipe does not take is refused with the list of
+    those it does — never silently ignored. ``None`` for a parameter means the recipe's default.
     """
-    if name in ("connectivity", "graph_connectivity"):
-        conn = Connectivity(kind, estimator or "lwf", reference, name == "connectivity", discard_diagonal,
-                            device=device)
-        if name == "connectivity":
-            return Pipeline([("conn", conn)])
-        return Pipeline([("conn", conn), ("graph", GraphFeatures(density))])
-    estimator = estimator or "oas"
-    if name == "covariance":
-        from sklearn.preprocessing import StandardScaler
-
-        # raw entries are V² (~1e-11 for EEG): a classifier's default regularisation would predict one class
-        return Pipeline([("cov", CovarianceVector(estimator, reg, device)), ("scale", StandardScaler())])
-    if name == "tangent_space":
-        return Pipeline([("cov", Covariances(estimator, reg, device)), ("ts", TangentSpace(metric, device=device))])
-    if name == "augmented_tangent_space":
-        return Pipeline([("cov", AugmentedCovariances(order, lag, estimator, reg, device)),
-                         ("ts", TangentSpace(metric, device=device))])
-    if name == "xdawn_tangent_space":
-        return Pipeline([("cov", ERPCovariances(nfilter, estimator, reg, device)),
-                         ("ts", TangentSpace(metric, device=device))])
-    if name == "filterbank_tangent_space":
-        if sfreq is None:
-            fail("sfreq", "the sampling rate of the epochs for the filter-bank recipe", None)
-        kw = {} if bands is None else {"bands": tuple(tuple(float(v) for v in b) for b in bands)}
-        return Pipeline([("cov", FilterBankCovariances(sfreq=float(sfreq), estimator=estimator, reg=reg,
-                                                       device=device, **kw)),
-                         ("ts", TangentSpace(metric, device=device))])
-    fail("recipe", f"one of {list(RECIPES)}", repr(name))
-    raise AssertionError  # unreachable
+    r = recipe(name)
+    unknown = sorted(set(params) - set(r.parameters))
+    if unknown:
+        raise ValueError(f"recipe {name!r}: unknown parameters {unknown}; it takes {r.parameters}")
+    return r.build(**{k: v for k, v in params.items() if v is not None or k == "device"})
 
 
 def _pair_names(names: Sequence[str]) -> list[str]:
@@ -215,8 +260,8 @@ def extract_features(epochs: EpochSet | np.ndarray, recipe: str = "tangent_space
             fail("ch_names", f"{data.shape[1]} names", len(names))
         if len(tab) != data.shape[0]:
             fail("table", f"{data.shape[0]} rows", len(tab))
-    if recipe != "filterbank_tangent_space":
-        params.pop("sfreq", None)
+    if "sfreq" not in RECIPE_BUILDERS.get(recipe, Recipe(recipe, make_recipe)).parameters:
+        params.pop("sfreq", None)                     # the epochs' rate, for the recipes that take it
     y = None
     if recipe in SUPERVISED_RECIPES:
         if "label" not in tab.columns or tab["label"].isna().any():

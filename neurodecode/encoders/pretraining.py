@@ -19,7 +19,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,9 @@ from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.encoders.models.tokenizers import SignalSpec, input_spec
 from neurodecode.core.configs import build
 from neurodecode.core.persistence import module_config
-from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
+from neurodecode.core.estimators import TorchEstimator, trainer_settings
 from neurodecode.core.registry import register
+from neurodecode.core.training import Trainer, load_checkpoint, save_checkpoint
 
 __all__ = ["EncoderFeatures", "FineTunedEncoder", "PretrainResult", "load_model", "masked_reconstruction_error",
            "pretrain", "pretrain_tokenizer", "probe_comparison", "save_model"]
@@ -118,6 +119,18 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+#: Trainer settings of masked-autoencoder and tokenizer pretraining (``trainer=`` overrides them key by key;
+#: ``neurodecode pretrain`` uses the same)
+PRETRAIN_TRAINER: dict[str, Any] = {"max_epochs": 20, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-2}
+
+
+def _trainer(trainer: Trainer | Mapping[str, Any] | None, seed: int, where: str) -> Trainer:
+    """A Trainer as given, or built from a mapping over :data:`PRETRAIN_TRAINER` with ``seed``."""
+    if isinstance(trainer, Trainer):
+        return trainer
+    return Trainer(**trainer_settings(trainer, PRETRAIN_TRAINER, where, seed=int(seed)))
+
+
 def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, Any], *, sfreq: float,
                        trainer: Trainer | Mapping[str, Any] | None = None, val_fraction: float = 0.1,
                        seed: int = 0) -> PretrainResult:
@@ -132,7 +145,7 @@ def pretrain_tokenizer(source: Any, tokenizer: nn.Module | str | Mapping[str, An
     if not isinstance(tokenizer, nn.Module):
         torch.manual_seed(seed)
     vq = tokenizer if isinstance(tokenizer, nn.Module) else build("tokenizer", tokenizer)
-    trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
+    trainer = _trainer(trainer, seed, "pretrain_tokenizer")
     train, val = _split(len(source), val_fraction, seed)
 
     def objective(m: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -163,8 +176,8 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
     source : EpochSet or EpochStore
         One channel set (a store is read lazily, one epoch per item).
     model : SignalMAE, or a config name / mapping for ``build("encoder", ...)`` (then initialised with ``seed``)
-    trainer : Trainer or dict of its parameters
-        ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
+    trainer : Trainer or mapping of its settings
+        A mapping is read over :data:`PRETRAIN_TRAINER`, with ``seed``. ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
         :func:`load_model` rebuilds the result by path.
     val_fraction : float
         Epochs held out (seeded) to measure the masked-reconstruction error before and after.
@@ -186,14 +199,14 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
         if getattr(model, "tokenizer", None) is None:
             raise ValueError("field 'tokenizer': this model does not predict codes (target != 'codes')")
         model.tokenizer.load_state_dict(tokenizer.state_dict())
-    trainer = trainer if isinstance(trainer, Trainer) else Trainer(**dict(trainer or {}))
+    trainer = _trainer(trainer, seed, "pretrain")
     if getattr(model, "target", None) == "codes" and tokenizer is None and not resume:
         from neurodecode.core.logs import logger
 
         settings = {k: getattr(trainer, k) for k in ("max_epochs", "batch_size", "lr", "device", "precision")}
         model.tokenizer.requires_grad_(True)                # frozen inside the MAE, trained here first
         tok = pretrain_tokenizer(source, model.tokenizer, sfreq=model.encoder.config["sfreq"],
-                                 trainer={**settings, "seed": seed}, val_fraction=val_fraction, seed=seed)
+                                 trainer=settings, val_fraction=val_fraction, seed=seed)
         model.tokenizer.requires_grad_(False)
         logger.info(f"VQ tokenizer trained first: held-out loss {tok.val_error_before:.4f} → {tok.val_error_after:.4f}")
     where = str(getattr(source, "name", "epochs"))
@@ -351,7 +364,7 @@ class _Head(nn.Module):
 
 
 @register
-class FineTunedEncoder(ClassifierMixin, BaseEstimator):
+class FineTunedEncoder(ClassifierMixin, TorchEstimator):
     """A pretrained encoder with a classification (or regression) head, trained end to end or frozen.
 
     Parameters
@@ -366,19 +379,29 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
     pool : {"mean", "channels"}
         Head input: the mean token, or the channel-mean token of each patch (keeps time; fixed epoch length).
     dropout : float
-    trainer : dict
-        :class:`~neurodecode.core.training.Trainer` parameters.
+    trainer : mapping, optional
+        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+    type_map, missing_positions :
+        See :func:`~neurodecode.encoders.models.tokenizers.input_spec`.
     subject : str, optional
         As :class:`EncoderFeatures`: the subject of array inputs for an encoder with subject layers (an EpochSet
         input brings its own).
+    seed, device :
+        Seeds the head's initialisation and the batches; where it trains and predicts.
     """
 
     reads_epochs = True
+    trainer_defaults: ClassVar[Mapping[str, Any]] = {"max_epochs": 10, "batch_size": 32, "lr": 1e-3,
+                                                     "weight_decay": 1e-2}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **TorchEstimator._parameter_constraints, "task": ("classification", "regression"),
+        "pool": ("mean", "channels"), "freeze": bool}
 
     def __init__(self, model: Any = None, channels: Channels | None = None, sfreq: float | None = None,
                  task: str = "classification", freeze: bool = False, pool: str = "mean", dropout: float = 0.1,
                  trainer: Mapping[str, Any] | None = None, type_map: Mapping[str, str] | None = None,
-                 missing_positions: str = "error", subject: str | None = None) -> None:
+                 missing_positions: str = "error", subject: str | None = None, seed: int = 0,
+                 device: str = "cpu") -> None:
         self.model = model
         self.subject = subject
         self.channels = channels
@@ -390,58 +413,63 @@ class FineTunedEncoder(ClassifierMixin, BaseEstimator):
         self.trainer = trainer
         self.type_map = type_map
         self.missing_positions = missing_positions
+        self.seed = seed
+        self.device = device
 
-    def fit(self, X: Any, y: Any) -> FineTunedEncoder:
-        if self.task not in ("classification", "regression"):
-            raise ValueError(f"field 'task': expected 'classification' or 'regression', got {self.task!r}")
+    def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, ...]:
         model = load_model(self.model) if isinstance(self.model, (str, os.PathLike)) else self.model
-        encoder = copy.deepcopy(getattr(model, "encoder", model))
-        X, subject = signal_input(X, encoder, self.subject)
+        self._encoder = copy.deepcopy(getattr(model, "encoder", model))
+        X, subject = signal_input(X, self._encoder, self.subject)
+        self._subject_layers = getattr(self._encoder, "has_subject_layers", False)
         y = np.asarray(y)
-        params = dict(self.trainer or {})
-        device = params.get("device", "cpu")
-        self.spec_ = _spec(encoder, self.channels, self.sfreq, self.type_map, self.missing_positions,
+        device = self._settings()["device"]
+        self.spec_ = _spec(self._encoder, self.channels, self.sfreq, self.type_map, self.missing_positions,
                            "channels").to(device)
         if self.task == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
             target = torch.as_tensor(codes, dtype=torch.long)
-            n_out = len(self.classes_)
         else:
             target = torch.as_tensor(y.reshape(len(y), -1), dtype=torch.float32)
-            n_out = target.shape[1]
-        if self.pool not in ("mean", "channels"):
-            raise ValueError(f"field 'pool': expected 'mean' or 'channels', got {self.pool!r}")
         first = None if subject is None else subject[:1].to(device)
         with torch.no_grad():
-            n_patches = encoder.to(device).tokens(torch.as_tensor(X[:1], device=device), self.spec_, first).shape[2]
-        net = _Head(encoder, n_out, self.dropout, self.pool, n_patches)
+            self._n_patches = self._encoder.to(device).tokens(torch.as_tensor(X[:1], device=device), self.spec_,
+                                                              first).shape[2]
+        self.n_features_in_ = X.shape[1]
+        subject = torch.zeros(len(X), dtype=torch.long) if subject is None else subject
+        return torch.as_tensor(X), subject, target
+
+    def _build(self, tensors: tuple[torch.Tensor, ...]) -> nn.Module:
+        target = tensors[2]
+        n_out = len(self.classes_) if self.task == "classification" else target.shape[1]
+        net = _Head(self._encoder, n_out, self.dropout, self.pool, self._n_patches)
         if self.freeze:
             net.encoder.requires_grad_(False)
-        spec = self.spec_
-        subject = torch.zeros(len(X), dtype=torch.long) if subject is None else subject
+        del self._encoder
+        return net
 
-        def objective(m: nn.Module, batch: Any) -> torch.Tensor:
-            xb, sb, yb = batch
-            out = m(xb, spec, sb if getattr(encoder, "has_subject_layers", False) else None)
-            if self.task == "classification":
-                return nn.functional.cross_entropy(out, yb)
-            return nn.functional.mse_loss(out, yb)
+    def _loss(self, model: nn.Module, batch: Any, trainer: Any) -> torch.Tensor:
+        xb, sb, yb = batch
+        out = model(xb, self.spec_, sb if self._subject_layers else None)
+        if self.task == "classification":
+            return nn.functional.cross_entropy(out, yb)
+        return nn.functional.mse_loss(out, yb)
 
-        params.setdefault("batch_size", min(32, len(X)))
-        params["batch_size"] = min(params["batch_size"], len(X))
-        trainer = Trainer(**{**params, "drop_last": True})
-        trainer.fit(net, objective, torch.utils.data.TensorDataset(torch.as_tensor(X), subject, target))
-        self.net_, self.history_ = net.eval(), trainer.history
-        self.n_features_in_ = X.shape[1]
-        return self
+    def fit(self, X: Any, y: Any, resume: bool = False) -> FineTunedEncoder:
+        """Train the head (and, unless ``freeze``, the encoder) on labelled epochs (array or EpochSet)."""
+        return super().fit(X, y, resume)
+
+    @property
+    def net_(self) -> nn.Module:
+        """The trained encoder + head (``model_``; the 0.2 name)."""
+        return self.model_
 
     @torch.no_grad()
     def _outputs(self, X: Any) -> torch.Tensor:
-        check_is_fitted(self, "net_")
-        X, subject = signal_input(X, self.net_.encoder, self.subject)
+        check_is_fitted(self, "model_")
+        X, subject = signal_input(X, self.model_.encoder, self.subject)
         device = self.spec_.types.device
         X = torch.as_tensor(X, device=device)
-        return torch.cat([self.net_(X[i:i + 64], self.spec_,
+        return torch.cat([self.model_(X[i:i + 64], self.spec_,
                                     None if subject is None else subject[i:i + 64].to(device)).cpu()
                           for i in range(0, len(X), 64)])
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from neurodecode.core.stimuli import resize_images
 from neurodecode.evaluation.metrics import Scores, score_outputs
-from neurodecode.core.scores import gallery_rank, gallery_topk, mean_interval, topk_hits, trial_scores
+from neurodecode.core.scores import gallery_rank, mean_interval, topk_hits, trial_scores
 
 __all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores",
            "latent_trial_scores", "with_intervals"]
@@ -90,16 +90,16 @@ def caption_scores_exact(captions: Sequence[str], references: Sequence[str], nam
                                           "value": exact, "chance": float(freq.max()), "n_items": len(captions)}]))
 
 
-def gallery_retrieval(latents: np.ndarray, gallery: np.ndarray, gallery_ids: Sequence[str],
-                      true_ids: Sequence[str] | None, trial_ids: Sequence[str] | None = None,
-                      k: int = 5) -> tuple[list[dict[str, Any]], Scores | None]:
-    """Each trial's top-``k`` gallery stimuli and the rank of its true stimulus (None when unknown or not in the
-    gallery), and gallery top-1 / top-5 accuracies over the trials whose stimulus is in the gallery.
+def gallery_retrieval(target: Any, latents: np.ndarray, true_ids: Sequence[str] | None,
+                      trial_ids: Sequence[str] | None = None, k: int = 5) -> tuple[list[dict[str, Any]], Scores | None]:
+    """Each trial's top-``k`` stimuli of the target space's gallery (:meth:`~neurodecode.alignment.targets.
+    TargetSpace.retrieve`, the retrieval output) and the rank of its true stimulus (None when unknown or not in the
+    gallery), with gallery top-1 / top-5 accuracies over the trials whose stimulus is in the gallery.
 
     Similarities are cosines; ranks come from :func:`~neurodecode.core.scores.gallery_rank`.
     """
-    gallery_ids = [str(g) for g in gallery_ids]
-    top = gallery_topk(latents, gallery, min(k, len(gallery_ids)))
+    gallery, gallery_ids = target.gallery_, list(target.gallery_ids_ or [])
+    top = target.retrieve(latents, k)
     where = {g: i for i, g in enumerate(gallery_ids)}
     known = [i for i, s in enumerate(true_ids or []) if s in where]
     ranks = np.full(len(latents), -1.0)
@@ -107,8 +107,8 @@ def gallery_retrieval(latents: np.ndarray, gallery: np.ndarray, gallery_ids: Seq
         ahead, tied = gallery_rank(latents[known], gallery, [where[true_ids[i]] for i in known], return_ties=True)
         ranks[known] = ahead + 0.5 * tied
     trials = [str(t) for t in trial_ids] if trial_ids is not None else [str(i) for i in range(len(latents))]
-    rows = [{"trial": trials[i], f"top{k}": [gallery_ids[j] for j in top[i]],
-             "true_rank": float(ranks[i]) if ranks[i] >= 0 else None} for i in range(len(latents))]
+    rows = [{"trial": trials[i], f"top{k}": top[i], "true_rank": float(ranks[i]) if ranks[i] >= 0 else None}
+            for i in range(len(latents))]
     if not known:
         return rows, None
     g = len(gallery_ids)

@@ -1,14 +1,18 @@
 """The head protocol: what every generative head declares, takes and returns (diffusers' pipelines and nilearn's
 ``BaseMasker`` fix one interface the same way).
 
-A head
+A head is a subclass of one kind base — :class:`ImageHead`, :class:`CaptionHead` or :class:`MeshHead` — which
 
-* has a ``kind`` (``"images"``, ``"captions"`` or ``"meshes"``), a ``name`` and a :class:`LatentSpec` — the latent
-  it reads (dimension; pooled ``(n, dim)`` and/or token-level ``(n, n_tokens, dim)``; the space it expects);
-* ``generate(latents, *, seed=0, trial_ids=None, **options)`` returns a typed output — :class:`ImageOutput`,
-  :class:`CaptionOutput` or :class:`MeshOutput` — with per-trial metadata and a ``write(out_dir)``;
-* may be ``trainable`` (tiny generators, caption mappers): ``fit(latents, targets, trainer=...)`` where targets are
-  images ``(n, H, W, C)`` of the head's ``image_shape`` or captions.
+* gives it a ``kind`` (``"images"``, ``"captions"`` or ``"meshes"``), a ``name``, a provenance ``config`` and a
+  :class:`LatentSpec` — the latent it reads (dimension; pooled ``(n, dim)`` and/or token-level ``(n, n_tokens,
+  dim)``; the space it expects);
+* implements ``generate(latents, *, seed=0, trial_ids=None, **options)`` once per kind — check the latents, one
+  generator per trial, batches that back off on GPU memory errors, a typed output (:class:`ImageOutput`,
+  :class:`CaptionOutput`, :class:`MeshOutput`) with per-trial metadata and a ``write(out_dir)`` — around the head's
+  own sampling step; the options a head uses are declared (:attr:`HeadBase.options`) and others refused;
+* declares what it is trained on (``trainable``, :attr:`HeadBase.fit_needs`) and picks its training targets from
+  what a training run offers (:meth:`HeadBase.fit_from` on a :class:`TrainingData`): images of the head's
+  ``image_shape``, captions, or meshes — so the pipeline never asks a head what it can do.
 
 Randomness is **per trial**: trial ``t``'s sample ``k`` is drawn with its own generator seeded by
 :func:`trial_seed` ``(seed, t, k)``, so an output depends on (seed, trial id, sample index) only — not on the batch
@@ -23,15 +27,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["KINDS", "CaptionOutput", "Head", "HeadOutput", "ImageOutput", "LatentSpec", "MeshOutput", "check_head",
-           "check_latents", "load_pretrained", "prepare_latents", "randn", "rank_samples", "run_in_batches",
-           "trial_generators", "trial_ids_for", "trial_seed"]
+__all__ = ["KINDS", "KIND_BASES", "CaptionHead", "CaptionOutput", "Head", "HeadBase", "HeadOutput", "ImageHead",
+           "ImageOutput", "LatentSpec", "MeshHead", "MeshOutput", "TrainingData", "check_head", "check_latents",
+           "load_pretrained", "prepare_latents", "randn", "rank_samples", "render_mesh", "run_in_batches", "trial_generators",
+           "trial_ids_for", "trial_seed"]
 
 KINDS = ("images", "captions", "meshes")
 
@@ -260,15 +266,48 @@ class MeshOutput(HeadOutput):
         return self._write(out_dir, subjects, meshes=self.meshes, mesh_format="glb")
 
 
-# -- the protocol --------------------------------------------------------------------------------------------------
+def render_mesh(mesh: Any, n_views: int = 4, size: int = 128, elevation: float = 20.0,
+                background: float = 1.0) -> np.ndarray:
+    """Grey-level views of a mesh around the vertical axis: (n_views, size, size) in [0, 1].
+
+    Orthographic projection, Lambert shading from the viewer, painter's algorithm (faces drawn back to front) —
+    enough to look at a decoded object and to score it with image metrics.
+    """
+    from PIL import Image, ImageDraw
+
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    views = np.full((n_views, size, size), background, dtype=np.float32)
+    if len(faces) == 0:
+        return views
+    centre = (verts.max(0) + verts.min(0)) / 2
+    scale = 0.9 * size / 2 / max(np.abs(verts - centre).max(), 1e-9)
+    el = np.deg2rad(elevation)
+    for k in range(n_views):
+        az = 2 * np.pi * k / n_views
+        rot_y = np.array([[np.cos(az), 0, np.sin(az)], [0, 1, 0], [-np.sin(az), 0, np.cos(az)]])
+        rot_x = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
+        v = (verts - centre) @ rot_y.T @ rot_x.T
+        tri = v[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        norm = np.linalg.norm(normal, axis=1)
+        shade = np.abs(normal[:, 2]) / np.where(norm > 0, norm, 1)
+        order = np.argsort(tri[:, :, 2].mean(1))  # far (small z) first, viewer at +z
+        img = Image.new("L", (size, size), int(background * 255))
+        draw = ImageDraw.Draw(img)
+        xy = np.stack([tri[:, :, 0] * scale + size / 2, size / 2 - tri[:, :, 1] * scale], axis=-1)
+        for f in order:
+            draw.polygon([tuple(p) for p in xy[f]], fill=int(40 + 200 * shade[f]))
+        views[k] = np.asarray(img, dtype=np.float32) / 255.0
+    return views
+
+
+# -- the protocol and the kind bases ------------------------------------------------------------------------------
 
 @runtime_checkable
 class Head(Protocol):
-    """What ``train``, ``reconstruct`` and the evaluation harness rely on (and nothing else).
-
-    Image heads also have ``image_shape`` (H, W, C) and ``accepts_init_images`` (img2img from MindEye's low-level
-    reconstruction); trainable heads have ``fit(latents, targets, *, trainer=None) -> head``.
-    """
+    """What ``train``, ``reconstruct`` and the evaluation harness rely on (and nothing else); every neurodecode
+    head is one of the kind bases below, which implement it."""
 
     kind: str
     name: str
@@ -281,11 +320,219 @@ class Head(Protocol):
                  **options: Any) -> HeadOutput: ...
 
 
+@dataclasses.dataclass
+class TrainingData:
+    """What a training run offers a head to fit on, one row per training trial.
+
+    Attributes
+    ----------
+    latents : ndarray (n_trials, embed_dim) or (n_trials, n_tokens, width)
+        At the scale the head reads (:func:`prepare_latents`).
+    images : ndarray (n_trials, H, W, C) in [0, 1], optional
+        The stimulus images (from a ``pixels`` or ``file`` column).
+    captions : list of str, optional
+        The stimulus captions (a ``caption`` column).
+    meshes : callable, optional
+        ``meshes() -> (latents, meshes)``: the stimuli's own meshes with ``latents``, or procedural objects with
+        their embeddings (built only when a 3D head is trained).
+    """
+
+    latents: np.ndarray
+    images: np.ndarray | None = None
+    captions: list[str] | None = None
+    meshes: Callable[[], tuple[np.ndarray, list[Any]]] | None = None
+
+
+class HeadBase:
+    """What every head has, written once: its kind, name and provenance ``config`` (what built it — a model id or
+    a tiny config — stored in every output's metadata), the options its ``generate`` takes, and what its ``fit``
+    needs from a training run.
+
+    Subclass one of :class:`ImageHead`, :class:`CaptionHead`, :class:`MeshHead`; they implement ``generate`` once
+    (check latents → per-trial generators → batches → typed output) around the head's own sampling step.
+    """
+
+    kind: ClassVar[str] = ""
+    #: ``fit`` exists and trains the head (tiny generators, caption mappers, the SDF decoder)
+    trainable: ClassVar[bool] = False
+    #: what ``fit`` reads from the stimuli besides its kind's own targets (e.g. GIT's map: ``{"images"}``)
+    fit_needs: ClassVar[frozenset[str]] = frozenset()
+    #: the keyword options of ``generate`` this head uses (others are refused, never silently ignored)
+    options: ClassVar[tuple[str, ...]] = ()
+    name: str
+    config: dict[str, Any]
+
+    def _describe(self, name: str, config: Mapping[str, Any] | None) -> None:
+        """Set the head's display name and provenance config (called by each head's constructor)."""
+        self.name, self.config = name, dict(config or {})
+
+    @property
+    def latent(self) -> LatentSpec:
+        raise NotImplementedError
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise TypeError(f"{self.name}: generate() takes the options {list(self.options)}, not {unknown}")
+
+    def fit_from(self, data: TrainingData, trainer: Mapping[str, Any] | None = None, seed: int = 0) -> HeadBase:
+        """Train on what a training run offers (:class:`TrainingData`): the kind base picks its targets."""
+        raise TypeError(f"{self.name} is not trainable")
+
+    def _require(self, data: TrainingData, what: str, hint: str) -> Any:
+        value = getattr(data, what)
+        if value is None:
+            raise ValueError(f"heads.{self.kind}: {self.name} trains on the stimulus {what}: expected {hint}")
+        return value
+
+
+class ImageHead(HeadBase):
+    """Image heads: ``generate(latents) -> ImageOutput`` with ``images`` (n_trials, n_samples, H, W, C) in [0, 1].
+
+    A subclass defines :attr:`image_shape`, :attr:`device` and ``_sample(embeds, state, generators, steps,
+    guidance_scale) -> tensor (B, C, H, W) in [0, 1]`` — one draw per row, each row from its own generator — and
+    may define ``_prepare(embeds, **options) -> state`` for per-call inputs (initial images, guidance).
+    """
+
+    kind: ClassVar[str] = "images"
+    #: img2img from MindEye's low-level reconstruction (``init_images``, ``strength``)
+    img2img: ClassVar[bool] = False
+    #: encoder-guided sampling (``brain_guidance``, ``brain_scale``)
+    brain_guided: ClassVar[bool] = False
+    #: the head's own defaults for the shared options
+    defaults: ClassVar[Mapping[str, Any]] = {"num_inference_steps": 25, "guidance_scale": 1.0}
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images it generates (and trains on)."""
+        raise NotImplementedError
+
+    def _prepare(self, embeds: Any, **options: Any) -> Any:
+        return None
+
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None, n_samples: int = 1,
+                 batch_size: int = 8, select_with: Callable[[np.ndarray], np.ndarray] | None = None,
+                 progress: bool = False, **options: Any) -> ImageOutput:
+        """Images for each predicted embedding.
+
+        Parameters
+        ----------
+        latents : array (n_trials, embed_dim)
+        seed, trial_ids :
+            Sample ``k`` of trial ``t`` is drawn with a generator seeded by ``trial_seed(seed, t, k)``; ``trial_ids``
+            default to ``0 .. n_trials-1``.
+        num_inference_steps, guidance_scale :
+            Sampling steps; classifier-free guidance against a zero embedding (1: none). Default: the head's.
+        n_samples : int
+            Samples per trial.
+        batch_size : int
+            Trials per batch; on a CUDA out-of-memory error the batch is halved and retried (same images).
+        select_with : callable, optional
+            ``select_with(images (n, H, W, C)) -> embeddings (n, embed_dim)``; the sample closest (cosine) to the
+            trial's predicted embedding is returned first and its index reported.
+        **options :
+            The head's own (:attr:`options`), e.g. ``init_images``/``strength`` (img2img) or ``brain_guidance``.
+        """
+        import torch
+
+        self._check_options(options)
+        if n_samples < 1:
+            raise ValueError(f"field 'n_samples': expected >= 1, got {n_samples}")
+        target = self.latent.check(latents, f"{self.name} image head")
+        trials = trial_ids_for(trial_ids, len(target))
+        steps = int(num_inference_steps or self.defaults["num_inference_steps"])
+        scale = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
+        embeds = torch.as_tensor(target, device=self.device, dtype=self._dtype)
+        state = self._prepare(embeds, **options)
+        t0 = time.perf_counter()
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            draws = [self._sample(embeds[idx], state, idx, trial_generators(seed, [trials[i] for i in idx], k,
+                                                                             self.device), steps, scale)
+                     for k in range(n_samples)]
+            return torch.stack(draws, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
+
+        images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
+        best = np.zeros(len(embeds), dtype=int)
+        if select_with is not None and n_samples > 1:
+            images, best = rank_samples(images, target, select_with)
+        return ImageOutput(self.name, trials, seed, (time.perf_counter() - t0) / max(len(embeds), 1),
+                           dict(self.config), images=images, best=best)
+
+    def fit_from(self, data: TrainingData, trainer: Mapping[str, Any] | None = None, seed: int = 0) -> ImageHead:
+        """Train on the stimulus images (resized to :attr:`image_shape`) and their latents."""
+        from neurodecode.core.stimuli import resize_images
+
+        images = self._require(data, "images", "a 'pixels' or 'file' column in the stimulus table")
+        H, _, C = self.image_shape
+        return self.fit(data.latents, resize_images(images, H, C), trainer=trainer, seed=seed)
+
+
+class CaptionHead(HeadBase):
+    """Caption heads: ``generate(latents) -> CaptionOutput`` (one caption per trial; ranked heads also give the top
+    k and their scores). A subclass defines ``_captions(z, **options) -> (captions, top, scores)`` on the checked
+    latents ``z`` (float32 (n, embed_dim))."""
+
+    kind: ClassVar[str] = "captions"
+
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
+                 **options: Any) -> CaptionOutput:
+        """Captions for each latent (deterministic; ``seed`` is recorded); ``options``: the head's own
+        (:attr:`options`, e.g. ``k`` for a caption bank, ``max_tokens`` for a decoder)."""
+        self._check_options(options)
+        z = self.latent.check(latents, self.name)
+        trials = trial_ids_for(trial_ids, len(z))
+        t0 = time.perf_counter()
+        captions, top, scores = self._captions(z, **options)
+        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / max(len(z), 1),
+                             dict(self.config), captions=captions, top=top, scores=scores)
+
+    def fit_from(self, data: TrainingData, trainer: Mapping[str, Any] | None = None, seed: int = 0) -> CaptionHead:
+        """Train on the stimulus captions (and images, for heads whose :attr:`fit_needs` say so)."""
+        captions = self._require(data, "captions", "a 'caption' column in the stimulus table")
+        extra = {}
+        if "images" in self.fit_needs:
+            extra["images"] = self._require(data, "images", "a 'pixels' or 'file' column in the stimulus table")
+        return self.fit(data.latents, captions, trainer=trainer, seed=seed, **extra)
+
+
+class MeshHead(HeadBase):
+    """3D heads: ``generate(latents) -> MeshOutput`` with meshes (trimesh) and rendered grey views (n_trials,
+    n_views, size, size). A subclass defines ``_meshes(z, trials, seed, **options) -> list of meshes`` on the
+    checked latents ``z``."""
+
+    kind: ClassVar[str] = "meshes"
+
+    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None, n_views: int = 4,
+                 render_size: int = 128, **options: Any) -> MeshOutput:
+        """Meshes and ``n_views`` rendered views of ``render_size`` pixels for each latent; ``options``: the
+        head's own (:attr:`options`: a grid size, a sampler's steps ...)."""
+        self._check_options(options)
+        z = self.latent.check(latents, f"{self.name} 3D head")
+        trials = trial_ids_for(trial_ids, len(z))
+        t0 = time.perf_counter()
+        meshes = self._meshes(z, trials, seed, **options)
+        renders = np.stack([render_mesh(m, n_views, render_size) for m in meshes])
+        return MeshOutput(self.name, trials, seed, (time.perf_counter() - t0) / max(len(z), 1), dict(self.config),
+                          meshes=meshes, renders=renders)
+
+    def fit_from(self, data: TrainingData, trainer: Mapping[str, Any] | None = None, seed: int = 0) -> MeshHead:
+        """Train on the stimuli's meshes (or procedural objects) and their latents."""
+        make = self._require(data, "meshes", "a 'mesh' column of mesh files, or meshes.fit.procedural=N objects")
+        latents, meshes = make()
+        return self.fit(latents, meshes, trainer=trainer, seed=seed)
+
+
+#: the kind bases, by kind
+KIND_BASES: dict[str, type[HeadBase]] = {"images": ImageHead, "captions": CaptionHead, "meshes": MeshHead}
+
+
 def check_head(head: Any, kind: str, where: str) -> Any:
-    """``head`` if it follows the :class:`Head` protocol for ``kind``, else a TypeError naming the config."""
-    if not isinstance(head, Head) or getattr(head, "kind", None) != kind:
-        raise TypeError(f"{where}: expected a {kind} head (kind, name, latent, generate()), got "
-                        f"{type(head).__name__} of kind {getattr(head, 'kind', None)!r}")
+    """``head`` if it is a head of ``kind`` (a subclass of that kind's base), else a TypeError naming the config."""
+    if not isinstance(head, KIND_BASES[kind]):
+        raise TypeError(f"{where}: expected a {kind} head (a neurodecode.heads.base.{KIND_BASES[kind].__name__}), "
+                        f"got {type(head).__name__} of kind {getattr(head, 'kind', None)!r}")
     return head
 
 

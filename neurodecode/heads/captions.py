@@ -12,15 +12,15 @@
   image-caption pairs with the language model frozen (or not); greedy decoding. ``tiny(...)`` builds a word-level
   tokenizer from the training captions and a small GPT-2 from a config (offline, seconds).
 
-Both follow the head protocol (:mod:`neurodecode.heads.base`): ``generate(latents (n_trials, embed_dim)) ->
-CaptionOutput`` (``captions``: one str per trial). Greedy decoding and bank ranking are deterministic.
+All are :class:`~neurodecode.heads.base.CaptionHead` s: ``generate(latents (n_trials, embed_dim)) ->
+CaptionOutput`` (``captions``: one str per trial), written once in the base. Greedy decoding and bank ranking are
+deterministic.
 
 May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,12 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodecode.heads.base import CaptionOutput, LatentSpec, load_pretrained, trial_ids_for
+from neurodecode.core.estimators import trainer_settings
+from neurodecode.heads.base import CaptionHead, LatentSpec, load_pretrained
 
-__all__ = ["GitCaptionHead", "NearestCaptionHead", "PrefixCaptionHead"]
+__all__ = ["CAPTION_TRAINER", "GitCaptionHead", "NearestCaptionHead", "PrefixCaptionHead"]
+
+#: Trainer settings of the trainable caption heads (``trainer=`` overrides them key by key)
+CAPTION_TRAINER = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3}
 
 
-class NearestCaptionHead:
+class NearestCaptionHead(CaptionHead):
     """The most similar captions of a bank, in the embedding space of a text encoder.
 
     Parameters
@@ -56,12 +60,11 @@ class NearestCaptionHead:
         bank = np.asarray(embed(self.captions), dtype=np.float32)
         self.bank = torch.nn.functional.normalize(torch.as_tensor(bank), dim=-1)
         self.embed_dim, self.block = self.bank.shape[1], block
-        self.name = f"nearest caption ({getattr(embedder, 'model_name', 'custom')})"
-        self.config = {"bank_size": len(self.captions), "embedder": getattr(embedder, "model_name", "custom"),
-                       "pretrained": getattr(embedder, "pretrained", None)}
+        model = getattr(embedder, "model_name", "custom")
+        self._describe(f"nearest caption ({model})", {"bank_size": len(self.captions), "embedder": model,
+                                                       "pretrained": getattr(embedder, "pretrained", None)})
 
-    kind = "captions"
-    trainable = False
+    options = ("k",)
 
     @property
     def latent(self) -> LatentSpec:
@@ -82,14 +85,11 @@ class NearestCaptionHead:
         return cls(captions, OpenCLIPEmbedder(model, pretrained, device=device))
 
     @torch.no_grad()
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 k: int = 1) -> CaptionOutput:
-        """Top-``k`` captions per trial: ``captions`` (best), ``top`` (lists of k), ``scores`` (n, k) cosines."""
-        q = torch.nn.functional.normalize(torch.as_tensor(self.latent.check(latents, self.name)), dim=-1)
-        trials = trial_ids_for(trial_ids, len(q))
+    def _captions(self, z: np.ndarray, k: int = 1) -> tuple[list[str], list[list[str]], np.ndarray]:
+        """Top-``k`` captions per trial: the best, the lists of k, their cosines (n, k)."""
+        q = torch.nn.functional.normalize(torch.as_tensor(z), dim=-1)
         if not 1 <= k <= len(self.captions):
             raise ValueError(f"field 'k': expected 1 <= k <= the bank size {len(self.captions)}, got {k}")
-        t0 = time.perf_counter()
         best_s = torch.full((len(q), k), -torch.inf)
         best_i = torch.zeros((len(q), k), dtype=torch.long)
         for start in range(0, len(self.bank), self.block):
@@ -99,8 +99,7 @@ class NearestCaptionHead:
             top = cand_s.topk(k, dim=1)
             best_s, best_i = top.values, cand_i.gather(1, top.indices)
         top = [[self.captions[j] for j in row] for row in best_i.tolist()]
-        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(q), dict(self.config),
-                             captions=[t[0] for t in top], top=top, scores=best_s.numpy())
+        return [t[0] for t in top], top, best_s.numpy()
 
 
 def _word_tokenizer(captions: Sequence[str]) -> Any:
@@ -123,7 +122,7 @@ def _until_end(tokenizer: Any, rows: Sequence[Sequence[int]], eos: int) -> list[
             for row in rows]
 
 
-class PrefixCaptionHead(nn.Module):
+class PrefixCaptionHead(CaptionHead, nn.Module):
     """ClipCap prefix captioning: embedding → ``prefix_length`` LM token embeddings → greedy caption.
 
     Parameters
@@ -148,13 +147,12 @@ class PrefixCaptionHead(nn.Module):
         width = lm.get_input_embeddings().embedding_dim
         self.embed_dim, self.prefix_length, self.freeze_lm = embed_dim, prefix_length, freeze_lm
         self.mapping = nn.Sequential(nn.Linear(embed_dim, hidden), nn.Tanh(), nn.Linear(hidden, prefix_length * width))
-        self.config = dict(config or {})
-        self.name = f"prefix caption head ({self.config.get('lm_id', 'tiny')})"
+        self._describe(f"prefix caption head ({dict(config or {}).get('lm_id', 'tiny')})", config)
         if freeze_lm:
             self.lm.requires_grad_(False)
 
-    kind = "captions"
     trainable = True
+    options = ("max_tokens",)
 
     @property
     def latent(self) -> LatentSpec:
@@ -222,7 +220,8 @@ class PrefixCaptionHead(nn.Module):
         enc = self.tokenizer(texts, padding=True, return_tensors="pt")
         return enc.input_ids, enc.attention_mask
 
-    def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None) -> PrefixCaptionHead:
+    def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None,
+            seed: int = 0) -> PrefixCaptionHead:
         """Train the mapping (and the LM unless frozen) on (embedding, caption) pairs."""
         from neurodecode.core.training import Trainer
 
@@ -230,19 +229,16 @@ class PrefixCaptionHead(nn.Module):
         if len(captions) != len(z):
             raise ValueError(f"field 'captions': expected one caption per embedding ({len(z)}), got {len(captions)}")
         ids, mask = self._encode(captions)
-        params = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+        params = trainer_settings(trainer, CAPTION_TRAINER, self.name, seed=seed, device=str(self.device))
         params["batch_size"] = min(params["batch_size"], len(z))
-        Trainer(**params, drop_last=True, device=str(self.device)).fit(
-            self, lambda m, b: m(*b), torch.utils.data.TensorDataset(z, ids, mask))
+        Trainer(**{**params, "drop_last": True}).fit(self, lambda m, b: m(*b),
+                                                     torch.utils.data.TensorDataset(z, ids, mask))
         return self.eval()
 
     @torch.no_grad()
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 max_tokens: int = 20) -> CaptionOutput:
-        """Greedy captions (deterministic; ``seed`` is recorded only)."""
-        z = torch.as_tensor(self.latent.check(latents, self.name), device=self.device)
-        trials = trial_ids_for(trial_ids, len(z))
-        t0 = time.perf_counter()
+    def _captions(self, z: np.ndarray, max_tokens: int = 20) -> tuple[list[str], None, None]:
+        """Greedy captions of at most ``max_tokens`` tokens."""
+        z = torch.as_tensor(z, device=self.device)
         self.eval()
         embeds = self._prefix(z)
         wte = self.lm.get_input_embeddings()
@@ -257,8 +253,7 @@ class PrefixCaptionHead(nn.Module):
             if done.all():
                 break
             embeds = torch.cat([embeds, wte(nxt)[:, None]], 1)
-        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
-                             captions=_until_end(self.tokenizer, out.tolist(), eos))
+        return _until_end(self.tokenizer, out.tolist(), eos), None, None
 
 
 class _VisualTokens(nn.Module):
@@ -284,7 +279,7 @@ def _bos_eos(tokenizer: Any) -> tuple[int, int]:
     return int(bos), int(eos)
 
 
-class GitCaptionHead(nn.Module):
+class GitCaptionHead(CaptionHead, nn.Module):
     """GIT captions from predicted latents through a linear map into GIT's visual-token space (MindEye2).
 
     Parameters
@@ -321,14 +316,13 @@ class GitCaptionHead(nn.Module):
         self.embed_dim, self.train_captioner = int(embed_dim), bool(train_captioner)
         self.map = nn.Linear(self.embed_dim, self.n_tokens * self.hidden)
         self.bos, self.eos = _bos_eos(tokenizer)
-        self.config = dict(config or {})
-        self.name = f"GIT caption head ({self.config.get('model_id', 'tiny')})"
+        self._describe(f"GIT caption head ({dict(config or {}).get('model_id', 'tiny')})", config)
         if not train_captioner:
             self.captioner.requires_grad_(False)
 
-    kind = "captions"
     trainable = True
-    fit_needs_images = True         # the map is fitted onto the visual tokens of the stimulus images
+    fit_needs = frozenset({"images"})       # the map is fitted onto the visual tokens of the stimulus images
+    options = ("max_tokens",)
 
     @property
     def latent(self) -> LatentSpec:
@@ -416,7 +410,7 @@ class GitCaptionHead(nn.Module):
                               labels=labels).loss
 
     def fit(self, latents: Any, captions: Sequence[str], trainer: Mapping[str, Any] | None = None,
-            images: Any = None) -> GitCaptionHead:
+            images: Any = None, seed: int = 0) -> GitCaptionHead:
         """Train the captioner on (image, caption) pairs when ``train_captioner``, then fit the map: ridge from
         ``latents`` (n, embed_dim) to the visual tokens of ``images`` (n, H, W, C) in [0, 1], one per latent."""
         from neurodecode.alignment.aligners import RidgeAlignment
@@ -432,10 +426,10 @@ class GitCaptionHead(nn.Module):
         pv = self.pixel_values(images)
         if self.train_captioner:
             ids, mask = self._token_ids(captions)
-            params = {"max_epochs": 50, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+            params = trainer_settings(trainer, CAPTION_TRAINER, self.name, seed=seed, device=str(self.device))
             params["batch_size"] = min(params["batch_size"], len(z))
-            Trainer(**params, drop_last=True, device=str(self.device)).fit(
-                self, lambda m, b: m(*b), torch.utils.data.TensorDataset(pv.cpu(), ids, mask))
+            Trainer(**{**params, "drop_last": True}).fit(self, lambda m, b: m(*b),
+                                                         torch.utils.data.TensorDataset(pv.cpu(), ids, mask))
         self.eval()
         tokens = self._encode_pixels(pv)
         ridge = RidgeAlignment(alphas=np.logspace(-2, 5, 15)).fit(z, tokens.reshape(len(z), -1).cpu().numpy())
@@ -445,12 +439,9 @@ class GitCaptionHead(nn.Module):
         return self
 
     @torch.no_grad()
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 max_tokens: int = 20) -> CaptionOutput:
-        """Greedy captions from the mapped visual tokens (deterministic; ``seed`` is recorded only)."""
-        z = torch.as_tensor(self.latent.check(latents, self.name), device=self.device)
-        trials = trial_ids_for(trial_ids, len(z))
-        t0 = time.perf_counter()
+    def _captions(self, z: np.ndarray, max_tokens: int = 20) -> tuple[list[str], None, None]:
+        """Greedy captions from the mapped visual tokens."""
+        z = torch.as_tensor(z, device=self.device)
         self.eval()
         tokens = self.map(z).view(len(z), 1, self.n_tokens, self.hidden)
         out = torch.full((len(z), 1), self.bos, dtype=torch.long, device=self.device)
@@ -465,5 +456,4 @@ class GitCaptionHead(nn.Module):
                     break
         finally:
             self.vision.tokens_given = False
-        return CaptionOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(z), dict(self.config),
-                             captions=_until_end(self.tokenizer, out[:, 1:].tolist(), self.eos))
+        return _until_end(self.tokenizer, out[:, 1:].tolist(), self.eos), None, None

@@ -3,7 +3,7 @@
 :class:`UnCLIPImageHead` runs the Stable unCLIP recipe with diffusers components — a ``UNet2DConditionModel`` whose
 class embedding is the (noise-augmented, normalised) image embedding, an optional ``AutoencoderKL``, a DDIM scheduler
 — in one sampling loop that also accepts **initial images** at a ``strength`` (img2img): MindEye's low-level branch
-gives a blurry reconstruction (:class:`BlurryImages`: brain → VAE latents or pixels by ridge → decoded image) and the
+gives a blurry reconstruction (:class:`LowLevelImages`: brain → pixels by ridge) and the
 diffusion refines it, keeping its layout when the strength is low. Several samples per trial can be drawn and the one
 whose embedding is closest to the predicted embedding kept (``select_with``).
 
@@ -23,21 +23,23 @@ May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from neurodecode.heads.base import (ImageOutput, LatentSpec, load_pretrained, randn, rank_samples,
-                                    run_in_batches, trial_generators, trial_ids_for)
+from neurodecode.core.estimators import trainer_settings
+from neurodecode.core.registry import register
+from neurodecode.heads.base import ImageHead, LatentSpec, load_pretrained, randn, trial_generators
 
-__all__ = ["BlurryImages", "IPAdapterImageHead", "UnCLIPImageHead"]
+__all__ = ["IPAdapterImageHead", "LowLevelImages", "UnCLIPImageHead"]
 
 
-class UnCLIPImageHead(nn.Module):
+class UnCLIPImageHead(ImageHead, nn.Module):
     """Stable-unCLIP-style image generator conditioned on image embeddings (inference; ``fit`` for tiny models).
 
     Parameters
@@ -63,14 +65,13 @@ class UnCLIPImageHead(nn.Module):
         self.unet, self.vae, self.image_normalizer = unet, vae, image_normalizer
         self.scheduler, self.image_noising_scheduler = scheduler, image_noising_scheduler
         self.register_buffer("prompt_embeds", prompt_embeds)
-        self.config = dict(config or {})
+        self._describe(dict(config or {}).get("model_id", "tiny-unclip"), config)
         self.embed_dim = unet.config.projection_class_embeddings_input_dim // 2
-        self.name = self.config.get("model_id", "tiny-unclip")
 
-    kind = "images"
     trainable = True
-    accepts_init_images = True
-    accepts_brain_guidance = True
+    img2img = True
+    brain_guided = True
+    options = ("init_images", "strength", "noise_level", "brain_guidance", "brain_scale")
 
     @property
     def latent(self) -> LatentSpec:
@@ -214,10 +215,10 @@ class UnCLIPImageHead(nn.Module):
         return eps - brain_scale * (1 - ab).sqrt() * grad
 
     @torch.no_grad()
-    def _sample(self, embeds: torch.Tensor, init: torch.Tensor | None, strength: float, steps: int,
-                guidance_scale: float, noise_level: int, generators: Sequence[torch.Generator],
-                brain_guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                brain_scale: float = 0.0) -> torch.Tensor:
+    def _draw(self, embeds: torch.Tensor, init: torch.Tensor | None, strength: float, steps: int,
+              guidance_scale: float, noise_level: int, generators: Sequence[torch.Generator],
+              brain_guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              brain_scale: float = 0.0) -> torch.Tensor:
         B = embeds.shape[0]
         cond = self._condition(embeds, noise_level, generators)
         cfg = guidance_scale > 1.0
@@ -248,69 +249,47 @@ class UnCLIPImageHead(nn.Module):
             latents = scheduler.step(eps, t, latents).prev_sample      # DDIM with eta = 0 draws no noise
         return ((self.decode_latents(latents) + 1) / 2).clamp(0, 1)
 
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 init_images: Any = None, strength: float = 1.0, num_inference_steps: int = 25,
-                 guidance_scale: float = 1.0, noise_level: int = 0, n_samples: int = 1, batch_size: int = 8,
-                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False,
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def _prepare(self, embeds: torch.Tensor, init_images: Any = None, strength: float = 1.0, noise_level: int = 0,
                  brain_guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 brain_scale: float = 0.0) -> ImageOutput:
-        """Images for each predicted embedding.
+                 brain_scale: float = 0.0) -> dict[str, Any]:
+        """The per-call inputs of :meth:`generate`'s own options.
 
         Parameters
         ----------
-        latents : array (n_trials, embed_dim)
-        seed, trial_ids :
-            Sample ``k`` of trial ``t`` is drawn with a generator seeded by ``trial_seed(seed, t, k)``; ``trial_ids``
-            default to ``0 .. n_trials-1``.
         init_images : array (n_trials, H, W[, C]) in [0, 1], optional
             Starting points (MindEye's blurry low-level reconstructions); used with ``strength < 1``.
         strength : float in (0, 1]
             Fraction of the diffusion run from the initial images (1: they are ignored).
-        num_inference_steps, guidance_scale, noise_level :
-            DDIM steps; classifier-free guidance against a zero embedding (1: none); unCLIP noise augmentation.
-        n_samples : int
-            Samples per trial.
-        select_with : callable, optional
-            ``select_with(images (n, H, W, C)) -> embeddings (n, embed_dim)``; the sample closest (cosine) to the
-            trial's predicted embedding is returned first and its index reported.
-        batch_size : int
-            Trials per batch; on a CUDA out-of-memory error the batch is halved and retried (same images).
+        noise_level : int
+            unCLIP noise augmentation of the embeddings.
         brain_guidance, brain_scale :
             Encoder-guided generation (BrainDiVE): a differentiable ``brain_guidance(images (B, C, H, W) in [0, 1])
             -> (B,)`` — an encoding model's predicted activation of a voxel group, e.g.
-            :meth:`~neurodecode.alignment.encoding_models.RidgeEncodingModel.activation` — whose gradient on each step's
-            clean-image estimate steers sampling towards images that drive the group (``brain_scale`` > 0) or
-            silence it (< 0); 0: plain sampling.
+            :meth:`~neurodecode.alignment.encoding_models.RidgeEncodingModel.activation` — whose gradient on each
+            step's clean-image estimate steers sampling towards images that drive the group (``brain_scale`` > 0)
+            or silence it (< 0); 0: plain sampling.
         """
-        embeds = self.latent.check(latents, f"{self.name} image head")
-        trials = trial_ids_for(trial_ids, len(embeds))
         if not 0 < strength <= 1:
             raise ValueError(f"field 'strength': expected a value in (0, 1], got {strength}")
         init = None if init_images is None else self._to_tensor(init_images, "init_images")
         if init is not None and len(init) != len(embeds):
             raise ValueError(f"field 'init_images': expected one image per embedding ({len(embeds)}), got {len(init)}")
-        target = embeds
-        embeds = torch.as_tensor(embeds, device=self.device, dtype=self.unet.dtype)
-        t0 = time.perf_counter()
+        return {"init": init, "strength": strength, "noise_level": noise_level, "brain_guidance": brain_guidance,
+                "brain_scale": float(brain_scale)}
 
-        def run(idx: np.ndarray) -> np.ndarray:
-            out = [self._sample(embeds[idx], None if init is None else init[idx], strength, num_inference_steps,
-                                guidance_scale, noise_level, trial_generators(seed, [trials[i] for i in idx], k,
-                                                                              self.device),
-                                brain_guidance, float(brain_scale))
-                   for k in range(n_samples)]
-            return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
-
-        images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
-        best = np.zeros(len(embeds), dtype=int)
-        if select_with is not None and n_samples > 1:
-            images, best = rank_samples(images, target, select_with)
-        return ImageOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
-                           images=images, best=best)
+    def _sample(self, embeds: torch.Tensor, state: dict[str, Any], idx: np.ndarray,
+                generators: Sequence[torch.Generator], steps: int, guidance_scale: float) -> torch.Tensor:
+        init = None if state["init"] is None else state["init"][idx]
+        return self._draw(embeds, init, state["strength"], steps, guidance_scale, state["noise_level"], generators,
+                          state["brain_guidance"], state["brain_scale"])
 
     # -- training the tiny generator -------------------------------------------------------------------------
     def fit(self, latents: Any, images: Any, *, cond_drop_prob: float = 0.1,
-            trainer: Mapping[str, Any] | None = None) -> UnCLIPImageHead:
+            trainer: Mapping[str, Any] | None = None, seed: int = 0) -> UnCLIPImageHead:
         """Train the UNet (DDPM ε-prediction) on (embedding, image) pairs — ``latents (n, embed_dim)``, ``images (n,
         H, W, C)`` of :attr:`image_shape` in [0, 1]; conditioning dropped at ``cond_drop_prob`` for classifier-free
         guidance. For tiny generators on small image sets."""
@@ -321,9 +300,10 @@ class UnCLIPImageHead(nn.Module):
         if len(e) != len(x):
             raise ValueError(f"field 'latents': expected one embedding per image ({len(x)}), got {len(e)}")
         n_train = self.scheduler.config.num_train_timesteps
-        params = {"max_epochs": 200, "batch_size": 32, "lr": 1e-3, **dict(trainer or {})}
+        params = trainer_settings(trainer, {"max_epochs": 200, "batch_size": 32, "lr": 1e-3}, self.name, seed=seed,
+                                  device=str(self.device))
         params["batch_size"] = min(params["batch_size"], len(x))
-        calls, seed = itertools.count(), int(params.get("seed", 0))
+        calls, seed = itertools.count(), params["seed"]
 
         def objective(model: nn.Module, batch: Any) -> torch.Tensor:
             # the noise, timestep and condition drop of an item depend on (seed, micro-step, item) only, so that N
@@ -342,44 +322,58 @@ class UnCLIPImageHead(nn.Module):
                          class_labels=cond).sample
             return nn.functional.mse_loss(pred, noise)
 
-        Trainer(**params, drop_last=True, device=str(self.device)).fit(
+        Trainer(**{**params, "drop_last": True}).fit(
             self.unet, objective, torch.utils.data.TensorDataset(x, e, torch.arange(len(x))))
         self.unet.eval()
         return self
 
 
-class BlurryImages:
-    """MindEye's low-level branch: ridge from brain features to VAE latents (or pixels), decoded to blurry images.
+@register
+class LowLevelImages(RegressorMixin, BaseEstimator):
+    """MindEye's low-level branch: ridge regression from brain features to the pixels of the stimulus images, whose
+    blurry predictions start the image head's img2img (the one branch a training run fits and its checkpoint holds).
 
     Parameters
     ----------
-    head : UnCLIPImageHead
-        Its VAE (or pixel space) defines the latent space.
+    image_shape : (H, W, C)
+        The images it predicts (a training run: the image head's :attr:`~ImageHead.image_shape`).
     alphas : sequence of float
         Ridge penalties (chosen by leave-one-out).
+
+    Attributes
+    ----------
+    ridge_ : RidgeAlignment
+        Features (n, n_features) → flattened pixels (n, H·W·C).
     """
 
-    def __init__(self, head: UnCLIPImageHead, alphas: Sequence[float] = tuple(np.logspace(-1, 6, 15))) -> None:
-        self.head, self.alphas = head, alphas
+    def __init__(self, image_shape: Sequence[int] = (32, 32, 1),
+                 alphas: Sequence[float] = tuple(np.logspace(-1, 6, 15))) -> None:
+        self.image_shape = image_shape
+        self.alphas = alphas
 
-    @torch.no_grad()
-    def fit(self, X: Any, images: Any) -> BlurryImages:
+    def fit(self, X: Any, images: Any) -> LowLevelImages:
+        """Fit on brain features ``X (n, n_features)`` and stimulus images ``(n, H', W'[, C'])`` in [0, 1] (resized to
+        ``image_shape``)."""
         from neurodecode.alignment.aligners import RidgeAlignment
+        from neurodecode.core.stimuli import resize_images
 
-        lat = self.head.encode_images(self.head._to_tensor(images, "images"))
-        self.shape_ = tuple(lat.shape[1:])
-        self.ridge_ = RidgeAlignment(alphas=self.alphas).fit(X, lat.flatten(1).double().cpu().numpy())
+        H, W, C = (int(v) for v in self.image_shape)
+        if H != W:
+            raise ValueError(f"field 'image_shape': expected square images (H = W), got {tuple(self.image_shape)}")
+        imgs = np.asarray(images, dtype=np.float32)
+        imgs = resize_images(imgs[..., None] if imgs.ndim == 3 else imgs, H, C)
+        self.ridge_ = RidgeAlignment(alphas=tuple(self.alphas)).fit(X, imgs.reshape(len(imgs), -1))
+        self.n_features_in_ = self.ridge_.n_features_in_
         return self
 
-    @torch.no_grad()
     def predict(self, X: Any) -> np.ndarray:
         """Blurry images (n, H, W, C) in [0, 1]."""
-        lat = torch.as_tensor(self.ridge_.predict(X), dtype=torch.float32, device=self.head.device)
-        img = self.head.decode_latents(lat.view(-1, *self.shape_))
-        return ((img + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        check_is_fitted(self, "ridge_")
+        flat = self.ridge_.predict(X)
+        return np.clip(flat, 0, 1).reshape(len(flat), *(int(v) for v in self.image_shape)).astype(np.float32)
 
 
-class IPAdapterImageHead(nn.Module):
+class IPAdapterImageHead(ImageHead, nn.Module):
     """Images from image embeddings through IP-Adapter: a Stable Diffusion UNet whose cross-attention also reads
     tokens projected from the embedding (diffusers' ``load_ip_adapter`` and ``ip_adapter_image_embeds``).
 
@@ -395,12 +389,9 @@ class IPAdapterImageHead(nn.Module):
         self.pipe, self.embed_dim = pipe, embed_dim
         self.unet, self.vae = pipe.unet, pipe.vae  # registered, so .to() and state_dict() see them
         self.register_buffer("prompt_embeds", prompt_embeds)
-        self.config = dict(config or {})
-        self.name = self.config.get("model_id", "tiny-ip-adapter")
+        self._describe(dict(config or {}).get("model_id", "tiny-ip-adapter"), config)
 
-    kind = "images"
-    trainable = False
-    accepts_init_images = False
+    defaults = {"num_inference_steps": 25, "guidance_scale": 5.0}
 
     @property
     def latent(self) -> LatentSpec:
@@ -485,9 +476,17 @@ class IPAdapterImageHead(nn.Module):
         head = cls(pipe, embed_dim, prompt, {"tiny": config, "raw_embeddings": bool(raw_embeddings)})
         return head if device == "cpu" else head.to(device)
 
+    @property
+    def device(self) -> torch.device:
+        return self.prompt_embeds.device
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
     @torch.no_grad()
-    def _sample(self, embeds: torch.Tensor, steps: int, guidance_scale: float,
-                generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def _sample(self, embeds: torch.Tensor, state: Any, idx: np.ndarray, generators: Sequence[torch.Generator],
+                steps: int, guidance_scale: float) -> torch.Tensor:
         """The Stable Diffusion loop with each row's own IP-Adapter embedding (diffusers' pipeline repeats one
         embedding for the whole batch) and classifier-free guidance against a zero embedding and empty prompt."""
         unet, vae = self.unet, self.vae
@@ -507,26 +506,3 @@ class IPAdapterImageHead(nn.Module):
                 eps = uncond + guidance_scale * (cond - uncond)
             latents = scheduler.step(eps, t, latents).prev_sample
         return ((vae.decode(latents / vae.config.scaling_factor).sample + 1) / 2).clamp(0, 1)
-
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 num_inference_steps: int = 25, guidance_scale: float = 5.0, n_samples: int = 1, batch_size: int = 8,
-                 select_with: Callable[[np.ndarray], np.ndarray] | None = None, progress: bool = False) -> ImageOutput:
-        """Images for each embedding; sample ``k`` of trial ``t`` from a generator seeded by ``trial_seed(seed, t,
-        k)``, ranked by ``select_with`` as in :class:`UnCLIPImageHead`."""
-        target = self.latent.check(latents, f"{self.name} image head")
-        trials = trial_ids_for(trial_ids, len(target))
-        device = self.prompt_embeds.device
-        embeds = torch.as_tensor(target, device=device, dtype=self.unet.dtype)
-        t0 = time.perf_counter()
-
-        def run(idx: np.ndarray) -> np.ndarray:
-            out = [self._sample(embeds[idx], num_inference_steps, guidance_scale,
-                                trial_generators(seed, [trials[i] for i in idx], k, device)) for k in range(n_samples)]
-            return torch.stack(out, 1).permute(0, 1, 3, 4, 2).float().cpu().numpy()
-
-        images = run_in_batches(run, len(embeds), batch_size, progress=progress, desc="images")
-        best = np.zeros(len(embeds), dtype=int)
-        if select_with is not None and n_samples > 1:
-            images, best = rank_samples(images, target, select_with)
-        return ImageOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
-                           images=images, best=best)

@@ -12,13 +12,12 @@ and renders views with :func:`render_mesh` so that 3D results can be shown and s
   (the bias of its SDF output is shifted so that the field of a reference latent has median zero) — its meshes are
   random blobs that vary with the embedding, for tests and offline runs, not shapes.
 
-Follows the head protocol (:mod:`neurodecode.heads.base`): ``generate(latents) -> MeshOutput``, each trial's latent
-drawn with its own generator. May import: ``neurodecode.core`` … ``neurodecode.alignment``.
+A :class:`~neurodecode.heads.base.MeshHead`: ``generate(latents) -> MeshOutput``, each trial's latent drawn with its
+own generator (:func:`render_mesh` lives in :mod:`neurodecode.heads.base`, re-exported here). May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,49 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodecode.heads.base import (LatentSpec, MeshOutput, load_pretrained, randn, run_in_batches,
-                                    trial_generators, trial_ids_for)
+from neurodecode.heads.base import (LatentSpec, MeshHead, load_pretrained, randn, render_mesh, run_in_batches,
+                                    trial_generators)
 
 __all__ = ["ShapEMeshHead", "render_mesh"]
 
 
-def render_mesh(mesh: Any, n_views: int = 4, size: int = 128, elevation: float = 20.0,
-                background: float = 1.0) -> np.ndarray:
-    """Grey-level views of a mesh around the vertical axis: (n_views, size, size) in [0, 1].
-
-    Orthographic projection, Lambert shading from the viewer, painter's algorithm (faces drawn back to front) —
-    enough to look at a decoded object and to score it with image metrics.
-    """
-    from PIL import Image, ImageDraw
-
-    verts = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    views = np.full((n_views, size, size), background, dtype=np.float32)
-    if len(faces) == 0:
-        return views
-    centre = (verts.max(0) + verts.min(0)) / 2
-    scale = 0.9 * size / 2 / max(np.abs(verts - centre).max(), 1e-9)
-    el = np.deg2rad(elevation)
-    for k in range(n_views):
-        az = 2 * np.pi * k / n_views
-        rot_y = np.array([[np.cos(az), 0, np.sin(az)], [0, 1, 0], [-np.sin(az), 0, np.cos(az)]])
-        rot_x = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
-        v = (verts - centre) @ rot_y.T @ rot_x.T
-        tri = v[faces]
-        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        norm = np.linalg.norm(normal, axis=1)
-        shade = np.abs(normal[:, 2]) / np.where(norm > 0, norm, 1)
-        order = np.argsort(tri[:, :, 2].mean(1))  # far (small z) first, viewer at +z
-        img = Image.new("L", (size, size), int(background * 255))
-        draw = ImageDraw.Draw(img)
-        xy = np.stack([tri[:, :, 0] * scale + size / 2, size / 2 - tri[:, :, 1] * scale], axis=-1)
-        for f in order:
-            draw.polygon([tuple(p) for p in xy[f]], fill=int(40 + 200 * shade[f]))
-        views[k] = np.asarray(img, dtype=np.float32) / 255.0
-    return views
-
-
-class ShapEMeshHead(nn.Module):
+class ShapEMeshHead(MeshHead, nn.Module):
     """Shap-E: image embeddings → 3D latents (prior) → meshes (renderer).
 
     Parameters
@@ -84,12 +47,10 @@ class ShapEMeshHead(nn.Module):
                  config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.prior, self.scheduler, self.renderer = prior, scheduler, renderer
-        self.config = dict(config or {})
+        self._describe(dict(config or {}).get("model_id", "tiny-shap-e"), config)
         self.embed_dim = prior.config.embedding_proj_dim or prior.config.embedding_dim
-        self.name = self.config.get("model_id", "tiny-shap-e")
 
-    kind = "meshes"
-    trainable = False
+    options = ("num_inference_steps", "guidance_scale", "grid_size", "batch_size", "progress")
 
     @property
     def latent(self) -> LatentSpec:
@@ -194,22 +155,17 @@ class ShapEMeshHead(nn.Module):
             latents = scheduler.step(out, timestep=t, sample=latents).prev_sample
         return latents
 
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 num_inference_steps: int = 16, guidance_scale: float = 1.0, grid_size: int = 64, n_views: int = 4,
-                 render_size: int = 128, batch_size: int = 4, progress: bool = False) -> MeshOutput:
-        """Meshes (trimesh.Trimesh with vertex colours) and rendered grey views (n_trials, n_views, size, size)
-        for each embedding; trial ``t``'s latent is drawn with a generator seeded by ``trial_seed(seed, t)``."""
-        embeds = torch.as_tensor(self.latent.check(latents, f"{self.name} 3D head"),
-                                 device=self.prior.device, dtype=self.prior.dtype)
-        trials = trial_ids_for(trial_ids, len(embeds))
-        t0 = time.perf_counter()
+    def _meshes(self, z: np.ndarray, trials: list[str], seed: int, num_inference_steps: int = 16,
+                guidance_scale: float = 1.0, grid_size: int = 64, batch_size: int = 4,
+                progress: bool = False) -> list[Any]:
+        """Meshes (trimesh.Trimesh with vertex colours); trial ``t``'s 3D latent is drawn with a generator seeded
+        by ``trial_seed(seed, t)``, ``num_inference_steps`` of the prior's sampler, marching cubes on a
+        ``grid_size``³ grid."""
+        embeds = torch.as_tensor(z, device=self.prior.device, dtype=self.prior.dtype)
 
         def run(idx: np.ndarray) -> np.ndarray:
             gens = trial_generators(seed, [trials[i] for i in idx], 0, embeds.device)
             return self._sample(embeds[idx], num_inference_steps, guidance_scale, gens).cpu().numpy()
 
         lat = torch.as_tensor(run_in_batches(run, len(embeds), batch_size, progress=progress, desc="3D latents"))
-        meshes = [self._mesh(lat[i:i + 1].to(embeds.device), grid_size, trials[i]) for i in range(len(lat))]
-        renders = np.stack([render_mesh(m, n_views, render_size) for m in meshes])
-        return MeshOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(embeds), dict(self.config),
-                          meshes=meshes, renders=renders)
+        return [self._mesh(lat[i:i + 1].to(embeds.device), grid_size, trials[i]) for i in range(len(lat))]

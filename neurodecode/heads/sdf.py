@@ -18,7 +18,6 @@ May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodecode.core.estimators import trainer_settings
 from neurodecode.core.registry import ConfigMixin
 
-from neurodecode.heads.base import LatentSpec, MeshOutput, trial_ids_for
-from neurodecode.heads.meshes import render_mesh
+from neurodecode.heads.base import LatentSpec, MeshHead, render_mesh
 
 __all__ = ["SHAPES", "SDFMeshHead", "mesh_sdf", "procedural_shapes"]
 
@@ -115,7 +114,7 @@ def _fourier(x: torch.Tensor, n_freqs: int) -> torch.Tensor:
     return torch.cat([x, angles.sin().flatten(-2), angles.cos().flatten(-2)], dim=-1)
 
 
-class SDFMeshHead(ConfigMixin, nn.Module):
+class SDFMeshHead(MeshHead, ConfigMixin, nn.Module):
     """Embedding → signed distance field (FiLM-modulated MLP over Fourier features) → mesh.
 
     Parameters
@@ -131,8 +130,8 @@ class SDFMeshHead(ConfigMixin, nn.Module):
     seed : int
     """
 
-    kind = "meshes"
     trainable = True
+    options = ("grid_size",)          # deterministic: no sampler settings
 
     def __init__(self, embed_dim: int = 32, hidden: int = 64, depth: int = 3, n_freqs: int = 4,
                  clamp: float = 0.1, seed: int = 0) -> None:
@@ -164,7 +163,7 @@ class SDFMeshHead(ConfigMixin, nn.Module):
         return self.out(h)[..., 0]
 
     def fit(self, latents: Any, meshes: Sequence[Any], trainer: Mapping[str, Any] | None = None,
-            n_points: int = 4096, chunk: int = 512) -> SDFMeshHead:
+            n_points: int = 4096, chunk: int = 512, seed: int = 0) -> SDFMeshHead:
         """Train on (embedding, closed mesh) pairs: L1 on clamped distances of ``n_points`` per object (half
         uniform in [-1, 1]³, half within ~0.05 of the surface), served in chunks of ``chunk`` points (an epoch sees
         every point of every object once)."""
@@ -175,7 +174,9 @@ class SDFMeshHead(ConfigMixin, nn.Module):
         z = torch.as_tensor(self.latent.check(latents, self.name))
         if len(meshes) != len(z):
             raise ValueError(f"field 'meshes': expected one mesh per embedding ({len(z)}), got {len(meshes)}")
-        rng = np.random.default_rng(int(dict(trainer or {}).get("seed", 0)))
+        params = trainer_settings(trainer, {"max_epochs": 10, "batch_size": 16, "lr": 1e-3}, self.name, seed=seed,
+                                  device=str(self.device))
+        rng = np.random.default_rng(params["seed"])
         pts, sdf = [], []
         for i, mesh in enumerate(meshes):
             if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
@@ -190,7 +191,6 @@ class SDFMeshHead(ConfigMixin, nn.Module):
         P = torch.as_tensor(np.stack(pts)[:, :n_chunks * chunk], dtype=torch.float32).reshape(-1, chunk, 3)
         S = torch.as_tensor(np.stack(sdf)[:, :n_chunks * chunk], dtype=torch.float32).reshape(-1, chunk)
         data = torch.utils.data.TensorDataset(z.repeat_interleave(n_chunks, 0), P, S)
-        params = {"max_epochs": 10, "batch_size": 16, "lr": 1e-3, **dict(trainer or {})}
         params["batch_size"] = min(int(params["batch_size"]), len(z))
         c = self.clamp
 
@@ -198,7 +198,7 @@ class SDFMeshHead(ConfigMixin, nn.Module):
             zb, pb, sb = batch
             return (m(zb, pb).clamp(-c, c) - sb.clamp(-c, c)).abs().mean()
 
-        Trainer(**params, drop_last=True, device=str(self.device)).fit(self, objective, data)
+        Trainer(**{**params, "drop_last": True}).fit(self, objective, data)
         return self.eval()
 
     @torch.no_grad()
@@ -211,19 +211,12 @@ class SDFMeshHead(ConfigMixin, nn.Module):
         return np.stack([self(z[i:i + 1], grid)[0].reshape(grid_size, grid_size, grid_size).cpu().numpy()
                          for i in range(len(z))])
 
-    def generate(self, latents: Any, *, seed: int = 0, trial_ids: Sequence[Any] | None = None,
-                 grid_size: int = 32, n_views: int = 4, render_size: int = 128,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 batch_size: int | None = None, progress: bool = False) -> MeshOutput:
-        """Meshes and rendered views (n_trials, n_views, size, size). Deterministic: ``seed``,
-        ``num_inference_steps`` and ``guidance_scale`` (a sampler's settings), ``batch_size`` and ``progress`` do
-        not apply (one field evaluation per trial) and are accepted for the 3D-head call."""
+    def _meshes(self, z: np.ndarray, trials: list[str], seed: int, grid_size: int = 32) -> list[Any]:
+        """Meshes of the fields on a ``grid_size``³ grid (deterministic: one field evaluation per trial)."""
         import trimesh
         from skimage.measure import marching_cubes
 
-        trials = trial_ids_for(trial_ids, len(np.atleast_2d(latents)))
-        t0 = time.perf_counter()
-        fields = self.field(latents, grid_size)
+        fields = self.field(z, grid_size)
         meshes = []
         spacing = 2.0 / (grid_size - 1)
         for f in fields:
@@ -233,6 +226,4 @@ class SDFMeshHead(ConfigMixin, nn.Module):
                 continue
             verts, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(spacing,) * 3)
             meshes.append(trimesh.Trimesh(verts - 1 - spacing, faces[:, ::-1], process=False))
-        renders = np.stack([render_mesh(m, n_views, render_size) for m in meshes])
-        return MeshOutput(self.name, trials, seed, (time.perf_counter() - t0) / len(fields), dict(self.config),
-                          meshes=meshes, renders=renders)
+        return meshes

@@ -14,6 +14,10 @@ correlated noise.
 
 :func:`planted_subjects` is the synthetic check of cross-subject models: subjects that see the same stimuli through
 different random voxel mixings of one planted latent.
+
+:func:`simulated_epochs` is labelled EEG-like epochs of several subjects with a planted class effect (the power of a
+rhythm over some channels), channel positions and a full per-epoch table — the shared fixture of the test suite's
+estimator checks, and a quick way to try a recipe.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pandas as pd
 
 from neurodecode.core.epochs import Channels, EpochSet
 
-__all__ = ["DIGIT_NAMES", "digit_images", "planted_subjects", "simulated_subject"]
+__all__ = ["DIGIT_NAMES", "digit_images", "planted_subjects", "simulated_epochs", "simulated_subject"]
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -264,3 +268,43 @@ def planted_subjects(n_subjects: int = 4, n_stimuli: int = 200, latent_dim: int 
         A = rng.normal(size=(latent_dim, n_vox)) / np.sqrt(latent_dim)
         X.append((Z @ A + noise * rng.normal(size=(n_stimuli, n_vox))).astype(np.float32))
     return {"X": X, "Y": Y.astype(np.float32), "Z": Z, "stimulus": np.arange(n_stimuli)}
+
+
+def simulated_epochs(n_epochs: int = 40, n_channels: int = 6, n_times: int = 128, n_classes: int = 2,
+                     sfreq: float = 128.0, n_subjects: int = 2, freq: float = 10.0, effect: float = 1.0,
+                     ch_type: str = "eeg", seed: int = 0) -> EpochSet:
+    """Labelled epochs ``(n_epochs, n_channels, n_times)`` with a planted class effect.
+
+    Each epoch is correlated noise (a random mixing of white noise, so the channels' covariance is full rank) plus
+    a ``freq`` Hz rhythm whose amplitude over the first ``n_channels // 2`` channels grows with the class index by
+    ``effect`` (class 0 has none); subjects differ by a random channel gain. Channels are named ``S01`` … and
+    placed on a sphere of radius 9 cm (head frame); units are volts (microvolt-scale amplitudes).
+
+    Returns
+    -------
+    EpochSet with ``subject`` (``sub-01`` …), ``session``, ``run``, ``label`` (``class0`` …), ``stimulus`` and
+    ``onset`` columns; its provenance says it is simulated.
+    """
+    if n_classes < 1 or n_subjects < 1 or n_epochs < n_classes:
+        raise ValueError(f"field 'n_epochs'/'n_classes'/'n_subjects': expected n_epochs ≥ n_classes ≥ 1 and "
+                         f"n_subjects ≥ 1, got {n_epochs}, {n_classes}, {n_subjects}")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_times) / sfreq
+    labels = np.arange(n_epochs) % n_classes
+    subjects = np.arange(n_epochs) * n_subjects // n_epochs
+    mix = rng.normal(size=(n_channels, n_channels)) + 2 * np.eye(n_channels)
+    gains = 1 + 0.3 * rng.normal(size=(n_subjects, n_channels, 1))
+    X = np.einsum("ij,njt->nit", mix, rng.normal(size=(n_epochs, n_channels, n_times)))
+    rhythm = np.sin(2 * np.pi * freq * t[None] + rng.uniform(0, 2 * np.pi, (n_epochs, 1)))
+    X[:, : max(1, n_channels // 2)] += 3 * effect * labels[:, None, None] * rhythm[:, None, :]
+    X = (X * gains[subjects]) * 1e-6
+    theta, phi = rng.uniform(0.2, 1.3, n_channels), rng.uniform(0, 2 * np.pi, n_channels)
+    pos = 0.09 * np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
+    channels = Channels([f"S{i + 1:02d}" for i in range(n_channels)], ch_type, pos, "head")
+    table = pd.DataFrame({"subject": [f"sub-{s + 1:02d}" for s in subjects], "session": "1",
+                          "run": [str(1 + i % 2) for i in range(n_epochs)],
+                          "label": [f"class{c}" for c in labels], "stimulus": [f"class{c}" for c in labels],
+                          "onset": np.arange(n_epochs) * (n_times / sfreq + 1.0)})
+    return EpochSet(X.astype(np.float32), sfreq, channels, table,
+                    provenance=[{"step": "simulated_epochs", "simulated": True, "seed": seed, "freq": freq,
+                                 "effect": effect}])

@@ -1,28 +1,30 @@
-"""A trained decoding pipeline in one checkpoint folder: input contract + data recipe → encoder → aligner → heads.
+"""A trained decoding pipeline in one checkpoint folder of named components: input contract + data recipe →
+encoder → aligner → target space → heads.
 
 ``neurodecode train`` fits a :class:`DecodingPipeline` (:mod:`neurodecode.pipeline.fitting`) and saves it;
 ``neurodecode reconstruct`` (:mod:`neurodecode.pipeline.decoding`) loads it, reads a subject's recordings with the
 **same recipe** (the data and preprocessing configs travel in the checkpoint), checks them against the **input
-contract** (channel names and types, sampling rate, window), and runs the encoder, the aligner and the heads.
+contract** (:class:`~neurodecode.core.epochs.InputContract`: channel names and types, sampling rate, window), and
+runs the encoder, the aligner and the heads.
 
-Checkpoint folder (format 2) — no pickle anywhere, so loading one never runs code::
+Checkpoint folder (format 3, diffusers' ``save_pretrained`` idea) — no pickle anywhere, so loading one never runs
+code::
 
-    pipeline.json          format version, resolved training config, input contract, target space, head configs,
-                           the parts it holds
-    encoder.json/.npz      the fitted encoder (voxel z-scoring, Riemannian recipe, MAE features): parameters as JSON,
-                           fitted arrays as .npz (read with allow_pickle=False), models as safetensors
-    aligner/ | aligner.json/.npz   torch aligners as safetensors + JSON, ridge as JSON + arrays
-    target.npz             the target space's arrays (PCA components, gallery embeddings)
-    low_level.json/.npz    MindEye's low-level branch (ridge brain → pixels), when used
-    baseline_encoder.json/.npz, baseline_aligner.json/.npz   the plain baseline fitted beside the pipeline (voxel
-                           features → ridge), absent when the pipeline is that baseline
-    guidance_encoder.json/.npz   encoder-guided generation's ridge encoder (images.brain_guidance), when used
-    heads/<kind>.safetensors   weights of heads trained at training time (tiny generators, caption mappers)
-    stimuli.h5             the stimulus table known at training time (the retrieval gallery)
+    model_index.json        format, neurodecode version, resolved training config, input contract, and each
+                            component: its class, whether it is optional, its folder
+    encoder/ aligner/ target/               the chain; the target space holds the retrieval gallery
+    heads/images/ heads/captions/ heads/meshes/   each head's build config, and its weights when trained here
+    low_level/              MindEye's low-level branch (LowLevelImages), when used
+    guidance/               encoder-guided generation's model (BrainGuidance), when used
+    baseline_encoder/ baseline_aligner/     the plain baseline fitted beside the pipeline, absent when the pipeline
+                            is that baseline
+    stimuli.parquet         the stimulus table known at training time
 
-Every class named in the checkpoint (estimators, aligners, head configs) is checked against the ``_target_``
-allowlist before it is imported. A part that ``pipeline.json`` lists but the folder lacks is an error naming it.
-Format-1 checkpoints (``*.joblib`` pickles) load only with ``trust_pickle=True``, with a warning.
+Every component folder is written by :func:`~neurodecode.core.persistence.save_component` and read by
+:func:`~neurodecode.core.persistence.load_component` (one protocol; every class checked against the ``_target_``
+allowlist before import). A component the index lists but the folder lacks, or whose class differs from the index,
+is an error naming it. Format-2 checkpoints (``pipeline.json`` with flat parts, neurodecode 0.2) still load;
+format-1 ones (``*.joblib`` pickles) only with ``trust_pickle=True``, with a warning.
 
 May import: every stage below (``neurodecode.core`` … ``neurodecode.evaluation``).
 """
@@ -40,52 +42,33 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.alignment.targets import TargetSpace
-from neurodecode.core.configs import instantiate
-from neurodecode.encoders.features import encoder_input
+from neurodecode.core.epochs import EpochSet, InputContract
 from neurodecode.core.persistence import dumps
-from neurodecode.core.epochs import Channels, EpochSet
+from neurodecode.encoders.features import encoder_input
 from neurodecode.heads.base import check_head
 
-__all__ = ["FORMAT", "DecodingPipeline", "Inference", "check_contract", "input_contract"]
+__all__ = ["FORMAT", "Baseline", "DecodingPipeline", "Inference", "check_contract", "input_contract"]
 
-FORMAT = 2
+FORMAT = 3
+#: the flat format of neurodecode 0.2 (still read)
+FLAT_FORMAT = 2
 #: the last format whose parts were pickles (loaded only with trust_pickle=True)
 PICKLE_FORMAT = 1
+#: components every pipeline has
+REQUIRED = ("encoder", "aligner", "target")
 
 
-def input_contract(epochs: EpochSet) -> dict[str, Any]:
-    """What a pipeline trained on ``epochs`` needs of new recordings."""
-    return {"ch_names": list(epochs.channels.names), "ch_types": list(epochs.channels.types),
-            "sfreq": float(epochs.sfreq), "n_times": int(epochs.n_times), "tmin": float(epochs.tmin)}
+def input_contract(epochs: EpochSet) -> InputContract:
+    """What a pipeline trained on ``epochs`` needs of new recordings (:meth:`InputContract.from_epochs`)."""
+    return InputContract.from_epochs(epochs)
 
 
-def check_contract(contract: Mapping[str, Any], epochs: EpochSet, where: str, checkpoint: str = "the checkpoint"
-                   ) -> EpochSet:
-    """Return ``epochs`` with the checkpoint's channels in its order, or raise one error listing every mismatch."""
-    problems = []
-    names, types = list(contract["ch_names"]), dict(zip(contract["ch_names"], contract["ch_types"]))
-    have = dict(zip(epochs.channels.names, epochs.channels.types))
-    missing = [c for c in names if c not in have]
-    extra = [c for c in have if c not in types]
-    if missing:
-        problems.append(f"channels: {len(missing)} of the {len(names)} the model was trained on are missing, "
-                        f"e.g. {missing[:5]}")
-    if extra:
-        problems.append(f"channels: {len(extra)} not known to the model, e.g. {extra[:5]} (pick them away)")
-    wrong = [f"{c} ({have[c]} ≠ {types[c]})" for c in names if c in have and have[c] != types[c]]
-    if wrong:
-        problems.append(f"channel types: {wrong[:5]}")
-    if not np.isclose(epochs.sfreq, contract["sfreq"]):
-        problems.append(f"sfreq: expected {contract['sfreq']:g} Hz, got {epochs.sfreq:g} Hz (resample with the "
-                        "same recipe)")
-    if epochs.n_times != contract["n_times"]:
-        problems.append(f"n_times: expected {contract['n_times']} samples per epoch, got {epochs.n_times}")
-    if not np.isclose(epochs.tmin, contract["tmin"], atol=0.5 / contract["sfreq"]):
-        problems.append(f"tmin: expected {contract['tmin']:g} s, got {epochs.tmin:g} s")
-    if problems:
-        raise ValueError(f"{where}: the recordings do not match the input contract of {checkpoint}:\n  - "
-                         + "\n  - ".join(problems))
-    return epochs if list(epochs.channels.names) == names else epochs.pick_channels(names)
+def check_contract(contract: InputContract | Mapping[str, Any], epochs: EpochSet, where: str,
+                   checkpoint: str = "the checkpoint") -> EpochSet:
+    """Return ``epochs`` with the contract's channels in its order, or raise one error listing every mismatch."""
+    if not isinstance(contract, InputContract):
+        contract = InputContract.from_dict(contract, checkpoint)
+    return contract.check(epochs, where, checkpoint)
 
 
 @dataclasses.dataclass
@@ -97,28 +80,66 @@ class Inference:
     latents: np.ndarray
 
 
+@dataclasses.dataclass
+class Baseline:
+    """The plain reference fitted beside a pipeline on the same training epochs: ``encoder`` (voxel features of
+    the z-scored flattened epochs) → ``aligner`` (closed-form ridge)."""
+
+    name: str
+    encoder: Any
+    aligner: Any
+
+    def latents(self, epochs: EpochSet) -> np.ndarray:
+        """Predicted latents (n_epochs, embed_dim)."""
+        return np.asarray(self.aligner.predict(self.encoder.transform(epochs.data)), dtype=np.float32)
+
+
 class DecodingPipeline:
     """A fitted encoder → aligner → heads chain with its input contract and data recipe.
 
     Build one with :func:`neurodecode.pipeline.fit_pipeline` (or ``neurodecode train``); load one with
     :meth:`load`. ``latents(epochs)`` gives the predicted latents (n_epochs, embed_dim); ``heads`` maps each output
-    kind to a head of the protocol in :mod:`neurodecode.heads.base`.
+    kind to a head (:mod:`neurodecode.heads.base`).
+
+    Parameters
+    ----------
+    config : mapping
+        The resolved training config (its ``data`` recipe reads new recordings).
+    contract : InputContract
+    encoder, aligner : fitted estimators
+    target : TargetSpace
+        The latent space, with its retrieval gallery.
+    heads : mapping of kind → head, optional
+    head_configs : mapping of kind → build config
+        How each head is rebuilt.
+    trained_heads : sequence of str
+        The kinds whose heads were trained in the run (their weights are saved).
+    low_level : LowLevelImages, optional
+    stimuli : DataFrame, optional
+        The stimulus table known at training time.
+    baseline : Baseline, optional
+    selection : mapping, optional
+        How ``aligner=auto`` chose the aligner.
+    guidance : BrainGuidance, optional
     """
 
-    def __init__(self, config: Mapping[str, Any], contract: Mapping[str, Any], encoder: Any, target: TargetSpace,
-                 aligner: Any, heads: Mapping[str, Any] | None = None, head_configs: Mapping[str, Any] | None = None,
-                 trained_heads: Sequence[str] = (), low_level: Any = None, stimuli: pd.DataFrame | None = None,
-                 gallery: np.ndarray | None = None, baseline: Mapping[str, Any] | None = None,
-                 selection: Mapping[str, Any] | None = None) -> None:
-        self.config, self.contract, self.encoder, self.target = dict(config), dict(contract), encoder, target
+    def __init__(self, config: Mapping[str, Any], contract: InputContract, encoder: Any, target: TargetSpace,
+                 aligner: Any, heads: Mapping[str, Any] | None = None, *,
+                 head_configs: Mapping[str, Any] | None = None, trained_heads: Sequence[str] = (),
+                 low_level: Any = None, stimuli: pd.DataFrame | None = None, baseline: Baseline | None = None,
+                 selection: Mapping[str, Any] | None = None, guidance: Any = None) -> None:
+        if not isinstance(contract, InputContract):
+            contract = InputContract.from_dict(contract)
+        self.config, self.contract, self.encoder, self.target = dict(config), contract, encoder, target
         self.aligner, self.heads = aligner, dict(heads or {})
         self.head_configs, self.trained_heads = dict(head_configs or {}), list(trained_heads)
-        self.low_level, self.stimuli, self.gallery = low_level, stimuli, gallery
-        self.baseline = None if baseline is None else dict(baseline)
-        #: how ``aligner=auto`` chose the aligner (:meth:`~neurodecode.alignment.selection.AutoAlignment.selection`)
+        self.low_level, self.stimuli, self.baseline, self.guidance = low_level, stimuli, baseline, guidance
         self.selection = None if selection is None else dict(selection)
-        #: encoder-guided generation's encoding model (:func:`~neurodecode.pipeline.fitting.fit_guidance`), if any
-        self.guidance: dict[str, Any] | None = None
+
+    @property
+    def gallery(self) -> np.ndarray | None:
+        """The retrieval gallery's latents (n_stimuli, dim), held by the target space."""
+        return self.target.gallery_
 
     # -- inference ------------------------------------------------------------------------------------------
     def infer(self, epochs: EpochSet) -> Inference:
@@ -135,72 +156,56 @@ class DecodingPipeline:
         return self.infer(epochs).latents
 
     def baseline_latents(self, epochs: EpochSet) -> np.ndarray | None:
-        """Latents (n_epochs, embed_dim) predicted by the plain baseline fitted beside the pipeline
-        (:func:`~neurodecode.pipeline.fitting.fit_baseline`), or None when the pipeline is its own baseline."""
-        if self.baseline is None:
-            return None
-        features = self.baseline["encoder"].transform(epochs.data)
-        return np.asarray(self.baseline["aligner"].predict(features), dtype=np.float32)
+        """Latents (n_epochs, embed_dim) of the plain baseline fitted beside the pipeline, or None when the pipeline
+        is its own baseline."""
+        return None if self.baseline is None else self.baseline.latents(epochs)
 
     def brain_guidance(self) -> Any:
         """The differentiable activation (images (B, C, H, W) → (B,), in s.d. of the training images') of the
         voxel group the checkpoint's guidance drives, or None."""
-        if self.guidance is None:
-            return None
-        from neurodecode.alignment.encoding_models import pixel_features
-
-        g = self.guidance
-        raw = g["encoder"].activation(np.arange(len(g["voxels"])), pixel_features(g["size"]))
-        return lambda images: (raw(images) - g["mean"]) / g["sd"]
+        return None if self.guidance is None else self.guidance.activation()
 
     def low_level_images(self, features: np.ndarray) -> np.ndarray | None:
         """MindEye's low-level reconstructions (n, H, W, C) in [0, 1] from encoder features, when the pipeline has
-        the branch (ridge brain → pixels), else None."""
-        if self.low_level is None:
-            return None
-        flat = self.low_level["ridge"].predict(features)
-        return np.clip(flat, 0, 1).reshape(len(features), *self.low_level["shape"]).astype(np.float32)
+        the branch, else None."""
+        return None if self.low_level is None else self.low_level.predict(features)
 
     # -- persistence ----------------------------------------------------------------------------------------
-    def _write_parts(self, tmp: Path) -> dict[str, Any]:
-        """Encoder, aligner, low-level branch, trained heads, target arrays and gallery into ``tmp`` (no pickle);
-        returns what ``pipeline.json`` records about them."""
-        from safetensors.torch import save_model
-
-        from neurodecode.core.persistence import save_estimator
-        from neurodecode.core.storage import save
-
-        (tmp / "heads").mkdir()
-        save_estimator(self.encoder, tmp, "encoder")
-        if hasattr(self.aligner, "save"):
-            self.aligner.save(tmp / "aligner")
-            aligner_kind = f"{type(self.aligner).__module__}.{type(self.aligner).__name__}"
-        else:
-            save_estimator(self.aligner, tmp, "aligner")
-            aligner_kind = "estimator"
-        if self.low_level is not None:
-            save_estimator(self.low_level["ridge"], tmp, "low_level")
-        if self.guidance is not None:
-            save_estimator(self.guidance["encoder"], tmp, "guidance_encoder")
+    def components(self) -> dict[str, tuple[Any, bool]]:
+        """Component name (its folder) → (object, optional) for every part the pipeline holds."""
+        parts: dict[str, tuple[Any, bool]] = {"encoder": (self.encoder, False), "aligner": (self.aligner, False),
+                                              "target": (self.target, False)}
+        for kind, head in self.heads.items():
+            parts[f"heads/{kind}"] = (head, True)
+        for name, obj in (("low_level", self.low_level), ("guidance", self.guidance)):
+            if obj is not None:
+                parts[name] = (obj, True)
         if self.baseline is not None:
-            save_estimator(self.baseline["encoder"], tmp, "baseline_encoder")
-            save_estimator(self.baseline["aligner"], tmp, "baseline_aligner")
-        for kind in self.trained_heads:
-            save_model(self.heads[kind], str(tmp / "heads" / f"{kind}.safetensors"))
-        arrays = {f"target_{k}": v for k, v in self.target.arrays().items()}
-        if self.gallery is not None:
-            arrays["gallery"] = self.gallery
-        np.savez(tmp / "target.npz", **arrays)
+            parts["baseline_encoder"] = (self.baseline.encoder, True)
+            parts["baseline_aligner"] = (self.baseline.aligner, True)
+        return parts
+
+    def _write(self, tmp: Path) -> None:
+        from neurodecode._version import __version__
+        from neurodecode.core.persistence import save_component
+        from neurodecode.core.registry import class_path
+
+        index: dict[str, Any] = {}
+        for name, (obj, optional) in self.components().items():
+            kind = name.split("/", 1)[1] if name.startswith("heads/") else None
+            build = self.head_configs.get(kind) if kind else None
+            if kind is not None and build is None:
+                raise ValueError(f"field 'head_configs': expected the config that built the {kind} head, got none")
+            save_component(obj, tmp / name, build=build, weights=kind in self.trained_heads)
+            index[name] = {"class": class_path(obj), "optional": optional}
         if self.stimuli is not None:
-            ids = self.stimuli["stimulus"].tolist()
-            holder = EpochSet(np.zeros((len(ids), 1, 1), np.float32), 1.0, Channels(["stimuli"], "eeg"),
-                              pd.DataFrame({"stimulus": ids}), stimuli=self.stimuli)
-            save(holder, tmp / "stimuli.h5")
-        return {"aligner": aligner_kind, "low_level": None if self.low_level is None else list(self.low_level["shape"]),
-                "stimuli": self.stimuli is not None, "gallery": self.gallery is not None,
-                "baseline": None if self.baseline is None else self.baseline["name"],
-                "guidance": None if self.guidance is None else {k: v for k, v in self.guidance.items()
-                                                                 if k != "encoder"}}
+            self.stimuli.to_parquet(tmp / "stimuli.parquet", index=False)
+        meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config,
+                "contract": self.contract.to_dict(), "components": index, "head_configs": self.head_configs,
+                "trained_heads": self.trained_heads, "baseline": None if self.baseline is None else self.baseline.name,
+                "stimuli": "stimuli.parquet" if self.stimuli is not None else None,
+                "aligner_selection": self.selection}
+        (tmp / "model_index.json").write_text(dumps(meta, indent=1))
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the checkpoint folder (see the module docstring); an existing folder needs ``overwrite``.
@@ -210,7 +215,6 @@ class DecodingPipeline:
         """
         import shutil
 
-        from neurodecode._version import __version__
         from neurodecode.core.files import WriteLock, publish_dir, temporary_dir
 
         path = Path(path)
@@ -220,136 +224,95 @@ class DecodingPipeline:
                 raise FileExistsError(f"{path}: a checkpoint is already there; pass overwrite=True to replace it")
             tmp = temporary_dir(path)
             try:
-                parts = self._write_parts(tmp)
-                meta = {"format": FORMAT, "neurodecode": __version__, "config": self.config,
-                        "contract": self.contract, "target": self.target.state(), **parts,
-                        "head_configs": self.head_configs, "trained_heads": self.trained_heads,
-                        "aligner_selection": self.selection}
-                (tmp / "pipeline.json").write_text(dumps(meta, indent=1))
+                self._write(tmp)
                 publish_dir(tmp, path, overwrite=overwrite)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return path
 
-    @staticmethod
-    def _read_meta(path: Path) -> dict[str, Any]:
-        from neurodecode.core.files import interrupted_replacement
-
-        meta_path = path / "pipeline.json"
-        if not meta_path.is_file():
-            left = interrupted_replacement(path)
-            hint = (" (this is a training-state checkpoint of one model, not a decoding pipeline)"
-                    if (path / "checkpoint.json").is_file() else
-                    f"; a replacement of it was interrupted and the previous checkpoint is complete at {left[-1]}: "
-                    f"rename it to {path.name} to use it" if left else "")
-            raise FileNotFoundError(f"{meta_path}: no decoding-pipeline checkpoint here{hint}; `neurodecode train` "
-                                    "writes one to <run folder>/checkpoint")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError as err:
-            raise ValueError(f"{meta_path}: expected JSON, got {err}") from None
-        if meta.get("format") not in (FORMAT, PICKLE_FORMAT):
-            raise ValueError(f"{meta_path}: field 'format': expected {FORMAT}, got {meta.get('format')!r}")
-        for part, file in (("stimuli", "stimuli.h5"), ("low_level", "low_level.json"),
-                           ("baseline", "baseline_aligner.json")):
-            if meta.get(part) and not (path / file).is_file() and meta["format"] == FORMAT:
-                raise FileNotFoundError(f"{path / file}: missing, though {meta_path} field '{part}' says the checkpoint "
-                                        "has it (an incomplete copy?)")
-        if not (path / "target.npz").is_file():
-            raise FileNotFoundError(f"{path / 'target.npz'}: missing (an incomplete checkpoint)")
-        return meta
-
-    @staticmethod
-    def _build_heads(path: Path, meta: Mapping[str, Any], kinds: Sequence[str] | None, device: str | None
-                     ) -> dict[str, Any]:
-        from safetensors.torch import load_model
-
-        built = {}
-        for kind, cfg in meta["head_configs"].items():
-            if kinds is not None and kind not in kinds:
-                continue
-            if device is not None and "device" in cfg:
-                cfg = {**cfg, "device": device}
-            head = check_head(instantiate(cfg, f"{path / 'pipeline.json'} head_configs.{kind}"), kind,
-                              f"{path / 'pipeline.json'}: head_configs.{kind}")
-            if kind in meta["trained_heads"]:
-                weights = path / "heads" / f"{kind}.safetensors"
-                if not weights.is_file():
-                    raise FileNotFoundError(f"{weights}: missing, though {path / 'pipeline.json'} field "
-                                            f"'trained_heads' lists {kind!r}")
-                load_model(head, str(weights), device=device or "cpu")
-            built[kind] = head
-        return built
-
-    @staticmethod
-    def _read_parts(path: Path, meta: Mapping[str, Any], device: str | None,
-                    trust_pickle: bool) -> tuple[Any, Any, Any]:
-        """(encoder, aligner, low-level) of a format-2 checkpoint, or of a format-1 one with ``trust_pickle``."""
-        from neurodecode.core.configs import check_targets
-        from neurodecode.core.registry import current_path
-        from neurodecode.core.persistence import load_estimator
-
-        if meta["format"] == PICKLE_FORMAT:
-            if not trust_pickle:
-                raise ValueError(f"{path / 'pipeline.json'}: field 'format': this is a format-1 checkpoint whose "
-                                 "encoder/aligner are pickles (*.joblib), which run code when loaded; re-create it "
-                                 "with `neurodecode train`, or pass trust_pickle=True if you trust where it came from")
-            import warnings
-
-            import joblib
-
-            warnings.warn(f"{path}: loading pickled parts (trust_pickle=True): they can run arbitrary code",
-                          UserWarning, stacklevel=3)
-            encoder = joblib.load(path / "encoder.joblib")
-            low = joblib.load(path / "low_level.joblib") if meta.get("low_level") else None
-            aligner = joblib.load(path / "aligner.joblib") if meta["aligner"] == "joblib" else None
-        else:
-            encoder = load_estimator(path, "encoder")
-            low = ({"ridge": load_estimator(path, "low_level"), "shape": list(meta["low_level"])}
-                   if meta.get("low_level") else None)
-            aligner = load_estimator(path, "aligner") if meta["aligner"] == "estimator" else None
-        if aligner is None:
-            from hydra.utils import get_class
-
-            check_targets({"_target_": meta["aligner"]}, f"{path / 'pipeline.json'}: aligner")
-            aligner = get_class(current_path(meta["aligner"])).load(path / "aligner",
-                                                                                          device=device or "cpu")
-        return encoder, aligner, low
-
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, heads: Sequence[str] | None = None,
              trust_pickle: bool = False) -> DecodingPipeline:
         """Read a checkpoint folder; ``heads`` limits which heads are built (default all), ``device`` moves them.
 
-        Nothing in a format-2 checkpoint runs code when loaded; ``trust_pickle=True`` is needed (and warned about)
-        for the pickled parts of a format-1 checkpoint.
+        Nothing in a format-3 or format-2 checkpoint runs code when loaded; ``trust_pickle=True`` is needed (and
+        warned about) for the pickled parts of a format-1 checkpoint.
         """
-        from neurodecode.core.storage import load
+        from neurodecode.pipeline.legacy import read_flat
 
         path = Path(path)
-        meta = cls._read_meta(path)
-        encoder, aligner, low = cls._read_parts(path, meta, device, trust_pickle)
-        with np.load(path / "target.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        target = TargetSpace.from_state(meta["target"], {k[7:]: v for k, v in arrays.items()
-                                                         if k.startswith("target_")})
-        built = cls._build_heads(path, meta, heads, device)
-        stimuli = load(path / "stimuli.h5").stimuli if meta.get("stimuli", (path / "stimuli.h5").is_file()) else None
-        if meta.get("gallery") and "gallery" not in arrays:
-            raise ValueError(f"{path / 'target.npz'}: field 'gallery': missing, though {path / 'pipeline.json'} says "
-                             "the checkpoint has a retrieval gallery")
-        baseline = None
-        if meta.get("baseline") and meta["format"] == FORMAT:
-            from neurodecode.core.persistence import load_estimator
+        meta = _read_index(path)
+        if meta["format"] == FORMAT:
+            return _load_components(cls, path, meta, device, heads)
+        parts = read_flat(path, meta, device, heads, trust_pickle)
+        parts["baseline"] = None if parts["baseline"] is None else Baseline(*parts["baseline"])
+        return cls(**parts)
 
-            baseline = {"name": meta["baseline"], "encoder": load_estimator(path, "baseline_encoder"),
-                        "aligner": load_estimator(path, "baseline_aligner")}
-        pipe = cls(meta["config"], meta["contract"], encoder, target, aligner, built, meta["head_configs"],
-                   meta["trained_heads"], low, stimuli, arrays.get("gallery"), baseline, meta.get("aligner_selection"))
-        if meta.get("guidance") and meta["format"] == FORMAT:
-            from neurodecode.core.persistence import load_estimator
 
-            pipe.guidance = {**meta["guidance"], "encoder": load_estimator(path, "guidance_encoder")}
-        return pipe
+def _read_index(path: Path) -> dict[str, Any]:
+    """The checkpoint's ``model_index.json`` (format 3) or ``pipeline.json`` (formats 1–2), checked."""
+    from neurodecode.core.files import interrupted_replacement
 
+    index = path / "model_index.json"
+    meta_path = index if index.is_file() else path / "pipeline.json"
+    if not meta_path.is_file():
+        left = interrupted_replacement(path)
+        hint = (" (this is a training-state checkpoint of one model, not a decoding pipeline)"
+                if (path / "checkpoint.json").is_file() else
+                f"; a replacement of it was interrupted and the previous checkpoint is complete at {left[-1]}: "
+                f"rename it to {path.name} to use it" if left else "")
+        raise FileNotFoundError(f"{index}: no decoding-pipeline checkpoint here{hint}; `neurodecode train` "
+                                "writes one to <run folder>/checkpoint")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: expected JSON, got {err}") from None
+    want = (FORMAT,) if meta_path == index else (FLAT_FORMAT, PICKLE_FORMAT)
+    if meta.get("format") not in want:
+        raise ValueError(f"{meta_path}: field 'format': expected {' or '.join(map(str, want))}, got "
+                         f"{meta.get('format')!r}")
+    meta["_file"] = str(meta_path)
+    return meta
+
+
+def _load_components(cls: type[DecodingPipeline], path: Path, meta: Mapping[str, Any], device: str | None,
+                     kinds: Sequence[str] | None) -> DecodingPipeline:
+    from neurodecode.core.persistence import load_component
+    from neurodecode.core.registry import current_path
+
+    index, where = dict(meta.get("components") or {}), meta["_file"]
+    missing = [name for name in REQUIRED if name not in index]
+    if missing:
+        raise ValueError(f"{where}: field 'components': expected {list(REQUIRED)}, got no {missing}")
+    parts: dict[str, Any] = {}
+    for name, entry in index.items():
+        if name.startswith("heads/") and kinds is not None and name.split("/", 1)[1] not in kinds:
+            continue
+        folder = path / name
+        if not (folder / "component.json").is_file():
+            raise FileNotFoundError(f"{folder}: missing, though {where} field 'components' lists {name!r} (an "
+                                    "incomplete copy?)")
+        obj = load_component(folder, device=device)
+        if current_path(entry.get("class")) != current_path(type(obj).__module__ + "." + type(obj).__qualname__):
+            raise ValueError(f"{folder / 'component.json'}: the component is a {type(obj).__name__}, but {where} "
+                             f"field 'components.{name}.class' says {entry.get('class')!r}")
+        parts[name] = obj
+    heads = {name.split("/", 1)[1]: check_head(obj, name.split("/", 1)[1], f"{where}: components.{name}")
+             for name, obj in parts.items() if name.startswith("heads/")}
+    stimuli = None
+    if meta.get("stimuli"):
+        table = path / str(meta["stimuli"])
+        if not table.is_file():
+            raise FileNotFoundError(f"{table}: missing, though {where} field 'stimuli' names it")
+        stimuli = pd.read_parquet(table)
+    baseline = None
+    if meta.get("baseline"):
+        if "baseline_encoder" not in parts or "baseline_aligner" not in parts:
+            raise ValueError(f"{where}: field 'baseline' names {meta['baseline']!r} but the components lack "
+                             "baseline_encoder/baseline_aligner")
+        baseline = Baseline(str(meta["baseline"]), parts["baseline_encoder"], parts["baseline_aligner"])
+    return cls(meta["config"], InputContract.from_dict(meta["contract"], where), parts["encoder"], parts["target"],
+               parts["aligner"], heads, head_configs=meta.get("head_configs") or {},
+               trained_heads=meta.get("trained_heads") or [], low_level=parts.get("low_level"), stimuli=stimuli,
+               baseline=baseline, selection=meta.get("aligner_selection"), guidance=parts.get("guidance"))

@@ -152,7 +152,9 @@ def image_options(pipe: DecodingPipeline, n_samples: int | None = None, steps: i
 
 
 def mesh_options(pipe: DecodingPipeline) -> dict[str, Any]:
-    """The 3D head's settings from the training config's ``meshes`` section."""
+    """The 3D head's settings from the training config's ``meshes`` section: the views to render, and those of the
+    settings the head uses (:attr:`~neurodecode.heads.base.HeadBase.options`; a deterministic head has no sampler
+    steps)."""
     cfg = dict(pipe.config.get("meshes") or {})
     names = {"steps": "num_inference_steps", "grid_size": "grid_size", "n_views": "n_views",
              "render_size": "render_size", "guidance_scale": "guidance_scale"}
@@ -160,7 +162,9 @@ def mesh_options(pipe: DecodingPipeline) -> dict[str, Any]:
     unknown = sorted(set(cfg) - set(names))
     if unknown:
         fail("meshes", f"settings among {sorted(names)}", f"unknown {unknown}", "the checkpoint's config")
-    return {names[k]: v for k, v in cfg.items()}
+    head = pipe.heads.get("meshes")
+    takes = set(head.options if head is not None else ()) | {"n_views", "render_size"}
+    return {names[k]: v for k, v in cfg.items() if names[k] in takes}
 
 
 def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, Any], seed: int, batch_size: int,
@@ -171,14 +175,14 @@ def _generate_images(pipe: DecodingPipeline, d: Decoded, options: Mapping[str, A
     if init is None and options["low_level"]:
         init = d.images.get("linear")
     kw: dict[str, Any] = {}
-    if init is not None and options["strength"] < 1 and getattr(head, "accepts_init_images", False):
-        H, W, C = head.image_shape
-        kw = {"init_images": resize_images(init.images[:, 0], H, C), "strength": options["strength"]}
-    if getattr(head, "accepts_init_images", False):
-        kw.setdefault("strength", 1.0)
+    if head.img2img:
+        kw["strength"] = 1.0
+        if init is not None and options["strength"] < 1:
+            H, W, C = head.image_shape
+            kw = {"init_images": resize_images(init.images[:, 0], H, C), "strength": options["strength"]}
     latents = prepare_latents(head, d.latents, pipe.target.raw_norm_,      # the scale the head's weights expect
                               pipe.target.token_shape_)
-    if pipe.guidance is not None and options.get("brain_scale") and getattr(head, "accepts_brain_guidance", False):
+    if pipe.guidance is not None and options.get("brain_scale") and head.brain_guided:
         kw.update(brain_guidance=pipe.brain_guidance(), brain_scale=float(options["brain_scale"]))
     return head.generate(latents, seed=seed, trial_ids=d.trials, n_samples=options["n_samples"],
                          num_inference_steps=options["num_inference_steps"],
@@ -213,16 +217,18 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
     if "captions" in outputs and "captions" in pipe.heads:
         d.outputs["captions"] = pipe.heads["captions"].generate(as_read("captions"), seed=seed, trial_ids=d.trials)
     if "meshes" in outputs and "meshes" in pipe.heads:
+        mesh_kw = mesh_options(pipe)
+        if "progress" in pipe.heads["meshes"].options:
+            mesh_kw["progress"] = progress
         d.outputs["meshes"] = pipe.heads["meshes"].generate(as_read("meshes"), seed=seed, trial_ids=d.trials,
-                                                            progress=progress, **mesh_options(pipe))
-    if "retrieval" in outputs and (pipe.gallery is None or pipe.stimuli is None):
+                                                            **mesh_kw)
+    if "retrieval" in outputs and pipe.gallery is None:
         from neurodecode.core.logs import logger
 
         logger.warning("the checkpoint has no retrieval gallery (no stimulus table at training time): gallery "
                        "retrieval is skipped")
     elif "retrieval" in outputs:
-        d.retrieval, d.gallery_scores = gallery_retrieval(d.latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(),
-                                                          ids, d.trials)
+        d.retrieval, d.gallery_scores = gallery_retrieval(pipe.target, d.latents, ids, d.trials)
     return d
 
 
@@ -250,7 +256,7 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
         parts.append(d.gallery_scores)
     if d.baseline_latents is not None:
         parts.insert(1, latent_scores(pipe.target, d.baseline_latents, d.truth, d.ids, seed=seed,
-                                      names=(pipe.baseline["name"], pipe.baseline["name"]), per_trial=base))
+                                      names=(pipe.baseline.name, pipe.baseline.name), per_trial=base))
     if mine is not None:
         _compare(pipe, d, seed, mine, base)
     total = parts[0]
@@ -278,7 +284,7 @@ def _compare(pipe: DecodingPipeline, d: Decoded, seed: int, mine: pd.DataFrame, 
 
     tables, columns = [], [mine]
     if base is not None:
-        tables.append(compare_scores(mine, base, names=("pipeline", pipe.baseline["name"]), seed=seed))
+        tables.append(compare_scores(mine, base, names=("pipeline", pipe.baseline.name), seed=seed))
         columns.append(base.add_prefix("baseline "))
     generated = _generated_vs_reference(d, seed, pipe.target.scale)
     if generated is not None:
@@ -388,7 +394,7 @@ def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe
             "latent space": f"{pipe.target.kind} ({d.latents.shape[1]}-d)",
             "aligner": type(pipe.aligner).__name__ + (f" — {pipe.selection['reason']}" if pipe.selection else ""),
             "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
-            **({"brain guidance": f"{len(pipe.guidance['voxels'])} best-encoded features, scale "
+            **({"brain guidance": f"{len(pipe.guidance.voxels_)} best-encoded features, scale "
                                   f"{options['brain_scale']:g}"} if pipe.guidance else {}),
             "seconds": f"{time.perf_counter() - t_start:.1f}"}
 
@@ -400,7 +406,7 @@ def _check_request(checkpoint: Path, pipe: DecodingPipeline, heads: Sequence[str
     if missing:
         raise ValueError(f"{checkpoint}: field 'heads': this checkpoint has heads {sorted(pipe.head_configs)}, not "
                          f"{missing}")
-    if "retrieval" in heads and (pipe.gallery is None or pipe.stimuli is None):
+    if "retrieval" in heads and pipe.gallery is None:
         raise ValueError(f"{checkpoint}: field 'heads': 'retrieval' asked for, but the checkpoint has no retrieval "
                          "gallery (no stimulus table at training time)")
 

@@ -24,12 +24,12 @@ import pandas as pd
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.configs import instantiate
 from neurodecode.encoders.features import encoder_input
-from neurodecode.core.epochs import EpochSet
+from neurodecode.core.epochs import EpochSet, InputContract
 from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
-from neurodecode.core.stimuli import resize_images, stimulus_images
-from neurodecode.heads.base import KINDS, check_head, prepare_latents
-from neurodecode.pipeline.checkpoint import DecodingPipeline, input_contract
+from neurodecode.core.stimuli import stimulus_images
+from neurodecode.heads.base import KINDS, TrainingData, check_head, prepare_latents
+from neurodecode.pipeline.checkpoint import Baseline, DecodingPipeline
 
 __all__ = ["BASELINE_NAME", "compare_with_baseline", "fit_baseline", "fit_pipeline", "load_data", "run",
            "split_heldout"]
@@ -116,7 +116,7 @@ def _fit_encoder(cfg: Any, epochs: EpochSet, Y: np.ndarray) -> Any:
 
 def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict[str, Any] | None:
     """The resolved config of the head in slot ``kind`` (None when empty), with the training captions filled in
-    for caption heads built from them; ``latent_dim`` is visible to the configs as ``${latent_dim}``."""
+    for heads built from them (a mandatory ``captions`` field); ``latent_dim`` is visible to the configs as ``${latent_dim}``."""
     from omegaconf import OmegaConf, open_dict
 
     if "heads" not in cfg or cfg.heads.get(kind) is None:
@@ -128,10 +128,10 @@ def _head_config(cfg: Any, kind: str, epochs: EpochSet, latent_dim: int) -> dict
         raise ValueError(f"config 'heads.{kind}': expected a head (a '_target_': choose one with "
                          f"head@heads.{kind}=NAME, or empty the slot with head@heads.{kind}=null), got only the keys "
                          f"{sorted(hcfg)}")
-    if kind == "captions" and hcfg.get("captions") == "???":
+    if hcfg.get("captions") == "???":               # a head built from the training captions (tiny vocabularies)
         if "caption" not in epochs.stimuli.columns:
-            raise ValueError("heads.captions: a trained caption head needs a 'caption' column in the stimulus "
-                             "table")
+            raise ValueError(f"heads.{kind}: {hcfg.get('_target_')} is built from the training captions: expected a "
+                             "'caption' column in the stimulus table")
         hcfg["captions"] = sorted(set(epochs.stimuli["caption"].astype(str)))
     return hcfg
 
@@ -168,36 +168,30 @@ def mesh_targets(epochs: EpochSet, ids: list[str], Y: np.ndarray, fit: Mapping[s
     return target.transform(table, list(table["stimulus"])), shapes["meshes"]
 
 
-def _fit_head(head: Any, kind: str, Y: np.ndarray, epochs: EpochSet, ids: list[str], images: np.ndarray | None,
-              fit: Mapping[str, Any], seed: int, target: TargetSpace | None = None) -> bool:
-    """Train ``head`` on (latent, target) pairs when ``fit.max_epochs > 0``; returns whether it was trained."""
+def _fit_head(head: Any, kind: str, data: TrainingData, fit: Mapping[str, Any], seed: int) -> bool:
+    """Train ``head`` on what the run offers (:meth:`~neurodecode.heads.base.HeadBase.fit_from` picks its
+    targets) when ``fit.max_epochs > 0``; returns whether it was trained."""
     if not fit.get("max_epochs", 0):
         return False
     if not head.trainable:
         logger.warning(f"heads.{kind}: {head.name} is not trainable here; {kind}.fit.max_epochs is ignored and the "
                        "head is used as built")
         return False
-    if kind == "images":
-        if images is None:
-            raise ValueError("heads.images: training an image head needs a 'pixels' or 'file' column in the stimulus "
-                             "table")
-        targets: Any = resize_images(images, head.image_shape[0], head.image_shape[2])
-    elif kind == "captions":
-        targets = epochs.stimuli.set_index("stimulus").loc[ids, "caption"].astype(str).tolist()
-    elif kind == "meshes":
-        Y, targets = mesh_targets(epochs, ids, Y, fit, target, seed)
-    else:
-        raise ValueError(f"heads.{kind}: no training targets for {kind} heads in a training run")
-    extra = {}
-    if kind == "captions" and getattr(head, "fit_needs_images", False):        # e.g. GIT's visual-token map
-        if images is None:
-            raise ValueError(f"heads.captions: {head.name} fits onto the stimulus images: expected a 'pixels' or "
-                             "'file' column in the stimulus table")
-        extra["images"] = images
     t0 = time.perf_counter()
-    head.fit(Y, targets, trainer={"seed": seed, **{k: v for k, v in fit.items() if k != "procedural"}}, **extra)
+    head.fit_from(data, trainer={k: v for k, v in fit.items() if k != "procedural"}, seed=seed)
     logger.info(f"head {kind} ({head.name}) trained in {time.perf_counter() - t0:.1f} s")
     return True
+
+
+def _training_data(epochs: EpochSet, ids: list[str], Y: np.ndarray, images: np.ndarray | None,
+                   fit: Mapping[str, Any], target: TargetSpace, seed: int) -> TrainingData:
+    """What the run offers a head: latents, stimulus images and captions, and (lazily) meshes."""
+    captions = None
+    if "caption" in epochs.stimuli.columns:
+        captions = epochs.stimuli.set_index("stimulus").loc[ids, "caption"].astype(str).tolist()
+    has_meshes = "mesh" in epochs.stimuli.columns or int(fit.get("procedural") or 0) > 0
+    meshes = (lambda: mesh_targets(epochs, ids, Y, fit, target, seed)) if has_meshes else None
+    return TrainingData(Y, images, captions, meshes)
 
 
 def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.ndarray, target: TargetSpace
@@ -206,7 +200,7 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
     the brain-guidance encoder: (heads, their configs, the kinds trained, low-level, guidance)."""
     from omegaconf import OmegaConf
 
-    heads, configs, trained, low, guide = {}, {}, [], None, None
+    heads, configs, trained = {}, {}, []
     has_images = {"pixels", "file"} & set(epochs.stimuli.columns)
     images = stimulus_images(epochs.stimuli, ids, target.scale) if has_images else None
     for kind in KINDS:
@@ -219,41 +213,40 @@ def _fit_heads(cfg: Any, epochs: EpochSet, ids: list[str], X: np.ndarray, Y: np.
             raise ValueError(f"config 'heads.{kind}': field 'embed_dim': expected the objective's latent size "
                              f"{width}, got {head.latent.dim} ({head.name} reads {head.latent.space}); set "
                              f"heads.{kind}.embed_dim={width} or change the objective")
-        settings = OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True)
+        fit = (OmegaConf.to_container(cfg.get(kind, {}) or {}, resolve=True).get("fit") or {})
         # raw-scale heads train on the scale they read; token-level latents as tokens
         Yh = prepare_latents(head, Y, target.raw_norm_, target.token_shape_)
-        if _fit_head(head, kind, Yh, epochs, ids, images, settings.get("fit") or {}, int(cfg.seed), target):
+        if _fit_head(head, kind, _training_data(epochs, ids, Yh, images, fit, target, int(cfg.seed)), fit,
+                     int(cfg.seed)):
             trained.append(kind)
-        if kind == "images" and images is not None and int((settings.get("brain_guidance") or {}).get("top_voxels")
-                                                             or 0) > 0:
-            guide = fit_guidance(images, X, head.image_shape[0], int(settings["brain_guidance"]["top_voxels"]))
-        if kind == "images" and images is not None and settings.get("low_level", False) \
-                and not target.is_image_space:          # (image spaces decode linearly)
-            from neurodecode.alignment.aligners import RidgeAlignment
-
-            imgs = resize_images(images, head.image_shape[0], head.image_shape[2])
-            ridge = RidgeAlignment(alphas=np.logspace(-1, 6, 15)).fit(X, imgs.reshape(len(imgs), -1))
-            low = {"ridge": ridge, "shape": list(imgs.shape[1:])}
         heads[kind], configs[kind] = head, hcfg
+    low, guide = _image_branches(cfg, heads.get("images"), images, X, target)
     return heads, configs, trained, low, guide
 
 
-def fit_guidance(images: np.ndarray, X: np.ndarray, size: int, top_voxels: int) -> dict[str, Any]:
-    """Encoder-guided generation's encoding model: ridge from the training images' grey pixels at ``size`` to the
-    ``top_voxels`` brain features it predicts best (5-fold cross-validated r), with the group activation's mean and
-    standard deviation over the training images (its units)."""
-    from neurodecode.alignment.aligners import encoding_scores
-    from neurodecode.alignment.encoding_models import RidgeEncodingModel
+def _image_branches(cfg: Any, head: Any, images: np.ndarray | None, X: np.ndarray, target: TargetSpace
+                    ) -> tuple[Any, Any]:
+    """The image slot's extra branches, fitted on the training images: MindEye's low-level branch
+    (:class:`~neurodecode.heads.images.LowLevelImages`, ``images.low_level``; image spaces decode linearly and need
+    none) and encoder-guided generation's encoding model (``images.brain_guidance.top_voxels``)."""
+    from omegaconf import OmegaConf
 
-    pix = resize_images(images, size, 1).reshape(len(images), -1).astype(np.float64)
-    X = np.asarray(X, dtype=np.float64)
-    k = min(int(top_voxels), X.shape[1])
-    group = np.sort(np.argsort(encoding_scores(pix, X, cv=5))[::-1][:k])
-    encoder = RidgeEncodingModel().fit(pix, X[:, group])
-    acts = pix @ encoder.ridge_.coef_.mean(0) + float(encoder.ridge_.intercept_.mean())
-    logger.info(f"brain guidance: ridge encoder on {size}×{size} pixels → the {k} best-encoded features")
-    return {"encoder": encoder, "voxels": group.tolist(), "size": int(size), "mean": float(acts.mean()),
-            "sd": float(acts.std()) or 1.0}
+    if head is None or images is None:
+        return None, None
+    settings = OmegaConf.to_container(cfg.get("images", {}) or {}, resolve=True)
+    low = guide = None
+    top = int((settings.get("brain_guidance") or {}).get("top_voxels") or 0)
+    if top > 0:
+        from neurodecode.alignment.encoding_models import BrainGuidance
+
+        guide = BrainGuidance(top, head.image_shape[0]).fit(images, X)
+        logger.info(f"brain guidance: ridge encoder on {guide.size}×{guide.size} pixels → the "
+                    f"{len(guide.voxels_)} best-encoded features")
+    if settings.get("low_level", False) and not target.is_image_space:
+        from neurodecode.heads.images import LowLevelImages
+
+        low = LowLevelImages(head.image_shape, alphas=tuple(np.logspace(-1, 6, 15))).fit(X, images)
+    return low, guide
 
 
 def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> DecodingPipeline:
@@ -286,20 +279,18 @@ def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> Decodin
         selection, aligner = aligner.selection(), aligner.best_estimator_
     heads, configs, trained, low, guide = _fit_heads(cfg, epochs, ids, X, Y, target)
     stimuli = stimuli_all if stimuli_all is not None else epochs.stimuli
-    gallery = target.transform(stimuli, stimuli["stimulus"].tolist())
+    target.index_gallery(stimuli)                       # retrieval comes from the target space
     baseline = fit_baseline(epochs, encoder, aligner, X, Y) if cfg.get("baseline", True) else None
-    pipe = DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), input_contract(epochs), encoder, target,
-                            aligner, heads, configs, trained, low, stimuli, gallery, baseline, selection)
-    pipe.guidance = guide
-    return pipe
+    return DecodingPipeline(OmegaConf.to_container(cfg, resolve=True), InputContract.from_epochs(epochs), encoder,
+                            target, aligner, heads, head_configs=configs, trained_heads=trained, low_level=low,
+                            stimuli=stimuli, baseline=baseline, selection=selection, guidance=guide)
 
 
 #: what the plain reference of a training run is
 BASELINE_NAME = "baseline: ridge on the z-scored epochs"   # voxels (fMRI), sensors × times (M/EEG)
 
 
-def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y: np.ndarray
-                 ) -> dict[str, Any] | None:
+def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y: np.ndarray) -> Baseline | None:
     """The plain reference of a training run, fitted on the same training epochs and latents: closed-form ridge
     (leave-one-out penalty) from the z-scored flattened epochs — voxels for fMRI, sensors × times for M/EEG, the
     linear baseline of MindEye and of Benchetrit et al. None when the configured pipeline *is* that reference
@@ -307,8 +298,8 @@ def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y:
 
     Returns
     -------
-    dict with ``name``, ``encoder`` (:class:`~neurodecode.encoders.voxels.VoxelFeatures`) and ``aligner``
-    (:class:`~neurodecode.alignment.aligners.RidgeAlignment`), or None.
+    Baseline (``encoder``: :class:`~neurodecode.encoders.voxels.VoxelFeatures`, ``aligner``:
+    :class:`~neurodecode.alignment.aligners.RidgeAlignment`), or None.
     """
     from neurodecode.alignment.aligners import RidgeAlignment
     from neurodecode.encoders.voxels import VoxelFeatures
@@ -325,7 +316,7 @@ def fit_baseline(epochs: EpochSet, encoder: Any, aligner: Any, X: np.ndarray, Y:
     ridge = RidgeAlignment().fit(Xb, Y)
     logger.info(f"{BASELINE_NAME}: {Xb.shape[1]} features → {Y.shape[1]}-d latents, alpha {ridge.alpha_[0]:g} "
                 f"({time.perf_counter() - t0:.1f} s)")
-    return {"name": BASELINE_NAME, "encoder": base_encoder, "aligner": ridge}
+    return Baseline(BASELINE_NAME, base_encoder, ridge)
 
 
 def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any, seed: int = 0,

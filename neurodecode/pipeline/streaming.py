@@ -136,7 +136,6 @@ class OnlineDecoder:
     def _decode(self, raw: Any, description: str, onset: float) -> dict[str, Any]:
         import mne
 
-        from neurodecode.evaluation.scoring import gallery_retrieval
         from neurodecode.loaders.meeg import load_epochs
 
         kw = {k: v for k, v in self.recipe.items() if k != "steps"}
@@ -144,8 +143,8 @@ class OnlineDecoder:
         ep, _ = load_epochs(raw, steps=self.recipe["steps"], absent_labels="allow", **kw)
         ep = check_contract(self.pipe.contract, ep, f"{self.stream_name} at {onset:.3f} s", self.where)
         latents = self.pipe.latents(ep)
-        rows, _ = gallery_retrieval(latents, self.pipe.gallery, self.pipe.stimuli["stimulus"].tolist(), None)
-        return {"marker": description, "stimulus": rows[0]["top5"][0], "top5": rows[0]["top5"],
+        top5 = self.pipe.target.retrieve(latents, 5)[0]         # retrieval: the target space's gallery
+        return {"marker": description, "stimulus": top5[0], "top5": top5,
                 "latent": latents[0].round(6).tolist()}
 
     def run(self, n_epochs: int | None = None, timeout: float = 30.0, idle: float = 5.0) -> Iterator[dict[str, Any]]:

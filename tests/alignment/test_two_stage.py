@@ -18,7 +18,7 @@ def test_two_stage_fits_the_prior_on_out_of_fold_predictions_and_round_trips(tmp
     assert pred.shape == (36, 4) and np.isfinite(pred).all()
     np.testing.assert_allclose(model.mapper_.predict(X), RidgeAlignment().fit(X, Y).predict(X), atol=1e-10)
     model.save(tmp_path / "a")
-    with pytest.raises(FileExistsError, match="a two-stage aligner is already there"):
+    with pytest.raises(FileExistsError, match="already there; pass overwrite=True to replace it"):
         model.save(tmp_path / "a")
     again = TwoStageAlignment.load(tmp_path / "a")
     np.testing.assert_allclose(again.predict(X), pred, atol=1e-5)

@@ -47,7 +47,7 @@ def test_written_scores_are_strict_json(run, tmp_path):
                  "--no-progress", "--steps", "2", "--n-samples", "1"]) == 0
     for name in ("scores.json", "retrieval.json", "images/metadata.json"):
         _strict((tmp_path / "r" / name).read_text())
-    _strict((run / "checkpoint" / "pipeline.json").read_text())
+    _strict((run / "checkpoint" / "model_index.json").read_text())
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -50,7 +50,7 @@ def test_train_runs_from_a_non_editable_install(wheel, tmp_path):
                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, env=env, cwd=cwd,
                          timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "checkpoint" / "pipeline.json").is_file()
+    assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "checkpoint" / "model_index.json").is_file()
     listed = subprocess.run([sys.executable, "-m", "neurodecode", "data", "list"], capture_output=True, text=True,
                             env=env, cwd=cwd, check=True).stdout
     assert "eegmmidb" in listed and "nsd" in listed

@@ -493,3 +493,17 @@ def test_covariances_carry_the_table_for_recentering_inside_a_pipeline():
     with pytest.raises(ValueError, match=r"field 'table\['subject'\]': expected a group for every epoch, got 1 missing"):
         Recenter().fit(Covariances().fit_transform(ep.replace(table=table.assign(
             subject=[None] + list(table["subject"][1:])))))
+
+
+def test_each_recipe_takes_its_own_parameters_and_refuses_the_others():
+    from neurodecode.encoders.features import RECIPE_BUILDERS, make_recipe
+
+    assert RECIPE_BUILDERS["xdawn_tangent_space"].supervised
+    assert RECIPE_BUILDERS["tangent_space"].parameters == ["estimator", "reg", "metric", "device"]
+    with pytest.raises(ValueError, match=r"recipe 'tangent_space': unknown parameters \['bands'\]; it takes "
+                                         r"\['estimator', 'reg', 'metric', 'device'\]"):
+        make_recipe("tangent_space", bands=[[8, 12]])        # was silently ignored
+    with pytest.raises(ValueError, match=r"field 'recipe': expected one of \['covariance', 'tangent_space'"):
+        make_recipe("tangentspace")
+    ts = make_recipe("tangent_space", estimator="lwf", metric="logeuclid")
+    assert (ts.named_steps["cov"].estimator, ts.named_steps["ts"].metric) == ("lwf", "logeuclid")

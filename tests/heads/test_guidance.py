@@ -58,7 +58,7 @@ def test_a_training_run_keeps_the_guidance_encoder_and_reconstruct_applies_it(tm
     assert main(["train", "experiment=tiny", "images.brain_guidance.top_voxels=5", "head@heads.captions=null",
                  f"hydra.run.dir={run}"]) == 0
     pipe = DecodingPipeline.load(run / "checkpoint")
-    assert len(pipe.guidance["voxels"]) == 5 and pipe.guidance["size"] == 12
+    assert len(pipe.guidance.voxels_) == 5 and pipe.guidance.size == 12
     drive = pipe.brain_guidance()
 
     def activation(scale):

@@ -8,7 +8,7 @@ import torch
 
 from neurodecode.heads.captions import GitCaptionHead, NearestCaptionHead, PrefixCaptionHead
 from neurodecode.heads.writing import check_writable, write_trials
-from neurodecode.heads.images import BlurryImages, UnCLIPImageHead
+from neurodecode.heads.images import LowLevelImages, UnCLIPImageHead
 
 CAPTIONS = ["a red square on a table", "two dogs run in the park", "a man rides a horse", "a bowl of fruit",
             "a cat sleeps on a sofa", "children play football on grass"]
@@ -48,9 +48,11 @@ def test_low_level_branch_strength_changes_the_output(head):
     dist = {s: float(np.abs(o - init).mean()) for s, o in outs.items()}
     assert not np.array_equal(outs[0.2], outs[0.6])
     assert dist[0.2] < dist[0.6] < dist[1.0]  # the lower the strength, the closer to the initial images
-    blurry = BlurryImages(head).fit(np.random.default_rng(2).normal(size=(12, 5)),
-                                    np.random.default_rng(3).uniform(size=(12, 16, 16)))
-    assert blurry.predict(np.zeros((2, 5))).shape == (2, 16, 16, 1)
+    X, pix = np.random.default_rng(2).normal(size=(12, 5)), np.random.default_rng(3).uniform(size=(12, 16, 16))
+    blurry = LowLevelImages(head.image_shape).fit(X, pix)
+    low = blurry.predict(np.zeros((2, 5)))
+    assert low.shape == (2, 16, 16, 1) and 0 <= low.min() <= low.max() <= 1
+    np.testing.assert_allclose(low[0, ..., 0], np.clip(blurry.ridge_.intercept_.reshape(16, 16), 0, 1), rtol=1e-6)
 
 
 def test_selection_by_embedding_similarity(head):

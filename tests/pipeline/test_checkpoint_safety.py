@@ -27,9 +27,8 @@ def small_pipeline(seed=0, alpha=1.0):
     target = TargetSpace("pca", n_components=6).fit(ep.stimuli, ids)
     enc = VoxelFeatures().fit(ep.data)
     ridge = RidgeAlignment(alphas=(alpha,)).fit(enc.transform(ep.data), target.transform(ep.stimuli, ids))
-    gallery = target.transform(ep.stimuli, ep.stimuli["stimulus"].tolist())
-    return DecodingPipeline({"data": {}}, input_contract(ep), enc, target, ridge, stimuli=ep.stimuli,
-                            gallery=gallery), ep
+    target.index_gallery(ep.stimuli)
+    return DecodingPipeline({"data": {}}, input_contract(ep), enc, target, ridge, stimuli=ep.stimuli), ep
 
 
 def test_a_checkpoint_holds_no_pickle_and_loads_without_unpickling(tmp_path, monkeypatch):
@@ -75,18 +74,26 @@ def test_a_mae_encoder_round_trips_without_pickle(tmp_path):
 
 
 @pytest.mark.parametrize(("file", "key", "target"), [
-    ("pipeline.json", "head_configs", "joblib.load"),
-    ("pipeline.json", "head_configs", "pandas.read_pickle"),
-    ("encoder.json", "__estimator__", "os.system"),
-    ("aligner.json", "__estimator__", "subprocess.Popen"),
+    ("heads/images/component.json", "build", "joblib.load"),
+    ("heads/images/component.json", "build", "pandas.read_pickle"),
+    ("encoder/component.json", "class", "os.system"),
+    ("target/component.json", "class", "builtins.exec"),
+    ("encoder/estimator.json", "__estimator__", "os.system"),
+    ("aligner/estimator.json", "__estimator__", "subprocess.Popen"),
 ])
 def test_a_checkpoint_naming_other_code_is_refused_before_import(tmp_path, file, key, target):
+    from neurodecode.heads.sdf import SDFMeshHead
+
     pipe, _ = small_pipeline()
+    pipe.heads["images"] = SDFMeshHead(embed_dim=6)         # any head: its build config is what gets tampered with
+    pipe.head_configs["images"] = {"_target_": "neurodecode.heads.sdf.SDFMeshHead", "embed_dim": 6}
     pipe.save(tmp_path / "ckpt")
     path = tmp_path / "ckpt" / file
     meta = json.loads(path.read_text())
-    if key == "head_configs":
-        meta["head_configs"] = {"images": {"_target_": target, "filepath_or_buffer": "http://example.org/x.pkl"}}
+    if key == "build":
+        meta["build"] = {"_target_": target, "filepath_or_buffer": "http://example.org/x.pkl"}
+    elif key == "class":
+        meta.update(layout="own", **{"class": target})
     else:
         meta["estimator"]["__estimator__"] = target
     path.write_text(json.dumps(meta))
@@ -111,16 +118,76 @@ def test_an_encoder_checkpoint_naming_other_code_is_refused(tmp_path):
 
 
 def test_missing_parts_are_named(tmp_path):
+    import shutil
+
     pipe, _ = small_pipeline()
     pipe.save(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "stimuli.h5").unlink()
-    with pytest.raises(FileNotFoundError, match=r"ckpt/stimuli.h5: missing, though .*pipeline.json field 'stimuli' "
-                                                r"says the checkpoint has it"):
+    (tmp_path / "ckpt" / "stimuli.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"ckpt/stimuli.parquet: missing, though .*model_index.json field "
+                                                r"'stimuli' names it"):
         DecodingPipeline.load(tmp_path / "ckpt")
     pipe.save(tmp_path / "b")
-    (tmp_path / "b" / "encoder.npz").unlink()
-    with pytest.raises(FileNotFoundError, match=r"b/encoder.npz"):
+    (tmp_path / "b" / "encoder" / "estimator.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"b/encoder/estimator.npz"):
         DecodingPipeline.load(tmp_path / "b")
+    pipe.save(tmp_path / "c")
+    shutil.rmtree(tmp_path / "c" / "aligner")
+    with pytest.raises(FileNotFoundError, match=r"c/aligner: missing, though .*model_index.json field 'components' "
+                                                r"lists 'aligner'"):
+        DecodingPipeline.load(tmp_path / "c")
+    pipe.save(tmp_path / "d")
+    index = json.loads((tmp_path / "d" / "model_index.json").read_text())
+    index["components"]["aligner"]["class"] = "neurodecode.alignment.aligners.LearnedAlignment"
+    (tmp_path / "d" / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"d/aligner/component.json: the component is a RidgeAlignment, but .*"
+                                         r"'components.aligner.class' says 'neurodecode.alignment.aligners."
+                                         r"LearnedAlignment'"):
+        DecodingPipeline.load(tmp_path / "d")
+
+
+def test_a_checkpoint_names_its_components_and_writes_the_stimulus_table_as_a_table(tmp_path):
+    import pandas as pd
+
+    pipe, ep = small_pipeline()
+    pipe.save(tmp_path / "ckpt")
+    index = json.loads((tmp_path / "ckpt" / "model_index.json").read_text())
+    assert index["format"] == 3
+    assert index["components"] == {
+        "encoder": {"class": "neurodecode.encoders.voxels.VoxelFeatures", "optional": False},
+        "aligner": {"class": "neurodecode.alignment.aligners.RidgeAlignment", "optional": False},
+        "target": {"class": "neurodecode.alignment.targets.TargetSpace", "optional": False}}
+    assert index["contract"]["ch_names"] == list(ep.channels.names)
+    table = pd.read_parquet(tmp_path / "ckpt" / "stimuli.parquet")
+    assert table["stimulus"].tolist() == ep.stimuli["stimulus"].tolist()
+    np.testing.assert_array_equal(np.stack(table["pixels"]), np.stack(ep.stimuli["pixels"]))
+    again = DecodingPipeline.load(tmp_path / "ckpt")
+    assert again.target.gallery_ids_ == [str(s) for s in ep.stimuli["stimulus"]]
+    np.testing.assert_allclose(again.gallery, pipe.gallery)
+
+
+def test_a_checkpoint_of_the_0_2_format_still_loads_and_decodes_the_same(tmp_path):
+    """A format-2 checkpoint written by neurodecode 0.2 (tests/data/checkpoint_format2: voxels → LearnedAlignment →
+    PCA, a trained tiny unCLIP head, the ridge baseline, the stimulus table in an epoch store) loads, and gives the
+    latents, baseline latents and images that 0.2 gave (tests/data/checkpoint_format2_reference.npz); saved again
+    it is a format-3 checkpoint that gives them too."""
+    from pathlib import Path
+
+    from neurodecode import load
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    ref = np.load(data / "checkpoint_format2_reference.npz")
+    held = load(data / "checkpoint_format2_heldout.h5")
+    for folder in (data / "checkpoint_format2", tmp_path / "resaved"):
+        pipe = DecodingPipeline.load(folder)
+        np.testing.assert_allclose(pipe.latents(held), ref["latents"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pipe.baseline_latents(held), ref["baseline"], rtol=1e-5, atol=1e-6)
+        out = pipe.heads["images"].generate(ref["latents"], seed=0, num_inference_steps=3, n_samples=1)
+        np.testing.assert_allclose(out.images, ref["images"], atol=1e-5)
+        assert pipe.trained_heads == ["images"] and pipe.baseline.name.startswith("baseline")
+        assert pipe.target.gallery_ids_ == pipe.stimuli["stimulus"].astype(str).tolist()
+        if folder.name == "checkpoint_format2":
+            pipe.save(tmp_path / "resaved")
+    assert json.loads((tmp_path / "resaved" / "model_index.json").read_text())["format"] == 3
 
 
 def test_a_format_1_checkpoint_loads_only_when_pickles_are_trusted(tmp_path):
@@ -129,10 +196,16 @@ def test_a_format_1_checkpoint_loads_only_when_pickles_are_trusted(tmp_path):
     pipe, ep = small_pipeline()
     pipe.save(tmp_path / "ckpt")
     folder = tmp_path / "ckpt"
-    meta = json.loads((folder / "pipeline.json").read_text())
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").unlink()
+    with np.load(folder / "target" / "target.npz") as npz:
+        np.savez(folder / "target.npz", **{f"target_{k}": npz[k] for k in npz.files if k != "gallery"})
+    state = json.loads((folder / "target" / "target.json").read_text())
     joblib.dump(pipe.encoder, folder / "encoder.joblib")
     joblib.dump(pipe.aligner, folder / "aligner.joblib")
-    meta.update(format=1, aligner="joblib", low_level=False)
+    meta = {"format": 1, "config": index["config"], "contract": index["contract"], "target": state,
+            "aligner": "joblib", "low_level": False, "stimuli": False, "gallery": False, "head_configs": {},
+            "trained_heads": []}
     (folder / "pipeline.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"this is a format-1 checkpoint whose encoder/aligner are pickles .* pass "
                                          r"trust_pickle=True"):
@@ -186,7 +259,7 @@ def test_a_save_killed_at_any_moment_never_leaves_no_checkpoint(tmp_path, attemp
     time.sleep(random.Random(attempt).uniform(0.0, 0.4))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    if (path / "pipeline.json").is_file():
+    if (path / "model_index.json").is_file():
         assert _alpha(path) in (1.0, 100.0)                    # the old checkpoint, or the new one complete
     else:                                                     # killed between the two renames: the old one, named
         with pytest.raises(FileNotFoundError, match=r"a replacement of it was interrupted and the previous checkpoint "

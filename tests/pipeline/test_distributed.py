@@ -70,7 +70,7 @@ def test_torchrun_two_cpu_processes_write_one_checkpoint_equal_to_one_process(tm
     update = np.sqrt(sum(((a[k] - w0[k.split(":", 1)[1]]) ** 2).sum() for k in keys))
     gap = np.sqrt(sum(((b[k] - a[k]) ** 2).sum() for k in keys))
     assert update > 0 and gap / update < 0.03, (gap, update)
-    trained = json.loads((two / "checkpoint" / "pipeline.json").read_text())["trained_heads"]
+    trained = json.loads((two / "checkpoint" / "model_index.json").read_text())["trained_heads"]
     assert set(trained) >= {"images", "captions"}
     m1, m2 = (json.loads((d / "metrics.json").read_text())["scores"] for d in (one, two))
     assert [r["metric"] for r in m1] == [r["metric"] for r in m2]

@@ -212,7 +212,7 @@ def test_every_option_trains(run, recordings, tmp_path):
         if group == "experiment":
             assert choice == option
     metrics = train_run(cfg, tmp_path / "run")
-    assert (tmp_path / "run" / "checkpoint" / "pipeline.json").is_file()
+    assert (tmp_path / "run" / "checkpoint" / "model_index.json").is_file()
     assert metrics["n_train"] > 0 and metrics["n_heldout"] > 0
     values = {r["metric"]: r["value"] for r in metrics["scores"]}
     assert "two_way" in values and 0.0 <= values["two_way"] <= 1.0
@@ -220,7 +220,7 @@ def test_every_option_trains(run, recordings, tmp_path):
     assert saved["scores"] == metrics["scores"]
     heads = {o for g, o in pairs if g == "head"}
     if heads:
-        meta = json.loads((tmp_path / "run" / "checkpoint" / "pipeline.json").read_text())
+        meta = json.loads((tmp_path / "run" / "checkpoint" / "model_index.json").read_text())
         built = {cfg.heads[k]._target_ for k in meta["head_configs"]}
         assert len(built) == len(heads) and ("tiny_unclip" not in heads or "images" in meta["trained_heads"])
 

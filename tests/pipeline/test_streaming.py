@@ -44,15 +44,13 @@ def train_eeg_checkpoint(root, shared_data):
 
 def offline_predictions(checkpoint, recording):
     """The checkpoint decoding a recording offline: its epochs, their latents and the top-1 gallery stimuli."""
-    from neurodecode.evaluation.scoring import gallery_retrieval
     from neurodecode.pipeline import DecodingPipeline
     from neurodecode.pipeline.decoding import read_recordings
 
     pipe = DecodingPipeline.load(checkpoint, heads=[])
     epochs = read_recordings(pipe, [recording])
     latents = pipe.latents(epochs)
-    rows, _ = gallery_retrieval(latents, pipe.gallery, pipe.stimuli["stimulus"].tolist(), None)
-    return epochs, latents, [r["top5"][0] for r in rows]
+    return epochs, latents, [top[0] for top in pipe.target.retrieve(latents, 1)]
 
 
 @pytest.fixture(scope="module")

@@ -207,7 +207,7 @@ def test_train_writes_config_metrics_checkpoint_and_heldout(tiny_run):
     assert held.n_epochs == 12 and set(held.table["split"]) == {"test"}
     pipe = DecodingPipeline.load(tiny_run / "checkpoint")
     assert sorted(pipe.heads) == ["captions", "images"] and pipe.trained_heads == ["images", "captions"]
-    assert pipe.contract["n_times"] == 1 and len(pipe.contract["ch_names"]) == 60
+    assert pipe.contract.n_times == 1 and len(pipe.contract.ch_names) == 60
     assert pipe.config["name"] == "tiny" and pipe.gallery.shape == (132, 8)
 
 
@@ -254,7 +254,7 @@ def test_every_run_reports_the_plain_baseline_beside_it(mlp_run, tiny_run, tmp_p
                  "head@heads.images=null", "head@heads.captions=null", f"hydra.run.dir={out}"]) == 0
     assert "skipped" in json.loads((out / "metrics.json").read_text())["baseline"]
     assert "no plain baseline was fitted" in capfd.readouterr().err
-    assert not (out / "checkpoint" / "baseline_aligner.json").exists()
+    assert not (out / "checkpoint" / "baseline_aligner").exists()
 
 
 def test_checkpoint_round_trip_gives_the_same_latents_and_heads(tiny_run, tmp_path):
@@ -315,7 +315,7 @@ def test_reconstruct_selects_heads_and_trials(tiny_run, tmp_path):
 def test_reconstruct_errors_name_what_is_wrong(tiny_run, tmp_path, capsys):
     assert main(["reconstruct", str(tmp_path / "nope"), str(tiny_run / "heldout_epochs.h5"), "--out",
                  str(tmp_path / "o")]) == 2
-    assert "pipeline.json: no decoding-pipeline checkpoint here" in capsys.readouterr().err
+    assert "model_index.json: no decoding-pipeline checkpoint here" in capsys.readouterr().err
     assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tmp_path / "missing.h5"), "--out",
                  str(tmp_path / "o")]) == 2
     assert "missing.h5: no such recording" in capsys.readouterr().err
@@ -417,7 +417,7 @@ def test_multirun_writes_one_folder_per_job(tmp_path):
                  "captions.fit.max_epochs=0", f"hydra.sweep.dir={sweep}"]) == 0
     runs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(runs) == 2
-    seeds = {json.loads((r / "checkpoint" / "pipeline.json").read_text())["config"]["seed"] for r in runs}
+    seeds = {json.loads((r / "checkpoint" / "model_index.json").read_text())["config"]["seed"] for r in runs}
     assert seeds == {0, 1}
 
 
