@@ -30,19 +30,6 @@ import pytest
 
 from neurodecode import Channels, EpochSet
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name):
-    """Import ``scripts/<name>.py`` as a module (the evaluation scripts' loaders are reused by realdata tests)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 SHARED_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 

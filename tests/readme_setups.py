@@ -30,9 +30,9 @@ def _eegmmidb(shared: Path, runs: tuple[int, ...] = (4, 8, 12), subject: str = "
     from neurodecode.core.epochs import concatenate
     from neurodecode.loaders.meeg import load_epochs
 
-    parts = [load_epochs(shared / "eegmmidb_S001" / f"S001R{r:02d}.edf", tmin=1.0, tmax=2.0,
+    parts = [load_epochs(shared / "eegmmidb_S001" / f"S001R{r:02d}.edf", return_report=False, tmin=1.0, tmax=2.0,
                          labels={"T1": "left", "T2": "right"}, steps=STEPS, subject=subject, session="1",
-                         run=str(r))[0] for r in runs]
+                         run=str(r)) for r in runs]
     return concatenate(parts)
 
 
@@ -330,9 +330,10 @@ def alignment_files(folder: Path, shared: Path) -> dict:
     return {"TINY_CLIP": _tiny_clip()}
 
 
-def repo_scripts(folder: Path, shared: Path) -> dict:
-    """The repository's scripts/ folder, for ``python scripts/...`` commands."""
-    _link(Path(__file__).resolve().parents[1] / "scripts", folder / "scripts")
+def repo_benchmarks(folder: Path, shared: Path) -> dict:
+    """The repository's benchmarks/ folder, for ``python benchmarks/...`` commands (their ``--data``: the shared
+    recordings)."""
+    _link(Path(__file__).resolve().parents[1] / "benchmarks", folder / "benchmarks")
     return {}
 
 

@@ -48,7 +48,7 @@ def _check_usage(block, env):
 def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
     """A ``neurodecode ...`` command without shell syntax runs in this process through the console script's entry
     point (``neurodecode.cli.main``: the same code, without ~7 s of imports per command), likewise ``python
-    scripts/...``; anything else in bash."""
+    benchmarks/...``; anything else in bash."""
     words = shlex.split(cmd, comments=True)
     if words and words[0] == "neurodecode" and not SHELL.search(cmd):
         from neurodecode.cli.main import main
@@ -57,10 +57,10 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
         out = capsys.readouterr()
         assert rc == 0, f"README line {block.line}: `{cmd}` exited {rc}:\n{out.out[-1500:]}\n{out.err[-3000:]}"
         return
-    if words[:1] == ["python"] and len(words) > 1 and words[1].startswith("scripts/") and not SHELL.search(cmd):
+    if words[:1] == ["python"] and len(words) > 1 and words[1].startswith("benchmarks/") and not SHELL.search(cmd):
         argv = sys.argv
         sys.argv = words[1:]
-        try:                                  # a script as `python scripts/x.py ...` runs it, in this process
+        try:                                  # a benchmark as `python benchmarks/x.py ...` runs it, in this process
             runpy.run_path(str(folder / words[1]), run_name="__main__")
         except SystemExit as exit_:
             assert exit_.code in (0, None), f"README line {block.line}: `{cmd}` exited {exit_.code}"
@@ -73,6 +73,7 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
                                   f"{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_readme_block(block, tmp_path, previous, shared_data, monkeypatch, capsys):

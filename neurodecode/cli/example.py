@@ -65,7 +65,7 @@ def epochs_from_run(path: Path, run: int, cfg: Any) -> EpochSet:
     from neurodecode.loaders.meeg import load_epochs
 
     steps = OmegaConf.to_container(cfg.preprocessing, resolve=True)
-    ep, _ = load_epochs(path, steps=steps, tmin=float(cfg.tmin), tmax=float(cfg.tmax), labels=dict(cfg.events),
+    ep = load_epochs(path, return_report=False, steps=steps, tmin=float(cfg.tmin), tmax=float(cfg.tmax), labels=dict(cfg.events),
                         subject=cfg.subject, session="1", run=str(run))
     return ep
 

@@ -32,6 +32,27 @@ def _kv(items: Sequence[str], what: str) -> dict:
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
 
 
+#: the commands that take KEY=VALUE overrides (besides ``train`` and ``example``, whose parsers are Hydra's / their own)
+OVERRIDABLE = ("features", "pretrain", "adapt", "evaluate")
+
+
+def _split_overrides(args: argparse.Namespace) -> None:
+    """The one override syntax of every command: positional ``KEY=VALUE`` items, ``trainer.KEY=VALUE`` for the
+    Trainer. The 0.2 options ``-p KEY=VALUE`` / ``-t KEY=VALUE`` still work for one release, with a warning; this
+    sets ``args.overrides`` (config overrides) and ``args.trainer`` (Trainer settings, ``KEY=VALUE``)."""
+    import warnings
+
+    items = list(getattr(args, "overrides", None) or [])
+    old_p, old_t = list(getattr(args, "old_params", None) or []), list(getattr(args, "old_trainer", None) or [])
+    if old_p or old_t:
+        spelled = " ".join([*(f"{o}" for o in old_p), *(f"trainer.{o}" for o in old_t)])
+        warnings.warn(f"-p/--param and -t/--trainer are deprecated; write the overrides after the command's "
+                      f"arguments: {spelled}", FutureWarning, stacklevel=3)
+    items += old_p
+    args.trainer = old_t + [i.split(".", 1)[1] for i in items if i.startswith("trainer.")]
+    args.overrides = [i for i in items if not i.startswith("trainer.")]
+
+
 def _cmd_example(args: argparse.Namespace) -> int:
     from neurodecode.cli.example import run_example
 
@@ -60,10 +81,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from neurodecode.core.storage import read_epochs
+    from neurodecode.core.storage import load
     from neurodecode.encoders.features import extract_features, load_recipe_config
 
-    epochs = read_epochs(args.path, args.subject)
+    epochs = load(args.path, args.subject)
+    if not hasattr(epochs, "channels"):
+        raise ValueError(f"{args.path}: field 'subject': expected one of {list(epochs)} (this file is a collection); "
+                         "choose one with --subject")
     params = load_recipe_config(args.recipe, args.overrides, sfreq=epochs.sfreq)
     name = params.pop("name")
     feats = extract_features(epochs, name, **params)
@@ -322,8 +346,10 @@ def _add_features(sub: Any) -> None:
                        help="tangent_space, augmented_tangent_space, filterbank_tangent_space or covariance")
     feats.add_argument("--out", required=True, help="output file, .parquet or .csv")
     feats.add_argument("--subject", default=None, help="subject to use in a collection file")
-    feats.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="recipe parameter, repeatable, e.g. -p estimator=lwf -p 'bands=[[8,12],[12,30]]'")
+    feats.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="recipe parameters (conf/features/<recipe>.yaml), e.g. estimator=lwf "
+                            "'bands=[[8,12],[12,30]]'")
+    feats.add_argument("--param", "-p", dest="old_params", action="append", default=[], help=argparse.SUPPRESS)
     feats.set_defaults(func=_cmd_features)
 
 
@@ -336,10 +362,11 @@ def _add_pretrain(sub: Any) -> None:
     pre.add_argument("--encoder", default="mae_eeg", help="encoder config name or YAML path (default mae_eeg)")
     pre.add_argument("--out", required=True, help="checkpoint folder")
     pre.add_argument("--subject", default=None, help="subject to use in a collection file")
-    pre.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="encoder config override, e.g. -p mask=time -p encoder.depth=2")
-    pre.add_argument("--trainer", "-t", action="append", default=[], metavar="KEY=VALUE",
-                     help="Trainer parameter, e.g. -t max_epochs=50 -t device=cuda -t precision=bf16-mixed")
+    pre.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help="encoder config overrides and trainer.KEY=VALUE Trainer settings, e.g. mask=time "
+                          "encoder.depth=2 trainer.max_epochs=50 trainer.device=cuda trainer.precision=bf16-mixed")
+    pre.add_argument("--param", "-p", dest="old_params", action="append", default=[], help=argparse.SUPPRESS)
+    pre.add_argument("--trainer", "-t", dest="old_trainer", action="append", default=[], help=argparse.SUPPRESS)
     pre.add_argument("--type-map", action="append", default=[], metavar="TYPE=TYPE",
                      help="read channels of one type as another, e.g. ecog=seeg")
     pre.add_argument("--missing-positions", default="error", choices=["error", "learned"])
@@ -365,8 +392,9 @@ def _add_adapt(sub: Any) -> None:
     ad.add_argument("--reference", action="append", default=[], metavar="SUBJECT=STORE",
                     help="a trained subject's single-trial epochs (repeatable; for --method ridge)")
     ad.add_argument("--targets", default=None, help="FILE.npz with arrays 'stimulus' and 'target' (--method reset)")
-    ad.add_argument("--trainer", "-t", action="append", default=[], metavar="KEY=VALUE",
-                    help="Trainer parameter for reset-tuning, e.g. -t max_epochs=300")
+    ad.add_argument("overrides", nargs="*", metavar="trainer.KEY=VALUE",
+                    help="Trainer settings for reset-tuning, e.g. trainer.max_epochs=300")
+    ad.add_argument("--trainer", "-t", dest="old_trainer", action="append", default=[], help=argparse.SUPPRESS)
     ad.add_argument("--subject", default=None, help="subject to use when PATH is a collection file")
     ad.add_argument("--check", type=float, default=0.2, metavar="FRACTION",
                     help="with --targets: hold out this fraction of the new subject's stimuli, adapt a copy on the "
@@ -386,8 +414,9 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--kind", default="classification",
                     choices=["classification", "retrieval", "images", "captions", "meshes"])
     ev.add_argument("--recipe", default="tangent_space", help="feature recipe (conf/features), classification")
-    ev.add_argument("--param", "-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="recipe parameter, e.g. -p estimator=lwf")
+    ev.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="recipe parameters (conf/features/<recipe>.yaml), e.g. estimator=lwf")
+    ev.add_argument("--param", "-p", dest="old_params", action="append", default=[], help=argparse.SUPPRESS)
     ev.add_argument("--scheme", default="within_session", choices=["within_session", "cross_session",
                                                                    "cross_subject"])
     ev.add_argument("--target", default="label", help="table column with the classes")
@@ -571,10 +600,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in OVERRIDABLE:                 # KEY=VALUE items may sit anywhere after the command
+        args.overrides = list(getattr(args, "overrides", None) or []) + [
+            x for x in extra if "=" in x and not x.startswith("-")]
+        extra = [x for x in extra if "=" not in x or x.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in OVERRIDABLE:
+        _split_overrides(args)
     try:
         return args.func(args)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:   # OSError: missing files, offline

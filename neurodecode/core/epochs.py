@@ -35,6 +35,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "Channels",
     "EpochCollection",
+    "DropReport",
     "EpochSet",
     "InputContract",
     "check_data",
@@ -353,6 +354,38 @@ def frames_equal(a: pd.DataFrame | None, b: pd.DataFrame | None) -> bool:
 # --------------------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class DropReport:
+    """What epoching kept and dropped, and why.
+
+    Attributes
+    ----------
+    events : DataFrame
+        One row per candidate event: ``event`` (index), ``onset`` (s), ``description``, ``label``, ``kept`` (bool),
+        ``reason`` (empty when kept; e.g. "peak-to-peak above 1e-04 on TP9", "window outside the recording").
+    """
+
+    events: pd.DataFrame
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.events["kept"].sum())
+
+    @property
+    def n_dropped(self) -> int:
+        return int((~self.events["kept"]).sum())
+
+    def summary(self) -> pd.DataFrame:
+        """Counts per label and reason."""
+        ev = self.events.assign(reason=self.events["reason"].where(~self.events["kept"], "kept"))
+        return ev.groupby(["label", "reason"], dropna=False).size().rename("n").reset_index()
+
+    def __str__(self) -> str:
+        reasons = self.events.loc[~self.events["kept"], "reason"].value_counts()
+        detail = "; ".join(f"{n} × {r}" for r, n in reasons.items())
+        return f"{self.n_kept} epochs kept, {self.n_dropped} dropped" + (f" ({detail})" if detail else "")
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class EpochSet:
     """Epochs with their channels, timing, per-epoch table and provenance.
@@ -525,6 +558,26 @@ class EpochSet:
 
     __hash__ = None  # type: ignore[assignment]
 
+    @property
+    def drop_report(self) -> DropReport | None:
+        """What the loader that made these epochs kept and dropped, and why (``None`` when no loader recorded it;
+        kept in the provenance, so it survives saving and loading)."""
+        def events(provenance: Sequence[dict]) -> pd.DataFrame | None:
+            entries = [p for p in provenance if p.get("step") == "drop_report"]
+            return pd.DataFrame(entries[-1]["events"]) if entries else None
+
+        if len(self.provenance) == 1 and self.provenance[0].get("step") == "concatenate":
+            parts = [events(source) for source in self.provenance[0]["sources"]]   # each recording's report
+            parts = [p.assign(recording=k) for k, p in enumerate(parts) if p is not None]
+            return DropReport(pd.concat(parts, ignore_index=True)) if parts else None
+        table = events(self.provenance)
+        return None if table is None else DropReport(table)
+
+    def with_drop_report(self, report: DropReport) -> EpochSet:
+        """A copy whose provenance records ``report`` (loaders call it)."""
+        events = json.loads(report.events.to_json(orient="records"))
+        return self.replace(provenance=[*self.provenance, {"step": "drop_report", "events": events}])
+
     def replace(self, **changes: Any) -> EpochSet:
         """A copy with some fields replaced (validated again)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -583,6 +636,8 @@ class EpochSet:
 
 #: provenance keys that describe one recording rather than the processing (ignored when comparing sets)
 PER_RECORDING_KEYS = frozenset({"file", "n_kept", "n_dropped", "sources"})
+#: provenance steps that describe one recording, not its processing (a loader's drop report)
+PER_RECORDING_STEPS = frozenset({"drop_report"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -661,7 +716,8 @@ def _processing(provenance: Sequence[dict]) -> list[dict]:
     """The processing a provenance describes, without per-recording details (file names, drop counts)."""
     if len(provenance) == 1 and provenance[0].get("step") == "concatenate":
         return list(provenance[0]["processing"])
-    return [{k: v for k, v in step.items() if k not in PER_RECORDING_KEYS} for step in provenance]
+    return [{k: v for k, v in step.items() if k not in PER_RECORDING_KEYS} for step in provenance
+            if step.get("step") not in PER_RECORDING_STEPS]
 
 
 def compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:

@@ -48,7 +48,8 @@ from neurodecode.core.validation import fail
 
 __all__ = ["COLUMNS", "TIE_TOLERANCE", "as_matrix", "check_pair", "compare", "compare_scores", "format_comparison",
            "gallery_rank", "gallery_topk", "mean_interval", "normalize_rows", "paired_difference",
-           "retrieval_accuracy", "similarity", "topk_hits", "trial_scores", "two_way_identification", "verdict"]
+           "erp_correlations", "retrieval_accuracy", "similarity", "topk_hits", "trial_scores",
+           "two_way_identification", "verdict"]
 
 
 
@@ -367,3 +368,25 @@ def format_comparison(table: pd.DataFrame) -> Sequence[str]:
     return [f"{r.metric:<9} {r.pipeline} {r.value:.3f} | {r.baseline_name} {r.baseline:.3f} | "
             f"Δ {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] p={r.p_value:.3g}"
             for r in table.itertuples()]
+
+
+def erp_correlations(trials: Any, labels: Any, reference: Any, reference_labels: Any) -> np.ndarray:
+    """Pearson r of each trial ``(n, n_channels, n_times)`` with the average of the ``reference`` trials of its
+    class (the class ERP, e.g. of the training trials) — how much single trials (raw, or a model's reconstructions)
+    look like the evoked response. Shape (n,); a class without reference trials is an error naming it."""
+    T, R = np.asarray(trials, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    y, yr = np.asarray(labels), np.asarray(reference_labels)
+    if T.ndim != 3 or R.ndim != 3 or T.shape[1:] != R.shape[1:] or len(y) != len(T) or len(yr) != len(R):
+        fail("trials", "trials (n, n_channels, n_times) and reference trials of the same shape, one label each",
+             f"{T.shape} / {R.shape} with {len(y)} / {len(yr)} labels")
+    out = np.empty(len(T))
+    for c in np.unique(y):
+        if not (yr == c).any():
+            fail("reference_labels", f"reference trials of class {c!r}", "none")
+        erp = R[yr == c].mean(0).ravel()
+        erp = (erp - erp.mean()) / (erp.std() or 1.0)
+        rows = T[y == c].reshape(int((y == c).sum()), -1)
+        rows = (rows - rows.mean(1, keepdims=True)) / np.where(rows.std(1, keepdims=True) > 0,
+                                                              rows.std(1, keepdims=True), 1.0)
+        out[y == c] = rows @ erp / erp.size
+    return out

@@ -513,7 +513,7 @@ class EpochStore:
 
         HDF5 chunks of whole epochs are plain C-ordered float32 blocks; reading them with ``os.preadv`` straight into
         the output array skips h5py's per-call overhead, reads a run of consecutive epochs in one call and maps no
-        file pages into memory (see scripts/bench_storage.py). Compressed stores, file objects and unusual layouts
+        file pages into memory (see benchmarks/bench_storage.py). Compressed stores, file objects and unusual layouts
         keep the h5py path.
         """
         self._offsets: np.ndarray | None = None
@@ -711,14 +711,22 @@ def open_store(source: str | os.PathLike | BinaryIO) -> EpochStore | CollectionS
     raise ValueError(f"{name}: field 'kind': expected 'epochs' or 'collection', got {kind!r}")
 
 
-def load(path: str | os.PathLike | BinaryIO) -> EpochSet | EpochCollection:
-    """Read a whole stored EpochSet or EpochCollection into memory."""
-    with open_store(path) as store:
+def load(path: str | os.PathLike | BinaryIO, subject: str | None = None) -> EpochSet | EpochCollection:
+    """Read a stored EpochSet or EpochCollection into memory — the one eager reader of stores (:func:`open_store`
+    is the lazy one). With ``subject``: that subject's EpochSet of a collection file (only its data are read); a
+    single-set file has no subjects to choose from."""
+    if subject is None:
+        with open_store(path) as store:
+            return store.load()
+    with EpochStore(path, subject) as store:
         return store.load()
 
 
 def read_epochs(path: str | os.PathLike, subject: str | None = None) -> EpochSet:
-    """One subject's epochs from a store into memory: the EpochSet of a single-set file (``subject`` None), or
-    ``subject`` of a collection (only that subject's data are read)."""
+    """Deprecated (0.3; the name is MNE's ``read_epochs``): ``neurodecode.load(path, subject)``."""
+    import warnings
+
+    warnings.warn("neurodecode.read_epochs is deprecated (mne.read_epochs reads another format); use "
+                  "neurodecode.load(path, subject)", FutureWarning, stacklevel=2)
     with EpochStore(path, subject) as store:
         return store.load()

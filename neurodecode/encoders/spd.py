@@ -372,7 +372,7 @@ def mean_riemann(C: torch.Tensor, sample_weight: torch.Tensor | None = None, tol
     direction in the new frame, so the secant needs no further eigendecomposition; each iteration costs one
     ``logm`` per matrix, as pyRiemann's; the first ones run in float32 until the gradient norm is below
     ``_REFINE_BELOW`` (1e-3), the rest and the final check in float64 (float64 throughout where a whitened matrix is
-    not positive in float32). Measured (``scripts/bench_riemann.py``, iterations counting the final
+    not positive in float32). Measured (``benchmarks/bench_riemann.py``, iterations counting the final
     check): 5 instead of 8 on the benchmark's OAS covariances, 11 instead of 19 on its 1000 × 64 sample
     covariances, 10 = 10 on EEGMMIDB 1 s windows; the mean equals pyRiemann's within 1e-8 relative.
 

@@ -13,6 +13,7 @@ two with a few labelled calibration trials of the test unit.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,10 +177,17 @@ def _labels(ep: EpochSet, target: str) -> np.ndarray:
     return y.astype(str).to_numpy() if not pd.api.types.is_numeric_dtype(y) else y.to_numpy()
 
 
+#: set by ``evaluate(..., train_score=True)`` for the folds it runs: also score the training trials
+_TRAIN_SCORE: contextvars.ContextVar[bool] = contextvars.ContextVar("train_score", default=False)
+
+
 def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray) -> dict:
     model = clone(pipeline).fit(X_tr, y_tr)
     classes = getattr(model, "classes_", np.unique(y_tr))
-    return score_predictions(y_te, model.predict(X_te), _scores(model, X_te), classes)
+    out = score_predictions(y_te, model.predict(X_te), _scores(model, X_te), classes)
+    if _TRAIN_SCORE.get():                  # how well it fits what it was trained on (overfitting shows here)
+        out["train_accuracy"] = float(np.mean(model.predict(X_tr) == y_tr))
+    return out
 
 
 def _rows(base: dict, metrics: dict) -> list[dict]:
@@ -193,7 +201,7 @@ TRANSFERS = ("recenter", "rpa", "procrustes")
 def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "within_session", *,
              target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False,
              transfer: str | None = None, n_calibration: int = 0, baseline: Any = None,
-             baseline_name: str = "baseline") -> EvaluationResult:
+             baseline_name: str = "baseline", train_score: bool = False) -> EvaluationResult:
     """Evaluate a scikit-learn pipeline on epochs (and, with ``baseline``, the plain reference on the same folds).
 
     Parameters
@@ -226,6 +234,9 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         The plain reference (e.g. ``recipe_classifier("tangent_space")``), evaluated with the same scheme,
         transfer, calibration trials and folds; the result then carries it and the paired comparison.
     baseline_name : its label in the comparison.
+    train_score : bool
+        Also score each fold's training trials (metric ``train_accuracy``), as scikit-learn's
+        ``return_train_score``: a model that fits its training folds but not the test ones overfits.
 
     Returns
     -------
@@ -249,11 +260,16 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         fail("n_calibration", f"at least 1 labelled calibration trial per class of the test unit for "
              f"transfer={transfer!r} (its rotation matches class means)", n_calibration)
     sets = _as_sets(epochs)
-    result = EvaluationResult(pd.DataFrame(_run_scheme(sets, pipeline, scheme, target, transfer, int(n_calibration),
-                                                       n_splits, seed)))
+    token = _TRAIN_SCORE.set(bool(train_score))
+    try:
+        result = EvaluationResult(pd.DataFrame(_run_scheme(sets, pipeline, scheme, target, transfer,
+                                                           int(n_calibration), n_splits, seed)))
+        if baseline is not None:
+            result.baseline = EvaluationResult(pd.DataFrame(_run_scheme(sets, baseline, scheme, target, transfer,
+                                                                        int(n_calibration), n_splits, seed)))
+    finally:
+        _TRAIN_SCORE.reset(token)
     if baseline is not None:
-        result.baseline = EvaluationResult(pd.DataFrame(_run_scheme(sets, baseline, scheme, target, transfer,
-                                                                    int(n_calibration), n_splits, seed)))
         result.comparison = compare_evaluations(result, result.baseline, names=("pipeline", baseline_name),
                                                 seed=seed)
     return result

@@ -4,7 +4,7 @@ Readers are MNE's (FIF, EDF/EDF+/BDF, BrainVision, EEGLAB, GDF, CNT and every ot
 knows), plus CSV/TSV recordings with a marker column (consumer headsets) and MNE evoked files; ``mne.io.Raw`` and
 ``mne.Epochs`` objects are accepted as they are. BIDS datasets are read with mne-bids.
 
->>> epochs, report = load_epochs("sub-01_task-n170.vhdr", tmin=-0.1, tmax=0.8, labels={"1": "house", "2": "face"},
+>>> epochs = load_epochs("sub-01_task-n170.vhdr", tmin=-0.1, tmax=0.8, labels={"1": "house", "2": "face"},
 ...                              steps=[{"step": "filter", "l_freq": 1, "h_freq": 30}], reject={"eeg": 100e-6},
 ...                              subject="01")                                            # doctest: +SKIP
 >>> report.summary()                                                                       # doctest: +SKIP
@@ -14,7 +14,6 @@ Source files are only ever opened for reading. Every error names the file.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from neurodecode.core.epochs import EpochSet
+from neurodecode.core.epochs import DropReport, EpochSet
 from neurodecode.core.mne_convert import from_mne
 from neurodecode.loaders.preprocessing import apply_steps, check_steps
 
@@ -285,38 +284,6 @@ def read_evoked(path: str | os.PathLike, *, subject: str | None = None) -> Epoch
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class DropReport:
-    """What epoching kept and dropped, and why.
-
-    Attributes
-    ----------
-    events : DataFrame
-        One row per candidate event: ``event`` (index), ``onset`` (s), ``description``, ``label``, ``kept`` (bool),
-        ``reason`` (empty when kept; e.g. "peak-to-peak above 1e-04 on TP9", "window outside the recording").
-    """
-
-    events: pd.DataFrame
-
-    @property
-    def n_kept(self) -> int:
-        return int(self.events["kept"].sum())
-
-    @property
-    def n_dropped(self) -> int:
-        return int((~self.events["kept"]).sum())
-
-    def summary(self) -> pd.DataFrame:
-        """Counts per label and reason."""
-        ev = self.events.assign(reason=self.events["reason"].where(~self.events["kept"], "kept"))
-        return ev.groupby(["label", "reason"], dropna=False).size().rename("n").reset_index()
-
-    def __str__(self) -> str:
-        reasons = self.events.loc[~self.events["kept"], "reason"].value_counts()
-        detail = "; ".join(f"{n} × {r}" for r, n in reasons.items())
-        return f"{self.n_kept} epochs kept, {self.n_dropped} dropped" + (f" ({detail})" if detail else "")
-
-
 def _events_table(raw: mne.io.BaseRaw, events: Any, stim_channel: str | None, where: str) -> pd.DataFrame:
     """Candidate events as a table with ``sample``, ``onset`` (s from the recording start) and ``description``."""
     import mne
@@ -501,13 +468,21 @@ def load_epochs(
     steps: Sequence[Mapping[str, Any]] = (),
     csv: Mapping[str, Any] | None = None,
     regions: Mapping[str, str] | pd.DataFrame | None = None,
+    return_report: bool | None = None,
     **epoch_kwargs: Any,
-) -> tuple[EpochSet, DropReport | None]:
+) -> EpochSet | tuple[EpochSet, DropReport | None]:
     """Read, preprocess and epoch one recording: :func:`read_raw` → :func:`apply_steps` → :func:`make_epochs`.
 
     ``mne.Epochs`` input is converted directly (``steps`` must then be empty). ``csv`` holds options of
     :func:`read_csv_raw`; ``regions`` a channel → region table (see :func:`assign_regions`). The steps applied are
     stored in the epochs' provenance, with the source file's name.
+
+    Returns
+    -------
+    EpochSet
+        Carrying its drop report (``epochs.drop_report``: what epoching kept and dropped, and why). With
+        ``return_report=True``, the 0.2 pair ``(epochs, report)``; the default (``None``) still returns that pair
+        for one release, with a FutureWarning — pass ``return_report=False``.
     """
     import mne
 
@@ -516,7 +491,8 @@ def load_epochs(
             raise ValueError("field 'steps': preprocessing steps apply to continuous recordings, got mne.Epochs")
         ep = from_mne(source, **{k: epoch_kwargs[k] for k in ("subject", "session", "run")
                                           if k in epoch_kwargs})
-        return (assign_regions(ep, regions) if regions is not None else ep), None
+        return _returned(assign_regions(ep, regions) if regions is not None else ep, None, return_report,
+                         "load_epochs")
     steps = check_steps(steps)
     raw = read_raw(source, **(csv or {}))
     name = Path(raw.filenames[0]).name if raw.filenames and raw.filenames[0] else "<raw>"
@@ -524,7 +500,21 @@ def load_epochs(
     ep, report = make_epochs(raw, provenance=[{"step": "read", "file": name}] + applied, **epoch_kwargs)
     if regions is not None:
         ep = assign_regions(ep, regions)
-    return ep, report
+    return _returned(ep, report, return_report, "load_epochs")
+
+
+def _returned(ep: EpochSet, report: DropReport | None, return_report: bool | None, name: str
+              ) -> EpochSet | tuple[EpochSet, DropReport | None]:
+    """The epochs carrying their drop report; the 0.2 pair when asked (or by default, with a warning)."""
+    import warnings
+
+    if report is not None:
+        ep = ep.with_drop_report(report)
+    if return_report is None:
+        warnings.warn(f"{name} returns (epochs, report) for one more release; pass return_report=False to get the "
+                      "epochs alone (their report is epochs.drop_report)", FutureWarning, stacklevel=3)
+        return ep, report
+    return (ep, report) if return_report else ep
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -608,7 +598,8 @@ def assign_regions(epochs: EpochSet, table: Mapping[str, str] | pd.DataFrame | N
 
 def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str | None = None,
               run: str | None = None, datatype: str | None = None, steps: Sequence[Mapping[str, Any]] = (),
-              on_ch_mismatch: str = "raise", **epoch_kwargs: Any) -> tuple[EpochSet, DropReport]:
+              on_ch_mismatch: str = "raise", return_report: bool | None = None,
+              **epoch_kwargs: Any) -> EpochSet | tuple[EpochSet, DropReport]:
     """Epochs of one BIDS recording (EEG, MEG or iEEG) read with mne-bids.
 
     Events come from ``*_events.tsv``: ``trial_type`` is the description mapped by ``labels``, and every other
@@ -616,6 +607,7 @@ def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str 
     task and run entities fill the table too. Positions come from ``*_electrodes.tsv``/``*_coordsystem.json`` as
     mne-bids reads them. When ``*_channels.tsv`` names channels differently from the data file, mne-bids refuses;
     ``on_ch_mismatch="rename"`` takes the names of ``channels.tsv`` (``"reorder"`` matches them by name).
+    Returns the epochs carrying their drop report, as :func:`load_epochs` (``return_report`` likewise).
     """
     import mne_bids
 
@@ -646,7 +638,7 @@ def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str 
     ep, report = make_epochs(raw, subject=subject, session=session, run=run,
                              provenance=[{"step": "read_bids", "file": bp.basename}] + applied, **epoch_kwargs)
     ep = ep.replace(table=ep.table.assign(task=task))
-    return ep, report
+    return _returned(ep, report, return_report, "read_bids")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -755,7 +747,8 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
         kw = {"run": str(i + 1), **epoch_kwargs} if len(paths) > 1 else dict(epoch_kwargs)
         if len(paths) > 1 and kw.get("labels") is not None:
             kw.setdefault("absent_labels", "allow")          # a run may hold some of the labels; checked below
-        ep, report = load_epochs(p, steps=steps, subject=subject, **kw)
+        ep = load_epochs(p, steps=steps, subject=subject, return_report=False, **kw)
+        report = ep.drop_report
         sets.append(ep)
         seen.update(report.events["description"].astype(str) if report is not None else ())
     labels = epoch_kwargs.get("labels")

@@ -99,7 +99,7 @@ def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLi
                     query: str | None = None, checkpoint: str = "the checkpoint") -> EpochSet:
     """Epochs from an epoch store (.h5) or from raw files through the checkpoint's data recipe, checked against
     the checkpoint's input contract (channels reordered by name; every mismatch listed in one error)."""
-    from neurodecode.core.storage import read_epochs
+    from neurodecode.core.storage import load
     from neurodecode.pipeline.fitting import load_data
 
     paths = [Path(p) for p in recordings]
@@ -109,7 +109,10 @@ def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLi
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such recording")
     if len(paths) == 1 and paths[0].suffix == ".h5":
-        epochs = read_epochs(paths[0], subject)
+        epochs = load(paths[0], subject)
+        if not isinstance(epochs, EpochSet):
+            raise ValueError(f"{paths[0]}: field 'subject': expected one of {list(epochs)} (this file is a "
+                             "collection); choose one with --subject")
     else:
         epochs = load_data(pipe.config["data"], [str(p) for p in paths])
     if query:

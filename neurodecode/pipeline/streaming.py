@@ -31,7 +31,7 @@ from neurodecode.core.logs import logger
 from neurodecode.core.validation import fail
 from neurodecode.pipeline.checkpoint import DecodingPipeline, check_contract
 
-__all__ = ["OnlineDecoder", "epoch_recipe"]
+__all__ = ["LOCAL_LSL_CONFIG", "OnlineDecoder", "epoch_recipe", "motor_imagery_checkpoint", "offline_predictions"]
 
 #: keys of a ``data=meeg`` recipe that :func:`~neurodecode.loaders.meeg.load_epochs` takes for one stretch
 _EPOCH_KEYS = ("tmin", "tmax", "labels", "stimulus", "baseline", "reject", "flat", "picks", "subject", "session",
@@ -140,7 +140,7 @@ class OnlineDecoder:
 
         kw = {k: v for k, v in self.recipe.items() if k != "steps"}
         raw.set_annotations(mne.Annotations([onset], [0.0], [description]))
-        ep, _ = load_epochs(raw, steps=self.recipe["steps"], absent_labels="allow", **kw)
+        ep = load_epochs(raw, return_report=False, steps=self.recipe["steps"], absent_labels="allow", **kw)
         ep = check_contract(self.pipe.contract, ep, f"{self.stream_name} at {onset:.3f} s", self.where)
         latents = self.pipe.latents(ep)
         top5 = self.pipe.target.retrieve(latents, 5)[0]         # retrieval: the target space's gallery
@@ -208,3 +208,50 @@ def predictions_table(predictions: list[Mapping[str, Any]]) -> pd.DataFrame:
         table.attrs["latency_median_s"] = float(table["latency_s"].median())
         table.attrs["latency_p95_s"] = float(table["latency_s"].quantile(0.95))
     return table
+
+
+#: a liblsl configuration that keeps streams on this machine (resolve scope "machine", IPv4 loopback only) — for
+#: replaying recordings in tests and benchmarks without touching the network
+LOCAL_LSL_CONFIG = "[multicast]\nResolveScope = machine\n[ports]\nIPv6 = disable\n[lab]\nKnownPeers = {127.0.0.1}\n"
+
+
+def offline_predictions(checkpoint: Any, recording: Any) -> tuple[Any, np.ndarray, list[str]]:
+    """What a checkpoint decodes from a whole recording offline (its own data recipe): the epochs, their latents
+    (n_epochs, embed_dim) and each epoch's top-1 gallery stimulus — the reference an online run is compared with."""
+    from neurodecode.pipeline.decoding import read_recordings
+
+    pipe = DecodingPipeline.load(checkpoint, heads=[])
+    epochs = read_recordings(pipe, [recording])
+    latents = pipe.latents(epochs)
+    return epochs, latents, [top[0] for top in pipe.target.retrieve(latents, 1)]
+
+
+def motor_imagery_checkpoint(root: Any, data: Any) -> Any:
+    """A small checkpoint to try ``neurodecode stream`` with: EEGMMIDB subject 1's imagery runs 4 and 8 (the
+    motor-imagery preprocessing, 1–2 s after the cue) → tangent space → ridge onto two stimuli (a left and a right
+    bar image written into ``root``). ``data`` is the folder of the shared recordings; returns the checkpoint."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from neurodecode.core.configs import compose
+    from neurodecode.pipeline.fitting import run
+
+    root, data = Path(root), Path(data)
+    for i, s in enumerate(["left", "right"]):
+        img = np.zeros((16, 16), np.uint8)
+        img[i * 8:(i + 1) * 8] = 255
+        Image.fromarray(img).save(root / f"{s}.png")
+    pd.DataFrame({"stimulus": ["left", "right"], "file": ["left.png", "right.png"]}).to_csv(root / "s.csv",
+                                                                                            index=False)
+    runs = [str(data / "eegmmidb_S001" / f"S001R{r:02d}.edf") for r in (4, 8)]
+    for r in runs:
+        if not Path(r).is_file():
+            raise FileNotFoundError(f"{r}: missing (the shared EEGMMIDB recordings)")
+    cfg = compose(["data=meeg", f"data.path=[{','.join(repr(r) for r in runs)}]", f"data.stimuli={root / 's.csv'}",
+                   "data.tmin=1.0", "data.tmax=2.0", "data.labels={T1:left,T2:right}",
+                   "data.stimulus={T1:left,T2:right}", "objective.n_components=1", "preprocessing=eeg_motor_imagery",
+                   "encoder=tangent_space", "head@heads.images=null", "images.low_level=false", "split.column=null",
+                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1"])
+    run(cfg, root / "run")
+    return root / "run" / "checkpoint"

@@ -43,9 +43,10 @@ def test_reset_tuning_trains_only_the_new_layers():
     assert model.subjects == ["a", "b", "c"] and not model.training
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ridge", "reset"])
 def test_adapt_with_ten_percent_of_a_new_subject(method):
-    r = adaptation_benchmark(method, max_epochs=15)    # the README figures: scripts/eval_encoders.py (150 epochs)
+    r = adaptation_benchmark(method, max_epochs=15)    # the README figures: benchmarks/eval_encoders.py (150 epochs)
     print(f"\nadapt({method}) with 10 %: R² {r['adapted']:.3f} vs {r['full']:.3f} with all trials; scratch "
           f"{r['scratch']:.3f}; ridge from scratch {r['ridge_scratch']:.3f}")
     assert -1 < r["ridge_scratch"] < 1                  # the plain baseline is reported beside it

@@ -108,15 +108,14 @@ def test_aligner_configs_instantiate_and_refuse_unknown_keys():
         build("aligner", "svm")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_digits69_learned_mapper_beats_ridge_in_pixel_space(shared_data):
-    from conftest import load_script
-
     from neurodecode import build
     from neurodecode.evaluation.metrics import score_outputs
+    from neurodecode.loaders.public import digits69
 
-    script = load_script("eval_alignment")
-    X, images, train = script.load_digits69(shared_data / "fmri_digits69" / "digit69_28x28.mat")
+    X, images, train = digits69(shared_data / "fmri_digits69" / "digit69_28x28.mat")
     Y = images.reshape(len(images), -1)
     scores = {}
     for name in ("ridge", "mlp"):
@@ -185,6 +184,7 @@ def cluster_data(n=64, seed=0):
     return X, centres[cls] + 0.1 * rng.normal(size=(n, 8)), cls, centres
 
 
+@pytest.mark.slow
 def test_diffusion_prior_samples_the_right_cluster_reproducibly(tmp_path):
     from neurodecode.alignment import PriorAlignment
 

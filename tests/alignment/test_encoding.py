@@ -89,6 +89,7 @@ def test_transformer_encoder_learns_which_token_drives_each_region():
         TransformerEncodingModel(trainer={"max_epochs": 1}).fit(tokens[:10], Y[:10], regions[:5])
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_digits69_encoding_models_and_voxel_selection(shared_data):
     """digits69 (90 train / 10 test): ridge pixels → voxels; on the 500 voxels it predicts best in training

@@ -104,6 +104,7 @@ def _worker(rank, world, init_file, loss_name, out_file):
     os._exit(0)  # skip gloo's C++ teardown, which sometimes aborts at interpreter exit after the work is done
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", ["infonce", "softclip"])
 def test_two_processes_equal_one_process(loss_name, tmp_path):
     model, x, target = _model_and_data()

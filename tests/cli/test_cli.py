@@ -65,6 +65,7 @@ def test_manifest_checksum_and_offline_fetch(tmp_path, monkeypatch):
         load_manifest("nope")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_example_reproduces_the_reference(tmp_path):
     """The README's main command: real EEGMMIDB runs 4/8/12 → store → Dataset → 0.733 (pyRiemann reference)."""
@@ -99,6 +100,7 @@ def test_realdata_tests_skip_with_a_message_without_shared_data(tmp_path):
     assert "1 skipped" in out.stdout and "real recordings not found at" in out.stdout
 
 
+@pytest.mark.slow
 def test_import_is_light_and_heavy_names_load_on_use():
     code = ("import sys, neurodecode as nd; assert 'torch' not in sys.modules; "
             "from neurodecode.features import extract_features; assert nd.extract_features is extract_features; "
@@ -130,7 +132,7 @@ def test_evaluate_command(tmp_path, capsys):
     data[labels == "b", 0] *= 3  # class b: more variance on channel 0
     save(EpochSet.from_array(data, 100.0, [f"c{i}" for i in range(4)], "eeg",
                              table={"subject": ["1"] * 40, "session": ["1"] * 40, "label": labels}), tmp_path / "e.h5")
-    assert main(["evaluate", str(tmp_path / "e.h5"), "--recipe", "tangent_space", "-p", "estimator=lwf",
+    assert main(["evaluate", str(tmp_path / "e.h5"), "--recipe", "tangent_space", "estimator=lwf",
                  "--out", str(tmp_path / "cls")]) == 0
     out = capsys.readouterr().out
     assert "within_session" in out and (tmp_path / "cls" / "scores.json").is_file()

@@ -24,6 +24,7 @@ def run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_an_error_inside_the_training_run_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "neurodecode", "train", "experiment=tiny", "data.n_voxels=0",
                            f"hydra.run.dir={tmp_path / 'r'}"], capture_output=True, text=True, timeout=300)

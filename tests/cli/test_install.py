@@ -34,6 +34,7 @@ def test_the_wheel_contains_every_config_and_manifest(wheel):
     assert {f"{p}/__init__.py" for p in packages} <= names
 
 
+@pytest.mark.slow
 def test_train_runs_from_a_non_editable_install(wheel, tmp_path):
     target = tmp_path / "site"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",

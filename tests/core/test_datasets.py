@@ -131,6 +131,7 @@ def test_subject_sampler_drop_last_and_errors():
         SubjectBatchSampler(codes, batch_size=0)
 
 
+@pytest.mark.slow
 def test_stores_travel_to_dataloader_workers(tmp_path):
     """Stores pickle as their path, so DataLoader workers (fork or spawn) reopen them."""
     import pickle

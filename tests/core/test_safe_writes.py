@@ -44,6 +44,7 @@ def _writer(path, value, delay, overwrite):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
 def test_two_writers_of_one_path_one_succeeds_the_other_is_refused(tmp_path, attempt):
     path = tmp_path / "race.h5"
@@ -70,6 +71,7 @@ KILLED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(4))
 def test_a_writer_killed_at_any_moment_leaves_the_old_store_or_the_new_one(tmp_path, attempt):
     path = tmp_path / "kept.h5"

@@ -51,6 +51,7 @@ def _worker(rank, world, init_file, out_file):
     os._exit(0)  # skip gloo's C++ teardown, which sometimes aborts at interpreter exit after the work is done
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_weights_as_one(tmp_path):
     one = make_model()
     trainer = Trainer(max_epochs=3, batch_size=8, lr=1e-2, seed=3)
@@ -89,6 +90,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(tmp_path):
     ckpt = tmp_path / "run"
     script = KILLED_RUN.format(tests=os.path.dirname(__file__), ckpt=str(ckpt))

@@ -37,6 +37,7 @@ def test_brain_module_shapes_subject_layers_and_errors():
     assert brain_module_loss(t, t, 1.0) < brain_module_loss(p, t, 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_simulated_meg_subjects_sit_on_the_real_sensors(shared_data):
     import mne
@@ -58,6 +59,7 @@ def test_simulated_meg_subjects_sit_on_the_real_sensors(shared_data):
         simulated_meg_subject(shared_data / "nothing.fif")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_meg_brain_module_training_run_retrieves_above_chance(shared_data, tmp_path):
     from neurodecode.core.configs import compose

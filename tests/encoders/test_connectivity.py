@@ -128,6 +128,7 @@ def test_sliding_windows_stay_inside_runs_and_blocks():
         sliding_windows(w, window=6.0, stride=2.0)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_haxby_block_connectivity_beside_the_per_volume_decoder(shared_data):
     """Haxby 2001 slice: 16 k-means parcels, one 22.5 s window per category block (9 volumes), leave one run out.
@@ -192,6 +193,7 @@ def test_dynamic_connectivity_sequences_are_epochs_of_window_connectomes():
         connectivity_sequence(ep, window=200.0, stride=4.0)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_masked_pretraining_on_dynamic_connectivity_beside_static_fc(shared_data):
     """Haxby blocks → 16 parcels → 5 sliding windows (12.5 s, stride 2.5 s) per block → 120 edges × 5 windows;

@@ -338,8 +338,8 @@ def test_pretrain_from_the_command_line(tmp_path, capsys):
     store = tmp_path / "eeg.h5"
     save(epochs(48, labels=["a", "b"] * 24), store)
     out = tmp_path / "mae"
-    assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=2",
-                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out)]) == 0
+    assert main(["pretrain", str(store), "--encoder", "tiny_mae", "mask=time", "trainer.max_epochs=2",
+                 "trainer.batch_size=16", "trainer.progress=false", "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "held-out masked-reconstruction error" in printed.out
     probe = json.loads((out / "probe.json").read_text())                  # beside the untrained net and TS + LR
@@ -349,9 +349,11 @@ def test_pretrain_from_the_command_line(tmp_path, capsys):
     assert "pretrained − untrained:" in printed.out
     model = load_model(out)
     assert model.mask == "time" and isinstance(model, SignalMAE)
-    assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=3",
-                 "-t", "batch_size=16", "-t", "progress=false", "--out", str(out), "--resume",
-                 "--probe-epochs", "0"]) == 0
+    with pytest.warns(FutureWarning, match=r"-p/--param and -t/--trainer are deprecated; write the overrides after "
+                                           r"the command's arguments: mask=time trainer.max_epochs=3"):
+        assert main(["pretrain", str(store), "--encoder", "tiny_mae", "-p", "mask=time", "-t", "max_epochs=3",
+                     "-t", "batch_size=16", "-t", "progress=false", "--out", str(out), "--resume",
+                     "--probe-epochs", "0"]) == 0             # the 0.2 spelling, for one release
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]  # resumed after epoch 1: one more epoch
     no_pos = tmp_path / "nopos.h5"
@@ -363,14 +365,16 @@ def test_pretrain_from_the_command_line(tmp_path, capsys):
     assert "no encoder config 'nosuch'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_mae_pretraining_on_real_eeg_lowers_held_out_error(shared_data):
-    from conftest import load_script
+    from neurodecode.loaders.public import muse
 
-    script = load_script("eval_encoders")
-    s1 = script.scale(script.load_muse(shared_data, "N170", "1", {"1": "house", "2": "face"}))
+    steps = [{"step": "montage", "name": "standard_1005"}, {"step": "notch", "freqs": [50.0]},
+             {"step": "filter", "l_freq": 1.0, "h_freq": 30.0}]
+    s1 = muse(shared_data, "N170", "1", scale=1e5, steps=steps)
     assert s1.data.shape == (1133, 4, 232)
-    # 20 epochs (0.80 of the untrained error; 60 give 0.77): the study itself is scripts/eval_encoders.py
+    # 20 epochs (0.80 of the untrained error; 60 give 0.77): the study itself is benchmarks/eval_encoders.py
     res = pretrain(s1, "tiny_mae", trainer={"max_epochs": 20, "batch_size": 64, "lr": 1e-3, "warmup_steps": 20},
                    val_fraction=0.1)
     print(f"\nMuse N170 subject 1, tiny MAE: held-out masked error {res.val_error_before:.3f} → "
@@ -436,6 +440,7 @@ def _mae_worker(rank, world, init_file, out_file):
     os._exit(0)  # skip gloo's C++ teardown, which sometimes aborts at interpreter exit after the work is done
 
 
+@pytest.mark.slow
 def test_mae_training_on_two_processes_equals_one(tmp_path):
     import tempfile
 

@@ -61,6 +61,7 @@ def test_the_objective_has_both_contrasts_and_trains():
     assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith("classifier.0"))
 
 
+@pytest.mark.slow
 def test_classifier_learns_rhythms_in_cross_validation_and_round_trips(tmp_path):
     from sklearn.model_selection import cross_val_score
 

@@ -134,6 +134,7 @@ def test_labram_refuses_unknown_channel_names_and_long_epochs():
         model.tokens(torch.zeros(1, 1, 1600), _spec(("Cz",)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [LaBraM(patch_size=100, out_chans=4, depth=1, heads=4),
                                    CBraMod(conv_channels=5, n_layer=1, nhead=4, dim_feedforward=32)],
                          ids=["labram", "cbramod"])

@@ -1,7 +1,6 @@
 """Riemannian features: equal to pyRiemann, scikit-learn contract, bad input, real EEG."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -346,6 +345,7 @@ def test_batched_maths_is_differentiable():
     assert torch.autograd.gradcheck(f, (X,), eps=1e-6, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_eegmmidb_tangent_space_reaches_the_reference(shared_data, tmp_path):
     """Runs 4/8/12 imagined left vs right fist, 7-30 Hz, 1-2 s, 5-fold stratified CV, seed 42 (reference 0.733)."""
@@ -411,16 +411,14 @@ def test_split_workers_run_one_thread_and_the_caller_keeps_its_threads():
 def test_xdawn_recipe_decodes_muse_n170_faces_vs_houses(shared_data):
     """The ERP recipe on Muse N170 subject 1 (5-fold stratified, seed 42): at least 0.65, as pyRiemann's
     XdawnCovariances(nfilter=2) + TS + LR (0.669 ± 0.031); plain tangent space sits at chance (0.508)."""
-    import sys
-
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     from neurodecode.evaluation.classification import recipe_classifier
+    from neurodecode.loaders.public import muse
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    from eval_encoders import load_muse
-
-    ep = load_muse(shared_data, "N170", "1", {"1": "house", "2": "face"})
+    steps = [{"step": "montage", "name": "standard_1005"}, {"step": "notch", "freqs": [50.0]},
+             {"step": "filter", "l_freq": 1.0, "h_freq": 30.0}]
+    ep = muse(shared_data, "N170", "1", steps=steps)
     X, y = ep.data, ep.table["label"].to_numpy()
     cv = StratifiedKFold(5, shuffle=True, random_state=42)
     scores = cross_val_score(recipe_classifier("xdawn_tangent_space"), X, y, cv=cv)
@@ -428,6 +426,7 @@ def test_xdawn_recipe_decodes_muse_n170_faces_vs_houses(shared_data):
     assert scores.mean() >= 0.65
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_data):
     """The feature recipes + LR under cross_val_score / GridSearchCV give the array path's numbers when handed the

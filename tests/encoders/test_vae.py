@@ -47,15 +47,21 @@ def test_reconstructions_are_closer_to_the_evoked_response_than_raw_trials(tmp_p
         BetaVAEFeatures(kernel=4).fit(X)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_beta_vae_on_muse_n170_denoises_trials_towards_the_subjects_erp(shared_data):
-    """One fold of scripts/eval_beta_vae.py: the decoder's single trials correlate more with the training trials'
+    """One fold of benchmarks/eval_beta_vae.py: the decoder's single trials correlate more with the training trials'
     class-average ERP than the raw test trials do."""
-    from conftest import load_script
+    from sklearn.model_selection import StratifiedKFold
 
-    script = load_script("eval_beta_vae")
-    ep = script.n170(shared_data, "1")
+    from neurodecode.core.scores import erp_correlations
+    from neurodecode.loaders.public import muse
+
+    ep = muse(shared_data, "N170", "1", scale=1e5)
     X, y = ep.data.astype(np.float64), ep.table["label"].to_numpy()
-    res = script.denoising(X, y, n_splits=5, folds=1, max_epochs=10)
+    tr, te = next(StratifiedKFold(5, shuffle=True, random_state=42).split(X, y))
+    out = BetaVAEFeatures(latent_dim=16, trainer={"max_epochs": 10}).fit(X[tr]).reconstruct(X[te])
+    res = {"raw": erp_correlations(X[te], y[te], X[tr], y[tr]).mean(),
+           "reconstructed": erp_correlations(out, y[te], X[tr], y[tr]).mean()}
     print(f"\nN170 subject 1, one fold: raw trials r = {res['raw']:.3f}, reconstructions {res['reconstructed']:.3f}")
     assert res["reconstructed"] > res["raw"] + 0.05

@@ -44,6 +44,7 @@ def study():
     return EpochCollection([subject_epochs(f"s{k}", seed=k) for k in range(4)])
 
 
+@pytest.mark.slow
 def test_within_session_folds_and_summary(study):
     res = evaluate(study, ts_lr(), "within_session", n_splits=4, seed=1)
     sc = res.scores
@@ -183,6 +184,7 @@ def test_extract_features_bad_input():
         extract_features(np.random.default_rng(0).normal(size=(4, 2, 50)), "xdawn_tangent_space")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_within_session_on_eegmmidb_equals_cross_val_score(shared_data):
     from neurodecode import concatenate
@@ -219,7 +221,7 @@ def test_features_command_writes_a_table(tmp_path, capsys):
     ep = subject_epochs("s0", 0, sessions=("1",), n_per_session=12)
     save(ep, tmp_path / "s0.h5")
     assert main(["features", str(tmp_path / "s0.h5"), "--recipe", "filterbank_tangent_space",
-                 "-p", "bands=[[8,12],[20,30]]", "--out", str(tmp_path / "f.csv")]) == 0
+                 "bands=[[8,12],[20,30]]", "--out", str(tmp_path / "f.csv")]) == 0
     frame = pd.read_csv(tmp_path / "f.csv")
     assert frame.shape == (12, len(ep.table.columns) + 42) and "20-30Hz:E0|E5" in frame.columns
     assert "12 epochs × 42 features" in capsys.readouterr().out
@@ -266,6 +268,7 @@ def rpa_reference(X, y, subj, target, cal, procrustes=False):
     return score_predictions(y[test], clf.predict(Z_te), clf.predict_proba(Z_te), clf.classes_)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transfer", ["rpa", "procrustes"])
 def test_rpa_and_procrustes_equal_pyriemann_transfer(study, transfer):
     from neurodecode.evaluation.classification import calibration_trials
@@ -286,6 +289,7 @@ def test_rpa_and_procrustes_equal_pyriemann_transfer(study, transfer):
     assert res[res["metric"] == "accuracy"]["value"].mean() > plain + 0.15
 
 
+@pytest.mark.slow
 def test_cross_session_transfer_and_errors(study):
     res = evaluate(study, ts_lr(), "cross_session", transfer="rpa", n_calibration=4).scores
     assert set(res["scheme"]) == {"cross_session+rpa"} and (res["n_test"] == 32).all()
@@ -310,18 +314,20 @@ def test_cross_session_transfer_and_errors(study):
         evaluate(study, ts_lr(), "cross_subject", recenter=True, transfer="rpa", n_calibration=3)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_transfer_between_imagined_and_executed_eegmmidb_and_across_muse_subjects(shared_data):
     """Real EEG: EEGMMIDB subject 1's imagined and executed fists as two stand-in subjects (README table: re-centring
     with 10 calibration trials per class 0.880 on the imagined runs, no alignment 0.689); and leave one Muse N170
     subject out with the xDAWN recipe fitted on the training subject, with and without re-centring (at chance)."""
-    from conftest import load_script
-
     from neurodecode.evaluation.classification import recipe_classifier
+    from neurodecode.loaders.public import eegmmidb, muse
 
-    script = load_script("eval_transfer")
-    mi = EpochCollection([script.eegmmidb(shared_data, (4, 8, 12), "imagined"),
-                          script.eegmmidb(shared_data, (3, 7, 11), "executed")])
+    def named(ep, subject):
+        return ep.replace(table=ep.table.assign(subject=subject))
+
+    mi = EpochCollection([named(eegmmidb(shared_data, ["S001"], (4, 8, 12)), "imagined"),
+                          named(eegmmidb(shared_data, ["S001"], (3, 7, 11)), "executed")])
 
     def accuracy(collection, recipe="tangent_space", **kw):
         sc = evaluate(collection, recipe_classifier(recipe), "cross_subject", **kw).scores
@@ -330,15 +336,17 @@ def test_transfer_between_imagined_and_executed_eegmmidb_and_across_muse_subject
     plain, calibrated = accuracy(mi), accuracy(mi, transfer="recenter", n_calibration=10)
     print(f"\nimagined ← executed: none {plain['imagined']:.3f}, recenter+10 {calibrated['imagined']:.3f}")
     assert calibrated["imagined"] >= 0.8 and calibrated["imagined"] > plain["imagined"] + 0.1
-    load_muse = load_script("eval_encoders").load_muse
-    muse = EpochCollection([load_muse(shared_data, "N170", s, {"1": "house", "2": "face"}) for s in ("1", "2")])
+    steps = [{"step": "montage", "name": "standard_1005"}, {"step": "notch", "freqs": [50.0]},
+             {"step": "filter", "l_freq": 1.0, "h_freq": 30.0}]
+    n170 = EpochCollection([muse(shared_data, "N170", s, steps=steps) for s in ("1", "2")])
     for kw in ({}, {"transfer": "recenter"}):
-        acc = accuracy(muse, "xdawn_tangent_space", **kw)
+        acc = accuracy(n170, "xdawn_tangent_space", **kw)
         print(f"Muse N170 leave one subject out, xdawn_tangent_space {kw or 'none'}: "
               f"{acc['N170-1']:.3f} / {acc['N170-2']:.3f}")
         assert 0.4 < acc.mean() < 0.6  # the README reports chance: a jump would mean a leak between subjects
 
 
+@pytest.mark.slow
 def test_the_plain_baseline_runs_on_the_same_folds_and_is_compared_per_fold(study, tmp_path, capsys):
     from neurodecode.cli import main
     from neurodecode.evaluation.classification import compare_evaluations, evaluation_verdict

@@ -118,6 +118,7 @@ def test_score_outputs_bad_input():
         score_outputs("images", np.zeros((2, 4, 5)), np.zeros((2, 4, 4)))
 
 
+@pytest.mark.slow
 def test_caption_scores_leave_the_root_logger_alone():
     """rouge_score logs through absl, which would install a root console handler (every neurodecode line twice)."""
     import subprocess

@@ -146,6 +146,7 @@ def _shapes(labels, seed):
     return imgs
 
 
+@pytest.mark.slow
 def test_tiny_git_head_captions_held_out_latents_through_its_visual_token_map():
     """MindEye2's caption path: the captioner learns (image → caption), ridge maps latents onto its visual tokens,
     and latents it never saw (new noise) decode to their stimulus's caption."""
@@ -228,6 +229,7 @@ def test_every_head_config_instantiates_or_names_its_weights(monkeypatch, tmp_pa
         assert hasattr(head, "generate"), name
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_digits69_reconstructions_grid_and_scores(shared_data, tmp_path):
     """The script end to end with 3 epochs of the tiny generator (the README's figures come from the full script):
@@ -237,14 +239,16 @@ def test_digits69_reconstructions_grid_and_scores(shared_data, tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).parents[2] / "scripts" / "eval_reconstructions.py"
-    env = dict(os.environ, NEURODECODE_SHARED_DATA=str(shared_data))
-    proc = subprocess.run([sys.executable, str(script), "--epochs", "3", "--steps", "4", "--samples", "1",
-                           "--strengths", "0.3", "--out", str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=900, check=False)
+    script = Path(__file__).parents[2] / "benchmarks" / "eval_reconstructions.py"
+    proc = subprocess.run([sys.executable, str(script), "--data", str(shared_data), "--epochs", "3", "--steps", "4",
+                           "--samples", "1", "--strengths", "0.3", "--out", str(tmp_path)], capture_output=True,
+                          text=True, env=dict(os.environ), timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     print("\n" + proc.stdout)
     assert (tmp_path / "grid.png").stat().st_size > 1000
+    record = json.loads((tmp_path / "eval_reconstructions.json").read_text())      # the benchmarks' result file
+    assert record["benchmark"] == "eval_reconstructions" and record["arguments"]["epochs"] == 3
+    assert record["machine"]["torch"] and record["results"]["scores"]
     meta = json.loads((tmp_path / "images" / "metadata.json").read_text())
     assert len(meta["trials"]) == 10 and meta["note"].startswith("tiny generator trained on the 90 training")
     scores = {(r["pipeline"], r["metric"]): r["value"] for r in json.loads((tmp_path / "scores.json").read_text())}
@@ -262,6 +266,7 @@ def shap_e():
     return ShapEMeshHead.tiny(embed_dim=16)
 
 
+@pytest.mark.slow
 def test_tiny_shap_e_meshes_are_seeded_closed_and_written(shap_e, tmp_path):
     from neurodecode.heads.meshes import ShapEMeshHead
 

@@ -46,6 +46,7 @@ def test_every_tiny_head_follows_the_protocol(name, heads):
         head.generate(z, trial_ids=["a", "b"], **FAST[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny_unclip", "tiny_ip_adapter", "tiny_shap_e"])
 def test_outputs_do_not_depend_on_the_batch_size(name, heads):
     head = heads[name]

@@ -32,6 +32,7 @@ def _surface(mesh, n=1500):
     return trimesh.sample.sample_surface(mesh, n, seed=0)[0] if len(mesh.faces) else np.full((n, 3), 9.0)
 
 
+@pytest.mark.slow
 def test_sdf_head_decodes_held_out_objects_closest_to_their_own_shape():
     """Trained on 60 procedural objects' (render embedding, mesh) pairs, decoding 12 new objects from their render
     embeddings: each decoded mesh's Chamfer distance to its own object is the smallest among the 12 far above

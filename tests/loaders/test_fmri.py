@@ -176,6 +176,7 @@ def test_bad_fmri_input(tmp_path):
         trial_responses([read_run(bold)])
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_haxby_slice_per_volume_decoding(shared_data):
     from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
@@ -418,6 +419,7 @@ def test_fracridge_shrinks_single_trial_betas_towards_their_repeats(tmp_path):
         trial_responses(unique, mask, method="lsa", fracridge=[0.5])
 
 
+@pytest.mark.slow
 def test_hrf_library_recovers_planted_hrfs_better_than_the_canonical_one(tmp_path):
     """Half the voxels peak early (delay 4.5), half late (8.5), between the library's points: per-voxel HRFs from
     the library recover the planted amplitudes better than the canonical HRF, and pick the nearest delays."""

@@ -31,9 +31,9 @@ def test_eegmmidb_runs_give_45_epochs_with_positions(shared_data):
     before = [sha(f) for f in files]
     sets = []
     for run, f in zip((4, 8, 12), files):
-        ep, report = load_epochs(f, tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"}, steps=MI_STEPS,
+        ep = load_epochs(f, return_report=False, tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"}, steps=MI_STEPS,
                                  subject="S001", session="1", run=str(run))
-        assert report.n_dropped == 0
+        assert ep.drop_report.n_dropped == 0
         sets.append(ep)
     ep = concatenate(sets)
     assert ep.shape == (45, 64, 161) and ep.sfreq == 160.0
@@ -55,15 +55,16 @@ def test_muse_n170_subject1_counts(shared_data):
     assert len(files) == 6
     kept, events, labels = 0, 0, {}
     for f in files:
-        ep, report = load_epochs(f, tmin=-0.1, tmax=0.8, labels={"1": "house", "2": "face"},
+        ep = load_epochs(f, return_report=False, tmin=-0.1, tmax=0.8, labels={"1": "house", "2": "face"},
                                  csv={"exclude": ["Right AUX"], "sfreq": 256.0},
                                  steps=[{"step": "filter", "l_freq": 1.0, "h_freq": 30.0}], reject={"eeg": 100e-6},
                                  subject="1", session="1")
         assert ep.channels.names == ("TP9", "AF7", "AF8", "TP10") and ep.n_times == 232  # -26..205 samples at 256 Hz
-        assert set(report.events.loc[~report.events["kept"], "reason"].str.startswith("peak-to-peak above eeg"))\
+        rep = ep.drop_report
+        assert set(rep.events.loc[~rep.events["kept"], "reason"].str.startswith("peak-to-peak above eeg"))\
             <= {True}
-        kept += report.n_kept
-        events += report.n_kept + report.n_dropped
+        kept += ep.drop_report.n_kept
+        events += ep.drop_report.n_kept + ep.drop_report.n_dropped
         for k, v in ep.table["label"].value_counts().items():
             labels[k] = labels.get(k, 0) + int(v)
     assert events == 1174
@@ -84,9 +85,9 @@ def test_muse_csv_reader_details(shared_data):
 
 @pytest.mark.realdata
 def test_eeglab_events(shared_data):
-    ep, report = load_epochs(shared_data / "mne_small" / "test_raw.set", tmin=-0.2, tmax=0.5, subject="eeglab")
+    ep = load_epochs(shared_data / "mne_small" / "test_raw.set", return_report=False, tmin=-0.2, tmax=0.5, subject="eeglab")
     assert ep.table["label"].value_counts().to_dict() == {"square": 80, "rt": 74}
-    assert report.n_dropped == 0 and ep.shape == (154, 32, 91)
+    assert ep.drop_report.n_dropped == 0 and ep.shape == (154, 32, 91)
 
 
 @pytest.mark.realdata
@@ -112,23 +113,23 @@ def test_bids_round_trip(shared_data, tmp_path):
     ev = pd.read_csv(bp.copy().update(suffix="events", extension=".tsv").fpath, sep="\t")
     assert {"onset", "duration", "trial_type", "value"} <= set(ev.columns)
     with pytest.raises(ValueError, match=r"run-04_eeg.edf: expected a readable BIDS recording, got an error from mne-bids: Channel mismatch"):
-        read_bids(tmp_path, subject="001", session="01", task="imagery", run="04", tmin=1.0, tmax=2.0)
+        read_bids(tmp_path, return_report=False, subject="001", session="01", task="imagery", run="04", tmin=1.0, tmax=2.0)
     # the EDF keeps BCI2000 names ("Fc5."), channels.tsv has the standard ones: take channels.tsv's
-    ep, report = read_bids(tmp_path, subject="001", session="01", task="imagery", run="04", on_ch_mismatch="rename",
+    ep = read_bids(tmp_path, return_report=False, subject="001", session="01", task="imagery", run="04", on_ch_mismatch="rename",
                            tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"})
-    assert ep.n_epochs == 15 and report.n_dropped == 0
+    assert ep.n_epochs == 15 and ep.drop_report.n_dropped == 0
     t = ep.table
     assert (t["subject"] == "001").all() and (t["session"] == "01").all() and (t["run"] == "04").all()
     assert (t["task"] == "imagery").all() and "value" in t.columns and "duration" in t.columns
     assert np.isfinite(ep.channels.pos).all()  # from *_electrodes.tsv
     with pytest.raises(FileNotFoundError, match=r"no BIDS recording for subject='002'"):
-        read_bids(tmp_path, subject="002", task="imagery", tmin=0, tmax=1)
+        read_bids(tmp_path, return_report=False, subject="002", task="imagery", tmin=0, tmax=1)
 
 
 @pytest.mark.realdata
 def test_chunked_epoching_equals_whole_recording(shared_data, tmp_path):
     f = shared_data / "eegmmidb_S001" / "S001R04.edf"
-    whole, _ = load_epochs(f, tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"}, steps=MI_STEPS)
+    whole = load_epochs(f, return_report=False, tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"}, steps=MI_STEPS)
     report = epochs_to_store(f, tmp_path / "r04.h5", tmin=1.0, tmax=2.0, labels={"T1": "left", "T2": "right"},
                              steps=MI_STEPS, events_per_chunk=4, pad=10.0, progress=False)
     stored = load(tmp_path / "r04.h5")
@@ -158,13 +159,14 @@ def test_truncated_recording_is_named(shared_data, tmp_path):
 def test_events_absent_and_window_outside(shared_data):
     f = shared_data / "eegmmidb_S001" / "S001R04.edf"
     with pytest.raises(ValueError, match=r"S001R04.edf: field 'labels': expected events present in the recording \['T0', 'T2', 'T1'\], got absent \['T9'\]"):
-        load_epochs(f, tmin=0, tmax=1, labels={"T9": "x"})
+        load_epochs(f, return_report=False, tmin=0, tmax=1, labels={"T9": "x"})
     with pytest.raises(ValueError, match=r"S001R04.edf: field 'tmin'/'tmax': expected windows inside the recording .* none inside"):
-        load_epochs(f, tmin=200.0, tmax=201.0)
-    ep, report = load_epochs(f, tmin=-1.0, tmax=4.5, labels=["T0"])  # the first and last rest windows stick out
-    assert report.n_dropped >= 1 and set(report.events.loc[~report.events["kept"], "reason"]) == \
+        load_epochs(f, return_report=False, tmin=200.0, tmax=201.0)
+    ep = load_epochs(f, return_report=False, tmin=-1.0, tmax=4.5, labels=["T0"])  # the first and last rest windows stick out
+    rep = ep.drop_report
+    assert rep.n_dropped >= 1 and set(rep.events.loc[~rep.events["kept"], "reason"]) == \
         {"window outside the recording"}
-    assert "dropped" in str(report)
+    assert "dropped" in str(ep.drop_report)
 
 
 # ---- synthetic recordings ------------------------------------------------------------------------------------
@@ -196,11 +198,11 @@ def test_seeg_bipolar_along_shafts_with_midpoint_positions():
 
 def test_seeg_regions_from_table_and_atlas(tmp_path):
     raw, _ = seeg_raw()
-    ep, report = load_epochs(raw, tmin=-0.5, tmax=1.0, labels={"word/a": "a", "word/b": "b"},
+    ep = load_epochs(raw, return_report=False, tmin=-0.5, tmax=1.0, labels={"word/a": "a", "word/b": "b"},
                              steps=[{"step": "reference", "kind": "bipolar"}],
                              regions={"LA1": "amygdala", "LA2": "amygdala", "LA3": "amygdala", "LA4": "amygdala",
                                       "RH1": "hippocampus", "RH2": "hippocampus", "RH3": "hippocampus"})
-    assert report.n_kept == 5
+    assert ep.drop_report.n_kept == 5
     assert ep.channels.regions == ("amygdala",) * 3 + ("hippocampus",) * 2
     assert ep.channels.types == ("seeg",) * 5
     # an MNI label volume, 2 mm voxels: x < 0 → label 1, x > 0 → label 2
@@ -211,7 +213,7 @@ def test_seeg_regions_from_table_and_atlas(tmp_path):
     vol[46:] = 2
     img = nib.Nifti1Image(vol, affine)
     nib.save(img, tmp_path / "atlas.nii.gz")
-    plain, _ = load_epochs(raw, tmin=-0.5, tmax=1.0)
+    plain = load_epochs(raw, return_report=False, tmin=-0.5, tmax=1.0)
     # MNE keeps montage positions in its head frame (identity when there are no fiducials): say they are MNI
     assert plain.channels.coord_frame == "head"
     with pytest.raises(ValueError, match=r"field 'channels.coord_frame': expected positions in the atlas' world space"):
@@ -446,3 +448,26 @@ def test_stimulus_files_are_resolved_from_the_table_and_read_as_images(tmp_path)
     Image.fromarray(np.zeros((7, 7), np.uint8)).save(tmp_path / "img" / "right.png")
     with pytest.raises(ValueError, match=r"expected images of one size, got 6×5 \(.*left.png\) and 7×7"):
         stimulus_images(ep.stimuli, ["left", "right"])
+
+
+@pytest.mark.realdata
+def test_loaders_return_epochs_carrying_their_drop_report(shared_data, tmp_path):
+    """The report travels with the epochs (and their store); the 0.2 pair still comes by default, with a warning."""
+    from neurodecode import load, save
+
+    f = shared_data / "eegmmidb_S001" / "S001R04.edf"
+    if not f.is_file():
+        pytest.skip(f"{f}: the shared EEGMMIDB recording is missing")
+    ep = load_epochs(f, return_report=False, tmin=-1.0, tmax=4.5, labels=["T0"])
+    assert ep.drop_report.n_dropped >= 1 and ep.drop_report.n_kept == ep.n_epochs
+    save(ep, tmp_path / "e.h5")
+    assert str(load(tmp_path / "e.h5").drop_report) == str(ep.drop_report)
+    with pytest.warns(FutureWarning, match=r"load_epochs returns \(epochs, report\) for one more release; pass "
+                                           r"return_report=False"):
+        old, report = load_epochs(f, tmin=-1.0, tmax=4.5, labels=["T0"])
+    assert old == ep and str(report) == str(ep.drop_report)
+    other = load_epochs(shared_data / "eegmmidb_S001" / "S001R08.edf", return_report=False, tmin=-1.0, tmax=4.5,
+                        labels=["T0"])
+    both = concatenate([ep, other])                      # the reports are per recording: concatenation keeps each
+    assert both.drop_report.events.groupby("recording").size().tolist() == [len(ep.drop_report.events),
+                                                                             len(other.drop_report.events)]

@@ -28,6 +28,7 @@ def moabb_eegmmidb(shared_data, tmp_path, monkeypatch):
     return dataset
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_moabb_and_neurodecode_score_the_same_epochs_and_folds_equally(moabb_eegmmidb, tmp_path):
     from moabb.evaluations import WithinSessionEvaluation

@@ -240,6 +240,7 @@ def _alpha(path):
     return float(DecodingPipeline.load(path).aligner.alpha_[0])
 
 
+@pytest.mark.slow
 def test_concurrent_saves_to_one_path_leave_one_complete_checkpoint(tmp_path):
     path = tmp_path / "ckpt"
     procs = [_saver(path, a) for a in (1.0, 100.0)]
@@ -250,6 +251,7 @@ def test_concurrent_saves_to_one_path_leave_one_complete_checkpoint(tmp_path):
     assert not list(tmp_path.glob(".ckpt.*"))                 # no temporary or old folder left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
 def test_a_save_killed_at_any_moment_never_leaves_no_checkpoint(tmp_path, attempt):
     path = tmp_path / "ckpt"

@@ -45,6 +45,7 @@ def _initial_unet() -> dict[str, np.ndarray]:
     return {f"unet.{k}": v.detach().numpy() for k, v in head.unet.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_write_one_checkpoint_equal_to_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["train", *ARGS, f"hydra.run.dir={one}"]) == 0

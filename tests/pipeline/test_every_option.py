@@ -196,6 +196,7 @@ def test_every_option_is_covered():
           f"{len(WEIGHTS)} composed (published weights), trainer=gpu where CUDA is")
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("run", sorted(RUNS))
 def test_every_option_trains(run, recordings, tmp_path):
@@ -269,12 +270,13 @@ def eeg_store(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "features").glob("*.yaml")))
 def test_every_feature_option_runs_through_neurodecode_features(option, eeg_store, tmp_path, capsys):
     from neurodecode.cli import main
 
-    params = ["-p", "sfreq=160", "-p", "bands=[[8,12],[12,30]]"] if option == "filterbank_tangent_space" else []
+    params = ["sfreq=160", "bands=[[8,12],[12,30]]"] if option == "filterbank_tangent_space" else []
     assert main(["features", str(eeg_store), "--recipe", option, *params, "--out", str(tmp_path / "f.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "f.parquet")
     assert len(table) == 15 and np.isfinite(table.filter(like="f").select_dtypes(float).to_numpy()).all()
@@ -286,8 +288,8 @@ def test_the_tokenizer_option_trains_through_pretrain(eeg_store, tmp_path):
     from neurodecode.cli import main
     from neurodecode.encoders import load_model
 
-    assert main(["pretrain", str(eeg_store), "--encoder", "tiny_mae_codes", "-t", "max_epochs=1", "-t",
-                 "batch_size=8", "-t", "progress=false", "--out", str(tmp_path / "m")]) == 0
+    assert main(["pretrain", str(eeg_store), "--encoder", "tiny_mae_codes", "trainer.max_epochs=1",
+                 "trainer.batch_size=8", "trainer.progress=false", "--out", str(tmp_path / "m")]) == 0
     model = load_model(tmp_path / "m")
     assert model.tokenizer is not None and model.config["target"] == "codes"
 
@@ -309,7 +311,7 @@ def test_every_cross_subject_option_adapts_through_neurodecode_adapt(option, tmp
     save(ep, tmp_path / "new.h5")
     np.savez(tmp_path / "t.npz", stimulus=ids, target=rng.normal(size=(12, model.config["out_dim"])))
     assert main(["adapt", str(tmp_path / "model"), str(tmp_path / "new.h5"), "--name", "new", "--method", "reset",
-                 "--targets", str(tmp_path / "t.npz"), "-t", "max_epochs=1", "-t", "progress=false",
+                 "--targets", str(tmp_path / "t.npz"), "trainer.max_epochs=1", "trainer.progress=false",
                  "--out", str(tmp_path / "adapted")]) == 0
     adapted = load_model(tmp_path / "adapted")
     assert adapted.subjects == [*model.subjects, "new"]

@@ -10,47 +10,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from neurodecode.core.configs import compose
+# liblsl confined to this machine: no multicast beyond the host, no IPv6, the only peer is localhost
+from neurodecode.pipeline.streaming import LOCAL_LSL_CONFIG as LSL_CONFIG
+from neurodecode.pipeline.streaming import motor_imagery_checkpoint as train_eeg_checkpoint
+from neurodecode.pipeline.streaming import offline_predictions
 
 pytestmark = pytest.mark.realdata
-
-#: liblsl confined to this machine: no multicast beyond the host, no IPv6, the only peer is localhost
-LSL_CONFIG = "[multicast]\nResolveScope = machine\n[ports]\nIPv6 = disable\n[lab]\nKnownPeers = {127.0.0.1}\n"
-
-
-def train_eeg_checkpoint(root, shared_data):
-    """A checkpoint trained on EEGMMIDB runs 4 and 8 (motor imagery recipe, tangent space → ridge onto two
-    stimuli) in ``root``; returns its folder."""
-    import pandas as pd
-    from PIL import Image
-
-    from neurodecode.pipeline.fitting import run
-
-    for i, s in enumerate(["left", "right"]):
-        img = np.zeros((16, 16), np.uint8)
-        img[i * 8:(i + 1) * 8] = 255
-        Image.fromarray(img).save(root / f"{s}.png")
-    pd.DataFrame({"stimulus": ["left", "right"], "file": ["left.png", "right.png"]}).to_csv(root / "s.csv",
-                                                                                            index=False)
-    runs = [str(shared_data / "eegmmidb_S001" / f"S001R{r:02d}.edf") for r in (4, 8)]
-    cfg = compose(["data=meeg", f"data.path=[{','.join(repr(r) for r in runs)}]", f"data.stimuli={root / 's.csv'}",
-                   "data.tmin=1.0", "data.tmax=2.0", "data.labels={T1:left,T2:right}",
-                   "data.stimulus={T1:left,T2:right}", "objective.n_components=1", "preprocessing=eeg_motor_imagery",
-                   "encoder=tangent_space", "head@heads.images=null", "images.low_level=false", "split.column=null",
-                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1"])
-    run(cfg, root / "run")
-    return root / "run" / "checkpoint"
-
-
-def offline_predictions(checkpoint, recording):
-    """The checkpoint decoding a recording offline: its epochs, their latents and the top-1 gallery stimuli."""
-    from neurodecode.pipeline import DecodingPipeline
-    from neurodecode.pipeline.decoding import read_recordings
-
-    pipe = DecodingPipeline.load(checkpoint, heads=[])
-    epochs = read_recordings(pipe, [recording])
-    latents = pipe.latents(epochs)
-    return epochs, latents, [top[0] for top in pipe.target.retrieve(latents, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +26,7 @@ def eeg_checkpoint(tmp_path_factory):
     return train_eeg_checkpoint(root, SHARED_DATA), root
 
 
+@pytest.mark.slow
 def test_online_predictions_equal_the_offline_ones(eeg_checkpoint, shared_data, tmp_path):
     import mne
 

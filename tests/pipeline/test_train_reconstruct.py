@@ -66,6 +66,7 @@ NEEDS_WEIGHTS = {"unclip_sd21_small": "objective=clip_vit_l14", "ip_adapter_sd15
                  "nearest_caption": "heads.captions.captions_file=bank.txt", "git_base_coco": "objective=clip_vit_l14"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _options("head"))
 def test_every_head_config_composes_with_train_and_reconstruct(name, tiny_run, other_heads_run, tmp_path):
     from neurodecode.pipeline import DecodingPipeline
@@ -94,6 +95,7 @@ def test_every_head_config_composes_with_train_and_reconstruct(name, tiny_run, o
 
 
 # -- composing and instantiating every config group -----------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
     from hydra.utils import instantiate
@@ -220,6 +222,7 @@ def mlp_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_run_reports_the_plain_baseline_beside_it(mlp_run, tiny_run, tmp_path, capfd):
     from neurodecode.core.scores import trial_scores
     from neurodecode.pipeline.decoding import reconstruct
@@ -392,6 +395,7 @@ def test_report_embeds_images_captions_and_mesh_views(tmp_path):
     assert all(f"id='trial-{i}'" in page for i in range(3)) and "class='notice'>simulated" in page
 
 
+@pytest.mark.slow
 def test_demo_beats_chance_and_says_simulated(tmp_path, caplog):
     from neurodecode.cli.demo import run_demo
 
@@ -522,6 +526,7 @@ def test_fetch_offline_and_manual_sets_fail_clearly(mirror, tmp_path, monkeypatc
     assert (tmp_path / "d" / "sub-01" / "a.bin").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_digits69_train_then_reconstruct_from_the_mat_file(shared_data, tmp_path):
     """Real fMRI: `train experiment=digits69`, then `reconstruct` reads the .mat file again through the recipe."""
@@ -563,7 +568,7 @@ def test_meeg_data_recipe_reads_runs_with_a_stimulus_table(shared_data, tmp_path
 def test_small_images_refuse_ssim_and_the_harness_skips_it(tmp_path):
     from neurodecode.evaluation.metrics import score_outputs, ssim
     from neurodecode.core.stimuli import resize_images
-    from neurodecode.core.storage import read_epochs
+    from neurodecode.core.storage import load, read_epochs
 
     img = np.random.default_rng(0).random((4, 8, 8))
     with pytest.raises(ValueError, match=r"field 'true': SSIM .* needs images of at least 11 × 11 pixels, got 8 × 8"):
@@ -573,6 +578,8 @@ def test_small_images_refuse_ssim_and_the_harness_skips_it(tmp_path):
     with pytest.raises(ValueError, match="field 'channels': expected 1 \\(grey\\) or 3 \\(RGB\\)"):
         resize_images(img[..., None], 8, 4)
     save(simulated_subject(n_train=5, n_test=2, n_voxels=4, image_size=12), tmp_path / "s.h5")
-    assert read_epochs(tmp_path / "s.h5").n_epochs == 7
+    assert load(tmp_path / "s.h5").n_epochs == 7
     with pytest.raises(ValueError, match="s.h5: field 'subject': this file holds one EpochSet, got 'sim-01'"):
-        read_epochs(tmp_path / "s.h5", "sim-01")
+        load(tmp_path / "s.h5", "sim-01")
+    with pytest.warns(FutureWarning, match="neurodecode.read_epochs is deprecated"):
+        assert read_epochs(tmp_path / "s.h5").n_epochs == 7

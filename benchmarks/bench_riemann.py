@@ -14,12 +14,11 @@ The last two lines are the minimum speed-ups over lwf, oas, tangent space and MD
 
 Usage::
 
-    python scripts/bench_riemann.py [--sizes 288x22x1000 1000x64x500 200x128x1000] [--repeats 3] [--device cpu]
+    python benchmarks/bench_riemann.py [--sizes 288x22x1000 1000x64x500 200x128x1000] [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -115,8 +114,13 @@ def run_size(shape, repeats: int, device: str | None) -> dict[str, tuple[float, 
     return ratios
 
 
+NAME = "bench_riemann"
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--sizes", nargs="+", default=["288x22x1000", "1000x64x500", "200x128x1000"],
                    help="EPOCHSxCHANNELSxTIMES problems")
     p.add_argument("--repeats", type=int, default=3)
@@ -139,6 +143,7 @@ def main() -> None:
     print(f"\nat {main_size}, over {', '.join(steps)}:")
     print(f"speedup_vs_pyriemann_min: {min(results[main_size][s][0] for s in steps):.2f}")
     print(f"speedup_vs_pyriemann_torch_min: {min(results[main_size][s][1] for s in steps):.2f}")
+    print(f"wrote {write_results(args, NAME, {s: {step: list(v) for step, v in r.items()} for s, r in results.items()})}")
 
 
 if __name__ == "__main__":

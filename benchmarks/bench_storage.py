@@ -8,12 +8,11 @@ peak resident memory added while reading.
 
 Usage::
 
-    python scripts/bench_storage.py [--gb 2] [--n-channels 64] [--n-times 1000] [--reads 2000] [--dir DIR]
+    python benchmarks/bench_storage.py [--gb 2] [--n-channels 64] [--n-times 1000] [--reads 2000] [--dir DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -63,15 +62,19 @@ def drop_cache(path: Path) -> None:
     os.close(fd)
 
 
+NAME = "bench_storage"
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--gb", type=float, default=2.0, help="size of the synthetic recording in GB (1e9 bytes)")
     p.add_argument("--n-channels", type=int, default=64)
     p.add_argument("--n-times", type=int, default=1000)
     p.add_argument("--reads", type=int, default=2000, help="random single-epoch reads")
     p.add_argument("--block", type=int, default=256, help="epochs per write/sequential-read block")
     p.add_argument("--dir", default=None, help="where to write the two files (default: a temporary folder)")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args()
 
     import neurodecode
@@ -139,8 +142,7 @@ def main() -> None:
           f"{res['numpy']['peak_rss_added_mb']:14.1f}")
     print(f"{'file size (MB)':22s}{res['file_bytes']['neurodecode'] / 1e6:14.1f}{res['file_bytes']['numpy'] / 1e6:14.1f}")
     print(f"chunk: {res['chunk_epochs']} epoch(s); ratio = neurodecode / numpy throughput (> 1: neurodecode faster)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    print(f"wrote {write_results(args, NAME, res)}")
 
 
 if __name__ == "__main__":

@@ -10,26 +10,17 @@ two-way identification in pixel space, top-1 retrieval among the 10) and written
 
 Usage::
 
-    python scripts/eval_reconstructions.py [--epochs 400] [--steps 25] [--samples 4] [--out results/digits69]
+    python benchmarks/eval_reconstructions.py [--epochs 400] [--steps 25] [--samples 4] [--out results/digits69]
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-
-
-def _eval_alignment():
-    spec = importlib.util.spec_from_file_location("eval_alignment", HERE / "eval_alignment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+NAME = "eval_reconstructions"
 
 
 def grid(rows: dict[str, np.ndarray], path: Path, scale: int = 3) -> None:
@@ -51,14 +42,15 @@ def grid(rows: dict[str, np.ndarray], path: Path, scale: int = 3) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=None)
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+    from neurodecode.loaders.public import digits69
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--epochs", type=int, default=400, help="training epochs of the tiny generator (3 steps each)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--samples", type=int, default=4, help="samples per trial (best by embedding similarity)")
     p.add_argument("--strengths", type=float, nargs="+", default=[0.2, 0.1, 0.3])
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    p.add_argument("--out", type=Path, default=Path("results/digits69"))
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
@@ -69,11 +61,7 @@ def main() -> None:
     from neurodecode.heads.images import LowLevelImages, UnCLIPImageHead
     from neurodecode.evaluation.metrics import score_outputs
 
-    ea = _eval_alignment()
-    data = args.data or ea.DEFAULT_DATA / "fmri_digits69" / "digit69_28x28.mat"
-    if not data.is_file():
-        raise SystemExit(f"{data}: the digits69 .mat file is missing (see ../shared/data/README.md)")
-    X, images, train = ea.load_digits69(data)
+    X, images, train = digits69(args.data / "fmri_digits69" / "digit69_28x28.mat")
     test = ~train
     img32 = np.pad(images, ((0, 0), (2, 2), (2, 2)))
     flat = images.reshape(len(images), -1)
@@ -123,7 +111,8 @@ def main() -> None:
                  trials=np.flatnonzero(test).tolist(), seed=0, model_ids={"image": head.config},
                  timings={"seconds_per_trial": best.seconds_per_trial},
                  extra={"strength": args.strengths[0], "note": "tiny generator trained on the 90 training images"})
-    print(f"wrote {args.out / 'grid.png'}, {args.out / 'scores.json'} and {args.out / 'images'}")
+    path = write_results(args, NAME, {"scores": scores.table.to_dict(orient="records"), "fit_seconds": fit_s})
+    print(f"wrote {path}, {args.out / 'grid.png'}, {args.out / 'scores.json'} and {args.out / 'images'}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ tokens (no tokenisation, masking, channel embeddings or decoder); ``ratio`` = ne
 
 Usage::
 
-    python scripts/bench_encoders.py [--n-channels 64] [--seconds 1.0] [--batch-size 32] [--steps 10]
+    python benchmarks/bench_encoders.py [--n-channels 64] [--seconds 1.0] [--batch-size 32] [--steps 10]
 """
 
 from __future__ import annotations
@@ -83,8 +83,13 @@ def worker(name: str, kind: str, n_channels: int, seconds: float, batch_size: in
     return out
 
 
+NAME = "bench_encoders"
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--n-channels", type=int, default=64)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -100,6 +105,7 @@ def main() -> None:
           f"batch {args.batch_size}; {args.steps} optimiser steps after one warm-up")
     print(f"{'config':10s} {'params':>9s} {'tokens':>6s} {'train ep/s':>10s} {'floor ep/s':>10s} {'ratio':>6s} "
           f"{'peak MB':>8s} {'latency ms (batch 1)':>21s}")
+    results = {}
     for name in CONFIGS:
         res = {}
         for kind in ("neurodecode", "floor"):
@@ -110,7 +116,9 @@ def main() -> None:
         print(f"{name:10s} {nd['parameters']:9d} {nd['tokens']:6d} {nd['train_epochs_per_s']:10.1f} "
               f"{fl['train_epochs_per_s']:10.1f} {fl['train_epochs_per_s'] / nd['train_epochs_per_s']:6.2f} "
               f"{nd['peak_rss_mb']:8.0f} {nd['latency_ms']:21.1f}")
+        results[name] = res
     print("ratio = time per epoch of the neurodecode MAE / of the bare transformer on its visible tokens")
+    print(f"wrote {write_results(args, NAME, results)}")
 
 
 if __name__ == "__main__":

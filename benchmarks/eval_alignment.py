@@ -10,44 +10,28 @@ two-way 0.933, top-1 0.60); two-way in AlexNet feature spaces when torchvision's
 
 Usage::
 
-    python scripts/eval_alignment.py [--data PATH.mat] [--aligners ridge mlp prior] [--seeds 5]
-        [--spaces pixels pca] [-p mlp:max_epochs=50 ...] [--out results/alignment]
+    python benchmarks/eval_alignment.py [--data ../shared/data] [--aligners ridge mlp prior] [--seeds 5]
+        [--spaces pixels pca] [-p mlp:trainer.max_epochs=50 ...] [--out results/eval_alignment]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-DEFAULT_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def load_digits69(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Voxels (n, 3092) z-scored with training statistics, images (n, 28, 28) in [0, 1], training mask (n,)."""
-    from neurodecode.loaders.precomputed import DIGITS69, load_mat
-
-    ep = load_mat(path, **DIGITS69)
-    st = ep.stimuli.set_index("stimulus")
-    images = np.stack([np.asarray(st.loc[s, "pixels"], dtype=np.float64).reshape(28, 28)
-                       for s in ep.table["stimulus"]]) / 255.0
-    train = (ep.table["split"] == "train").to_numpy()
-    X = ep.data[:, :, 0].astype(np.float64)
-    return (X - X[train].mean(0)) / X[train].std(0), images, train
+NAME = "eval_alignment"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA / "fmri_digits69" / "digit69_28x28.mat")
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+    from neurodecode.loaders.public import digits69
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--aligners", nargs="+", default=["ridge", "mlp", "prior"])
     p.add_argument("--seeds", type=int, default=5, help="seeds per trained aligner (ridge is deterministic)")
     p.add_argument("--spaces", nargs="+", default=["pixels", "pca"], choices=["pixels", "pca"])
     p.add_argument("-p", "--param", action="append", default=[], help="ALIGNER:key=value override")
-    p.add_argument("--out", type=Path, default=None, help="folder for scores.json and scores.png")
     args = p.parse_args()
 
     from sklearn.decomposition import PCA
@@ -56,9 +40,7 @@ def main() -> None:
     from neurodecode.alignment import RidgeAlignment
     from neurodecode.evaluation.metrics import ImageFeatures, score_outputs
 
-    if not args.data.is_file():
-        raise SystemExit(f"{args.data}: the digits69 .mat file is missing (see ../shared/data/README.md)")
-    X, images, train = load_digits69(args.data)
+    X, images, train = digits69(args.data / "fmri_digits69" / "digit69_28x28.mat")
     flat = images.reshape(len(images), -1)
     pca = PCA(n_components=32, random_state=0).fit(flat[train])
     targets = {"pixels": flat, "pca": pca.transform(flat)}
@@ -108,11 +90,12 @@ def main() -> None:
                    and m in ref}
             print(f"{pipe} vs plain-ridge reference: " + ", ".join(f"{m} {got[m]:.3f} ({got[m] - ref[m]:+.3f})"
                                                                     for m in ref if m in got))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        scores.to_json(args.out / "scores.json")
-        scores.plot(args.out / "scores.png")
-        print(f"wrote {args.out / 'scores.json'} and {args.out / 'scores.png'}")
+    results = {f"{pl} {k} {m}": {"mean": row["mean"], "std": row["std"], "count": int(row["count"])}
+               for (pl, k, m), row in summary.iterrows()}
+    path = write_results(args, NAME, {"summary": results, "seconds": seconds.to_dict()})
+    scores.to_json(args.out / "scores.json")
+    scores.plot(args.out / "scores.png")
+    print(f"wrote {path}, {args.out / 'scores.json'} and {args.out / 'scores.png'}")
 
 
 if __name__ == "__main__":

@@ -13,19 +13,17 @@
 
 About 2 minutes on 2 CPU cores.
 
-    python scripts/eval_sdf_head.py [--n-train 120] [--n-test 30] [--epochs 30]
+    python benchmarks/eval_sdf_head.py [--n-train 120] [--n-test 30] [--epochs 30]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+NAME = "eval_sdf_head"
 
 
 def surface(mesh, n: int = 1500) -> np.ndarray:
@@ -66,11 +64,12 @@ def mind3d(root: Path, pca, scale: float, head) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--n-train", type=int, default=120)
     p.add_argument("--n-test", type=int, default=30)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = p.parse_args()
     from sklearn.decomposition import PCA
 
@@ -78,15 +77,15 @@ def main() -> None:
     from neurodecode.heads.sdf import SDFMeshHead, procedural_shapes
 
     t0 = time.perf_counter()
-    train = procedural_shapes(args.n_train, seed=0, n_views=1)
-    test = procedural_shapes(args.n_test, seed=1, n_views=1)
+    train = procedural_shapes(args.n_train, seed=args.seed, n_views=1)
+    test = procedural_shapes(args.n_test, seed=args.seed + 1, n_views=1)
     flat = lambda r: r.reshape(len(r), -1)  # noqa: E731
     pca = PCA(16, random_state=0).fit(flat(train["renders"]))
     scale = float(pca.transform(flat(train["renders"])).std())
     Ztr = (pca.transform(flat(train["renders"])) / scale).astype(np.float32)
     Zte = (pca.transform(flat(test["renders"])) / scale).astype(np.float32)
-    head = SDFMeshHead(embed_dim=16, seed=0).fit(Ztr, train["meshes"], trainer={
-        "max_epochs": args.epochs, "lr": 3e-3, "progress": False})
+    head = SDFMeshHead(embed_dim=16, seed=args.seed).fit(Ztr, train["meshes"], trainer={
+        "max_epochs": args.epochs, "lr": 3e-3}, seed=args.seed)
     fit_s = time.perf_counter() - t0
     rows = {"SDF head (trained)": nway(head.generate(Zte, grid_size=32, n_views=1, render_size=32).meshes,
                                        test["meshes"])}
@@ -96,6 +95,7 @@ def main() -> None:
     shap_e = ShapEMeshHead.tiny(embed_dim=16)
     rows["tiny Shap-E (random, untrained)"] = nway(shap_e.generate(Zte, num_inference_steps=4, grid_size=24,
                                                                    n_views=1, render_size=32).meshes, test["meshes"])
+    results: dict = {name: dict(zip(("top1", "own_chamfer", "others_chamfer"), r)) for name, r in rows.items()}
     print(f"procedural objects: {args.n_train} training, {args.n_test} held out ({len(set(train['kinds']))} "
           f"families); SDF head trained in {fit_s:.0f} s")
     print(f"  {'3D path':34s} {'top-1':>6s} {'own Chamfer':>12s} {'others':>8s}   (chance {1 / args.n_test:.3f})")
@@ -105,8 +105,10 @@ def main() -> None:
         res = mind3d(args.data, pca, scale, head)
         print(f"mind3d_demo through the SDF head: {res['n']} samples, {res['closed']} closed meshes, render-feature "
               f"2-way {res['2_way']:.3f} (chance 0.5)")
+        results["mind3d"] = res
     else:
         print(f"{args.data / 'mind3d_demo'}: not found, the mind3d path is skipped")
+    print(f"wrote {write_results(args, NAME, results)}")
 
 
 if __name__ == "__main__":

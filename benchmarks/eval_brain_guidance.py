@@ -9,19 +9,22 @@ predicted activation in units of its standard deviation over the training images
 images, their top decile, the unguided samples and the guided ones, and each set's PixCorr with the true image
 (what the guidance costs in fidelity). About 3 minutes on 2 CPU cores.
 
-    python scripts/eval_brain_guidance.py [--scales 0.002 0.005 0.01 0.02] [--epochs 40]
+    python benchmarks/eval_brain_guidance.py [--scales 0.002 0.005 0.01 0.02] [--epochs 40]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
+NAME = "eval_brain_guidance"
+
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+
+    p = benchmark_parser(__doc__.splitlines()[0], NAME)
     p.add_argument("--scales", type=float, nargs="+", default=[0.002, 0.005, 0.01, 0.02])
     p.add_argument("--epochs", type=int, default=40)
     args = p.parse_args()
@@ -36,7 +39,7 @@ def main() -> None:
     from neurodecode.loaders.simulate import simulated_subject
 
     t0 = time.perf_counter()
-    ep = simulated_subject(n_train=600, n_test=50, n_voxels=400, image_size=16)
+    ep = simulated_subject(n_train=600, n_test=50, n_voxels=400, image_size=16, seed=args.seed)
     train = (ep.table["split"] == "train").to_numpy()
     ids = ep.table["stimulus"].astype(str).tolist()
     images = stimulus_images(ep.stimuli, ids)
@@ -50,9 +53,10 @@ def main() -> None:
     target.fit(ep.stimuli, list(dict.fromkeys(np.asarray(ids)[train])))
     Y = target.transform(ep.stimuli, ids)
     latents = RidgeAlignment().fit(V[train], Y[train]).predict(V[~train]).astype(np.float32)
-    head = UnCLIPImageHead.tiny(embed_dim=32, image_size=16, block_out_channels=(32, 64), prompt_tokens=1, seed=0)
-    head.fit(Y[train], images[train], trainer={"max_epochs": args.epochs, "batch_size": 32, "lr": 0.002,
-                                                "progress": False, "seed": 0})
+    head = UnCLIPImageHead.tiny(embed_dim=32, image_size=16, block_out_channels=(32, 64), prompt_tokens=1,
+                                seed=args.seed)
+    head.fit(Y[train], images[train], trainer={"max_epochs": args.epochs, "batch_size": 32, "lr": 0.002},
+             seed=args.seed)
     print(f"simulated subject: 600 training trials, group = the 20 best-encoded voxels (cv r {scores[group].mean():.3f});"
           f" head trained in {time.perf_counter() - t0:.0f} s")
 
@@ -64,11 +68,14 @@ def main() -> None:
     truth = images[~train]
     print(f"  training images                 activation {train_act.mean():+.2f}  (top decile "
           f"{np.sort(train_act)[-len(train_act) // 10:].mean():+.2f})")
+    results = {"training images activation": float(train_act.mean())}
     for scale in [0.0, *args.scales]:
         out = head.generate(latents, num_inference_steps=20, brain_guidance=drive, brain_scale=scale).images[:, 0]
         name = "unguided samples" if scale == 0 else f"guided samples, scale {scale:g}"
         print(f"  {name:31s} activation {activation(out).mean():+.2f}  PixCorr with the true image "
               f"{pixcorr(out, truth):.3f}")
+        results[name] = {"activation": float(activation(out).mean()), "pixcorr": float(pixcorr(out, truth))}
+    print(f"wrote {write_results(args, NAME, results)}")
 
 
 if __name__ == "__main__":
