@@ -241,3 +241,28 @@ def test_verbose_and_quiet_set_the_log_level(capsys):
             set_log_level("loud")
     finally:
         logger.setLevel(old)
+
+
+def test_no_two_modules_share_a_file_name():
+    """``encoders/vae.py`` beside ``encoders/models/vae.py`` made every traceback ambiguous: one name, one module."""
+    names: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert not {n: p for n, p in names.items() if len(p) > 1}
+
+
+def test_no_constructor_writes_a_config_dict_by_hand():
+    """Models record their constructor arguments with ConfigMixin; heads set their provenance through
+    HeadBase._describe; a DecodingPipeline keeps the training run's resolved config it is given — nothing else
+    assigns ``self.config``."""
+    writes = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                for sub in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                    if isinstance(sub, ast.Attribute) and sub.attr == "config" and getattr(sub.value, "id", "") == "self":
+                        writes.add(str(path.relative_to(ROOT)))
+    assert writes == {"neurodecode/core/registry.py", "neurodecode/heads/base.py",
+                      "neurodecode/pipeline/checkpoint.py"}, writes

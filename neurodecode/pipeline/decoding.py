@@ -91,6 +91,16 @@ class Decoded:
     baseline_latents: np.ndarray | None = None
     comparison: pd.DataFrame | None = None
     trial_scores: pd.DataFrame | None = None
+    scale: float | None = None
+
+    def true_images(self) -> np.ndarray | None:
+        """The trials' true stimulus images (n_trials, H, W, 1) in [0, 1], built once from the stimulus table
+        (None when it has no pixels) — scoring, the comparison and the report all read these."""
+        if self.truth is None or "pixels" not in self.truth.columns:
+            return None
+        if getattr(self, "_true_images", None) is None:
+            self._true_images = stimulus_images(self.truth, self.ids, self.scale)
+        return self._true_images
 
 
 # -- 1. read ---------------------------------------------------------------------------------------------------------
@@ -204,7 +214,7 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
     inf = pipe.infer(epochs)
     truth, ids = _truth(pipe, epochs)
     d = Decoded([str(i) for i in range(epochs.n_epochs)], epochs.table["subject"].astype(str).tolist(), ids, truth,
-                inf.latents, baseline_latents=pipe.baseline_latents(epochs))
+                inf.latents, baseline_latents=pipe.baseline_latents(epochs), scale=pipe.target.scale)
     linear = pipe.target.decode(inf.latents)
     if linear is not None:
         d.images["linear"] = ImageOutput(f"linear ({pipe.target.kind} inverse)", d.trials, seed, 0.0, {},
@@ -246,8 +256,8 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
         return d.gallery_scores
     mine, base = _trial_tables(pipe, d)
     parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed, per_trial=mine)]
-    if "pixels" in d.truth.columns:
-        true_images = stimulus_images(d.truth, d.ids, pipe.target.scale)
+    true_images = d.true_images()
+    if true_images is not None:
         for name in ("low-level", "images"):
             if name in d.images:
                 out = d.images[name]
@@ -308,7 +318,7 @@ def _generated_vs_reference(d: Decoded, seed: int, scale: float | None) -> tuple
         return None
     gen = d.images["images"].images[:, 0]
     size, channels = gen.shape[1], gen.shape[-1]
-    truth = resize_images(stimulus_images(d.truth, d.ids, scale), size, channels)
+    truth = resize_images(d.true_images(), size, channels)
     ref = resize_images(d.images[reference].images[:, 0], size, channels)
     a, b = image_trial_scores(gen, truth), image_trial_scores(ref, truth)
     table = compare_scores(a, b, names=("generated", f"{reference} reconstruction"), seed=seed)
@@ -344,7 +354,7 @@ def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]
             for i, (t, s) in enumerate(zip(d.trials, d.subjects))]
     cells: dict[str, list] = {}
     if d.truth is not None and "pixels" in d.truth.columns:
-        cells["stimulus image"] = list(stimulus_images(d.truth, d.ids, pipe.target.scale))
+        cells["stimulus image"] = list(d.true_images())
     for name in ("linear", "low-level", "images"):
         if name in d.images:
             cells.update(d.images[name].report_columns())

@@ -110,8 +110,13 @@ def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
         node = cfg.heads.images if group == "head" else None if group == "experiment" else cfg[group]
         if group == "experiment":
             assert cfg.name == option
-        elif group == "preprocessing":
-            assert isinstance(list(node.steps), list)
+        elif group == "preprocessing":                # every step is a known one with known keys
+            from omegaconf import OmegaConf
+
+            from neurodecode.loaders.preprocessing import check_steps
+
+            steps = OmegaConf.to_container(node.steps, resolve=True)
+            assert check_steps(steps) == steps and (option == "none") == (steps == [])
         elif group == "objective":
             space = TargetSpace(**{k: v for k, v in node.items()})
             assert space.kind in ("pca", "pixels", "clip")
