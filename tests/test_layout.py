@@ -176,6 +176,12 @@ def test_pyproject_ships_every_package_and_the_config_folders():
     ("neurodecode.models.subjects", "planted_subjects", "neurodecode.loaders.simulate"),
     ("neurodecode.reconstruct", "reconstruct", "neurodecode.pipeline.decoding"),
     ("neurodecode.heads.common", "write_trials", "neurodecode.heads.writing"),
+    ("neurodecode.encoders.vae", "BetaVAEFeatures", "neurodecode.encoders.deep"),
+    ("neurodecode.encoders.brain_module", "BrainModuleEncoder", "neurodecode.encoders.deep"),
+    ("neurodecode.alignment.losses", "SoftCLIPLoss", "neurodecode.encoders.models.contrastive"),
+    ("neurodecode.evaluation.retrieval", "two_way_identification", "neurodecode.core.scores"),
+    ("neurodecode.evaluation.comparison", "paired_difference", "neurodecode.core.scores"),
+    ("neurodecode.pipeline.selection", "AutoAlignment", "neurodecode.alignment.selection"),
 ])
 def test_old_import_paths_warn_and_still_work(old, name, new):
     import importlib
@@ -184,6 +190,31 @@ def test_old_import_paths_warn_and_still_work(old, name, new):
     with pytest.warns(FutureWarning, match=rf"{re.escape(old)} moved to .*{re.escape(new)}"):
         module = importlib.import_module(old)
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+def test_renamed_names_and_moved_functions_warn_and_still_work():
+    import importlib
+
+    from neurodecode.alignment.encoding_models import RidgeEncodingModel, TransformerEncodingModel
+    from neurodecode.core.configs import is_allowed
+    from neurodecode.core.registry import current_path
+    from neurodecode.loaders.glm import trial_responses
+
+    sys.modules.pop("neurodecode.alignment.encoding", None)
+    with pytest.warns(FutureWarning, match=r"neurodecode.alignment.encoding moved to .*encoding_models"):
+        assert importlib.import_module("neurodecode.alignment.encoding").RidgeEncoder is RidgeEncodingModel
+    with pytest.warns(FutureWarning, match=r"neurodecode.alignment.TransformerEncoder is now TransformerEncodingModel"):
+        from neurodecode.alignment import TransformerEncoder
+    assert TransformerEncoder is TransformerEncodingModel
+    with pytest.warns(FutureWarning, match=r"neurodecode.loaders.fmri.trial_responses moved to neurodecode.loaders.glm"):
+        from neurodecode.loaders.fmri import trial_responses as old
+    assert old is trial_responses
+    # checkpoints and configs written with the old paths still build (the paths are resolved, then allowed)
+    assert current_path("neurodecode.alignment.encoding.RidgeEncoder") == \
+        "neurodecode.alignment.encoding_models.RidgeEncodingModel"
+    assert current_path("neurodecode.encoders.vae.BetaVAEFeatures") == "neurodecode.encoders.deep.BetaVAEFeatures"
+    assert is_allowed("neurodecode.models.mae.SignalMAE") and not is_allowed("neurodecode.models.mae.os")
+    assert not is_allowed("neurodecodeevil.x.Y") and not is_allowed("builtins.eval")
 
 
 def test_old_builders_and_convenience_methods_warn_and_still_work(tmp_path):
