@@ -106,6 +106,10 @@ CASES = {
     "BrainModuleEncoder": (lambda: _est("BrainModuleEncoder", n_spatial=4, hidden=4, depth=1, out_channels=4,
                                         sfreq=64.0, trainer=TINY_TRAINER),
                            lambda: (_signals()[0], _regression(n=24, q=3)[1]), {}, "transform"),
+    "BraindecodeModel": (lambda: _est("BraindecodeModel", model="ShallowFBCSPNet", trainer=TINY_TRAINER,
+                                      model_kwargs={"n_filters_time": 4, "filter_time_length": 5, "n_filters_spat": 4,
+                                                    "pool_time_length": 8, "pool_time_stride": 4}),
+                         lambda: _signals()[::2], {}, "predict_proba"),
     "EncoderFeatures": (lambda: _est("EncoderFeatures", model=_mae(), channels=_signals()[0].channels, sfreq=64.0),
                         lambda: (_signals()[1],), {}, "transform"),
     "FineTunedEncoder": (lambda: _est("FineTunedEncoder", model=_mae(), channels=_signals()[0].channels,
@@ -248,7 +252,7 @@ def test_declared_parameter_checks_name_the_class_and_the_field():
 
     declared = {n: cls for n, cls in ESTIMATORS.items() if getattr(cls, "_parameter_constraints", None)}
     assert {"Covariances", "TangentSpace", "MDM", "Recenter", "Stretch", "Rotate", "LearnedAlignment",
-            "BetaVAEFeatures", "MVCNetClassifier", "BrainModuleEncoder", "FineTunedEncoder"} <= set(declared)
+            "BetaVAEFeatures", "MVCNetClassifier", "BrainModuleEncoder", "FineTunedEncoder", "BraindecodeModel"} <= set(declared)
     for name, cls in declared.items():
         field = next(iter(cls._parameter_constraints))
         est = cls()

@@ -283,13 +283,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         epochs = load(args.path)
         sfreq = epochs.sfreq if hasattr(epochs, "sfreq") else epochs[next(iter(epochs))].sfreq
-        pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
-        same = args.baseline == args.recipe and not args.overrides
+        if args.encoder:                     # a trained classifier of conf/encoder (braindecode, mvcnet, ...)
+            from neurodecode.core.configs import build, load_config
+
+            extra = [] if "sfreq" not in load_config("encoder", args.encoder) or any(
+                o.startswith("sfreq=") for o in args.overrides) else [f"sfreq={sfreq}"]
+            pipeline = build("encoder", args.encoder, [*args.overrides, *extra])
+            name = f"{args.encoder} ({type(pipeline).__name__}" + (
+                f" {pipeline.model})" if isinstance(getattr(pipeline, "model", None), str) else ")")
+        else:
+            pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
+            name = f"{args.recipe} + LR"
+        same = not args.encoder and args.baseline == args.recipe and not args.overrides
         baseline = None if args.baseline in ("none", "") or same else recipe_classifier(args.baseline, sfreq=sfreq,
                                                                                          C=args.C)
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
                           recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration,
-                          baseline=baseline, baseline_name=f"baseline: {args.baseline} + LR")
+                          baseline=baseline, baseline_name=f"baseline: {args.baseline} + LR", name=name)
+        print(f"{name}:")
         print(result.summary().round(3).to_string())
         _print_baseline(result, args.recipe if same else None)
         _write_scores(result, args.out)
@@ -320,6 +331,7 @@ def _print_baseline(result: Any, same: str | None) -> None:
         return
     if result.baseline is None:
         return
+    print(f"{result.comparison['baseline_name'].iloc[0] if len(result.comparison) else 'baseline'}:")
     print(result.baseline.summary().round(3).to_string())
     for line in format_comparison(result.comparison):
         print(f"vs baseline: {line}")
@@ -414,6 +426,10 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--kind", default="classification",
                     choices=["classification", "retrieval", "images", "captions", "meshes"])
     ev.add_argument("--recipe", default="tangent_space", help="feature recipe (conf/features), classification")
+    ev.add_argument("--encoder", default=None,
+                    help="instead of --recipe + LR, a classifier of conf/encoder, e.g. braindecode (with "
+                         "model=EEGNet), eegnet, shallow_fbcsp, atcnet, eeg_conformer, mvcnet; KEY=VALUE overrides "
+                         "then apply to it")
     ev.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="recipe parameters (conf/features/<recipe>.yaml), e.g. estimator=lwf")
     ev.add_argument("--param", "-p", dest="old_params", action="append", default=[], help=argparse.SUPPRESS)

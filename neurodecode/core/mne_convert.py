@@ -8,7 +8,7 @@ for the whole set. The per-epoch table travels as ``epochs.metadata``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from neurodecode.core.validation import fail
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
-__all__ = ["MNE_TO_TYPE", "TYPE_TO_MNE", "from_mne", "to_mne"]
+__all__ = ["MNE_TO_TYPE", "TYPE_TO_MNE", "from_mne", "mne_info", "to_mne"]
 
 #: MNE channel type → neurodecode channel type.
 MNE_TO_TYPE = {"eeg": "eeg", "mag": "meg-mag", "grad": "meg-grad", "seeg": "seeg", "ecog": "ecog"}
@@ -158,6 +158,26 @@ def _unique_samples(table: pd.DataFrame, sample: np.ndarray, n_times: int) -> np
     return out
 
 
+def mne_info(channels: Any, sfreq: float, verbose: str | bool = "error") -> mne.Info:
+    """An ``mne.Info`` of ``channels`` (names, types, positions in their frame, bads) at ``sfreq`` — what MNE and
+    braindecode (``chs_info``) read. Channel types without an MNE equivalent (fMRI) raise ``ValueError``."""
+    import mne
+
+    missing = sorted({t for t in channels.types if t not in TYPE_TO_MNE})
+    if missing:
+        fail("channels.types", f"types with an MNE equivalent {sorted(TYPE_TO_MNE)}", f"{missing}")
+    frame_codes = {v: k for k, v in _frames().items()}
+    if channels.coord_frame not in frame_codes:
+        fail("channels.coord_frame", f"a frame MNE knows {sorted(frame_codes)}", repr(channels.coord_frame))
+    info = mne.create_info(list(channels.names), float(sfreq), [TYPE_TO_MNE[t] for t in channels.types],
+                           verbose=verbose)
+    for ch, p in zip(info["chs"], channels.pos):
+        ch["loc"][:3] = p
+        ch["coord_frame"] = frame_codes[channels.coord_frame]
+    info["bads"] = list(channels.bads)
+    return info
+
+
 def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose: str | bool = "error") -> mne.EpochsArray:
     """Convert an :class:`~neurodecode.EpochSet` to ``mne.EpochsArray``.
 
@@ -179,18 +199,7 @@ def to_mne(epochs: EpochSet, *, event_id: dict[str, int] | None = None, verbose:
     """
     import mne
 
-    missing = sorted({t for t in epochs.channels.types if t not in TYPE_TO_MNE})
-    if missing:
-        fail("channels.types", f"types with an MNE equivalent {sorted(TYPE_TO_MNE)}", f"{missing}")
-    frame_codes = {v: k for k, v in _frames().items()}
-    if epochs.channels.coord_frame not in frame_codes:
-        fail("channels.coord_frame", f"a frame MNE knows {sorted(frame_codes)}", repr(epochs.channels.coord_frame))
-    info = mne.create_info(list(epochs.channels.names), epochs.sfreq,
-                           [TYPE_TO_MNE[t] for t in epochs.channels.types], verbose=verbose)
-    for ch, p in zip(info["chs"], epochs.channels.pos):
-        ch["loc"][:3] = p
-        ch["coord_frame"] = frame_codes[epochs.channels.coord_frame]
-    info["bads"] = list(epochs.channels.bads)
+    info = mne_info(epochs.channels, epochs.sfreq, verbose=verbose)
 
     table = epochs.table
     labels = table["label"]

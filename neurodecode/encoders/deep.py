@@ -36,7 +36,7 @@ from neurodecode.core.registry import register
 from neurodecode.core.validation import fail
 from neurodecode.encoders.inputs import as_array, channel_scaling, standardized
 
-__all__ = ["BetaVAEFeatures", "BrainModuleEncoder", "MVCNetClassifier"]
+__all__ = ["BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "MVCNetClassifier", "braindecode_models"]
 
 
 def _epochs_array(X: Any, y: Any = None, labelled: bool = False) -> np.ndarray:
@@ -192,7 +192,7 @@ class MVCNetClassifier(ClassifierMixin, TransformerMixin, _ChannelScaled):
         if self.classes_.dtype == object:          # string labels: a unicode array (checkpoints store no objects)
             self.classes_ = self.classes_.astype(str)
         if len(self.classes_) < 2:
-            fail("y", "at least 2 classes", list(self.classes_))
+            fail("y", "at least 2 classes", [str(c) for c in self.classes_], type(self).__name__)
         self._views = torch.Generator().manual_seed(int(self.seed))
         return self._scaled_training_epochs(A), torch.as_tensor(codes, dtype=torch.long)
 
@@ -362,3 +362,251 @@ class BrainModuleEncoder(TransformerMixin, TorchEstimator):
                            None if subject is None else subject[i:i + 256].to(device)).cpu()
                for i in range(0, len(x), 256)]
         return torch.cat(out).double().numpy()
+
+
+def _signal_of(X: Any, sfreq: float | None) -> tuple[float | None, list[str] | None, list[str] | None, Any]:
+    """(sampling rate, channel names, MNE channel types, braindecode's ``chs_info``) of an EpochSet or
+    ``mne.Epochs``; for arrays, ``sfreq`` as given and no channels."""
+    import sys
+
+    mne = sys.modules.get("mne")
+    if mne is not None and isinstance(X, mne.BaseEpochs):
+        return float(X.info["sfreq"]), list(X.ch_names), list(X.get_channel_types()), list(X.info["chs"])
+    if isinstance(X, EpochSet):
+        from neurodecode.core.mne_convert import TYPE_TO_MNE, mne_info
+
+        info = mne_info(X.channels, X.sfreq)
+        return float(X.sfreq), list(X.channels.names), [TYPE_TO_MNE[t] for t in X.channels.types], list(info["chs"])
+    return (None if sfreq is None else float(sfreq)), None, None, None
+
+
+def _models_dict() -> dict[str, type]:
+    """braindecode's ``models_dict``, imported without its import-time warning (braindecode 1.8.1 builds EEGPT's
+    montage with a name MNE 1.13 deprecates; nothing a user can act on)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Montage name 'standard_1020' is deprecated", category=FutureWarning)
+        from braindecode.models.util import models_dict
+    return models_dict
+
+
+def braindecode_models() -> list[str]:
+    """The names of braindecode's models (its ``models_dict``)."""
+    return sorted(_models_dict())
+
+
+@register
+class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
+    """Any braindecode model by name, trained as a classifier on the one trainable-estimator base.
+
+    The network is built from the epochs' own signal contract — ``n_chans``, ``n_times``, ``sfreq`` and, for an
+    EpochSet or ``mne.Epochs``, ``chs_info`` (channel names, types and positions: LaBraM and other models need
+    them) — with ``n_outputs`` the number of classes, and trained with cross-entropy on channel-wise z-scored
+    epochs (training statistics), optionally through braindecode's augmentations. ``predict``/``predict_proba``
+    classify; ``transform`` gives the input of the model's final layer (its learned embedding; the logits for
+    models whose final layer is not one module), so it also serves as the encoder of a training run.
+
+    Parameters
+    ----------
+    model : str
+        A name of braindecode's ``models_dict`` (``EEGNet``, ``ShallowFBCSPNet``, ``ATCNet``, ``EEGConformer``, ...);
+        an unknown name fails with the list.
+    model_kwargs : mapping, optional
+        The architecture's own arguments (e.g. ``{"drop_prob": 0.25}``).
+    sfreq : float, optional
+        The sampling rate of array inputs (an EpochSet or ``mne.Epochs`` brings its own).
+    augmentations : sequence of mappings, optional
+        braindecode transforms applied to each training batch, e.g. ``[{"name": "FTSurrogate", "probability":
+        0.5}, {"name": "ChannelsDropout", "probability": 0.5, "p_drop": 0.2}]`` (seeded with ``seed``).
+    trainer : mapping, optional
+        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+    seed, device :
+
+    Attributes
+    ----------
+    model_ : braindecode model
+    classes_ : ndarray
+    mean_, scale_ : ndarray (n_channels, 1)
+    signal_ : dict
+        The contract the network was built for: ``n_chans``, ``n_times``, ``sfreq``, ``ch_names``.
+    history_ : list of dict
+    """
+
+    reads_epochs = True           # channel names and positions come from an EpochSet
+    trainer_defaults: ClassVar[Mapping[str, Any]] = {"max_epochs": 100, "batch_size": 32, "lr": 1e-3,
+                                                     "weight_decay": 0.0}
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **TorchEstimator._parameter_constraints, "model": str, "model_kwargs": [dict, Mapping, None],
+        "sfreq": [Interval(0, None, closed="neither"), None]}
+
+    def __init__(self, model: str = "ShallowFBCSPNet", model_kwargs: Mapping[str, Any] | None = None,
+                 sfreq: float | None = None, augmentations: Any = None, trainer: Mapping[str, Any] | None = None,
+                 seed: int = 0, device: str = "cpu") -> None:
+        self.model = model
+        self.model_kwargs = model_kwargs
+        self.sfreq = sfreq
+        self.augmentations = augmentations
+        self.trainer = trainer
+        self.seed = seed
+        self.device = device
+
+    def _network(self, n_chans: int, n_times: int, n_outputs: int, sfreq: float | None,
+                 chs_info: list[dict] | None) -> torch.nn.Module:
+        models_dict = _models_dict()
+        if self.model not in models_dict:
+            fail("model", f"a braindecode model among {sorted(models_dict)}", repr(self.model),
+                 type(self).__name__)
+        signal = {"n_chans": n_chans, "n_times": n_times, "n_outputs": n_outputs, "sfreq": sfreq,
+                  "chs_info": chs_info}
+        try:
+            net = models_dict[self.model](**{k: v for k, v in signal.items() if v is not None},
+                                          **dict(self.model_kwargs or {}))
+            self._call(net.eval(), torch.zeros(2, n_chans, n_times), net)   # a dry run: input needs checked now
+        except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as err:
+            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{type(self).__name__}: braindecode's {self.model} cannot take these epochs "
+                             f"(n_chans={n_chans}, n_times={n_times}, sfreq={sfreq}, chs_info "
+                             f"{'given' if chs_info else 'none: pass an EpochSet or mne.Epochs'}): {first}") from None
+        return net
+
+    def _call(self, model: torch.nn.Module, x: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """``model(x)``, with the channel names for models whose forward reads them (LaBraM)."""
+        import inspect
+
+        net = net if net is not None else getattr(model, "module", model)
+        names = (getattr(self, "signal_", None) or {}).get("ch_names")
+        if names and "ch_names" in inspect.signature(net.forward).parameters:
+            return model(x, ch_names=list(names))
+        return model(x)
+
+    def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, ...]:
+        y = None if y is None else np.asarray(y)
+        A = _epochs_array(X, y, labelled=True)
+        sfreq, names, types, self._chs = _signal_of(X, self.sfreq)
+        if sfreq is None:        # braindecode models default to a rate (ATCNet: 250 Hz) and size kernels by it
+            fail("sfreq", "the sampling rate of array inputs (an EpochSet or mne.Epochs brings its own)", None,
+                 type(self).__name__)
+        self.signal_ = {"n_chans": int(A.shape[1]), "n_times": int(A.shape[2]), "sfreq": sfreq, "ch_names": names,
+                        "ch_types": types}
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if self.classes_.dtype == object:
+            self.classes_ = self.classes_.astype(str)
+        if len(self.classes_) < 2:
+            fail("y", "at least 2 classes", [str(c) for c in self.classes_], type(self).__name__)
+        self._augment = _augmentations(self.augmentations, self.seed, sfreq)
+        return self._scaled_training_epochs(A), torch.as_tensor(codes, dtype=torch.long)
+
+    def _build(self, tensors: tuple[torch.Tensor, ...]) -> torch.nn.Module:
+        s = self.signal_
+        return self._network(s["n_chans"], s["n_times"], len(self.classes_), s["sfreq"], self._chs)
+
+    def _loss(self, model: torch.nn.Module, batch: Any, trainer: Any) -> Any:
+        xb, yb = batch
+        if self._augment is not None:
+            xb, yb = self._augment(xb, yb)
+        out = self._call(model, xb)
+        return torch.nn.functional.cross_entropy(out, yb)
+
+    @torch.no_grad()
+    def _logits(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "model_")
+        x = self._standard(X)
+        self.model_.eval()
+        return torch.cat([self._call(self.model_, x[i:i + 256]).cpu() for i in range(0, len(x), 256)])
+
+    def _standard(self, X: Any) -> torch.Tensor:
+        sfreq, names, _, _ = _signal_of(X, None)
+        s = self.signal_
+        if sfreq is not None and (sfreq != s["sfreq"] or (s["ch_names"] and names != s["ch_names"])):
+            fail("X", f"epochs at the training rate and channels ({s['sfreq']} Hz, {s['ch_names']})",
+                 f"{sfreq} Hz, {names}", type(self).__name__)
+        return standardized(X, self.mean_, self.scale_, self.signal_["n_times"]).to(self._model_device)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_epochs, n_classes)."""
+        return torch.softmax(self._logits(X), dim=1).double().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Classes (n_epochs,)."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    @torch.no_grad()
+    def transform(self, X: Any) -> np.ndarray:
+        """The input of the model's final layer, flattened (n_epochs, n_features) — or the logits."""
+        check_is_fitted(self, "model_")
+        final = getattr(self.model_, "final_layer", None)
+        if not callable(getattr(final, "forward", None)) or isinstance(final, torch.nn.ModuleList):
+            return self._logits(X).double().numpy()
+        seen: list[torch.Tensor] = []
+        hook = final.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().flatten(1).cpu()))
+        try:
+            self._logits(X)
+        finally:
+            hook.remove()
+        return torch.cat(seen).double().numpy()
+
+    # -- the checkpoint-component protocol (neurodecode.core.persistence) -------------------------------------
+    def _save_to(self, folder: Any) -> None:
+        """``estimator.json/.npz`` (parameters and fitted statistics, no pickle), ``model.safetensors`` and the
+        channel positions (``chs_info.npy``)."""
+        from pathlib import Path
+
+        from safetensors.torch import save_model
+
+        from neurodecode.core.persistence import save_estimator
+
+        check_is_fitted(self, "model_")
+        shell = type(self)(**self.get_params(deep=False))
+        shell.__dict__.update({k: v for k, v in vars(self).items()
+                               if k.endswith("_") and not k.startswith("_") and k != "model_"})
+        save_estimator(shell, folder, "estimator")
+        save_model(self.model_, str(Path(folder) / "model.safetensors"))
+        locs = np.array([c["loc"] for c in self._chs], dtype=np.float64) if self._chs else np.zeros((0, 12))
+        np.save(Path(folder) / "chs_info.npy", locs, allow_pickle=False)
+
+    @classmethod
+    def _load_from(cls, folder: Any, device: str = "cpu") -> BraindecodeModel:
+        from pathlib import Path
+
+        from safetensors.torch import load_model
+
+        from neurodecode.core.persistence import load_estimator
+
+        est = load_estimator(folder, "estimator")
+        s, chs = est.signal_, None
+        locs = np.load(Path(folder) / "chs_info.npy", allow_pickle=False)
+        if s.get("ch_names"):
+            import mne
+
+            info = mne.create_info(list(s["ch_names"]), s["sfreq"] or 1.0, list(s["ch_types"]), verbose="error")
+            for ch, loc in zip(info["chs"], locs):
+                ch["loc"][:] = loc
+            chs = list(info["chs"])
+        est._chs = chs
+        est.model_ = est._network(s["n_chans"], s["n_times"], len(est.classes_), s["sfreq"], chs)
+        load_model(est.model_, str(Path(folder) / "model.safetensors"), device=device)
+        est.model_.to(device).eval()
+        est.history_ = []
+        return est
+
+
+def _augmentations(spec: Any, seed: int, sfreq: float | None) -> Any:
+    """braindecode's transforms from a list of ``{"name": ..., **arguments}`` (composed, seeded), or None."""
+    if not spec:
+        return None
+    import inspect
+
+    import braindecode.augmentation as aug
+
+    known = sorted(n for n in dir(aug) if n[0].isupper() and n not in ("AugmentedDataLoader", "Compose", "Transform"))
+    transforms = []
+    for i, item in enumerate(spec):
+        item = dict(item)
+        name = item.pop("name", None)
+        if name not in known:
+            fail(f"augmentations[{i}].name", f"a braindecode transform among {known}", repr(name))
+        if "sfreq" in inspect.signature(getattr(aug, name)).parameters and sfreq:
+            item.setdefault("sfreq", sfreq)
+        transforms.append(getattr(aug, name)(random_state=int(seed) + i, **item))
+    return aug.Compose(transforms)

@@ -190,6 +190,13 @@ def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarr
     return out
 
 
+def _inputs(ep: EpochSet, pipeline: Any) -> Any:
+    """What the pipeline is fitted on: the EpochSet itself for estimators that read it (``reads_epochs``: channel
+    names and positions, subjects), else its data as float64."""
+    first = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) else pipeline
+    return ep if getattr(first, "reads_epochs", False) else ep.data.astype(np.float64)
+
+
 def _rows(base: dict, metrics: dict) -> list[dict]:
     return [{**base, "metric": m, "value": v} for m, v in metrics.items()]
 
@@ -201,7 +208,8 @@ TRANSFERS = ("recenter", "rpa", "procrustes")
 def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "within_session", *,
              target: str = "label", n_splits: int = 5, seed: int = 42, recenter: bool = False,
              transfer: str | None = None, n_calibration: int = 0, baseline: Any = None,
-             baseline_name: str = "baseline", train_score: bool = False) -> EvaluationResult:
+             baseline_name: str = "baseline", train_score: bool = False,
+             name: str = "pipeline") -> EvaluationResult:
     """Evaluate a scikit-learn pipeline on epochs (and, with ``baseline``, the plain reference on the same folds).
 
     Parameters
@@ -234,6 +242,7 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         The plain reference (e.g. ``recipe_classifier("tangent_space")``), evaluated with the same scheme,
         transfer, calibration trials and folds; the result then carries it and the paired comparison.
     baseline_name : its label in the comparison.
+    name : the pipeline's label in the comparison (e.g. ``"EEGNet (braindecode)"``).
     train_score : bool
         Also score each fold's training trials (metric ``train_accuracy``), as scikit-learn's
         ``return_train_score``: a model that fits its training folds but not the test ones overfits.
@@ -270,7 +279,7 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     finally:
         _TRAIN_SCORE.reset(token)
     if baseline is not None:
-        result.comparison = compare_evaluations(result, result.baseline, names=("pipeline", baseline_name),
+        result.comparison = compare_evaluations(result, result.baseline, names=(name, baseline_name),
                                                 seed=seed)
     return result
 
@@ -327,9 +336,9 @@ def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_spl
         sessions = ep.table["session"].fillna("1").astype(str)
         for session in pd.unique(sessions):
             sub = ep[(sessions == session).to_numpy()]
-            X, y = sub.data.astype(np.float64), _labels(sub, target)
+            X, y = _inputs(sub, pipeline), _labels(sub, target)
             cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            for fold, (tr, te) in enumerate(cv.split(X, y)):
+            for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
                 base = {"scheme": "within_session", "subject": subject, "session": session, "fold": fold,
                         "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
                 rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
@@ -408,7 +417,7 @@ def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transf
         uniq = list(pd.unique(sessions))
         if len(uniq) < 2:
             continue
-        X, y = ep.data.astype(np.float64), _labels(ep, target)
+        X, y = _inputs(ep, pipeline), _labels(ep, target)
         cache: dict = {}
         for fold, session in enumerate(uniq):
             base = {"scheme": _scheme_name("cross_session", transfer), "subject": subject, "session": session,
@@ -430,7 +439,7 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transf
                  "first)", "; ".join(ep.channels.differences(first.channels)) or f"n_times {ep.n_times} vs "
                  f"{first.n_times}")
     all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
-    X, y = all_ep.data.astype(np.float64), _labels(all_ep, target)
+    X, y = _inputs(all_ep, pipeline), _labels(all_ep, target)
     subj = all_ep.table["subject"].astype(str).to_numpy()
     rows: list[dict] = []
     cache: dict = {}

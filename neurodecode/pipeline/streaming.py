@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,10 +226,13 @@ def offline_predictions(checkpoint: Any, recording: Any) -> tuple[Any, np.ndarra
     return epochs, latents, [top[0] for top in pipe.target.retrieve(latents, 1)]
 
 
-def motor_imagery_checkpoint(root: Any, data: Any) -> Any:
+def motor_imagery_checkpoint(root: Any, data: Any, encoder: str = "tangent_space",
+                             overrides: Sequence[str] = ()) -> Any:
     """A small checkpoint to try ``neurodecode stream`` with: EEGMMIDB subject 1's imagery runs 4 and 8 (the
-    motor-imagery preprocessing, 1–2 s after the cue) → tangent space → ridge onto two stimuli (a left and a right
-    bar image written into ``root``). ``data`` is the folder of the shared recordings; returns the checkpoint."""
+    motor-imagery preprocessing, 1–2 s after the cue) → ``encoder`` (a ``conf/encoder`` name: tangent space, or
+    e.g. ``eegnet``) → ridge onto two stimuli (a left and a right bar image written into ``root``). ``data`` is the
+    folder of the shared recordings; ``overrides`` are more training-config overrides (``encoder.trainer.
+    max_epochs=5``); returns the checkpoint."""
     from pathlib import Path
 
     from PIL import Image
@@ -251,7 +254,7 @@ def motor_imagery_checkpoint(root: Any, data: Any) -> Any:
     cfg = compose(["data=meeg", f"data.path=[{','.join(repr(r) for r in runs)}]", f"data.stimuli={root / 's.csv'}",
                    "data.tmin=1.0", "data.tmax=2.0", "data.labels={T1:left,T2:right}",
                    "data.stimulus={T1:left,T2:right}", "objective.n_components=1", "preprocessing=eeg_motor_imagery",
-                   "encoder=tangent_space", "head@heads.images=null", "images.low_level=false", "split.column=null",
-                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1"])
+                   f"encoder={encoder}", "head@heads.images=null", "images.low_level=false", "split.column=null",
+                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1", *overrides])
     run(cfg, root / "run")
     return root / "run" / "checkpoint"

@@ -26,6 +26,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 WEIGHTS = {("objective", "clip_vit_l14"), ("objective", "clip_vit_l14_tokens"), ("head", "unclip_sd21_small"), ("head", "ip_adapter_sd15"),
            ("head", "gpt2_prefix_caption"), ("head", "git_base_coco"), ("encoder", "labram_base"),
            ("encoder", "cbramod"), ("head", "shap_e_img2img"), ("head", "nearest_caption")}
+#: braindecode models' configs: each is fitted by tests/encoders/test_braindecode.py (eegnet also in a training run
+#: and its checkpoint's stream decoder there); ``encoder=braindecode`` runs below
+BRAINDECODE = {("encoder", n) for n in ("eegnet", "shallow_fbcsp", "atcnet", "eeg_conformer")}
 #: groups a training run does not take, and the command that does
 OTHER_COMMANDS = {"features": "neurodecode features", "tokenizer": "neurodecode pretrain (a codes MAE)",
                   "cross_subject": "neurodecode adapt", "example": "neurodecode example (tests/cli/test_example)"}
@@ -144,6 +147,8 @@ RUNS = {
                      [("encoder", "tiny_cbramod")]),
     "mvcnet": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=mvcnet", "encoder.trainer.max_epochs=2"],
                [("encoder", "mvcnet")]),
+    "braindecode": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=braindecode", "encoder.model=EEGNet",
+                            "encoder.trainer.max_epochs=2"], [("encoder", "braindecode")]),
     "tiny_mae": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_mae", *MAE], [("encoder", "tiny_mae")]),
     "tiny_mae_codes": ("eeg", ["preprocessing=eeg_motor_imagery", "encoder=tiny_mae_codes", *MAE],
                        [("encoder", "tiny_mae_codes")]),
@@ -187,7 +192,7 @@ def _all_options() -> set[tuple[str, str]]:
 def test_every_option_is_covered():
     """Each option of conf/ is run below (a training run, its group's command, or composed + skipped for
     weights / GPU), so a new option needs a run here."""
-    covered = {pair for _, _, pairs in RUNS.values() for pair in pairs} | WEIGHTS | {("trainer", "gpu")}
+    covered = {pair for _, _, pairs in RUNS.values() for pair in pairs} | WEIGHTS | BRAINDECODE | {("trainer", "gpu")}
     covered |= {(g, o) for g, o in _all_options() if g in OTHER_COMMANDS}
     assert _all_options() - covered == set()
     ran = len({pair for _, _, pairs in RUNS.values() for pair in pairs})
