@@ -28,11 +28,12 @@ from neurodecode.core.storage import (CollectionStore, CollectionWriter, EpochSt
 
 _LAZY = {"extract_features": "neurodecode.encoders.features", "evaluate": "neurodecode.evaluation.classification",
          "build": "neurodecode.core.configs", "options": "neurodecode.core.configs",
-         "compose": "neurodecode.core.configs"}
+         "compose": "neurodecode.core.configs", "to_braindecode": "neurodecode.core.braindecode_convert",
+         "from_braindecode": "neurodecode.core.braindecode_convert"}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:  # these import torch and scikit-learn
+    if name in _LAZY:  # these import torch and scikit-learn (braindecode: torchaudio)
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
@@ -57,6 +58,7 @@ __all__ = [
     "concatenate",
     "evaluate",
     "extract_features",
+    "from_braindecode",
     "from_mne",
     "load",
     "logger",
@@ -65,5 +67,6 @@ __all__ = [
     "read_epochs",
     "save",
     "set_log_level",
+    "to_braindecode",
     "to_mne",
 ]

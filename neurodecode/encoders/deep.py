@@ -22,6 +22,8 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -381,14 +383,10 @@ def _signal_of(X: Any, sfreq: float | None) -> tuple[float | None, list[str] | N
 
 
 def _models_dict() -> dict[str, type]:
-    """braindecode's ``models_dict``, imported without its import-time warning (braindecode 1.8.1 builds EEGPT's
-    montage with a name MNE 1.13 deprecates; nothing a user can act on)."""
-    import warnings
+    """braindecode's ``models_dict`` (imported quietly)."""
+    from neurodecode.core.braindecode_convert import import_braindecode
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Montage name 'standard_1020' is deprecated", category=FutureWarning)
-        from braindecode.models.util import models_dict
-    return models_dict
+    return import_braindecode("braindecode.models.util").models_dict
 
 
 def braindecode_models() -> list[str]:
@@ -460,8 +458,10 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
         signal = {"n_chans": n_chans, "n_times": n_times, "n_outputs": n_outputs, "sfreq": sfreq,
                   "chs_info": chs_info}
         try:
-            net = models_dict[self.model](**{k: v for k, v in signal.items() if v is not None},
-                                          **dict(self.model_kwargs or {}))
+            with warnings.catch_warnings():    # LaBraM warns of names outside its table order: they go to forward
+                warnings.filterwarnings("ignore", message="Labram chs_info does not match", category=UserWarning)
+                net = models_dict[self.model](**{k: v for k, v in signal.items() if v is not None},
+                                              **dict(self.model_kwargs or {}))
             self._call(net.eval(), torch.zeros(2, n_chans, n_times), net)   # a dry run: input needs checked now
         except (ValueError, TypeError, RuntimeError, KeyError, AttributeError) as err:
             first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
@@ -597,7 +597,9 @@ def _augmentations(spec: Any, seed: int, sfreq: float | None) -> Any:
         return None
     import inspect
 
-    import braindecode.augmentation as aug
+    from neurodecode.core.braindecode_convert import import_braindecode
+
+    aug = import_braindecode("braindecode.augmentation")
 
     known = sorted(n for n in dir(aug) if n[0].isupper() and n not in ("AugmentedDataLoader", "Compose", "Transform"))
     transforms = []
