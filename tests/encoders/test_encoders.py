@@ -204,11 +204,20 @@ def _published_layout_file(name, folder):
     from neurodecode.encoders.models.cbramod import CBraMod
     from neurodecode.encoders.models.labram import LaBraM
 
+    import re
+
     path = folder / f"{name}.pth"
-    if name == "labram_base":
-        torch.save({"model": {f"student.{k}": v for k, v in LaBraM().state_dict().items()}}, path)
-    else:
-        state = {("encoder." + k if k.startswith("layers.") else k): v for k, v in CBraMod().state_dict().items()}
+    if name == "labram_base":                 # braindecode's names back to the authors' (labram_key inverted)
+        def published(key):
+            key = key.removeprefix("net.")
+            for ours, theirs in (("position_embedding", "pos_embed"), ("temporal_embedding", "time_embed"),
+                                 ("patch_embed.temporal_conv.", "patch_embed.")):
+                key = theirs + key[len(ours):] if key.startswith(ours) else key
+            return re.sub(r"(mlp\.)([02])\.", lambda m: m[1] + {"0": "fc1.", "2": "fc2."}[m[2]], key)
+
+        torch.save({"model": {f"student.{published(k)}": v for k, v in LaBraM().state_dict().items()}}, path)
+    else:                                     # the authors' names are braindecode's, under net.
+        state = {k.removeprefix("net."): v for k, v in CBraMod().state_dict().items()}
         torch.save({**state, "proj_out.0.weight": torch.zeros(200, 200), "proj_out.0.bias": torch.zeros(200)}, path)
     return path
 

@@ -1,53 +1,70 @@
-"""LaBraM (Jiang et al., ICLR 2024): the large brain model's neural transformer, as a feature encoder.
+"""LaBraM (Jiang et al., ICLR 2024) as a feature encoder: braindecode's ``Labram``, read at any length.
 
-Each EEG channel is cut into 1 s patches at 200 Hz; a temporal convolution embeds each patch; a token gets the
-learned embedding of its electrode (a table over LaBraM's list of 120 extended 10-20 names, looked up by channel
-name — a channel the table lacks is an error, never a zero) and of its patch index; a class token is prepended and
-a ViT-style transformer (pre-norm, LayerScale, query/key LayerNorm, query/value biases) encodes all tokens.
+The network is braindecode's (:class:`braindecode.models.Labram`, its modules and parameters): each EEG channel is
+cut into 1 s patches at 200 Hz, a temporal convolution embeds each patch, a token gets the learned embedding of its
+electrode (a row of braindecode's ``LABRAM_CHANNEL_ORDER`` — LaBraM's 120 extended 10-20 names and 8 bipolar TUH
+derivations — looked up by channel name: a channel the table lacks is an error, never a zero) and of its patch
+index; a class token is prepended and the ViT-style blocks (pre-norm, LayerScale, query/key LayerNorm, query/value
+biases) encode all tokens. neurodecode adds what a feature encoder needs around it: input in volts scaled to
+LaBraM's unit (0.1 mV, ``input_scale``), resampling to 200 Hz, tolerant channel names (EEGMMIDB's dots, an ``EEG``
+prefix, ``-REF``/``-LE`` suffixes), and any number of patches up to ``max_patches`` — braindecode's ``forward``
+takes the one length it was built for, so :meth:`LaBraM.tokens` runs its modules in the order of its
+``forward_features`` for the input's own number of patches (equal to it at the built length, tested).
 
-Module and parameter names are those of the published ``modeling_finetune.NeuralTransformer``, so a released
-checkpoint (``labram-base.pth``) loads by :meth:`LaBraM.from_published` after stripping its ``student.`` prefix and
-dropping the pretraining parts (``lm_head``, ``mask_token``, the final ``norm``). Input in volts (MNE's unit) is
-scaled to LaBraM's training unit, 0.1 mV (µV / 100), by ``input_scale``.
+Differences from the copy neurodecode 0.3 wrote itself (``tests/data/foundation_0_3``; the same tokens from the same
+weights, tested): none in the computation. Parameter names are braindecode's (``net.position_embedding``,
+``net.temporal_embedding``, ``net.patch_embed.temporal_conv.*``, ``net.blocks.N.mlp.0/2``); 0.3 checkpoints and the
+authors' released ``labram-base.pth`` load through one key mapping (:func:`labram_key`). braindecode's model is
+built with ``use_mean_pooling=True`` and its pooled ``fc_norm`` removed: the tokens are those before any final
+norm, as 0.3's and as the authors' fine-tuning reads them before its own ``fc_norm``. Weight initialisation is
+braindecode's (its ``_init_weights`` / ``fix_init_weight_and_init_embedding``), so a random model differs from
+0.3's random model by its draw.
 
 Shapes: ``tokens(x (B, C, T), spec) -> (B, C, n_patches, embed_dim)``; ``forward -> (B, embed_dim)``, the mean of
-the patch tokens (the published mean pooling, before its ``fc_norm``).
+the patch tokens.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from neurodecode.core.braindecode_convert import import_braindecode
 from neurodecode.core.registry import ConfigMixin
 
 from neurodecode.encoders.models.tokenizers import SignalSpec, check_batch, patchify
 
-__all__ = ["LABRAM_CHANNELS", "LaBraM", "labram_channel_index"]
+__all__ = ["LABRAM_CHANNELS", "LaBraM", "labram_channel_index", "labram_key"]
 
-#: LaBraM's electrode table (its ``utils.standard_1020``), position embedding row = index + 1 (row 0: class token)
-LABRAM_CHANNELS = (
-    "FP1", "FPZ", "FP2", "AF9", "AF7", "AF5", "AF3", "AF1", "AFZ", "AF2", "AF4", "AF6", "AF8", "AF10",
-    "F9", "F7", "F5", "F3", "F1", "FZ", "F2", "F4", "F6", "F8", "F10",
-    "FT9", "FT7", "FC5", "FC3", "FC1", "FCZ", "FC2", "FC4", "FC6", "FT8", "FT10",
-    "T9", "T7", "C5", "C3", "C1", "CZ", "C2", "C4", "C6", "T8", "T10",
-    "TP9", "TP7", "CP5", "CP3", "CP1", "CPZ", "CP2", "CP4", "CP6", "TP8", "TP10",
-    "P9", "P7", "P5", "P3", "P1", "PZ", "P2", "P4", "P6", "P8", "P10",
-    "PO9", "PO7", "PO5", "PO3", "PO1", "POZ", "PO2", "PO4", "PO6", "PO8", "PO10",
-    "O1", "OZ", "O2", "O9", "CB1", "CB2", "IZ", "O10", "T3", "T5", "T4", "T6", "M1", "M2", "A1", "A2",
-    "CFC1", "CFC2", "CFC3", "CFC4", "CFC5", "CFC6", "CFC7", "CFC8",
-    "CCP1", "CCP2", "CCP3", "CCP4", "CCP5", "CCP6", "CCP7", "CCP8",
-    "T1", "T2", "FTT9H", "TTP7H", "TPP9H", "FTT10H", "TPP8H", "TPP10H")
+#: LaBraM's electrode table (braindecode's ``LABRAM_CHANNEL_ORDER``): position embedding row = index + 1
+LABRAM_CHANNELS: tuple[str, ...] = tuple(import_braindecode("braindecode.models.labram").LABRAM_CHANNEL_ORDER)
+
+#: a key of the published / 0.3 layout → braindecode's (after ``net.``)
+_RENAMES = (("pos_embed", "position_embedding"), ("time_embed", "temporal_embedding"),
+            ("patch_embed.", "patch_embed.temporal_conv."))
+
+
+def labram_key(key: str) -> str:
+    """braindecode's name (under ``net.``) of a parameter named in the authors' / neurodecode 0.3 layout
+    (``pos_embed`` → ``net.position_embedding``, ``blocks.N.mlp.fc1`` → ``net.blocks.N.mlp.0`` ...)."""
+    for old, new in _RENAMES:
+        if key.startswith(old):
+            key = new + key[len(old):]
+            break
+    key = re.sub(r"^(blocks\.\d+\.mlp\.)fc1\.", r"\g<1>0.", key)
+    return "net." + re.sub(r"^(blocks\.\d+\.mlp\.)fc2\.", r"\g<1>2.", key)
 
 
 def labram_channel_index(names: Sequence[str], where: str = "channels") -> list[int]:
     """Row of LaBraM's position embedding for each channel name (case-insensitive; EEGMMIDB's trailing dots,
     an ``EEG `` prefix and a ``-REF``/``-LE`` reference suffix are ignored)."""
-    table = {n: i + 1 for i, n in enumerate(LABRAM_CHANNELS)}
+    table = {n.upper(): i + 1 for i, n in enumerate(LABRAM_CHANNELS)}
     rows, unknown = [], []
     for name in names:
         key = str(name).upper().replace(".", "").strip().removeprefix("EEG ").strip()
@@ -63,91 +80,42 @@ def labram_channel_index(names: Sequence[str], where: str = "channels") -> list[
     return rows
 
 
-class TemporalConv(nn.Module):
-    """Three 1-D convolutions over each patch (published layout); output (B, n_tokens, out_chans · n_steps)."""
-
-    def __init__(self, out_chans: int = 8) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, out_chans, kernel_size=(1, 15), stride=(1, 8), padding=(0, 7))
-        self.gelu1, self.norm1 = nn.GELU(), nn.GroupNorm(4, out_chans)
-        self.conv2 = nn.Conv2d(out_chans, out_chans, kernel_size=(1, 3), padding=(0, 1))
-        self.gelu2, self.norm2 = nn.GELU(), nn.GroupNorm(4, out_chans)
-        self.conv3 = nn.Conv2d(out_chans, out_chans, kernel_size=(1, 3), padding=(0, 1))
-        self.norm3, self.gelu3 = nn.GroupNorm(4, out_chans), nn.GELU()
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        B, C, P, L = patches.shape
-        x = patches.reshape(B, 1, C * P, L)
-        x = self.gelu1(self.norm1(self.conv1(x)))
-        x = self.gelu2(self.norm2(self.conv2(x)))
-        x = self.gelu3(self.norm3(self.conv3(x)))                   # (B, out_chans, C·P, steps)
-        return x.permute(0, 2, 3, 1).reshape(B, C * P, -1)          # time-major, then conv channels
-
-
-class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, qkv_bias: bool) -> None:
-        super().__init__()
-        self.heads, head_dim = heads, dim // heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        if qkv_bias:
-            self.q_bias, self.v_bias = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
-        self.q_norm, self.k_norm = nn.LayerNorm(head_dim, eps=1e-6), nn.LayerNorm(head_dim, eps=1e-6)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, D = x.shape
-        bias = None
-        if hasattr(self, "q_bias"):
-            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        q, k, v = nn.functional.linear(x, self.qkv.weight, bias).reshape(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        out = nn.functional.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
-        return self.proj(out.transpose(1, 2).reshape(B, N, D))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block with LayerScale (``gamma_1``/``gamma_2``, initialised at ``init_values``)."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, qkv_bias: bool, init_values: float) -> None:
-        super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), Attention(dim, heads, qkv_bias)
-        self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), Mlp(dim, int(dim * mlp_ratio))
-        self.gamma_1 = nn.Parameter(torch.full((dim,), float(init_values)))
-        self.gamma_2 = nn.Parameter(torch.full((dim,), float(init_values)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.gamma_1 * self.attn(self.norm1(x))
-        return x + self.gamma_2 * self.mlp(self.norm2(x))
+def _legacy_keys(module: nn.Module, state: dict, prefix: str, *args: Any) -> None:
+    """A state dict in the 0.3 layout (no ``net.`` keys) read through :func:`labram_key`."""
+    old = [k for k in state if k.startswith(prefix) and not k[len(prefix):].startswith("net.")]
+    for k in old:
+        state[prefix + labram_key(k[len(prefix):])] = state.pop(k)
 
 
 class LaBraM(ConfigMixin, nn.Module):
-    """LaBraM's neural transformer for EEG epochs (any of its 120 electrodes, up to ``max_patches`` seconds).
+    """LaBraM's neural transformer (braindecode's ``Labram``) for EEG epochs of its electrodes, up to ``max_patches``
+    seconds.
 
     Parameters
     ----------
     patch_size : int
         Samples per patch at 200 Hz (published: 200, i.e. 1 s).
     out_chans : int
-        Temporal-convolution channels; ``embed_dim = out_chans · ceil(patch_size / 8)`` (base: 8 → 200).
+        Temporal-convolution channels (a multiple of 4); ``embed_dim = out_chans · ceil(patch_size / 8)``
+        (base: 8 → 200).
     depth, heads, mlp_ratio : transformer size (base: 12, 10, 4; large: 24, 16, 4 with out_chans 16).
     qkv_bias : bool
-        Query/value biases (the released fine-tuning setting).
+        Query/value biases (the released setting; braindecode's default is off).
     init_values : float
         LayerScale initial value.
     max_patches : int
-        Rows of the patch-index embedding (published: 16).
+        Rows of the patch-index embedding (published: 16); at least 2.
     input_scale : float
         Multiplies the input (volts → 0.1 mV: 1e4, LaBraM's µV / 100).
     sfreq : float
         The model's rate; inputs are resampled to it.
+
+    Attributes
+    ----------
+    net : braindecode.models.Labram
+        Built for ``max_patches − 1`` patches (braindecode sizes its patch-index embedding ``n_times //
+        patch_size + 1`` rows), one channel (its channel table is by name), no classification head.
+    embed_dim : int
     """
 
     channel_types = ("eeg",)
@@ -159,33 +127,34 @@ class LaBraM(ConfigMixin, nn.Module):
         super().__init__()
         if out_chans % 4:
             raise ValueError(f"field 'out_chans': expected a multiple of 4 (GroupNorm(4, out_chans)), got {out_chans}")
-        self.embed_dim = out_chans * ((patch_size - 1) // 8 + 1)
-        if self.embed_dim % heads:
-            raise ValueError(f"field 'heads': expected a divisor of embed_dim {self.embed_dim}, got {heads}")
+        embed_dim = out_chans * ((patch_size - 1) // 8 + 1)
+        if embed_dim % heads:
+            raise ValueError(f"field 'heads': expected a divisor of embed_dim {embed_dim}, got {heads}")
+        if max_patches < 2:
+            raise ValueError(f"field 'max_patches': expected at least 2, got {max_patches}")
         self.patch_size, self.max_patches = patch_size, max_patches
         self.input_scale, self.sfreq = float(input_scale), float(sfreq)
-        self.patch_embed = TemporalConv(out_chans)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 129, self.embed_dim))    # class token + 128 electrode rows
-        self.time_embed = nn.Parameter(torch.zeros(1, max_patches, self.embed_dim))
-        self.blocks = nn.ModuleList(Block(self.embed_dim, heads, mlp_ratio, qkv_bias, init_values)
-                                    for _ in range(depth))
-        for p in (self.cls_token, self.pos_embed, self.time_embed):
-            nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        Labram = import_braindecode("braindecode.models").Labram
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="braindecode")
+            self.net = Labram(n_times=(max_patches - 1) * patch_size, n_chans=1, n_outputs=0, sfreq=sfreq,
+                              patch_size=patch_size, conv_out_channels=out_chans, num_layers=depth, num_heads=heads,
+                              mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, use_mean_pooling=True)
+        self.net.fc_norm = None                 # the tokens are read before any final norm
+        self.embed_dim = self.net.embed_dim
+        self.register_load_state_dict_pre_hook(_legacy_keys)
 
     @classmethod
     def from_published(cls, checkpoint: str | os.PathLike, **config: Any) -> LaBraM:
         """A released LaBraM checkpoint (e.g. ``labram-base.pth``: base sizes; pass ``out_chans=16, depth=24,
-        heads=16`` for large), read as tensors only (:mod:`~neurodecode.encoders.models.published`)."""
+        heads=16`` for large), read as tensors only (:mod:`~neurodecode.encoders.models.published`), its keys mapped
+        onto braindecode's by :func:`labram_key` (the ``student.`` prefix stripped, the pretraining parts —
+        ``lm_head``, ``mask_token``, the final ``norm`` — dropped), strict otherwise."""
         from neurodecode.encoders.models.published import load_published
 
         model = cls(**config)
-        load_published(model, checkpoint, drop=("lm_head.", "mask_token", "norm.", "head.", "fc_norm."))
+        load_published(model, checkpoint, drop=("lm_head.", "mask_token", "norm.", "head.", "fc_norm."),
+                       rename=labram_key)
         model.published = str(checkpoint)        # provenance (not a constructor argument)
         return model
 
@@ -198,12 +167,14 @@ class LaBraM(ConfigMixin, nn.Module):
         if P > self.max_patches:
             raise ValueError(f"field 'x': LaBraM embeds at most {self.max_patches} patches "
                              f"({self.max_patches * self.patch_size / self.sfreq:g} s), got {P}")
-        tok = self.patch_embed(patches).reshape(B, C, P, self.embed_dim)
-        tok = tok + self.pos_embed[0, rows][None, :, None] + self.time_embed[0, :P][None, None]
-        seq = torch.cat([(self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1), tok.reshape(B, C * P, -1)], 1)
-        for block in self.blocks:
+        net = self.net                                      # braindecode's forward_features, for P patches
+        tok = net.patch_embed.temporal_conv(patches).reshape(B, C, P, self.embed_dim)
+        tok = tok + net.position_embedding[0, rows][None, :, None] + net.temporal_embedding[0, :P][None, None]
+        cls = (net.cls_token + net.position_embedding[:, :1]).expand(B, -1, -1)
+        seq = net.pos_drop(torch.cat([cls, tok.reshape(B, C * P, -1)], 1))
+        for block in net.blocks:
             seq = block(seq)
-        return seq[:, 1:].reshape(B, C, P, self.embed_dim)
+        return net.norm(seq)[:, 1:].reshape(B, C, P, self.embed_dim)
 
     def forward(self, x: torch.Tensor, spec: SignalSpec, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of the patch tokens (B, embed_dim)."""

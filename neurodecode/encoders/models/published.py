@@ -11,7 +11,7 @@ strictly: a key missing on either side, or a shape that differs, is an error nam
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -45,7 +45,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_published(model: nn.Module, path: str | os.PathLike, *, prefixes: Sequence[str] = ("student.", "module."),
-                   drop: Sequence[str] = (), rename: Mapping[str, str] | None = None) -> nn.Module:
+                   drop: Sequence[str] = (), rename: Mapping[str, str] | Callable[[str], str] | None = None
+                   ) -> nn.Module:
     """Load a published checkpoint into ``model`` (strict after the mapping).
 
     Parameters
@@ -56,19 +57,25 @@ def load_published(model: nn.Module, path: str | os.PathLike, *, prefixes: Seque
     prefixes : str
         Leading key prefixes stripped (each at most once, in order).
     drop : str
-        Key prefixes of published parts the model does not have (e.g. ``"lm_head."``, ``"mask_token"``).
-    rename : mapping, optional
-        Published key prefix → model key prefix, applied after stripping.
+        Key prefixes (published names, after stripping) of published parts the model does not have (e.g.
+        ``"lm_head."``, ``"mask_token"``).
+    rename : mapping or callable, optional
+        Published key prefix → model key prefix, or a function of the published key giving the model's, applied
+        after stripping and dropping.
     """
     state = {}
     for key, value in read_state_dict(path).items():
         for p in prefixes:
             key = key.removeprefix(p)
-        for old, new in (rename or {}).items():
-            if key.startswith(old):
-                key = new + key[len(old):]
-        if not any(key.startswith(d) for d in drop):
-            state[key] = value
+        if any(key.startswith(d) for d in drop):
+            continue
+        if callable(rename):
+            key = rename(key)
+        else:
+            for old, new in (rename or {}).items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+        state[key] = value
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(own[k].shape)})" for k in set(own) & set(state)
