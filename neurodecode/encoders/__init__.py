@@ -10,9 +10,10 @@
 * :mod:`.deep` — deep encoders as scikit-learn estimators on the one trainable-estimator base
   (:class:`~neurodecode.core.estimators.TorchEstimator`): :class:`BetaVAEFeatures` (β-VAE latents and denoised
   reconstructions), :class:`MVCNetClassifier` (MVCNet, multi-view contrast), :class:`BrainModuleEncoder` (the MEG
-  brain module fitted onto target latents).
+  brain module fitted onto target latents), :class:`BraindecodeModel` (any of braindecode's networks by name).
 * :mod:`.models` — one file per model: tokenizers, the channel-agnostic :class:`SignalEncoder` / :class:`SignalMAE`,
-  cross-subject models, the residual MLP, the β-VAE.
+  cross-subject models, the residual MLP, the β-VAE, LaBraM and CBraMod (braindecode's networks as feature
+  encoders).
 * :mod:`.pretraining` — masked-autoencoder pretraining, save/load by path, :class:`EncoderFeatures` (probing) and
   :class:`FineTunedEncoder`.
 
@@ -22,7 +23,8 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neurodecode.encoders.deep import BetaVAEFeatures, BrainModuleEncoder, MVCNetClassifier
+from neurodecode.encoders.deep import (BetaVAEFeatures, BraindecodeModel, BrainModuleEncoder, MVCNetClassifier,
+                                      braindecode_models)
 from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
@@ -43,8 +45,8 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
     return build("encoder", dict(config) if isinstance(config, Mapping) else config, overrides)
 
 
-__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
+__all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
-           "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "build_model", "encoder_input",
+           "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
            "pretrain_tokenizer", "save_model"]

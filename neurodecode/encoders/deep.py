@@ -38,7 +38,8 @@ from neurodecode.core.registry import register
 from neurodecode.core.validation import fail
 from neurodecode.encoders.inputs import as_array, channel_scaling, standardized
 
-__all__ = ["BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "MVCNetClassifier", "braindecode_models"]
+__all__ = ["BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "MVCNetClassifier", "braindecode_license",
+           "braindecode_models"]
 
 
 def _epochs_array(X: Any, y: Any = None, labelled: bool = False) -> np.ndarray:
@@ -394,6 +395,17 @@ def braindecode_models() -> list[str]:
     return sorted(_models_dict())
 
 
+def braindecode_license(model: str) -> str | None:
+    """The licence braindecode's own metadata gives a model (its Hugging Face model card's ``license``), e.g.
+    ``"bsd-3-clause"``, ``"cc-by-nc-4.0"`` (BrainModule, EEGMiner, MetaNeuromotorHand); None where none is given."""
+    info = getattr(_models_dict().get(model), "_hub_mixin_info", None)
+    return getattr(getattr(info, "model_card_data", None), "license", None)
+
+
+#: licences that allow non-commercial use only (neurodecode is BSD-3: such models are used on request)
+NONCOMMERCIAL = ("cc-by-nc",)
+
+
 @register
 class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
     """Any braindecode model by name, trained as a classifier on the one trainable-estimator base.
@@ -417,6 +429,9 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
     augmentations : sequence of mappings, optional
         braindecode transforms applied to each training batch, e.g. ``[{"name": "FTSurrogate", "probability":
         0.5}, {"name": "ChannelsDropout", "probability": 0.5, "p_drop": 0.2}]`` (seeded with ``seed``).
+    noncommercial : bool
+        Allow a model whose licence in braindecode's metadata permits non-commercial use only (cc-by-nc: its
+        BrainModule, EEGMiner, MetaNeuromotorHand); refused otherwise, naming the licence.
     trainer : mapping, optional
         :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
     seed, device :
@@ -436,15 +451,16 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
                                                      "weight_decay": 0.0}
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         **TorchEstimator._parameter_constraints, "model": str, "model_kwargs": [dict, Mapping, None],
-        "sfreq": [Interval(0, None, closed="neither"), None]}
+        "sfreq": [Interval(0, None, closed="neither"), None], "noncommercial": bool}
 
     def __init__(self, model: str = "ShallowFBCSPNet", model_kwargs: Mapping[str, Any] | None = None,
-                 sfreq: float | None = None, augmentations: Any = None, trainer: Mapping[str, Any] | None = None,
-                 seed: int = 0, device: str = "cpu") -> None:
+                 sfreq: float | None = None, augmentations: Any = None, noncommercial: bool = False,
+                 trainer: Mapping[str, Any] | None = None, seed: int = 0, device: str = "cpu") -> None:
         self.model = model
         self.model_kwargs = model_kwargs
         self.sfreq = sfreq
         self.augmentations = augmentations
+        self.noncommercial = noncommercial
         self.trainer = trainer
         self.seed = seed
         self.device = device
@@ -455,6 +471,10 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
         if self.model not in models_dict:
             fail("model", f"a braindecode model among {sorted(models_dict)}", repr(self.model),
                  type(self).__name__)
+        license_ = braindecode_license(self.model)
+        if str(license_).startswith(NONCOMMERCIAL) and not self.noncommercial:
+            fail("noncommercial", f"True to use braindecode's {self.model}: its licence is {license_} (non-commercial "
+                 "use only; neurodecode is BSD-3)", False, type(self).__name__)
         signal = {"n_chans": n_chans, "n_times": n_times, "n_outputs": n_outputs, "sfreq": sfreq,
                   "chs_info": chs_info}
         try:

@@ -208,3 +208,20 @@ def test_a_training_run_with_a_braindecode_encoder_reloads_and_decodes_a_live_st
     first = int(np.flatnonzero(np.isclose(epochs.table["onset"].to_numpy(), onset, atol=1 / 160))[0])
     out = decoder._decode(stretch, raw.annotations.description[1], onset - stretch.first_time)
     np.testing.assert_allclose(out["latent"], latents[first], atol=1e-4)
+
+
+def test_licences_come_from_braindecode_metadata_and_noncommercial_models_need_a_request():
+    """LaBraM and CBraMod are BSD-3 in braindecode's metadata (so neurodecode uses braindecode's); its BrainModule is
+    cc-by-nc-4.0 (so neurodecode keeps its own brain module): it builds only on request."""
+    from neurodecode.encoders.deep import braindecode_license
+
+    assert braindecode_license("Labram") == braindecode_license("CBraMod") == "bsd-3-clause"
+    assert braindecode_license("BrainModule") == "cc-by-nc-4.0"
+    ep = _epochs(16)
+    y = ep.table["label"]
+    with pytest.raises(ValueError, match=r"BraindecodeModel: field 'noncommercial': expected True to use "
+                                         r"braindecode's BrainModule: its licence is cc-by-nc-4.0"):
+        BraindecodeModel("BrainModule").fit(ep, y)
+    small = {"hidden_dim": 16, "depth": 2}
+    est = BraindecodeModel("BrainModule", model_kwargs=small, noncommercial=True, trainer={"max_epochs": 1}).fit(ep, y)
+    assert est.predict_proba(ep).shape == (16, 2)
