@@ -288,10 +288,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
             extra = [] if "sfreq" not in load_config("encoder", args.encoder) or any(
                 o.startswith("sfreq=") for o in args.overrides) else [f"sfreq={sfreq}"]
-            pipeline = build("encoder", args.encoder, [*args.overrides, *extra])
+            # trainer.KEY=VALUE items set the encoder config's own `trainer` mapping
+            pipeline = build("encoder", args.encoder, [*args.overrides, *(f"trainer.{t}" for t in args.trainer),
+                                                       *extra])
+            if not (hasattr(pipeline, "fit") and hasattr(pipeline, "predict") and hasattr(pipeline, "get_params")):
+                raise ValueError(f"field '--encoder': expected a classifier (an estimator with fit/predict, such as "
+                                 f"braindecode, eegnet or mvcnet), got {args.encoder!r}, which builds "
+                                 f"a {type(pipeline).__name__} (a feature encoder: fine-tune it with "
+                                 "neurodecode.encoders.FineTunedEncoder)")
             name = f"{args.encoder} ({type(pipeline).__name__}" + (
                 f" {pipeline.model})" if isinstance(getattr(pipeline, "model", None), str) else ")")
         else:
+            if args.trainer:
+                raise ValueError(f"field 'trainer.{args.trainer[0].split('=')[0]}': Trainer settings apply to a "
+                                 f"trained classifier (--encoder), not to the feature recipe {args.recipe!r}")
             pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
             name = f"{args.recipe} + LR"
         same = not args.encoder and args.baseline == args.recipe and not args.overrides
@@ -628,6 +638,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in OVERRIDABLE:
         _split_overrides(args)
+        if args.command == "features" and args.trainer:     # never silently ignored
+            parser.error(f"field 'trainer.{args.trainer[0].split('=')[0]}': `neurodecode features` trains "
+                         "nothing; Trainer settings apply to pretrain, adapt and evaluate --encoder")
     try:
         return args.func(args)
     except (ValueError, TypeError, KeyError, OSError, RuntimeError) as err:   # OSError: missing files, offline

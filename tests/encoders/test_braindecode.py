@@ -166,13 +166,17 @@ def test_every_braindecode_config_builds_its_model(name):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_neurodecode_evaluate_runs_a_braindecode_model_beside_the_baseline(shared_data, tmp_path, capsys):
+def test_neurodecode_evaluate_runs_a_braindecode_model_beside_the_baseline(shared_data, tmp_path, capsys,
+                                                                           monkeypatch):
     import json
 
     from neurodecode import save
     from neurodecode.cli.main import main
+    from neurodecode.core.training import Trainer
     from neurodecode.loaders.public import eegmmidb
 
+    trained, fit = [], Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: (trained.append(self.max_epochs), fit(self, *a, **k))[1])
     save(eegmmidb(shared_data, runs=(4, 8)), tmp_path / "s001.h5")
     assert main(["evaluate", str(tmp_path / "s001.h5"), "--encoder", "eegnet", "trainer.max_epochs=3",
                  "--n-splits", "2", "--out", str(tmp_path / "out")]) == 0
@@ -181,6 +185,7 @@ def test_neurodecode_evaluate_runs_a_braindecode_model_beside_the_baseline(share
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
     accuracy = [s for s in scores["scores"] if s["metric"] == "accuracy"]
     assert len(accuracy) == 2 and all(0.0 <= s["value"] <= 1.0 for s in accuracy)      # 2 folds
+    assert trained == [3, 3]                          # trainer.KEY=VALUE reaches the encoder's trainer (0.4: ignored)
 
 
 @pytest.mark.slow
@@ -225,3 +230,26 @@ def test_licences_come_from_braindecode_metadata_and_noncommercial_models_need_a
     small = {"hidden_dim": 16, "depth": 2}
     est = BraindecodeModel("BrainModule", model_kwargs=small, noncommercial=True, trainer={"max_epochs": 1}).fit(ep, y)
     assert est.predict_proba(ep).shape == (16, 2)
+
+
+def test_evaluate_refuses_an_encoder_that_is_not_a_classifier(tmp_path, capsys):
+    from neurodecode import save
+    from neurodecode.cli.main import main
+
+    save(_epochs(8), tmp_path / "e.h5")
+    assert main(["evaluate", str(tmp_path / "e.h5"), "--encoder", "tiny_labram"]) == 2
+    assert ("field '--encoder': expected a classifier (an estimator with fit/predict, such as braindecode, eegnet or "
+            "mvcnet), got 'tiny_labram', which builds a LaBraM") in capsys.readouterr().err
+
+
+def test_trainer_settings_are_refused_where_nothing_is_trained(tmp_path, capsys):
+    from neurodecode import save
+    from neurodecode.cli.main import main
+
+    save(_epochs(8), tmp_path / "e.h5")
+    assert main(["evaluate", str(tmp_path / "e.h5"), "trainer.max_epochs=2"]) == 2
+    assert ("field 'trainer.max_epochs': Trainer settings apply to a trained classifier (--encoder), not to the "
+            "feature recipe 'tangent_space'") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["features", str(tmp_path / "e.h5"), "--out", str(tmp_path / "f"), "trainer.lr=0.1"])
+    assert "field 'trainer.lr': `neurodecode features` trains nothing" in capsys.readouterr().err

@@ -5,8 +5,9 @@
 * :mod:`.mae` — :class:`SignalEncoder` (channel-agnostic transformer), :class:`SignalMAE`, :class:`VQTokenizer`.
 * :mod:`.subjects` — :class:`SubjectLayers`, :class:`SubjectEmbedders`, :class:`CrossSubjectModel`.
 * :mod:`.mlp` — :class:`ResidualMLP` (MindEye-style residual MLP for vector inputs).
-* :mod:`.labram`, :mod:`.cbramod` — the published EEG foundation architectures (LaBraM, CBraMod), with
-  :mod:`.published` reading their released checkpoints as tensors and mapping the keys.
+* :mod:`.labram`, :mod:`.cbramod` — the published EEG foundation architectures (LaBraM, CBraMod): braindecode's
+  networks as feature encoders, with :mod:`.published` reading their released checkpoints as tensors and mapping
+  the keys onto braindecode's.
 """
 
 from neurodecode.encoders.models.mae import SignalEncoder, SignalMAE, VQTokenizer
