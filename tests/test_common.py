@@ -110,6 +110,8 @@ CASES = {
                                       model_kwargs={"n_filters_time": 4, "filter_time_length": 5, "n_filters_spat": 4,
                                                     "pool_time_length": 8, "pool_time_stride": 4}),
                          lambda: _signals()[::2], {}, "predict_proba"),
+    "SSVEPClassifier": (lambda: _est("SSVEPClassifier", sfreq=64.0, options={"n_harmonics": 2}), lambda: _ssvep(), {},
+                        "predict_proba"),
     "EncoderFeatures": (lambda: _est("EncoderFeatures", model=_mae(), channels=_signals()[0].channels, sfreq=64.0),
                         lambda: (_signals()[1],), {}, "transform"),
     "FineTunedEncoder": (lambda: _est("FineTunedEncoder", model=_mae(), channels=_signals()[0].channels,
@@ -159,7 +161,18 @@ NOT_PERSISTED = {
     "FineTunedEncoder": "its head wraps a copied encoder of any architecture (SignalEncoder, LaBraM, CBraMod); "
                         "no training run saves one (they are evaluated, not decoded with)",
     "AutoAlignment": "a training run keeps the chosen aligner (best_estimator_), which is the component saved",
+    "SSVEPClassifier": "MOABB's fitted classifier is not plain arrays: saving one is refused (tested in "
+                       "tests/loaders/test_ssvep.py)",
 }
+
+
+def _ssvep():
+    """Epochs at 64 Hz whose class is the frequency of the sinusoid they carry (8 or 12 Hz), labels "8" / "12"."""
+    rng = np.random.default_rng(0)
+    t = np.arange(64) / 64.0
+    y = np.array(["8", "12"] * 12)
+    X = rng.standard_normal((24, 4, 64)) + np.sin(2 * np.pi * y.astype(float)[:, None, None] * t) * 3
+    return X, y
 
 
 def _connectomes():

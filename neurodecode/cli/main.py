@@ -32,6 +32,9 @@ def _kv(items: Sequence[str], what: str) -> dict:
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
 
 
+#: ``neurodecode.evaluation.classification.SCHEMES``, spelled here so that ``--help`` imports no scikit-learn
+EVALUATION_SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
+
 #: the commands that take KEY=VALUE overrides (besides ``train`` and ``example``, whose parsers are Hydra's / their own)
 OVERRIDABLE = ("features", "pretrain", "adapt", "evaluate")
 
@@ -429,7 +432,7 @@ def _add_adapt(sub: Any) -> None:
 def _add_evaluate(sub: Any) -> None:
     ev = sub.add_parser("evaluate", help="the evaluation harness: decoding on stored epochs, or decoded outputs",
                         description="--kind classification: a feature recipe + logistic regression on a stored epoch "
-                                    "file, MOABB-style (within_session, cross_session, cross_subject). --kind "
+                                    "file, MOABB-style (within_session, within_subject, cross_session, cross_subject). --kind "
                                     "retrieval|images|captions|meshes: decoded outputs (--pred) against the truth "
                                     "(--true), .npy arrays or .txt captions. Seeded; JSON and a plot with --out.")
     ev.add_argument("path", nargs="?", default=None, help="epoch store (.h5), for --kind classification")
@@ -443,8 +446,9 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="recipe parameters (conf/features/<recipe>.yaml), e.g. estimator=lwf")
     ev.add_argument("--param", "-p", dest="old_params", action="append", default=[], help=argparse.SUPPRESS)
-    ev.add_argument("--scheme", default="within_session", choices=["within_session", "cross_session",
-                                                                   "cross_subject"])
+    ev.add_argument("--scheme", default="within_session", choices=EVALUATION_SCHEMES,
+                    help="within_session (k-fold per subject × session), within_subject (sessions pooled), "
+                         "cross_session, cross_subject")
     ev.add_argument("--target", default="label", help="table column with the classes")
     ev.add_argument("--n-splits", type=int, default=5)
     ev.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")

@@ -7,6 +7,8 @@
 * :mod:`.inputs` — what the estimators accept (arrays, EpochSet, ``mne.Epochs``) and :class:`EpochMatrices`.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
+* :mod:`.ssvep` — :class:`SSVEPClassifier`: MOABB's SSVEP classifiers (CCA, TRCA, MsetCCA, ...) on epochs, the
+  stimulation frequencies read from the labels.
 * :mod:`.deep` — deep encoders as scikit-learn estimators on the one trainable-estimator base
   (:class:`~neurodecode.core.estimators.TorchEstimator`): :class:`BetaVAEFeatures` (β-VAE latents and denoised
   reconstructions), :class:`MVCNetClassifier` (MVCNet, multi-view contrast), :class:`BrainModuleEncoder` (the MEG
@@ -31,6 +33,7 @@ from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
                                           Recenter, Rotate, Stretch, TangentSpace)
+from neurodecode.encoders.ssvep import SSVEPClassifier
 from neurodecode.encoders.voxels import VoxelFeatures
 
 
@@ -47,6 +50,6 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
-           "Recenter", "Rotate", "Stretch", "TangentSpace", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input",
+           "Recenter", "Rotate", "SSVEPClassifier", "Stretch", "TangentSpace", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
            "pretrain_tokenizer", "save_model"]

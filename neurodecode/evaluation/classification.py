@@ -34,7 +34,7 @@ from neurodecode.core.validation import fail
 __all__ = ["SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "calibration_trials", "compare_evaluations",
            "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
-SCHEMES = ("within_session", "cross_session", "cross_subject")
+SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
 
 
 def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None,
@@ -219,8 +219,10 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     pipeline : estimator
         Takes ``(n_epochs, n_channels, n_times)`` arrays, e.g. ``make_recipe("tangent_space")`` followed by a
         classifier.
-    scheme : {"within_session", "cross_session", "cross_subject"}
+    scheme : {"within_session", "within_subject", "cross_session", "cross_subject"}
         ``within_session``: stratified k-fold (shuffled with ``seed``) inside each subject × session;
+        ``within_subject``: the same inside each subject, its sessions pooled (session ``"all"``: MOABB's
+        within-session evaluation of a set whose recordings it reads as runs of one session);
         ``cross_session``: leave one session out inside each subject (subjects with one session are skipped);
         ``cross_subject``: leave one subject out (all subjects need the same channels).
     transfer : {None, "recenter", "rpa", "procrustes"}
@@ -259,7 +261,7 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
         transfer = "recenter"
     if transfer is not None and transfer not in TRANSFERS:
         fail("transfer", f"None or one of {list(TRANSFERS)}", repr(transfer))
-    if (transfer or n_calibration) and scheme == "within_session":
+    if (transfer or n_calibration) and scheme.startswith("within"):
         field = "recenter" if recenter else ("transfer" if transfer else "n_calibration")
         fail(field, f"{'True' if recenter else 'a value'} only with scheme='cross_subject' or 'cross_session'",
              f"scheme={scheme!r}")
@@ -286,8 +288,8 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
 
 def _run_scheme(sets: dict[str, EpochSet], pipeline: Any, scheme: str, target: str, transfer: str | None,
                 n_calibration: int, n_splits: int, seed: int) -> list[dict]:
-    if scheme == "within_session":
-        return _within_session(sets, pipeline, target, n_splits, seed)
+    if scheme.startswith("within"):
+        return _within_session(sets, pipeline, target, n_splits, seed, pooled=scheme == "within_subject")
     if scheme == "cross_session":
         return _cross_session(sets, pipeline, target, transfer, n_calibration, seed)
     return _cross_subject(sets, pipeline, target, transfer, n_calibration, seed)
@@ -330,16 +332,19 @@ def evaluation_verdict(comparison: pd.DataFrame) -> tuple[bool, str]:
     return verdict(comparison, metric)
 
 
-def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int) -> list[dict]:
+def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int,
+                    pooled: bool = False) -> list[dict]:
     rows: list[dict] = []
+    scheme = "within_subject" if pooled else "within_session"
     for subject, ep in sets.items():
-        sessions = ep.table["session"].fillna("1").astype(str)
+        sessions = (pd.Series("all", index=ep.table.index) if pooled
+                    else ep.table["session"].fillna("1").astype(str))
         for session in pd.unique(sessions):
             sub = ep[(sessions == session).to_numpy()]
             X, y = _inputs(sub, pipeline), _labels(sub, target)
             cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
             for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
-                base = {"scheme": "within_session", "subject": subject, "session": session, "fold": fold,
+                base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
                         "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
                 rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
     return rows

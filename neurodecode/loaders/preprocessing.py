@@ -24,6 +24,12 @@ through MNE, and is returned with its resolved parameters so that it can be stor
 ``crop``        ``tmin``, ``tmax`` in seconds
 ``rename``      ``mapping`` (old → new channel names) or ``preset: "eegbci"`` (BCI2000 names such as ``Fc5.`` →
                 ``FC5``, MNE's ``eegbci.standardize``)
+``filter_bank`` every data channel band-passed in each band and stacked (``O1@12.5-13.5Hz``, ...; band-major,
+                positions kept): ``bands`` (``[[low, high], ...]`` Hz) or ``frequencies`` (e.g. SSVEP stimulation
+                rates) with ``harmonics`` (default 1: the fundamentals; 2 adds 2f) and ``width`` (Hz, default 1:
+                f ± 0.5); ``method`` ``"fir"`` (MNE's default design, automatic transition bands) or ``"iir"``
+                (Butterworth of ``order`` 4, forward-backward: MOABB's design). The step as applied records each
+                filter's band and actual −3 dB pass band (``filters``): an FIR design passes far wider than asked
 =============  =====================================================================================================
 """
 
@@ -40,7 +46,7 @@ from neurodecode.core.configs import conf_dir
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
-__all__ = ["CONF_DIR", "STEPS", "apply_steps", "bipolar_pairs", "check_steps"]
+__all__ = ["CONF_DIR", "STEPS", "apply_steps", "bipolar_pairs", "check_steps", "ssvep_frequencies", "ssvep_steps"]
 
 #: ready-made step lists (``steps:`` key), usable as a Hydra config group
 CONF_DIR = conf_dir() / "preprocessing"
@@ -56,6 +62,7 @@ STEPS: dict[str, set[str]] = {
     "bads": {"channels", "action"},
     "crop": {"tmin", "tmax"},
     "rename": {"mapping", "preset"},
+    "filter_bank": {"bands", "frequencies", "harmonics", "width", "method", "order"},
 }
 _DATA_TYPES = ("eeg", "mag", "grad", "seeg", "ecog")
 _SHAFT = re.compile(r"^(?P<shaft>.*?[A-Za-z'_ -])(?P<num>\d+)$")
@@ -93,7 +100,112 @@ def check_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict]:
         if name == "rename" and (("mapping" in step) == ("preset" in step) or step.get("preset", "eegbci") != "eegbci"):
             raise _step_error(i, step, f"expected 'mapping' (old → new names) or preset 'eegbci', got "
                                        f"{ {k: v for k, v in step.items() if k != 'step'} }")
+        if name == "filter_bank":
+            _filter_bank_bands(step, i)
         out.append(dict(step))
+    return out
+
+
+def _filter_bank_bands(step: Mapping[str, Any], i: int) -> list[tuple[float, float]]:
+    """The (low, high) bands of a ``filter_bank`` step, checked (not yet against the sampling rate)."""
+    if ("bands" in step) == ("frequencies" in step):
+        raise _step_error(i, step, "expected exactly one of 'bands' ([[low, high], ...] in Hz) or 'frequencies'")
+    if step.get("method", "fir") not in ("fir", "iir"):
+        raise _step_error(i, step, f"field 'method': expected 'fir' or 'iir', got {step.get('method')!r}")
+    order = step.get("order", 4)
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise _step_error(i, step, f"field 'order': expected an IIR order ≥ 1, got {order!r}")
+    if "order" in step and step.get("method", "fir") != "iir":
+        raise _step_error(i, step, "field 'order': an IIR order needs method 'iir'")
+    if "bands" in step:
+        if {"harmonics", "width"} & set(step):
+            raise _step_error(i, step, "fields 'harmonics'/'width' go with 'frequencies', not 'bands'")
+        bands = step["bands"]
+        if isinstance(bands, (str, Mapping)) or not len(bands):
+            raise _step_error(i, step, f"field 'bands': expected a list of [low, high] in Hz, got {bands!r}")
+        out = []
+        for b in bands:
+            if isinstance(b, (str, Mapping)) or len(b) != 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in b) or not 0 < b[0] < b[1]:
+                raise _step_error(i, step, f"field 'bands': expected [low, high] with 0 < low < high in Hz, got {b!r}")
+            out.append((float(b[0]), float(b[1])))
+    else:
+        freqs, harmonics, width = step["frequencies"], step.get("harmonics", 1), step.get("width", 1.0)
+        if isinstance(freqs, (str, Mapping)) or not len(freqs) or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in freqs):
+            raise _step_error(i, step, f"field 'frequencies': expected stimulation frequencies > 0 in Hz, got "
+                                       f"{freqs!r}")
+        if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
+            raise _step_error(i, step, f"field 'harmonics': expected an integer ≥ 1, got {harmonics!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < 2 * min(freqs):
+            raise _step_error(i, step, f"field 'width': expected a band width in Hz, 0 < width < 2 × the lowest "
+                                       f"frequency, got {width!r}")
+        out = [(h * float(f) - width / 2, h * float(f) + width / 2) for h in range(1, harmonics + 1)
+               for f in freqs]
+    if len(set(out)) != len(out):
+        raise _step_error(i, step, f"expected distinct bands, got {out}")
+    return out
+
+
+def _passband(sfreq: float, low: float, high: float, method: str, order: int) -> tuple[float, float]:
+    """The −3 dB edges of the zero-phase response MNE applies for this band (FIR: the filter once, linear phase
+    compensated; IIR: forward-backward, the squared magnitude)."""
+    import mne
+    from scipy import signal
+
+    freqs = np.linspace(0, sfreq / 2, 2 ** 15)
+    if method == "iir":
+        filt = mne.filter.create_filter(None, sfreq, low, high, method="iir", verbose="error",
+                                        iir_params={"order": order, "ftype": "butter", "output": "sos"})
+        gain = np.abs(signal.sosfreqz(filt["sos"], worN=freqs, fs=sfreq)[1]) ** 2
+    else:
+        h = mne.filter.create_filter(None, sfreq, low, high, method="fir", verbose="error")
+        gain = np.abs(signal.freqz(h, worN=freqs, fs=sfreq)[1])
+    above = gain >= 10 ** (-3 / 20)
+    centre = int(np.argmin(np.abs(freqs - (low + high) / 2)))
+    if not above[centre]:
+        return float("nan"), float("nan")
+    lo = centre
+    while lo > 0 and above[lo - 1]:
+        lo -= 1
+    hi = centre
+    while hi < len(freqs) - 1 and above[hi + 1]:
+        hi += 1
+    return round(float(freqs[lo]), 2), round(float(freqs[hi]), 2)
+
+
+def _filter_bank(raw: mne.io.BaseRaw, step: dict, i: int) -> mne.io.BaseRaw:
+    from neurodecode.core.logs import logger
+
+    sfreq = float(raw.info["sfreq"])
+    bands = _filter_bank_bands(step, i)
+    too_high = [b for b in bands if b[1] >= sfreq / 2]
+    if too_high:
+        raise _step_error(i, step, f"field 'bands': expected bands below the Nyquist frequency {sfreq / 2:g} Hz, "
+                                   f"got {too_high}")
+    method, order = step.get("method", "fir"), int(step.get("order", 4))
+    types = raw.get_channel_types()
+    names = [n for n, t in zip(raw.ch_names, types) if t in _DATA_TYPES]
+    if not names:
+        raise _step_error(i, step, f"expected data channels ({', '.join(_DATA_TYPES)}), got none")
+    parts, passbands = [], []
+    for low, high in bands:
+        band = raw.copy().pick(names)
+        kw = {"iir_params": {"order": order, "ftype": "butter"}} if method == "iir" else {}
+        band.filter(low, high, method=method, verbose="error", **kw)
+        band.rename_channels({n: f"{n}@{low:g}-{high:g}Hz" for n in names})
+        parts.append(band)
+        passbands.append(list(_passband(sfreq, low, high, method, order)))
+    logger.info("filter bank (%s): %s Hz pass %s Hz at -3 dB", method, ", ".join(f"{lo:g}-{hi:g}" for lo, hi in bands),
+                ", ".join(f"{lo:g}-{hi:g}" for lo, hi in passbands))
+    others = [n for n in raw.ch_names if n not in names]
+    out = parts[0]
+    if len(parts) > 1:
+        out.add_channels(parts[1:], force_update_info=True)
+    if others:
+        out.add_channels([raw.copy().pick(others)], force_update_info=True)
+    step.update(method=method, filters=[{"band": list(b), "passband": p} for b, p in zip(bands, passbands)],
+                **({"order": order} if method == "iir" else {}))
     return out
 
 
@@ -246,9 +358,10 @@ _APPLY = {
     "reference": _reference,
     "bads": _bads,
     "crop": lambda raw, step, i: raw.crop(step.get("tmin", 0.0), step.get("tmax")),
+    "filter_bank": _filter_bank,
 }
 #: steps that need the data in memory
-_LOADS = ("filter", "notch", "resample", "reference")
+_LOADS = ("filter", "notch", "resample", "reference", "filter_bank")
 
 
 def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tuple[mne.io.BaseRaw, list[dict]]:
@@ -274,3 +387,31 @@ def apply_steps(raw: mne.io.BaseRaw, steps: Sequence[Mapping[str, Any]]) -> tupl
             raise _step_error(i, step, str(err), where) from None
         applied.append(done)
     return raw, applied
+
+
+def ssvep_frequencies(labels: Sequence[Any]) -> list[float]:
+    """The stimulation frequencies of SSVEP labels, sorted: every label that reads as a number of Hz (``"13"``,
+    ``"13Hz"``, ``13.5``); the others (``"rest"``) are classes without a frequency. An error names the labels when
+    none is a frequency."""
+    freqs = set()
+    for label in labels:
+        text = str(label).strip()
+        text = text[:-2].strip() if text.lower().endswith("hz") else text
+        try:
+            f = float(text)
+        except ValueError:
+            continue
+        if np.isfinite(f) and f > 0:
+            freqs.add(f)
+    if not freqs:
+        raise ValueError(f"field 'label': expected SSVEP labels naming stimulation frequencies in Hz (e.g. '13', "
+                         f"'13Hz'), got {sorted({str(v) for v in labels})}")
+    return sorted(freqs)
+
+
+def ssvep_steps(frequencies: Sequence[float], harmonics: int = 2, width: float = 1.0,
+                method: str = "fir") -> list[dict]:
+    """The SSVEP preprocessing: one band per stimulation frequency and harmonic (``width`` Hz wide), stacked as
+    channels (the ``filter_bank`` step; ``method="iir"`` is MOABB's Butterworth design)."""
+    return [{"step": "filter_bank", "frequencies": [float(f) for f in frequencies], "harmonics": int(harmonics),
+             "width": float(width), "method": method}]

@@ -6,6 +6,9 @@ each, so that every study reads a data set the same way.
   ``eegmmidb_multi/``), 7–30 Hz FIR, 1–2 s after the cue (the reference recipe of the data README).
 * :func:`muse` — consumer EEG (Muse, 4 channels, 256 Hz) of the N170 and P300 paradigms, all runs of a subject,
   1–30 Hz, 100 µV rejection, optionally rescaled (``scale``) to inputs of order one.
+* :func:`ssvep_exo` — the SSVEP exoskeleton set (Kalunga et al. 2016, MOABB's ``Kalunga2016``): 8 occipital
+  channels, 256 Hz, rest vs 13/17/21 Hz flicker, two sessions per subject; the stimulation frequencies (read from the
+  labels) and their harmonics band-passed and stacked as channels (``filter_bank``), 2–5 s after the cue.
 * :func:`digits69` — the 69-digit fMRI set (``fmri_digits69/digit69_28x28.mat``): voxels z-scored with the training
   statistics, the images and the training mask.
 * :func:`haxby_runs` — the one-slice Haxby 2001 runs with their events, and the slice's mask.
@@ -25,7 +28,8 @@ import numpy as np
 
 from neurodecode.core.epochs import EpochSet, concatenate
 
-__all__ = ["EEGMMIDB_STEPS", "MUSE_STEPS", "digits69", "eegmmidb", "haxby_runs", "muse"]
+__all__ = ["EEGMMIDB_STEPS", "MUSE_STEPS", "SSVEP_EXO_EVENTS", "digits69", "eegmmidb", "haxby_runs", "muse",
+           "ssvep_exo"]
 
 #: the motor-imagery recipe of the data README: 10-05 names and positions, 7–30 Hz (MNE's FIR)
 EEGMMIDB_STEPS = ({"step": "rename", "preset": "eegbci"}, {"step": "montage", "name": "standard_1005"},
@@ -55,6 +59,53 @@ def eegmmidb(root: str | os.PathLike, subjects: Sequence[str] = ("S001",), runs:
             parts.append(load_epochs(f, return_report=False, tmin=tmin, tmax=tmax,
                                      labels={"T1": "left", "T2": "right"}, steps=list(steps), subject=subject,
                                      session="1", run=str(r)))
+    return concatenate(parts)
+
+
+#: the SSVEP exoskeleton set's event codes → labels (MOABB's ``Kalunga2016`` names: the stimulation rate in Hz)
+SSVEP_EXO_EVENTS = {"1": "rest", "2": "13", "3": "21", "4": "17"}
+
+
+def ssvep_exo(root: str | os.PathLike, subjects: Sequence[int] = (1, 2, 3, 4, 5, 6), *, tmin: float = 2.0,
+              tmax: float = 5.0, harmonics: int = 2, width: float = 1.0, method: str = "fir",
+              steps: Sequence[Mapping[str, Any]] | None = None) -> EpochSet:
+    """SSVEP epochs of the exoskeleton set (``ssvep_exo/subjectNN/*_raw.fif`` with their ``*-eve.fif``): one
+    EpochSet with ``subject`` (``"1"``...), ``session`` (``"1"``, ``"2"``: the recordings in time order) and ``run``
+    columns, labels ``rest``, ``13``, ``17``, ``21`` (Hz).
+
+    ``steps`` default to :func:`ssvep_steps` of the frequencies the labels name (13, 17, 21 Hz) with ``harmonics``,
+    ``width`` and ``method``: 8 channels × 3 frequencies × ``harmonics`` bands. ``steps=[]`` keeps the raw 8
+    channels (for CCA-type classifiers, which filter nothing)."""
+    import mne
+    import pandas as pd
+
+    from neurodecode.loaders.meeg import load_epochs
+    from neurodecode.loaders.preprocessing import ssvep_frequencies, ssvep_steps
+
+    if steps is None:
+        steps = ssvep_steps(ssvep_frequencies(SSVEP_EXO_EVENTS.values()), harmonics, width, method)
+    parts = []
+    for subject in subjects:
+        folder = _existing(Path(root) / "ssvep_exo" / f"subject{int(subject):02d}", f"SSVEP subject {subject}")
+        files = sorted(folder.glob("*_raw.fif"))
+        if not files:
+            raise FileNotFoundError(f"{folder}: no *_raw.fif recordings")
+        for k, f in enumerate(files):
+            eve = _existing(f.with_name(f.name[:-len("_raw.fif")] + "-eve.fif"), "the recording's events")
+            raw = mne.io.read_raw_fif(f, verbose="error")
+            ev = mne.read_events(eve, verbose="error")
+            if len(ev) and not (raw.first_samp <= ev[:, 0].min() and ev[:, 0].max() <= raw.last_samp):
+                raise ValueError(f"{eve}: field 'sample': expected events inside the recording (samples "
+                                 f"{raw.first_samp}-{raw.last_samp}), got {ev[:, 0].min()}-{ev[:, 0].max()}")
+            unknown = sorted({str(c) for c in ev[:, 2]} - set(SSVEP_EXO_EVENTS))
+            if unknown:
+                raise ValueError(f"{eve}: field 'event code': expected codes among {sorted(SSVEP_EXO_EVENTS)}, "
+                                 f"got {unknown}")
+            table = pd.DataFrame({"onset": (ev[:, 0] - raw.first_samp) / raw.info["sfreq"],
+                                  "description": [str(c) for c in ev[:, 2]]})
+            parts.append(load_epochs(raw, return_report=False, events=table, tmin=tmin, tmax=tmax,
+                                     labels=SSVEP_EXO_EVENTS, steps=list(steps), subject=str(int(subject)),
+                                     session=str(k + 1), run=str(k + 1)))
     return concatenate(parts)
 
 

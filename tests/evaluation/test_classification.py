@@ -61,6 +61,27 @@ def test_within_session_folds_and_summary(study):
     pd.testing.assert_frame_equal(again.scores, sc)  # same seed, same folds, same numbers
 
 
+def test_within_subject_pools_the_sessions_into_one_set_of_folds(study):
+    from sklearn.model_selection import StratifiedKFold
+
+    from neurodecode.cli.main import EVALUATION_SCHEMES
+    from neurodecode.evaluation.classification import SCHEMES
+
+    assert EVALUATION_SCHEMES == SCHEMES                     # the CLI's choices, spelled without importing sklearn
+    two = EpochCollection([study["s0"], study["s1"]])
+    sc = evaluate(two, ts_lr(), "within_subject", n_splits=4, seed=1).scores
+    acc = sc[sc["metric"] == "accuracy"]
+    assert len(acc) == 2 * 4 and set(acc["session"]) == {"all"} and set(acc["scheme"]) == {"within_subject"}
+    assert (acc["n_test"] == 20).all() and (acc["n_train"] == 60).all()           # 80 trials of both sessions
+    ep = study["s0"]
+    X, y = ep.data.astype(np.float64), ep.table["label"].to_numpy()
+    ref = [ts_lr().fit(X[tr], y[tr]).score(X[te], y[te])
+           for tr, te in StratifiedKFold(4, shuffle=True, random_state=1).split(X, y)]
+    np.testing.assert_allclose(acc[acc["subject"] == "s0"]["value"], ref)
+    with pytest.raises(ValueError, match="field 'recenter'"):
+        evaluate(two, ts_lr(), "within_subject", recenter=True)
+
+
 def test_cross_session_leaves_each_session_out(study):
     sc = evaluate(study, make_pipeline(Covariances("oas"), MDM()), "cross_session").scores
     acc = sc[sc["metric"] == "accuracy"]
