@@ -129,7 +129,7 @@ def test_confidence_intervals_of_unit_metrics_stay_in_zero_one():
 
 
 def test_evaluation_errors(study):
-    with pytest.raises(ValueError, match=r"field 'scheme': expected one of \['within_session', 'cross_session', 'cross_subject'\], got 'loso'"):
+    with pytest.raises(ValueError, match=r"field 'scheme': expected one of \['within_session', 'within_subject', 'cross_session', 'cross_subject'\], got 'loso'"):
         evaluate(study, ts_lr(), "loso")
     with pytest.raises(ValueError, match=r"field 'recenter': expected True only with scheme='cross_subject'"):
         evaluate(study, ts_lr(), "within_session", recenter=True)

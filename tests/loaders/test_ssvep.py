@@ -80,15 +80,19 @@ def test_ssvep_exo_reproduces_the_reference_and_the_recipe_with_harmonics_beats_
     from neurodecode.loaders.public import ssvep_exo
 
     ts = recipe_classifier("tangent_space", ["estimator=scm"])
-    ep = ssvep_exo(shared_data, harmonics=1)
-    assert ep.data.shape == (384, 24, 769) and ep.sfreq == 256.0
-    assert sorted(ep.table.groupby(["subject", "session"]).size().unique()) == [32]
-    assert ep.table["label"].value_counts().to_dict() == {"rest": 96, "13": 96, "17": 96, "21": 96}
+    both = ssvep_exo(shared_data)                      # 8 channels × (13, 17, 21 Hz, then 26, 34, 42 Hz), band-major
+    assert both.data.shape == (384, 48, 769) and both.sfreq == 256.0
+    names = list(both.channels.names)
+    assert names[:2] == ["Oz@12.5-13.5Hz", "O1@12.5-13.5Hz"] and names[24] == "Oz@25.5-26.5Hz"
+    assert sorted(both.table.groupby(["subject", "session"]).size().unique()) == [32]
+    assert both.table["label"].value_counts().to_dict() == {"rest": 96, "13": 96, "17": 96, "21": 96}
+    # each band is filtered on its own: the fundamentals' channels are the reference's epochs (harmonics=1)
+    ep = both.pick_channels(names[:24])
     acc = evaluate(ep, ts, "within_subject", seed=42).scores.query("metric == 'accuracy'")
     per_subject = acc.groupby("subject")["value"].mean()
     for subject, ref in REFERENCE.items():
         assert abs(per_subject[subject] - ref) < 6e-4, (subject, per_subject[subject], ref)
-    recipe = evaluate(ssvep_exo(shared_data), ts, "within_subject", seed=42).scores.query("metric == 'accuracy'")
+    recipe = evaluate(both, ts, "within_subject", seed=42).scores.query("metric == 'accuracy'")
     mean = recipe.groupby("subject")["value"].mean().mean()
     assert mean > np.mean(list(REFERENCE.values())) + 0.05, mean              # 0.891 against 0.786
 

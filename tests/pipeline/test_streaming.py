@@ -49,9 +49,12 @@ def test_online_predictions_equal_the_offline_ones(eeg_checkpoint, shared_data, 
             found = resolve_streams(timeout=0.5, name={name + "-pred"!r})
         if found:
             inlet = StreamInlet(found[0]); inlet.open_stream(timeout=5)
-            while time.monotonic() - t0 < 34:
+            ended = None                 # the recording played out: 2 s more for the last prediction
+            while time.monotonic() - t0 < 34 and (ended is None or time.monotonic() - ended < 2):
                 values, _ = inlet.pull_chunk(timeout=0.2)
                 got += [v[0] for v in values]
+                if ended is None and not player.running:
+                    ended = time.monotonic()
         try:
             player.stop()
         except RuntimeError:
