@@ -36,15 +36,31 @@ from neurodecode.core.registry import register
 __all__ = ["RECIPES", "RECIPE_BUILDERS", "SUPERVISED_RECIPES", "CovarianceVector", "Features", "Recipe",
            "augmented_tangent_space_recipe", "connectivity_recipe", "covariance_recipe", "encoder_input",
            "extract_features", "filterbank_tangent_space_recipe", "graph_connectivity_recipe", "load_recipe_config",
-           "make_recipe", "recipe", "tangent_space_recipe", "xdawn_tangent_space_recipe"]
+           "make_recipe", "reads_epochs", "recipe", "tangent_space_recipe", "xdawn_tangent_space_recipe"]
+
+
+def reads_epochs(estimator: Any) -> bool:
+    """Whether the first step of ``estimator`` reads an EpochSet (``reads_epochs``), looking through pipelines and
+    meta-estimators that hold one (``GridSearchCV(...).estimator``)."""
+    seen = 0
+    while seen < 20:
+        seen += 1
+        if isinstance(estimator, Pipeline):
+            estimator = estimator.steps[0][1]
+        elif not getattr(estimator, "reads_epochs", False) and hasattr(estimator, "estimator") and \
+                hasattr(estimator.estimator, "fit"):
+            estimator = estimator.estimator
+        else:
+            break
+    return bool(getattr(estimator, "reads_epochs", False))
 
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
     """What an encoder's ``fit``/``transform`` take from epochs: the EpochSet itself for the estimators that read
-    it (``reads_epochs``: :class:`~neurodecode.encoders.EncoderFeatures`, :class:`~neurodecode.encoders.
-    FineTunedEncoder` — each epoch's subject picks its subject layer), its data array for any other estimator."""
-    first = estimator.steps[0][1] if isinstance(estimator, Pipeline) else estimator
-    return epochs if getattr(first, "reads_epochs", False) else epochs.data
+    it (:func:`reads_epochs`: :class:`~neurodecode.encoders.EncoderFeatures`, :class:`~neurodecode.encoders.
+    FineTunedEncoder` — each epoch's subject picks its subject layer —, :class:`~neurodecode.encoders.TimeWindow`,
+    also first in a pipeline or a ``GridSearchCV``), its data array for any other estimator."""
+    return epochs if reads_epochs(estimator) else epochs.data
 
 
 

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["ArrayInput", "EpochMatrices", "as_array", "channel_scaling", "check_signals", "check_spd", "standardized",
+from neurodecode.core.registry import register
+
+__all__ = ["ArrayInput", "EpochMatrices", "TimeWindow", "as_array", "channel_scaling", "check_signals", "check_spd", "standardized",
            "table_groups", "table_of"]
 
 
@@ -147,3 +150,57 @@ def table_groups(X: Any, groups: Any, group_by: str | None, n: int, what: str = 
     if g.shape != (n,):
         raise ValueError(f"field 'groups': expected one group per {what} ({n}), got shape {g.shape}")
     return g
+
+
+@register
+class TimeWindow(ArrayInput, TransformerMixin, BaseEstimator):
+    """Keep the samples of each epoch between ``tmin`` and ``tmax`` seconds (both included, as MNE's ``crop``): the
+    epoch window as a parameter of a pipeline, so that it can be chosen on inner folds (``GridSearchCV``).
+
+    Parameters
+    ----------
+    tmin, tmax : float or None
+        Window in seconds on the epochs' own time axis (relative to the event); None keeps that end.
+
+    Takes an :class:`~neurodecode.EpochSet` (or an ``mne.Epochs``), whose times it reads, of shape
+    ``(n_epochs, n_channels, n_times)``; returns the EpochSet cropped to ``(n_epochs, n_channels, n_window)``, table
+    kept (so that a later :class:`~neurodecode.encoders.Recenter` finds each epoch's subject). A window outside the
+    epochs is an error naming the field, never a shorter window.
+    """
+
+    #: evaluate() hands over the EpochSet (its times and table)
+    reads_epochs = True
+
+    def __init__(self, tmin: float | None = None, tmax: float | None = None) -> None:
+        self.tmin = tmin
+        self.tmax = tmax
+
+    def fit(self, X: Any, y: Any = None) -> TimeWindow:
+        self._window(X)
+        self.n_channels_in_ = int(_epochs_data(X).shape[1]) if _is_epochs(X) else None
+        return self
+
+    def _window(self, X: Any) -> np.ndarray:
+        """Indices of the samples inside the window."""
+        if not _is_epochs(X):
+            raise TypeError(f"field 'X': expected an EpochSet or an mne.Epochs (TimeWindow reads their times), got "
+                            f"{type(X).__name__}")
+        times = np.asarray(X.times, dtype=np.float64)
+        step = times[1] - times[0] if len(times) > 1 else 1.0
+        lo = times[0] if self.tmin is None else float(self.tmin)
+        hi = times[-1] if self.tmax is None else float(self.tmax)
+        if not hi > lo:
+            raise ValueError(f"field 'tmax': expected tmax > tmin = {lo:g}, got {hi:g}")
+        if lo < times[0] - step / 2 or hi > times[-1] + step / 2:
+            raise ValueError(f"field 'tmin'/'tmax': expected a window inside the epochs ({times[0]:g} to "
+                             f"{times[-1]:g} s), got {lo:g} to {hi:g} s")
+        return np.flatnonzero((times >= lo - step * 1e-3) & (times <= hi + step * 1e-3))
+
+    def transform(self, X: Any) -> Any:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "n_channels_in_")
+        idx = self._window(X)
+        if _is_mne_epochs(X):
+            return X.copy().crop(X.times[idx[0]], X.times[idx[-1]], include_tmax=True)
+        return X.replace(data=X.data[:, :, idx], tmin=float(X.times[idx[0]]))

@@ -31,7 +31,7 @@ from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
 from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
-__all__ = ["SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "calibration_trials", "compare_evaluations",
+__all__ = ["SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut", "calibration_trials", "compare_evaluations",
            "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
@@ -193,8 +193,9 @@ def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarr
 def _inputs(ep: EpochSet, pipeline: Any) -> Any:
     """What the pipeline is fitted on: the EpochSet itself for estimators that read it (``reads_epochs``: channel
     names and positions, subjects), else its data as float64."""
-    first = pipeline.steps[0][1] if isinstance(pipeline, Pipeline) else pipeline
-    return ep if getattr(first, "reads_epochs", False) else ep.data.astype(np.float64)
+    from neurodecode.encoders.features import reads_epochs
+
+    return ep if reads_epochs(pipeline) else ep.data.astype(np.float64)
 
 
 def _rows(base: dict, metrics: dict) -> list[dict]:
@@ -293,6 +294,47 @@ def _run_scheme(sets: dict[str, EpochSet], pipeline: Any, scheme: str, target: s
     if scheme == "cross_session":
         return _cross_session(sets, pipeline, target, transfer, n_calibration, seed)
     return _cross_subject(sets, pipeline, target, transfer, n_calibration, seed)
+
+
+class LeaveOneSubjectOut:
+    """scikit-learn splitter that leaves one subject out, reading each epoch's subject from the EpochSet (or
+    ``mne.Epochs`` metadata, or covariance output) it is handed: the inner folds of a model selection inside a
+    cross-subject evaluation, e.g. ``GridSearchCV(pipeline, grid, cv=LeaveOneSubjectOut())`` — chosen on the
+    training subjects only, never on the held-out one.
+
+    Parameters
+    ----------
+    column : str
+        Table column holding the subject.
+    """
+
+    def __init__(self, column: str = "subject") -> None:
+        self.column = column
+
+    def _groups(self, X: Any, groups: Any) -> np.ndarray:
+        from neurodecode.encoders.inputs import table_of
+
+        if groups is not None:
+            return np.asarray(groups).astype(str)
+        table = table_of(X)
+        if table is None or self.column not in table.columns:
+            fail("X", f"epochs whose table has a {self.column!r} column (an EpochSet; a pipeline reading it, e.g. "
+                      "TimeWindow first)", type(X).__name__, exc=TypeError)
+        return table[self.column].astype(str).to_numpy()
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return len(np.unique(self._groups(X, groups)))
+
+    def split(self, X: Any, y: Any = None, groups: Any = None):
+        g = self._groups(X, groups)
+        subjects = pd.unique(g)
+        if len(subjects) < 2:
+            fail("X", "epochs of at least 2 subjects to leave one out", list(subjects))
+        for s in subjects:
+            yield np.flatnonzero(g != s), np.flatnonzero(g == s)
+
+    def __repr__(self) -> str:
+        return f"LeaveOneSubjectOut(column={self.column!r})"
 
 
 #: the metric a classification verdict reads first (when scored)

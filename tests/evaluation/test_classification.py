@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.linalg import expm
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from scipy import stats
 
 from neurodecode import Channels, EpochCollection, EpochSet, save
@@ -80,6 +80,45 @@ def test_within_subject_pools_the_sessions_into_one_set_of_folds(study):
     np.testing.assert_allclose(acc[acc["subject"] == "s0"]["value"], ref)
     with pytest.raises(ValueError, match="field 'recenter'"):
         evaluate(two, ts_lr(), "within_subject", recenter=True)
+
+
+def test_a_selection_on_inner_subjects_inside_a_cross_subject_evaluation(study):
+    """GridSearchCV over the epoch window and re-centring, with LeaveOneSubjectOut reading the subjects from the
+    EpochSet: evaluate hands it the EpochSet (TimeWindow reads epochs), each outer fold chooses on the training
+    subjects only, and Recenter inside the pipeline re-centres each subject on its own epochs."""
+    from sklearn.model_selection import GridSearchCV
+
+    from neurodecode.encoders import Recenter
+    from neurodecode.encoders.features import reads_epochs
+    from neurodecode.encoders.inputs import TimeWindow
+    from neurodecode.evaluation.classification import LeaveOneSubjectOut
+
+    pipe = Pipeline([("window", TimeWindow()), ("cov", Covariances("oas")), ("recenter", Recenter()),
+                     ("ts", TangentSpace()), ("lr", LogisticRegression(max_iter=1000))])
+    search = GridSearchCV(pipe, {"window__tmax": [0.99, 1.99], "recenter": [Recenter(), "passthrough"]},
+                          cv=LeaveOneSubjectOut())
+    assert reads_epochs(search) and reads_epochs(pipe) and not reads_epochs(ts_lr())
+    three = EpochCollection([study["s0"], study["s1"], study["s2"]])
+    res = evaluate(three, search, "cross_subject")
+    acc = res.scores[res.scores["metric"] == "accuracy"]
+    assert len(acc) == 3 and acc["value"].mean() > 0.8          # the planted subjects need re-centring
+    # the same as choosing by hand on the two training subjects
+    train = concatenate([study["s0"], study["s1"]])
+    chosen = GridSearchCV(pipe, search.param_grid, cv=LeaveOneSubjectOut()).fit(
+        train, train.table["label"].to_numpy())
+    assert isinstance(chosen.best_params_["recenter"], Recenter)
+    want = chosen.score(study["s2"], study["s2"].table["label"].to_numpy())
+    assert acc.loc[acc["subject"] == "s2", "value"].item() == pytest.approx(want)
+    assert list(LeaveOneSubjectOut().split(train))[0][1].tolist() == list(range(80))
+    with pytest.raises(TypeError, match="field 'X': expected epochs whose table has a 'subject' column"):
+        list(LeaveOneSubjectOut().split(train.data))
+    window = TimeWindow(0.5, 1.0).fit(train)
+    assert window.transform(train).times[[0, -1]].tolist() == [0.5, 1.0]
+    with pytest.raises(ValueError, match=r"field 'tmin'/'tmax': expected a window inside the epochs \(0 to 1.99 s\), "
+                                         r"got 0.5 to 3 s"):
+        TimeWindow(0.5, 3.0).fit(train)
+    with pytest.raises(TypeError, match="field 'X': expected an EpochSet or an mne.Epochs"):
+        TimeWindow(0.5, 1.0).fit(train.data)
 
 
 def test_cross_session_leaves_each_session_out(study):
