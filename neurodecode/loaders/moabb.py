@@ -11,7 +11,9 @@ n_times)`` arrays, which is what MOABB's evaluations hand their pipelines
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from neurodecode.core.epochs import EpochCollection, EpochSet
 from neurodecode.core.mne_convert import from_mne
 from neurodecode.core.validation import fail
 
-__all__ = ["from_moabb"]
+__all__ = ["from_moabb", "offline_physionet_mi"]
 
 
 def from_moabb(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None) -> EpochSet | EpochCollection:
@@ -61,3 +63,41 @@ def from_moabb(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = Non
         table["dataset"] = str(dataset.code)
         parts.append(ep.replace(table=table))
     return parts[0] if len(parts) == 1 else EpochCollection(parts)
+
+
+def offline_physionet_mi(root: str | os.PathLike, folder: str | os.PathLike, subjects: Sequence[int] = (1,),
+                         runs: Sequence[int] = (4, 8, 12)) -> Any:
+    """MOABB's ``PhysionetMI`` (imagined movements) reading the EEGMMIDB files of the shared recordings, offline.
+
+    The EDF files of ``root`` (``eegmmidb_S001/`` and ``eegmmidb_multi/SNNN/``) are linked — never copied — where
+    MOABB's downloader looks under ``folder`` (its MNE data path), and MOABB is pointed there for this process
+    (``MNE_DATA``, ``MNE_DATASETS_EEGBCI_PATH``; ``MOABB_DOWNLOAD_PROVIDER=upstream``, so it does not ask NEMAR). The
+    dataset's ``subject_list`` is ``subjects`` and its feet runs are dropped (only the fist runs are here).
+
+    Returns
+    -------
+    moabb.datasets.PhysionetMI
+    """
+    from moabb.datasets import PhysionetMI
+    from moabb.datasets.download import _url_to_local_path
+    from moabb.datasets.physionet_mi import BASE_URL
+
+    root, folder = Path(root), Path(folder)
+    for subject in subjects:
+        name = f"S{int(subject):03d}"
+        source = root / "eegmmidb_S001" if name == "S001" else root / "eegmmidb_multi" / name
+        for run in runs:
+            src = source / f"{name}R{int(run):02d}.edf"
+            if not src.is_file():
+                raise FileNotFoundError(f"{src}: missing (EEGMMIDB {name} run {run}; see the data README)")
+            target = Path(_url_to_local_path(BASE_URL + f"{name}/{name}R{int(run):02d}.edf",
+                                             folder / "MNE-eegbci-data"))
+            if not (target.is_symlink() and target.resolve() == src.resolve()):
+                if target.exists() or target.is_symlink():
+                    raise FileExistsError(f"{target}: expected a link to {src} or nothing, found another file")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(src.resolve(), target)
+    os.environ.update(MNE_DATA=str(folder), MNE_DATASETS_EEGBCI_PATH=str(folder), MOABB_DOWNLOAD_PROVIDER="upstream")
+    dataset = PhysionetMI(imagined=True, executed=False)
+    dataset.feet_runs, dataset.subject_list = [], [int(s) for s in subjects]
+    return dataset

@@ -11,20 +11,14 @@ def moabb_eegmmidb(shared_data, tmp_path, monkeypatch):
     """PhysionetMI subject 1, imagined fists (runs 4/8/12), with the shared EDF files linked where MOABB's
     downloader looks, NEMAR off and every MNE/MOABB path inside tmp_path (nothing written to ~/.mne or ~/mne_data)."""
     pytest.importorskip("moabb", reason="MOABB is not installed (pip install -e '.[moabb]')")
-    from moabb.datasets import PhysionetMI
-    from moabb.datasets.download import _url_to_local_path
-    from moabb.datasets.physionet_mi import BASE_URL
+    from neurodecode.loaders.moabb import offline_physionet_mi
 
-    for key, value in {"MNE_DATASETS_EEGBCI_PATH": tmp_path, "MNE_DATA": tmp_path,
-                       "MOABB_DOWNLOAD_PROVIDER": "upstream"}.items():
-        monkeypatch.setenv(key, str(value))
-    dest = tmp_path / "MNE-eegbci-data"
-    for run in (4, 8, 12):
-        target = _url_to_local_path(BASE_URL + f"S001/S001R{run:02d}.edf", dest)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.symlink(shared_data / "eegmmidb_S001" / f"S001R{run:02d}.edf", target)
-    dataset = PhysionetMI(imagined=True, executed=False)
-    dataset.feet_runs, dataset.subject_list = [], [1]      # only the hand runs and the subject that are here
+    for key in ("MNE_DATASETS_EEGBCI_PATH", "MNE_DATA", "MOABB_DOWNLOAD_PROVIDER"):
+        monkeypatch.setenv(key, "")                   # restored after the test (offline_physionet_mi sets them)
+    dataset = offline_physionet_mi(shared_data, tmp_path, [1])
+    assert os.environ["MNE_DATA"] == str(tmp_path) and (tmp_path / "MNE-eegbci-data").is_dir()
+    with pytest.raises(FileNotFoundError, match=r"S011R04.edf: missing \(EEGMMIDB S011 run 4"):
+        offline_physionet_mi(shared_data, tmp_path, [11])
     return dataset
 
 
