@@ -3,7 +3,8 @@ Riemannian recipe, on the same folds of the 10 shared EEGMMIDB subjects.
 
 Data: PhysioNet EEGMMIDB subjects S001-S010, imagery runs 4/8/12 (imagined left vs right fist, 45 trials each,
 64 channels at 160 Hz), the motor-imagery preprocessing (7-30 Hz), ``--tmin``-``--tmax`` s after the cue. Scheme:
-the library's ``evaluate`` within-session (5-fold stratified per subject, seed 42), each network paired with
+the library's ``evaluate`` within-session (5-fold stratified per subject, seed 42; ``--scheme cross_subject``: leave one
+subject out), each network paired with
 **OAS + tangent space + logistic regression** on the same folds.
 
 Networks, through :class:`~neurodecode.encoders.deep.BraindecodeModel` (cross-entropy on channel-wise z-scored
@@ -15,6 +16,7 @@ positions, hidden 64, 3 blocks of 2 dilated convolutions), trained onto the one-
 its largest output.
 
     python benchmarks/eval_braindecode.py [--epochs 40] [--tmin 0 --tmax 4] [--subjects 10]
+        [--scheme within_session|cross_subject]
         [--models EEGNet ShallowFBCSPNet ATCNet EEGConformer BrainModule neurodecode-BrainModule]
 
 The default window, 0-4 s (640 samples: the whole imagery period), is one ATCNet takes at its published kernel
@@ -80,16 +82,18 @@ def main() -> None:
     p.add_argument("--tmax", type=float, default=4.0)
     p.add_argument("--subjects", type=int, default=10, help="the first N of S001-S010")
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--scheme", default="within_session", choices=["within_session", "cross_subject"],
+                   help="within-session 5-fold per subject, or leave one subject out (trained on 405 trials)")
     args = p.parse_args()
     subjects = [f"S{i:03d}" for i in range(1, args.subjects + 1)]
     epochs = eegmmidb(args.data, subjects, tmin=args.tmin, tmax=args.tmax - 1 / 160)
     print(f"EEGMMIDB {len(subjects)} subjects, imagery runs 4/8/12: {epochs.n_epochs} trials × {epochs.n_channels} "
-          f"channels × {epochs.n_times} samples at {epochs.sfreq:g} Hz ({args.tmin}-{args.tmax} s); within-session "
-          f"5-fold (seed 42); {args.epochs} epochs")
+          f"channels × {epochs.n_times} samples at {epochs.sfreq:g} Hz ({args.tmin}-{args.tmax} s); {args.scheme} "
+          f"(seed 42); {args.epochs} epochs")
     results, baseline = {}, None
     for name in args.models:
         t0 = time.perf_counter()
-        res = evaluate(epochs, model(name, args), "within_session", n_splits=5, seed=42,
+        res = evaluate(epochs, model(name, args), args.scheme, n_splits=5, seed=42,
                        baseline=recipe_classifier("tangent_space", ["estimator=oas"]) if baseline is None else None,
                        name=name)
         if baseline is None:

@@ -301,21 +301,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                  "neurodecode.encoders.FineTunedEncoder)")
             name = f"{args.encoder} ({type(pipeline).__name__}" + (
                 f" {pipeline.model})" if isinstance(getattr(pipeline, "model", None), str) else ")")
-        else:
+        defaults = _paradigm_defaults(epochs, args)
+        recipe, recipe_overrides = ((defaults.recipe, [*defaults.overrides, *args.overrides])
+                                    if args.recipe == "auto" else (args.recipe, list(args.overrides)))
+        weight = defaults.class_weight if defaults is not None else None
+        if not args.encoder:
             if args.trainer:
                 raise ValueError(f"field 'trainer.{args.trainer[0].split('=')[0]}': Trainer settings apply to a "
-                                 f"trained classifier (--encoder), not to the feature recipe {args.recipe!r}")
-            pipeline = recipe_classifier(args.recipe, args.overrides, sfreq=sfreq, C=args.C)
-            name = f"{args.recipe} + LR"
-        same = not args.encoder and args.baseline == args.recipe and not args.overrides
-        baseline = None if args.baseline in ("none", "") or same else recipe_classifier(args.baseline, sfreq=sfreq,
-                                                                                         C=args.C)
+                                 f"trained classifier (--encoder), not to the feature recipe {recipe!r}")
+            pipeline = recipe_classifier(recipe, recipe_overrides, sfreq=sfreq, C=args.C, class_weight=weight)
+            name = f"{recipe} + LR"
+        base, base_overrides = ((defaults.recipe, list(defaults.overrides)) if args.baseline == "auto"
+                                else (args.baseline, []))
+        same = not args.encoder and base == recipe and base_overrides == recipe_overrides
+        baseline = None if base in ("none", "") or same else recipe_classifier(base, base_overrides, sfreq=sfreq,
+                                                                               C=args.C, class_weight=weight)
+        args.baseline = base
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
                           recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration,
                           baseline=baseline, baseline_name=f"baseline: {args.baseline} + LR", name=name)
         print(f"{name}:")
         print(result.summary().round(3).to_string())
-        _print_baseline(result, args.recipe if same else None)
+        _print_baseline(result, recipe if same else None)
         _write_scores(result, args.out)
         return 0
     from neurodecode.evaluation.metrics import score_outputs
@@ -331,6 +338,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(scores.table.round(4).to_string(index=False))
     _write_scores(scores, args.out)
     return 0
+
+
+def _paradigm_defaults(epochs: Any, args: argparse.Namespace) -> Any:
+    """The paradigm's defaults when --recipe or --baseline is ``auto`` (printed with what they were read from)."""
+    from neurodecode.evaluation.classification import paradigm_defaults
+
+    if "auto" not in (args.recipe, args.baseline):
+        return None
+    d = paradigm_defaults(epochs, args.target)
+    print(f"paradigm: {d.paradigm} ({d.reason}) → recipe {d.recipe}" + (f" {' '.join(d.overrides)}" if d.overrides
+                                                                          else "") +
+          (f"; classes imbalanced: class weights balanced, read {d.metric} and roc_auc, not accuracy"
+           if d.class_weight else ""))
+    return d
 
 
 def _print_baseline(result: Any, same: str | None) -> None:
@@ -438,7 +459,9 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("path", nargs="?", default=None, help="epoch store (.h5), for --kind classification")
     ev.add_argument("--kind", default="classification",
                     choices=["classification", "retrieval", "images", "captions", "meshes"])
-    ev.add_argument("--recipe", default="tangent_space", help="feature recipe (conf/features), classification")
+    ev.add_argument("--recipe", default="auto",
+                    help="feature recipe (conf/features); auto: the paradigm's (xdawn_tangent_space for ERPs, "
+                         "tangent_space otherwise), read or inferred from the epochs and printed")
     ev.add_argument("--encoder", default=None,
                     help="instead of --recipe + LR, a classifier of conf/encoder, e.g. braindecode (with "
                          "model=EEGNet), eegnet, shallow_fbcsp, atcnet, eeg_conformer, mvcnet; KEY=VALUE overrides "
@@ -455,8 +478,9 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--recenter", action="store_true", help="re-centre each subject/session (= --transfer recenter)")
     ev.add_argument("--transfer", default=None, choices=["recenter", "rpa", "procrustes"],
                     help="align subjects (cross_subject) or sessions (cross_session) after the covariances")
-    ev.add_argument("--baseline", default="tangent_space",
-                    help="the plain recipe evaluated on the same folds beside --recipe (none: skip)")
+    ev.add_argument("--baseline", default="auto",
+                    help="the plain recipe evaluated on the same folds beside --recipe (auto: the paradigm's; "
+                         "none: skip)")
     ev.add_argument("--n-calibration", type=int, default=0,
                     help="labelled trials per class of the test subject/session used to align and train (rpa, "
                          "procrustes)")

@@ -14,6 +14,7 @@ two with a few labelled calibration trials of the test unit.
 from __future__ import annotations
 
 import contextvars
+import json
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
 from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
-__all__ = ["SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut", "calibration_trials", "compare_evaluations",
+__all__ = ["PARADIGM_RECIPES", "SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut",
+           "ParadigmDefaults", "paradigm_defaults", "calibration_trials", "compare_evaluations",
            "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
@@ -523,13 +525,86 @@ def split_at_covariances(pipeline: Any) -> tuple[Pipeline, Pipeline]:
 
 
 def recipe_classifier(recipe: str, overrides: Sequence[str] = (), *, sfreq: float | None = None,
-                      C: float = 1.0) -> Pipeline:
+                      C: float = 1.0, class_weight: str | None = None) -> Pipeline:
     """A feature recipe of ``conf/features`` (with ``key=value`` overrides) followed by logistic regression — the
-    plain decoder that ``neurodecode evaluate`` scores."""
+    plain decoder that ``neurodecode evaluate`` scores (``class_weight="balanced"`` for imbalanced classes)."""
     from sklearn.linear_model import LogisticRegression
 
     from neurodecode.encoders.features import load_recipe_config, make_recipe
 
     params = load_recipe_config(recipe, overrides, sfreq=sfreq)
     name = params.pop("name")
-    return Pipeline(make_recipe(name, **params).steps + [("lr", LogisticRegression(C=C, max_iter=1000))])
+    lr = LogisticRegression(C=C, max_iter=1000, class_weight=class_weight)
+    return Pipeline(make_recipe(name, **params).steps + [("lr", lr)])
+
+
+#: paradigm → its plain recipe (``conf/features`` name, overrides): the default of ``neurodecode evaluate``
+PARADIGM_RECIPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "erp": ("xdawn_tangent_space", ()),                        # evoked responses: xDAWN super-trial covariances
+    "ssvep": ("tangent_space", ("estimator=scm",)),            # power in the filter bank's stacked bands
+    "oscillatory": ("tangent_space", ("estimator=oas",)),      # motor imagery, rhythms, resting states
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ParadigmDefaults:
+    """What a classification of these epochs defaults to, and why.
+
+    Attributes
+    ----------
+    paradigm : {"erp", "ssvep", "oscillatory"}
+    reason : str
+        What it was read or inferred from (``table['paradigm']``, a ``filter_bank`` step, the labels, the window).
+    recipe, overrides : the plain recipe (:data:`PARADIGM_RECIPES`).
+    class_weight : "balanced" when the smallest class holds under 0.8 of an equal share, else None.
+    metric : the headline metric: ``balanced_accuracy`` for imbalanced classes, else ``accuracy``.
+    """
+
+    paradigm: str
+    reason: str
+    recipe: str
+    overrides: tuple[str, ...]
+    class_weight: str | None
+    metric: str
+
+
+def paradigm_defaults(epochs: EpochSet | EpochCollection, target: str = "label") -> ParadigmDefaults:
+    """The paradigm of ``epochs`` — declared in a ``paradigm`` table column (``erp``, ``ssvep``, ``oscillatory`` or
+    ``motor_imagery``), else inferred: a ``filter_bank`` preprocessing step or labels naming frequencies (``13``,
+    ``13Hz``) → SSVEP; epochs that start before the event and last at most 1.5 s → ERP; otherwise oscillatory — and
+    the recipe, class weighting and headline metric that follow from it and from the class balance."""
+    from neurodecode.loaders.preprocessing import ssvep_frequencies
+
+    sets = _as_sets(epochs)
+    first = next(iter(sets.values()))
+    table = pd.concat([ep.table for ep in sets.values()], ignore_index=True)
+    if "paradigm" in table.columns and table["paradigm"].notna().any():
+        declared = {str(v).lower() for v in table["paradigm"].dropna()}
+        declared = {"oscillatory" if v == "motor_imagery" else v for v in declared}
+        if len(declared) != 1 or not declared <= set(PARADIGM_RECIPES):
+            fail("table['paradigm']", f"one of {sorted(PARADIGM_RECIPES)} (or motor_imagery) for every epoch",
+                 sorted(declared))
+        paradigm, reason = declared.pop(), "declared in table['paradigm']"
+    else:
+        steps = json.dumps(first.provenance, default=str)
+        labels = [v for v in pd.unique(table[target].dropna())]
+        try:
+            freqs = ssvep_frequencies(labels)
+        except ValueError:
+            freqs = []
+        duration = first.n_times / first.sfreq
+        if '"filter_bank"' in steps:
+            paradigm, reason = "ssvep", "a filter_bank step in the preprocessing"
+        elif len(freqs) >= 2:
+            paradigm, reason = "ssvep", f"labels naming stimulation frequencies {freqs} Hz"
+        elif first.tmin < 0 and duration <= 1.5:
+            paradigm, reason = "erp", (f"epochs from {first.tmin:g} s around the event, {duration:.2g} s long "
+                                       "(event-related)")
+        else:
+            paradigm, reason = "oscillatory", (f"epochs from {first.tmin:g} s, {duration:.2g} s long, labels "
+                                               f"{[str(v) for v in labels][:4]}")
+    counts = table[target].value_counts()
+    imbalanced = len(counts) > 1 and counts.min() / counts.sum() < 0.8 / len(counts)
+    recipe, overrides = PARADIGM_RECIPES[paradigm]
+    return ParadigmDefaults(paradigm, reason, recipe, overrides, "balanced" if imbalanced else None,
+                            "balanced_accuracy" if imbalanced else "accuracy")

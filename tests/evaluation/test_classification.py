@@ -431,3 +431,41 @@ def test_the_plain_baseline_runs_on_the_same_folds_and_is_compared_per_fold(stud
     assert "vs baseline: roc_auc" in out.out and "baseline: tangent_space + LR" in out.out + out.err
     assert main(["evaluate", str(tmp_path / "s0.h5"), "--n-splits", "4"]) == 0
     assert "the recipe is the plain baseline" in capsys.readouterr().out
+
+
+def test_the_paradigm_sets_the_default_recipe_class_weights_and_headline_metric(tmp_path, capsys):
+    """ERP-like epochs (from -0.1 s, 0.9 s long) with 1 target in 6 → xDAWN + tangent space with balanced class
+    weights, said in one line; labels naming frequencies → SSVEP; a declared paradigm column wins; a bad one is
+    refused naming the field."""
+    from neurodecode.cli.main import main
+    from neurodecode.evaluation.classification import paradigm_defaults
+
+    rng = np.random.default_rng(0)
+    y = np.array(["target" if i % 6 == 0 else "nontarget" for i in range(72)])
+    X = rng.normal(size=(72, 4, 92))
+    X[y == "target", :, 40:60] += 1.5                      # an evoked bump 0.3-0.5 s after the event
+    table = pd.DataFrame({"subject": "1", "session": "1", "run": "1", "label": y})
+    erp = EpochSet(X * 1e-6, 100.0, Channels(["Fz", "Cz", "Pz", "Oz"], "eeg"), table, tmin=-0.1)
+    d = paradigm_defaults(erp)
+    assert (d.paradigm, d.recipe, d.class_weight, d.metric) == ("erp", "xdawn_tangent_space", "balanced",
+                                                                "balanced_accuracy")
+    assert d.reason == "epochs from -0.1 s around the event, 0.92 s long (event-related)"
+    ssvep = erp.replace(table=table.assign(label=np.where(np.arange(72) % 2, "13", "17")), tmin=0.0)
+    d = paradigm_defaults(ssvep)
+    assert (d.paradigm, d.reason) == ("ssvep", "labels naming stimulation frequencies [13.0, 17.0] Hz")
+    declared = erp.replace(table=table.assign(paradigm="motor_imagery"))
+    d = paradigm_defaults(declared)
+    assert (d.paradigm, d.reason, d.recipe) == ("oscillatory", "declared in table['paradigm']", "tangent_space")
+    with pytest.raises(ValueError, match=r"field 'table\['paradigm'\]': expected one of \['erp', 'oscillatory', "
+                                         r"'ssvep'\] \(or motor_imagery\) for every epoch, got \['p300'\]"):
+        paradigm_defaults(erp.replace(table=table.assign(paradigm="p300")))
+    save(erp, tmp_path / "erp.h5")
+    assert main(["evaluate", str(tmp_path / "erp.h5")]) == 0
+    out = capsys.readouterr().out
+    assert ("paradigm: erp (epochs from -0.1 s around the event, 0.92 s long (event-related)) → recipe "
+            "xdawn_tangent_space; classes imbalanced: class weights balanced, read balanced_accuracy and roc_auc, not "
+            "accuracy") in out
+    assert "xdawn_tangent_space + LR:" in out and "the recipe is the plain baseline" in out
+    summary = out.split("xdawn_tangent_space + LR:")[1]
+    bal = float(summary.split("balanced_accuracy")[1].split()[0])
+    assert bal > 0.8                                    # weighted: the minority class is predicted, not ignored
