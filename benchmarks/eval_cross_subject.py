@@ -91,7 +91,7 @@ def main() -> None:
               f"re-centring {'on' if params['recenter'] else 'off'}")
     results["selection"] = {"grid": {"tmin": WINDOWS_TMIN, "tmax": WINDOWS_TMAX, "recenter": [True, False]},
                             "chosen": choices}
-    print(f"wrote {write_results(args, NAME, results)}")
+    print(f"wrote {write_results(args, NAME, results, epochs={'1-2 s': reference, '0.5-4 s': long})}")
 
 
 if __name__ == "__main__":

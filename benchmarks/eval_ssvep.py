@@ -81,7 +81,7 @@ def main() -> None:
             run(name, sets[name], ts, scheme, transfer="recenter")
         run("MOABB CCA, 3 flicker classes", raw[flicker], SSVEPClassifier("CCA"), scheme)
     results["passbands"] = passbands
-    print(f"wrote {write_results(args, NAME, results)}")
+    print(f"wrote {write_results(args, NAME, results, epochs={**sets, 'raw (CCA)': raw})}")
 
 
 if __name__ == "__main__":

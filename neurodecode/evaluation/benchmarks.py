@@ -25,7 +25,7 @@ from typing import Any
 
 from neurodecode.core.persistence import dumps
 
-__all__ = ["benchmark_parser", "default_data", "machine", "write_results"]
+__all__ = ["benchmark_parser", "default_data", "epoching", "machine", "write_results"]
 
 
 def default_data() -> Path:
@@ -59,13 +59,30 @@ def machine() -> dict[str, Any]:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def write_results(args: argparse.Namespace, name: str, results: Mapping[str, Any]) -> Path:
-    """Write ``<args.out>/<name>.json`` (arguments, machine, results) and return its path."""
+def epoching(epochs: Any) -> dict[str, Any]:
+    """How epochs were made, for a results file: sampling rate, window, shape and the preprocessing steps of their
+    first recording as applied (files read, filters with their actual pass bands, epoch windows; the per-event drop
+    reports left out)."""
+    first = epochs if hasattr(epochs, "provenance") else epochs[next(iter(epochs))]   # an EpochCollection
+    steps = list(first.provenance)
+    if steps and steps[0].get("step") == "concatenate" and steps[0].get("sources"):
+        steps = list(steps[0]["sources"][0])
+    return {"sfreq": float(first.sfreq), "tmin": float(first.tmin), "n_times": int(first.n_times),
+            "n_channels": int(first.n_channels),
+            "steps": [s for s in steps if s.get("step") not in ("drop_report",)]}
+
+
+def write_results(args: argparse.Namespace, name: str, results: Mapping[str, Any],
+                  epochs: Mapping[str, Any] | None = None) -> Path:
+    """Write ``<args.out>/<name>.json`` (arguments, machine, results and, with ``epochs`` — a name → EpochSet
+    mapping —, how each set was epoched: :func:`epoching`) and return its path."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     record = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
               "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "machine": machine(), "results": dict(results)}
+    if epochs:
+        record["epoching"] = {k: epoching(v) for k, v in epochs.items()}
     path.write_text(dumps(record, indent=1))
     return path

@@ -141,3 +141,29 @@ def test_an_ssvep_classifier_is_refused_as_a_checkpoint_component(tmp_path):
     assert (est.predict(X) == y).mean() > 0.9 and est.frequencies_ == {"12": 12.0, "8": 8.0}
     with pytest.raises(TypeError, match="SSVEPClassifier \\(CCA\\) cannot be saved as a checkpoint component"):
         save_component(est, tmp_path / "c")
+
+
+def test_a_benchmark_result_records_how_its_epochs_were_made(tmp_path):
+    """write_results(..., epochs=) stores the rate, window, shape and the steps as applied (filter bank with its
+    actual pass bands, epoch window), without the per-event drop reports."""
+    import argparse
+    import json
+
+    from neurodecode.core.epochs import concatenate
+    from neurodecode.evaluation.benchmarks import write_results
+    from neurodecode.loaders.meeg import load_epochs
+
+    raw = _raw(seconds=12.0)
+    onsets = [2.0, 5.0, 8.0]
+    ann = mne.Annotations(onsets, [0.0] * 3, ["13", "13", "13"])
+    raw.set_annotations(ann)
+    ep = load_epochs(raw, return_report=False, tmin=0.5, tmax=2.0, labels={"13": "13"}, subject="1",
+                     steps=ssvep_steps([13], harmonics=1, method="iir"))
+    two = concatenate([ep, ep.replace(table=ep.table.assign(run="2"))])
+    path = write_results(argparse.Namespace(out=tmp_path, seed=0), "b", {"x": 1}, epochs={"ssvep": two})
+    rec = json.loads(path.read_text())["epoching"]["ssvep"]
+    assert rec["sfreq"] == 256.0 and rec["tmin"] == 0.5 and rec["n_times"] == 385 and rec["n_channels"] == 2
+    steps = [s["step"] for s in rec["steps"]]
+    assert steps == ["read", "filter_bank", "epochs"] and "drop_report" not in json.dumps(rec)
+    lo, hi = rec["steps"][1]["filters"][0]["passband"]
+    assert 12.5 < lo < 12.6 and 13.4 < hi < 13.5
