@@ -443,7 +443,6 @@ def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_da
     y = ep.table["label"].to_numpy()
     cv = StratifiedKFold(5, shuffle=True, random_state=42)
     raw = to_mne(ep)
-    assert cross_val_score(recipe_classifier("tangent_space"), ep.data, y, cv=cv).mean() == pytest.approx(0.733, abs=0.005)
     # the augmented and filter-bank recipes read their input through the same function (inputs.as_array) and take
     # seconds per fit: left out to keep the suite short
     for recipe in ("covariance", "tangent_space", "xdawn_tangent_space", "connectivity"):
@@ -454,9 +453,10 @@ def test_recipes_take_epochsets_and_mne_epochs_inside_cross_validation(shared_da
         # MNE holds float64 copies of the float32 data: equal to float32 rounding
         np.testing.assert_allclose(cross_val_predict(pipe, raw, y, cv=cv, method="predict_proba"), want, atol=1e-4,
                                    err_msg=recipe)
+    # (the reference accuracy itself: test_eegmmidb_tangent_space_reaches_the_reference; mne.Epochs: the loop above)
     search = GridSearchCV(recipe_classifier("tangent_space"), {"lr__C": [0.1, 1.0]}, cv=cv)
-    best = {type(X).__name__: search.fit(X, y).best_score_ for X in (ep.data, ep, raw)}
-    assert best["EpochSet"] == best["ndarray"] and best["EpochsArray"] == pytest.approx(best["ndarray"], abs=1e-12)
+    best = {type(X).__name__: search.fit(X, y).best_score_ for X in (ep.data, ep)}
+    assert best["EpochSet"] == best["ndarray"]
 
 
 def test_covariances_carry_the_table_for_recentering_inside_a_pipeline():
