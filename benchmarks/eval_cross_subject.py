@@ -20,8 +20,6 @@ About 8 minutes on 2 CPU cores (the selection: 4 candidates × 9 inner folds × 
 
 from __future__ import annotations
 
-import time
-
 NAME = "eval_cross_subject"
 WINDOWS_TMIN = [0.5]
 WINDOWS_TMAX = [2.5, 4.0]
@@ -32,10 +30,9 @@ def main() -> None:
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    from neurodecode import evaluate
     from neurodecode.encoders import MDM, Covariances, Recenter, TangentSpace
     from neurodecode.encoders.inputs import TimeWindow
-    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+    from neurodecode.evaluation.benchmarks import benchmark_parser, record_accuracy, write_results
     from neurodecode.evaluation.classification import LeaveOneSubjectOut, recipe_classifier
     from neurodecode.loaders.public import eegmmidb
 
@@ -55,15 +52,7 @@ def main() -> None:
     results: dict = {}
 
     def run(name: str, epochs, pipeline, scheme: str, **kw) -> None:
-        t0 = time.perf_counter()
-        res = evaluate(epochs, pipeline, scheme, seed=42, **kw)
-        acc = res.scores[res.scores["metric"] == "accuracy"]
-        per = acc.groupby("subject")["value"].mean()
-        results.setdefault(scheme, {})[name] = {"accuracy": round(float(per.mean()), 4),
-                                                "per_subject": per.round(4).to_dict(),
-                                                "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"  {scheme:15s} {name:48s} {per.mean():.3f}  ({', '.join(f'{v:.2f}' for v in per)})  "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        print(record_accuracy(results, scheme, name, epochs, pipeline, scheme, **kw), flush=True)
 
     run("TS + LR, 1-2 s (reference)", reference, ts, "within_session")
     run("MDM, 1-2 s (reference)", reference, mdm, "within_session")

@@ -27,17 +27,14 @@ About 3 minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import time
-
 NAME = "eval_ssvep"
 
 
 def main() -> None:
     from sklearn.pipeline import Pipeline
 
-    from neurodecode import evaluate
     from neurodecode.encoders import MDM, Covariances, SSVEPClassifier
-    from neurodecode.evaluation.benchmarks import benchmark_parser, write_results
+    from neurodecode.evaluation.benchmarks import benchmark_parser, record_accuracy, write_results
     from neurodecode.evaluation.classification import recipe_classifier
     from neurodecode.loaders.public import ssvep_exo
 
@@ -50,23 +47,15 @@ def main() -> None:
             "IIR f±2, + 2nd harmonics": ssvep_exo(args.data, method="iir", width=4.0)}
     raw = ssvep_exo(args.data, steps=[{"step": "filter", "l_freq": 10.0, "h_freq": 45.0}])
     recipe = sets["recipe (FIR f±0.5, + 2nd harmonics)"]
-    bank = next(step for step in recipe.provenance[0]["sources"][0] if step["step"] == "filter_bank")
+    bank = next(step for step in recipe.processing if step["step"] == "filter_bank")
     passbands = [f["passband"] for f in bank["filters"]]
     print(f"SSVEP exoskeleton set: {recipe.n_epochs} trials, 6 subjects × 2 sessions; the recipe's FIR bands pass "
           f"{passbands} Hz at -3 dB")
     results: dict = {}
 
     def run(name: str, epochs, pipeline, scheme: str, **kw) -> None:
-        t0 = time.perf_counter()
-        res = evaluate(epochs, pipeline, scheme, seed=42, **kw)
-        acc = res.scores[res.scores["metric"] == "accuracy"]
         key = scheme + (f"+{kw['transfer']}" if kw.get("transfer") else "")
-        per = acc.groupby("subject")["value"].mean()
-        results.setdefault(key, {})[name] = {"accuracy": round(float(per.mean()), 4),
-                                             "per_subject": per.round(4).to_dict(),
-                                             "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"  {key:26s} {name:44s} {per.mean():.3f}  ({', '.join(f'{v:.3f}' for v in per)})  "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        print(record_accuracy(results, key, name, epochs, pipeline, scheme, **kw), flush=True)
 
     for name, epochs in sets.items():
         run(name, epochs, ts, "within_subject")

@@ -316,10 +316,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         same = not args.encoder and base == recipe and base_overrides == recipe_overrides
         baseline = None if base in ("none", "") or same else recipe_classifier(base, base_overrides, sfreq=sfreq,
                                                                                C=args.C, class_weight=weight)
-        args.baseline = base
         result = evaluate(epochs, pipeline, args.scheme, target=args.target, n_splits=args.n_splits, seed=args.seed,
                           recenter=args.recenter, transfer=args.transfer, n_calibration=args.n_calibration,
-                          baseline=baseline, baseline_name=f"baseline: {args.baseline} + LR", name=name)
+                          baseline=baseline, baseline_name=f"baseline: {base} + LR", name=name)
         print(f"{name}:")
         print(result.summary().round(3).to_string())
         _print_baseline(result, recipe if same else None)

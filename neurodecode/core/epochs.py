@@ -559,6 +559,12 @@ class EpochSet:
     __hash__ = None  # type: ignore[assignment]
 
     @property
+    def processing(self) -> list[dict]:
+        """The processing steps its provenance records (read, preprocessing as applied, epoching), without the
+        per-recording details (file names, drop counts, drop reports); for concatenated recordings, theirs."""
+        return _processing(self.provenance)
+
+    @property
     def drop_report(self) -> DropReport | None:
         """What the loader that made these epochs kept and dropped, and why (``None`` when no loader recorded it;
         kept in the provenance, so it survives saving and loading)."""

@@ -42,17 +42,13 @@ __all__ = ["RECIPES", "RECIPE_BUILDERS", "SUPERVISED_RECIPES", "CovarianceVector
 def reads_epochs(estimator: Any) -> bool:
     """Whether the first step of ``estimator`` reads an EpochSet (``reads_epochs``), looking through pipelines and
     meta-estimators that hold one (``GridSearchCV(...).estimator``)."""
-    seen = 0
-    while seen < 20:
-        seen += 1
+    while True:
         if isinstance(estimator, Pipeline):
             estimator = estimator.steps[0][1]
-        elif not getattr(estimator, "reads_epochs", False) and hasattr(estimator, "estimator") and \
-                hasattr(estimator.estimator, "fit"):
+        elif not getattr(estimator, "reads_epochs", False) and hasattr(getattr(estimator, "estimator", None), "fit"):
             estimator = estimator.estimator
         else:
-            break
-    return bool(getattr(estimator, "reads_epochs", False))
+            return bool(getattr(estimator, "reads_epochs", False))
 
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:

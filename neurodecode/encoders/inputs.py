@@ -176,8 +176,8 @@ class TimeWindow(ArrayInput, TransformerMixin, BaseEstimator):
         self.tmax = tmax
 
     def fit(self, X: Any, y: Any = None) -> TimeWindow:
-        self._window(X)
-        self.n_channels_in_ = int(_epochs_data(X).shape[1]) if _is_epochs(X) else None
+        self._window(X)                                  # an EpochSet or mne.Epochs, and a window inside it
+        self.n_channels_in_ = int(_epochs_data(X).shape[1])
         return self
 
     def _window(self, X: Any) -> np.ndarray:

@@ -13,6 +13,7 @@ May import: ``neurodecode.core``, ``neurodecode.loaders``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from neurodecode.core.registry import register
 from neurodecode.core.validation import fail
-from neurodecode.encoders.inputs import ArrayInput
+from neurodecode.encoders.inputs import ArrayInput, check_signals
 
 __all__ = ["SSVEP_METHODS", "SSVEPClassifier"]
 
@@ -76,7 +77,7 @@ class SSVEPClassifier(ArrayInput, ClassifierMixin, BaseEstimator):
 
         return getattr(classification, f"SSVEP_{self.method}")
 
-    def _epochs(self, X: Any, what: str = "X") -> Any:
+    def _epochs(self, X: Any) -> Any:
         """``mne.Epochs`` for MOABB, from an EpochSet, ``mne.Epochs`` or an array with ``sfreq``."""
         import mne
 
@@ -88,19 +89,15 @@ class SSVEPClassifier(ArrayInput, ClassifierMixin, BaseEstimator):
         elif isinstance(X, EpochSet):
             epochs = to_mne(X.replace(table=X.table.assign(label="x")))
         else:
-            X = np.asarray(X, dtype=np.float64)
-            if X.ndim != 3:
-                fail(what, "epochs of shape (n_epochs, n_channels, n_times)", f"shape {X.shape}")
+            X = check_signals(X, finite=False).astype(np.float64)
             if self.sfreq is None:
                 fail("sfreq", "the sampling rate of array inputs (an EpochSet or mne.Epochs brings its own)", None)
             info = mne.create_info([f"ch{k}" for k in range(X.shape[1])], float(self.sfreq), "eeg")
             epochs = mne.EpochsArray(X, info, verbose="error")
-        data = epochs.get_data(copy=False)
-        if not np.isfinite(data).all():
-            fail(what, "finite values", "NaN or infinite values")
+        check_signals(epochs.get_data(copy=False))             # finite
         if hasattr(self, "sfreq_") and (epochs.info["sfreq"] != self.sfreq_ or
                                         len(epochs.times) != self.n_times_ or epochs.ch_names != self.ch_names_):
-            fail(what, f"epochs like the training ones ({self.sfreq_:g} Hz, {self.n_times_} samples, channels "
+            fail("X", f"epochs like the training ones ({self.sfreq_:g} Hz, {self.n_times_} samples, channels "
                        f"{self.ch_names_[:4]}...)", f"{epochs.info['sfreq']:g} Hz, {len(epochs.times)} samples, "
                        f"channels {epochs.ch_names[:4]}...")
         return epochs
@@ -140,8 +137,6 @@ class SSVEPClassifier(ArrayInput, ClassifierMixin, BaseEstimator):
         self._to_moabb = {c: f"{f:g}" for c, f in self.frequencies_.items()}
         self._from_moabb = {v: c for c, v in self._to_moabb.items()}
         options = dict(self.options or {})
-        import inspect
-
         if "freq_map" in inspect.signature(cls.__init__).parameters:
             options.setdefault("freq_map", {v: float(v) for v in self._to_moabb.values()})
         self.model_ = cls(**options)

@@ -25,7 +25,7 @@ from typing import Any
 
 from neurodecode.core.persistence import dumps
 
-__all__ = ["benchmark_parser", "default_data", "epoching", "machine", "write_results"]
+__all__ = ["benchmark_parser", "default_data", "epoching", "machine", "record_accuracy", "write_results"]
 
 
 def default_data() -> Path:
@@ -60,16 +60,12 @@ def machine() -> dict[str, Any]:
 
 
 def epoching(epochs: Any) -> dict[str, Any]:
-    """How epochs were made, for a results file: sampling rate, window, shape and the preprocessing steps of their
-    first recording as applied (files read, filters with their actual pass bands, epoch windows; the per-event drop
-    reports left out)."""
+    """How epochs were made, for a results file: sampling rate, window, shape and their processing steps as applied
+    (``EpochSet.processing``: filters with their actual pass bands, epoch windows; per-recording details — files,
+    drop counts and reports — left out)."""
     first = epochs if hasattr(epochs, "provenance") else epochs[next(iter(epochs))]   # an EpochCollection
-    steps = list(first.provenance)
-    if steps and steps[0].get("step") == "concatenate" and steps[0].get("sources"):
-        steps = list(steps[0]["sources"][0])
     return {"sfreq": float(first.sfreq), "tmin": float(first.tmin), "n_times": int(first.n_times),
-            "n_channels": int(first.n_channels),
-            "steps": [s for s in steps if s.get("step") not in ("drop_report",)]}
+            "n_channels": int(first.n_channels), "steps": first.processing}
 
 
 def write_results(args: argparse.Namespace, name: str, results: Mapping[str, Any],
@@ -86,3 +82,21 @@ def write_results(args: argparse.Namespace, name: str, results: Mapping[str, Any
         record["epoching"] = {k: epoching(v) for k, v in epochs.items()}
     path.write_text(dumps(record, indent=1))
     return path
+
+
+def record_accuracy(results: dict, key: str, name: str, epochs: Any, pipeline: Any, scheme: str,
+                    **evaluate_kw: Any) -> str:
+    """``evaluate(epochs, pipeline, scheme, seed=42, **evaluate_kw)``; its per-subject mean accuracy, their mean and
+    the seconds it took go into ``results[key][name]``; returns them as one line for the benchmark to print."""
+    import time
+
+    from neurodecode.evaluation.classification import evaluate
+
+    t0 = time.perf_counter()
+    res = evaluate(epochs, pipeline, scheme, seed=42, **evaluate_kw)
+    acc = res.scores[res.scores["metric"] == "accuracy"]
+    per = acc.groupby("subject")["value"].mean()
+    seconds = time.perf_counter() - t0
+    results.setdefault(key, {})[name] = {"accuracy": round(float(per.mean()), 4),
+                                         "per_subject": per.round(4).to_dict(), "seconds": round(seconds, 1)}
+    return f"  {key:26s} {name:48s} {per.mean():.3f}  ({', '.join(f'{v:.3f}' for v in per)})  {seconds:.0f} s"

@@ -14,7 +14,6 @@ two with a few labelled calibration trials of the test unit.
 from __future__ import annotations
 
 import contextvars
-import json
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -586,14 +585,13 @@ def paradigm_defaults(epochs: EpochSet | EpochCollection, target: str = "label")
                  sorted(declared))
         paradigm, reason = declared.pop(), "declared in table['paradigm']"
     else:
-        steps = json.dumps(first.provenance, default=str)
         labels = [v for v in pd.unique(table[target].dropna())]
         try:
             freqs = ssvep_frequencies(labels)
         except ValueError:
             freqs = []
         duration = first.n_times / first.sfreq
-        if '"filter_bank"' in steps:
+        if any(step.get("step") == "filter_bank" for step in first.processing):
             paradigm, reason = "ssvep", "a filter_bank step in the preprocessing"
         elif len(freqs) >= 2:
             paradigm, reason = "ssvep", f"labels naming stimulation frequencies {freqs} Hz"

@@ -151,6 +151,7 @@ def test_a_benchmark_result_records_how_its_epochs_were_made(tmp_path):
 
     from neurodecode.core.epochs import concatenate
     from neurodecode.evaluation.benchmarks import write_results
+    from neurodecode.evaluation.classification import paradigm_defaults
     from neurodecode.loaders.meeg import load_epochs
 
     raw = _raw(seconds=12.0)
@@ -167,3 +168,6 @@ def test_a_benchmark_result_records_how_its_epochs_were_made(tmp_path):
     assert steps == ["read", "filter_bank", "epochs"] and "drop_report" not in json.dumps(rec)
     lo, hi = rec["steps"][1]["filters"][0]["passband"]
     assert 12.5 < lo < 12.6 and 13.4 < hi < 13.5
+    assert rec["steps"] == two.processing == ep.processing and "file" not in rec["steps"][0]   # per recording
+    d = paradigm_defaults(two)                      # the step, found through the concatenated provenance
+    assert (d.paradigm, d.reason) == ("ssvep", "a filter_bank step in the preprocessing")
