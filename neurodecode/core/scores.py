@@ -364,9 +364,10 @@ def verdict(table: pd.DataFrame, metric: str = "two_way") -> tuple[bool, str]:
 
 
 def format_comparison(table: pd.DataFrame) -> Sequence[str]:
-    """One line per compared metric."""
+    """One line per compared metric (with what it was paired over, when the table says: ``unit``)."""
     return [f"{r.metric:<9} {r.pipeline} {r.value:.3f} | {r.baseline_name} {r.baseline:.3f} | "
             f"Δ {r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] p={r.p_value:.3g}"
+            + (f" (paired over {int(r.n_items)} {r.unit})" if isinstance(getattr(r, "unit", None), str) else "")
             for r in table.itertuples()]
 
 

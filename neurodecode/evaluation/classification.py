@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
 __all__ = ["PARADIGM_RECIPES", "SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut",
-           "ParadigmDefaults", "paradigm_defaults", "calibration_trials", "compare_evaluations",
+           "ParadigmDefaults", "TRIAL_COLUMNS", "TRIAL_METRICS", "paradigm_defaults", "calibration_trials", "compare_evaluations",
            "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
@@ -51,6 +52,9 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
             out["roc_auc"] = float(roc_auc_score(y_true, scores, multi_class="ovr", labels=classes))
     return out
 
+
+#: columns of :attr:`EvaluationResult.trials`
+TRIAL_COLUMNS = ["scheme", "subject", "session", "fold", "trial", "label", "prediction"]
 
 #: metrics whose values lie in [0, 1]: their confidence intervals are clipped to it
 UNIT_METRICS = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
@@ -71,14 +75,21 @@ class EvaluationResult:
     Attributes
     ----------
     scores : DataFrame
-        Columns ``scheme, subject, session, fold, test, n_train, n_test, metric, value``.
+        Columns ``scheme, subject, session, fold, test, n_train, n_test, fit_seconds, predict_seconds, metric,
+        value`` (the seconds of the fold's fit, and of its predictions on the test trials).
+    trials : DataFrame or None
+        One row per test trial of every fold: ``scheme, subject, session, fold, trial`` (the epoch's position in
+        its subject's epochs for within-subject folds, in all the epochs for cross-subject ones), ``label``,
+        ``prediction`` — what trial-level paired tests (:func:`compare_evaluations`) read.
     baseline : EvaluationResult or None
         The plain baseline evaluated on the same folds (``evaluate(..., baseline=...)``).
     comparison : DataFrame or None
-        Pipeline minus baseline per scheme and metric, paired over folds (:func:`compare_evaluations`).
+        Pipeline minus baseline per scheme and metric, paired over trials (accuracy, balanced accuracy) or folds
+        (the other metrics) (:func:`compare_evaluations`).
     """
 
     scores: pd.DataFrame
+    trials: pd.DataFrame | None = None
     baseline: EvaluationResult | None = None
     comparison: pd.DataFrame | None = None
 
@@ -104,6 +115,8 @@ class EvaluationResult:
     def to_json(self, path: str | Path | None = None) -> str:
         out: dict[str, Any] = {"scores": self.scores.to_dict(orient="records"),
                                "summary": self.summary().to_dict(orient="records")}
+        if self.trials is not None:
+            out["trials"] = self.trials.to_dict(orient="records")
         if self.baseline is not None:
             out["baseline"] = {"scores": self.baseline.scores.to_dict(orient="records"),
                                "summary": self.baseline.summary().to_dict(orient="records"),
@@ -182,13 +195,25 @@ def _labels(ep: EpochSet, target: str) -> np.ndarray:
 _TRAIN_SCORE: contextvars.ContextVar[bool] = contextvars.ContextVar("train_score", default=False)
 
 
-def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray) -> dict:
+def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray,
+               base: dict, trial_ids: np.ndarray, trials: list[dict]) -> list[dict]:
+    """Fit on the training trials, score the test ones: one row per metric (with the fit and predict seconds), and
+    one row per test trial (its label and prediction) appended to ``trials`` — for trial-level paired tests."""
+    t0 = time.perf_counter()
     model = clone(pipeline).fit(X_tr, y_tr)
+    t1 = time.perf_counter()
+    y_pred = model.predict(X_te)
+    scores = _scores(model, X_te)
+    t2 = time.perf_counter()
     classes = getattr(model, "classes_", np.unique(y_tr))
-    out = score_predictions(y_te, model.predict(X_te), _scores(model, X_te), classes)
+    out = score_predictions(y_te, y_pred, scores, classes)
     if _TRAIN_SCORE.get():                  # how well it fits what it was trained on (overfitting shows here)
         out["train_accuracy"] = float(np.mean(model.predict(X_tr) == y_tr))
-    return out
+    keys = {k: base[k] for k in ("scheme", "subject", "session", "fold")}
+    trials += [{**keys, "trial": int(i), "label": t, "prediction": p}
+               for i, t, p in zip(np.asarray(trial_ids), np.asarray(y_te).tolist(), np.asarray(y_pred).tolist())]
+    timed = {**base, "fit_seconds": t1 - t0, "predict_seconds": t2 - t1}
+    return [{**timed, "metric": m, "value": v} for m, v in out.items()]
 
 
 def _inputs(ep: EpochSet, pipeline: Any) -> Any:
@@ -197,10 +222,6 @@ def _inputs(ep: EpochSet, pipeline: Any) -> Any:
     from neurodecode.encoders.features import reads_epochs
 
     return ep if reads_epochs(pipeline) else ep.data.astype(np.float64)
-
-
-def _rows(base: dict, metrics: dict) -> list[dict]:
-    return [{**base, "metric": m, "value": v} for m, v in metrics.items()]
 
 
 #: cross-subject / cross-session alignments of ``evaluate(..., transfer=...)``
@@ -275,11 +296,10 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     sets = _as_sets(epochs)
     token = _TRAIN_SCORE.set(bool(train_score))
     try:
-        result = EvaluationResult(pd.DataFrame(_run_scheme(sets, pipeline, scheme, target, transfer,
-                                                           int(n_calibration), n_splits, seed)))
+        result = _run_scheme(sets, pipeline, scheme, target, transfer, int(n_calibration), n_splits, seed)
         if baseline is not None:
-            result.baseline = EvaluationResult(pd.DataFrame(_run_scheme(sets, baseline, scheme, target, transfer,
-                                                                        int(n_calibration), n_splits, seed)))
+            result.baseline = _run_scheme(sets, baseline, scheme, target, transfer, int(n_calibration), n_splits,
+                                          seed)
     finally:
         _TRAIN_SCORE.reset(token)
     if baseline is not None:
@@ -289,12 +309,15 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
 
 
 def _run_scheme(sets: dict[str, EpochSet], pipeline: Any, scheme: str, target: str, transfer: str | None,
-                n_calibration: int, n_splits: int, seed: int) -> list[dict]:
+                n_calibration: int, n_splits: int, seed: int) -> EvaluationResult:
+    trials: list[dict] = []
     if scheme.startswith("within"):
-        return _within_session(sets, pipeline, target, n_splits, seed, pooled=scheme == "within_subject")
-    if scheme == "cross_session":
-        return _cross_session(sets, pipeline, target, transfer, n_calibration, seed)
-    return _cross_subject(sets, pipeline, target, transfer, n_calibration, seed)
+        rows = _within_session(sets, pipeline, target, n_splits, seed, trials, pooled=scheme == "within_subject")
+    elif scheme == "cross_session":
+        rows = _cross_session(sets, pipeline, target, transfer, n_calibration, seed, trials)
+    else:
+        rows = _cross_subject(sets, pipeline, target, transfer, n_calibration, seed, trials)
+    return EvaluationResult(pd.DataFrame(rows), trials=pd.DataFrame(trials, columns=TRIAL_COLUMNS))
 
 
 class LeaveOneSubjectOut:
@@ -338,58 +361,117 @@ class LeaveOneSubjectOut:
         return f"LeaveOneSubjectOut(column={self.column!r})"
 
 
-#: the metric a classification verdict reads first (when scored)
-VERDICT_METRICS = ("roc_auc", "balanced_accuracy", "accuracy")
+#: the metrics a classification verdict reads, in this order, trial-level comparisons first (when scored)
+VERDICT_METRICS = ("balanced_accuracy", "accuracy", "roc_auc")
+
+#: metrics compared trial by trial when both results hold their trials
+TRIAL_METRICS = ("accuracy", "balanced_accuracy")
+
+_FOLD_KEYS = ["scheme", "subject", "session", "fold"]
+
+
+def _trial_weights(trials: pd.DataFrame, metric: str) -> np.ndarray:
+    """Each test trial's weight in the fold-mean ``metric``: ``1 / (n_folds · n_fold)`` for accuracy,
+    ``1 / (n_folds · n_classes_fold · n_fold_class)`` for balanced accuracy — so that the weighted sum of the
+    trials' correctness (1 or 0) equals the metric's mean over folds (the summary's value)."""
+    fold = trials.groupby(_FOLD_KEYS, sort=False).ngroup().to_numpy()
+    n_folds = fold.max() + 1
+    if metric == "accuracy":
+        return 1.0 / (n_folds * np.bincount(fold)[fold])
+    labels = trials["label"].astype(str)
+    per_class = trials.assign(label=labels).groupby([*_FOLD_KEYS, "label"], sort=False)["trial"].transform("size")
+    n_classes = trials.assign(label=labels).groupby(_FOLD_KEYS, sort=False)["label"].transform("nunique")
+    return 1.0 / (n_folds * n_classes.to_numpy() * per_class.to_numpy())
+
+
+def _paired_trials(result: EvaluationResult, baseline: EvaluationResult) -> pd.DataFrame | None:
+    """Both results' trials side by side (``prediction`` and ``prediction_baseline``), or None when either lacks
+    them or they are not the same test trials."""
+    a, b = result.trials, baseline.trials
+    if a is None or b is None or a.empty or len(a) != len(b):
+        return None
+    keys = [*_FOLD_KEYS, "trial"]
+    both = a.merge(b[[*keys, "label", "prediction"]], on=keys, suffixes=("", "_baseline"))
+    if len(both) != len(a) or not (both["label"].astype(str) == both["label_baseline"].astype(str)).all():
+        return None
+    return both
 
 
 def compare_evaluations(result: EvaluationResult, baseline: EvaluationResult, *,
                         names: tuple[str, str] = ("pipeline", "baseline"), seed: int = 0) -> pd.DataFrame:
-    """Pipeline minus baseline for each scheme and metric, paired over the same folds (bootstrap interval and
-    sign-flip p-value of :func:`~neurodecode.core.scores.paired_difference`; with few folds the p-value
-    cannot be small: 5 folds give at least 1/16). Columns: ``scheme`` + :data:`~neurodecode.core.scores.
-    COLUMNS`` (``kind`` is ``"classification"``, ``n_items`` the folds)."""
+    """Pipeline minus baseline for each scheme and metric, paired over the same test trials or folds.
+
+    Accuracy and balanced accuracy are compared trial by trial when both results hold their trials (the same test
+    trials of the same folds): each trial's weighted correctness (:func:`_trial_weights`: their mean is the metric's
+    mean over folds) paired between the two pipelines — a bootstrap interval over trials and a sign-flip p-value
+    (the exact McNemar-type test of :func:`~neurodecode.core.scores.paired_difference`), which can reach small
+    values: with n discordant trials the smallest is about 2^(1-n). Trials of one subject are not independent, so
+    read a trial-level p-value as the test of these trials, not of a population of subjects. The other metrics
+    (ROC-AUC) are paired over folds; with few folds their p-value cannot be small: 5 folds give at least 1/16.
+
+    Returns
+    -------
+    DataFrame
+        ``scheme`` + :data:`~neurodecode.core.scores.COLUMNS` + ``unit`` (``"trials"`` or ``"folds"``; ``kind``
+        is ``"classification"``, ``n_items`` the trials or folds).
+    """
     from neurodecode.core.scores import COLUMNS, paired_difference
 
     keys = ["scheme", "subject", "session", "fold", "test", "metric"]
-    both = result.scores.merge(baseline.scores, on=keys, suffixes=("", "_baseline"))
+    both = result.scores.merge(baseline.scores[[*keys, "value"]], on=keys, suffixes=("", "_baseline"))
     if len(both) != len(result.scores):
         fail("baseline", "scores on the same folds as the pipeline's", f"{len(both)} of {len(result.scores)} matched")
+    trials = _paired_trials(result, baseline)
     rows = []
     for (scheme, metric), grp in both.groupby(["scheme", "metric"], sort=False):
         if len(grp) < 2:
             continue
-        res = paired_difference(grp["value"], grp["value_baseline"], seed=seed)
-        rows.append({"scheme": scheme, "kind": "classification", "metric": metric, "pipeline": names[0],
-                     "baseline_name": names[1], **res})
-    return pd.DataFrame(rows, columns=["scheme", *COLUMNS])
+        head = {"scheme": scheme, "kind": "classification", "metric": metric, "pipeline": names[0],
+                "baseline_name": names[1]}
+        if trials is not None and metric in TRIAL_METRICS:
+            t = trials[trials["scheme"] == scheme]
+            w = _trial_weights(t, metric) * len(t)     # per-trial values whose mean is the fold-mean metric
+            mine = w * (t["label"].astype(str) == t["prediction"].astype(str)).to_numpy()
+            theirs = w * (t["label"].astype(str) == t["prediction_baseline"].astype(str)).to_numpy()
+            rows.append({**head, **paired_difference(mine, theirs, seed=seed), "unit": "trials"})
+        else:
+            rows.append({**head, **paired_difference(grp["value"], grp["value_baseline"], seed=seed),
+                         "unit": "folds"})
+    return pd.DataFrame(rows, columns=["scheme", *COLUMNS, "unit"])
 
 
 def evaluation_verdict(comparison: pd.DataFrame) -> tuple[bool, str]:
-    """:func:`~neurodecode.core.scores.verdict` on the first of :data:`VERDICT_METRICS` compared."""
+    """:func:`~neurodecode.core.scores.verdict` on the first of :data:`VERDICT_METRICS` compared trial by trial,
+    else the first compared over folds."""
     from neurodecode.core.scores import verdict
 
-    metric = next((m for m in VERDICT_METRICS if m in set(comparison["metric"])), None)
-    if metric is None:
-        fail("comparison", f"a compared metric among {VERDICT_METRICS} (at least 2 folds)",
-             sorted(set(comparison["metric"])))
-    return verdict(comparison, metric)
+    units = comparison["unit"] if "unit" in comparison.columns else pd.Series("folds", index=comparison.index)
+    for unit in ("trials", "folds"):
+        present = set(comparison.loc[units == unit, "metric"])
+        metric = next((m for m in VERDICT_METRICS if m in present), None)
+        if metric is not None:
+            return verdict(comparison[units == unit], metric)
+    fail("comparison", f"a compared metric among {VERDICT_METRICS} (at least 2 folds)",
+         sorted(set(comparison["metric"])))
+    raise AssertionError
 
 
 def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int,
-                    pooled: bool = False) -> list[dict]:
+                    trials: list[dict], pooled: bool = False) -> list[dict]:
     rows: list[dict] = []
     scheme = "within_subject" if pooled else "within_session"
     for subject, ep in sets.items():
         sessions = (pd.Series("all", index=ep.table.index) if pooled
                     else ep.table["session"].fillna("1").astype(str))
         for session in pd.unique(sessions):
-            sub = ep[(sessions == session).to_numpy()]
+            mask = (sessions == session).to_numpy()
+            sub, index = ep[mask], np.flatnonzero(mask)
             X, y = _inputs(sub, pipeline), _labels(sub, target)
             cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
             for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
                 base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
                         "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
-                rows += _rows(base, _fit_score(pipeline, X[tr], y[tr], X[te], y[te]))
+                rows += _fit_score(pipeline, X[tr], y[tr], X[te], y[te], base, index[te], trials)
     return rows
 
 
@@ -444,21 +526,22 @@ def _aligned(pipeline: Any, transfer: str | None, X: np.ndarray, y: np.ndarray, 
 
 
 def _transfer_rows(base: dict, pipeline: Any, transfer: str | None, X: np.ndarray, y: np.ndarray,
-                   units: np.ndarray, test_unit: str, n_calibration: int, seed: int, cache: dict) -> list[dict]:
+                   units: np.ndarray, test_unit: str, n_calibration: int, seed: int, cache: dict,
+                   trials: list[dict]) -> list[dict]:
     te = units == test_unit
     cal = calibration_trials(y, te, n_calibration, seed, unit=f"{base['test']}")
     train, test = ~te | cal, te & ~cal
     Z, model = _aligned(pipeline, transfer, X, y, units, train, test_unit, n_calibration, cache)
     base = {**base, "n_train": int(train.sum()), "n_test": int(test.sum()), "n_calibration": n_calibration}
-    return _rows(base, _fit_score(model, Z[train], y[train], Z[test], y[test]))
+    return _fit_score(model, Z[train], y[train], Z[test], y[test], base, np.flatnonzero(test), trials)
 
 
 def _scheme_name(scheme: str, transfer: str | None) -> str:
     return scheme + (f"+{transfer}" if transfer else "")
 
 
-def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None = None,
-                   n_calibration: int = 0, seed: int = 42) -> list[dict]:
+def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None, n_calibration: int,
+                   seed: int, trials: list[dict]) -> list[dict]:
     rows: list[dict] = []
     for subject, ep in sets.items():
         sessions = ep.table["session"].astype(str).to_numpy()
@@ -470,14 +553,15 @@ def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transf
         for fold, session in enumerate(uniq):
             base = {"scheme": _scheme_name("cross_session", transfer), "subject": subject, "session": session,
                     "fold": fold, "test": f"session {session}"}
-            rows += _transfer_rows(base, pipeline, transfer, X, y, sessions, session, n_calibration, seed, cache)
+            rows += _transfer_rows(base, pipeline, transfer, X, y, sessions, session, n_calibration, seed, cache,
+                                   trials)
     if not rows:
         fail("epochs", "a subject with at least two sessions for cross_session", "none")
     return rows
 
 
-def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None = None,
-                   n_calibration: int = 0, seed: int = 42) -> list[dict]:
+def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None, n_calibration: int,
+                   seed: int, trials: list[dict]) -> list[dict]:
     if len(sets) < 2:
         fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
     first = next(iter(sets.values()))
@@ -494,7 +578,8 @@ def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transf
     for fold, subject in enumerate(sets):
         base = {"scheme": _scheme_name("cross_subject", transfer), "subject": subject, "session": "all",
                 "fold": fold, "test": f"subject {subject}"}
-        rows += _transfer_rows(base, pipeline, transfer, X, y, subj, str(subject), n_calibration, seed, cache)
+        rows += _transfer_rows(base, pipeline, transfer, X, y, subj, str(subject), n_calibration, seed, cache,
+                               trials)
     return rows
 
 

@@ -58,7 +58,9 @@ def test_within_session_folds_and_summary(study):
     assert summ.loc["accuracy", "ci_high"] == pytest.approx(acc.mean() + half)
     assert summ.loc["accuracy", "mean"] > 0.8
     again = evaluate(study, ts_lr(), "within_session", n_splits=4, seed=1)
-    pd.testing.assert_frame_equal(again.scores, sc)  # same seed, same folds, same numbers
+    timing = ["fit_seconds", "predict_seconds"]                # same seed, same folds, same numbers
+    pd.testing.assert_frame_equal(again.scores.drop(columns=timing), sc.drop(columns=timing))
+    pd.testing.assert_frame_equal(again.trials, res.trials)
 
 
 def test_within_subject_pools_the_sessions_into_one_set_of_folds(study):
@@ -414,17 +416,26 @@ def test_the_plain_baseline_runs_on_the_same_folds_and_is_compared_per_fold(stud
     mdm = make_pipeline(Covariances("oas"), MDM())
     res = evaluate(study, mdm, "within_session", n_splits=4, seed=1, baseline=ts_lr(), baseline_name="ts")
     alone = evaluate(study, ts_lr(), "within_session", n_splits=4, seed=1)
-    pd.testing.assert_frame_equal(res.baseline.scores, alone.scores)           # the same folds as on its own
+    timing = ["fit_seconds", "predict_seconds"]
+    assert (res.scores[timing] > 0).all().all()
+    pd.testing.assert_frame_equal(res.baseline.scores.drop(columns=timing), alone.scores.drop(columns=timing))
+    pd.testing.assert_frame_equal(res.baseline.trials, alone.trials)           # the same folds as on its own
     cmp = res.comparison.set_index("metric")
-    acc = res.scores[res.scores["metric"] == "accuracy"]["value"].to_numpy()
-    ref = alone.scores[alone.scores["metric"] == "accuracy"]["value"].to_numpy()
-    assert cmp.loc["accuracy", "difference"] == pytest.approx((acc - ref).mean())
-    assert cmp.loc["accuracy", "n_items"] == 32 and cmp.loc["accuracy", "baseline_name"] == "ts"
+    for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
+        acc = res.scores[res.scores["metric"] == metric]["value"].to_numpy()
+        ref = alone.scores[alone.scores["metric"] == metric]["value"].to_numpy()
+        # trial-level (accuracies) or fold-level (ROC-AUC): the difference is that of the fold means
+        assert cmp.loc[metric, "difference"] == pytest.approx((acc - ref).mean(), abs=1e-12)
+    n_trials = len(alone.trials)
+    assert n_trials == sum(len(study[s]) for s in study.keys()) and alone.trials["fold"].nunique() == 4
+    assert cmp.loc["accuracy", "n_items"] == n_trials and cmp.loc["accuracy", "unit"] == "trials"
+    assert cmp.loc["roc_auc", "n_items"] == 32 and cmp.loc["roc_auc", "unit"] == "folds"
+    assert cmp.loc["accuracy", "baseline_name"] == "ts"
     same = compare_evaluations(alone, alone)
     assert (same["difference"] == 0).all() and (same["p_value"] == 1).all()
     assert not evaluation_verdict(same)[0]
     saved = json.loads(res.to_json())
-    assert len(saved["baseline"]["comparison"]) == 3
+    assert len(saved["baseline"]["comparison"]) == 3 and len(saved["trials"]) == n_trials
     save(study["s0"], tmp_path / "s0.h5")
     assert main(["evaluate", str(tmp_path / "s0.h5"), "--recipe", "covariance", "--n-splits", "4"]) == 0
     out = capsys.readouterr()
@@ -469,3 +480,45 @@ def test_the_paradigm_sets_the_default_recipe_class_weights_and_headline_metric(
     summary = out.split("xdawn_tangent_space + LR:")[1]
     bal = float(summary.split("balanced_accuracy")[1].split()[0])
     assert bal > 0.8                                    # weighted: the minority class is predicted, not ignored
+
+
+def test_the_paired_test_is_trial_level_and_can_reach_small_p_values():
+    """5 folds of 40 imbalanced trials (1 target in 4): the pipeline right on 36 of 40 and the baseline on 24 of 40
+    in every fold. Over folds a sign-flip p-value cannot go below 1/16; over the 200 paired trials it does, and the
+    trial-level differences equal those of the fold means (balanced accuracy included)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from neurodecode.evaluation.classification import (EvaluationResult, TRIAL_COLUMNS, compare_evaluations,
+                                                       evaluation_verdict)
+
+    rng = np.random.default_rng(0)
+
+    def result(n_right: int) -> EvaluationResult:
+        rows, trials = [], []
+        for fold in range(5):
+            y = np.array(["t"] * 10 + ["n"] * 30)
+            pred = y.copy()
+            wrong = rng.choice(40, 40 - n_right, replace=False)
+            pred[wrong] = np.where(y[wrong] == "t", "n", "t")
+            base = {"scheme": "within_session", "subject": "1", "session": "1", "fold": fold, "test": f"fold {fold}"}
+            for metric, value in (("accuracy", np.mean(pred == y)),
+                                  ("balanced_accuracy", balanced_accuracy_score(y, pred)),
+                                  ("roc_auc", 0.5 + n_right / 100 + rng.normal(0, 0.01))):
+                rows.append({**base, "metric": metric, "value": float(value)})
+            trials += [{**{k: base[k] for k in ("scheme", "subject", "session", "fold")}, "trial": 40 * fold + i,
+                        "label": y[i], "prediction": pred[i]} for i in range(40)]
+        return EvaluationResult(pd.DataFrame(rows), trials=pd.DataFrame(trials, columns=TRIAL_COLUMNS))
+
+    good, plain = result(36), result(24)
+    cmp = compare_evaluations(good, plain).set_index("metric")
+    for metric in ("accuracy", "balanced_accuracy"):
+        mean = lambda r: r.scores[r.scores["metric"] == metric]["value"].mean()  # noqa: E731
+        assert cmp.loc[metric, "difference"] == pytest.approx(mean(good) - mean(plain), abs=1e-12)
+        assert cmp.loc[metric, "unit"] == "trials" and cmp.loc[metric, "n_items"] == 200
+        assert cmp.loc[metric, "p_value"] < 0.001 and cmp.loc[metric, "ci_low"] > 0
+    assert cmp.loc["roc_auc", "unit"] == "folds" and cmp.loc["roc_auc", "p_value"] >= 1 / 16
+    beats, line = evaluation_verdict(compare_evaluations(good, plain))
+    assert beats and "balanced_accuracy" in line and "n = 200" in line
+    # without trials (a result from an older JSON), accuracies are compared over folds
+    folds_only = compare_evaluations(EvaluationResult(good.scores), plain).set_index("metric")
+    assert (folds_only["unit"] == "folds").all() and folds_only.loc["accuracy", "n_items"] == 5
