@@ -598,6 +598,55 @@ def _add_data(sub: Any) -> None:
     data.set_defaults(func=_cmd_data)
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from neurodecode.core.configs import compose
+    from neurodecode.evaluation.benchmarks import run_benchmark
+
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data_root={args.data}")
+    if args.out is not None:
+        overrides.append(f"out_dir={args.out}")
+    if args.rerun:
+        overrides.append("rerun=true")
+    cfg = compose(overrides, config_name="benchmark")
+    if args.cfg:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=False))
+        return 0
+    result = run_benchmark(cfg, datasets=args.datasets, pipelines=args.pipelines, evaluations=args.evaluations,
+                           log=lambda line: print(line, flush=True))
+    for dataset in dict.fromkeys(result.summary["dataset"]) if len(result.summary) else []:
+        print(f"\n{dataset}\n{result.table(dataset)}")
+    return 0
+
+
+def _add_benchmark(sub: Any) -> None:
+    bm = sub.add_parser(
+        "benchmark", help="datasets × pipelines × evaluations on the shared recordings → results table + figures",
+        description="Run every dataset × pipeline × evaluation cell of conf/benchmark.yaml (datasets of "
+                    "conf/dataset, pipelines of conf/pipeline; evaluations: within-session/subject, cross-session, "
+                    "cross-subject with or without alignment, MOABB's own) and write results.csv, results.json, "
+                    "summary.md and a figure per dataset. A finished cell is read back, not recomputed, when the "
+                    "command runs again with the same settings. About 20 minutes on 2 CPU cores by default.",
+        epilog="examples:\n  neurodecode benchmark --datasets ssvep_exo --pipelines ts_lr cca\n"
+               "  neurodecode benchmark +pipeline@pipelines.eegnet=eegnet --evaluations cross_subject\n"
+               "  neurodecode benchmark 'datasets.eegmmidb.epochs.default.subjects=[S001,S002]'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bm.add_argument("overrides", nargs="*", metavar="OVERRIDE",
+                    help="Hydra overrides of conf/benchmark.yaml (key=value, +group@key=option, ~group@key)")
+    bm.add_argument("--datasets", nargs="+", default=None, help="run these datasets of the config only")
+    bm.add_argument("--pipelines", nargs="+", default=None, help="run these pipelines of the config only")
+    bm.add_argument("--evaluations", nargs="+", default=None,
+                    help="run these evaluations only (e.g. within_session cross_subject+recenter)")
+    bm.add_argument("--data", default=None, help="folder of the shared recordings (= data_root=...)")
+    bm.add_argument("--out", default=None, help="results folder (= out_dir=...; default benchmark_results)")
+    bm.add_argument("--rerun", action="store_true", help="recompute finished cells too (= rerun=true)")
+    bm.add_argument("--cfg", action="store_true", help="print the composed config and stop")
+    bm.set_defaults(func=_cmd_benchmark)
+
+
 def _add_info(sub: Any) -> None:
     info = sub.add_parser("info", help="describe a stored epoch file", description="Describe an epoch store "
                           "(shape, channels, provenance, table) without loading its data.")
@@ -617,9 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     loud.add_argument("--verbose", "-v", action="store_true", help="log debugging details")
     loud.add_argument("--quiet", "-q", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_example, _add_features, _add_pretrain, _add_adapt, _add_evaluate, _add_train, _add_reconstruct,
-                _add_stream,
-                _add_demo, _add_data, _add_info):
+    for add in (_add_example, _add_features, _add_pretrain, _add_adapt, _add_evaluate, _add_benchmark, _add_train,
+                _add_reconstruct, _add_stream, _add_demo, _add_data, _add_info):
         add(sub)
     return parser
 

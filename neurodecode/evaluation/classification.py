@@ -385,15 +385,17 @@ def _trial_weights(trials: pd.DataFrame, metric: str) -> np.ndarray:
 
 
 def _paired_trials(result: EvaluationResult, baseline: EvaluationResult) -> pd.DataFrame | None:
-    """Both results' trials side by side (``prediction`` and ``prediction_baseline``), or None when either lacks
-    them or they are not the same test trials."""
+    """Both results' trials side by side (``prediction`` and ``prediction_baseline``); None when either lacks them;
+    an error when both have them and they are not the same test trials (their folds would not be the same)."""
     a, b = result.trials, baseline.trials
-    if a is None or b is None or a.empty or len(a) != len(b):
+    if a is None or b is None or a.empty or b.empty:
         return None
     keys = [*_FOLD_KEYS, "trial"]
     both = a.merge(b[[*keys, "label", "prediction"]], on=keys, suffixes=("", "_baseline"))
-    if len(both) != len(a) or not (both["label"].astype(str) == both["label_baseline"].astype(str)).all():
-        return None
+    if len(both) != len(a) or len(a) != len(b) or not (
+            both["label"].astype(str) == both["label_baseline"].astype(str)).all():
+        fail("baseline", "an evaluation of the same test trials as the pipeline's (same epochs, labels and folds)",
+             f"{len(both)} of {len(a)} trials matched (baseline: {len(b)})")
     return both
 
 

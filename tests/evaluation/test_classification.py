@@ -522,3 +522,13 @@ def test_the_paired_test_is_trial_level_and_can_reach_small_p_values():
     # without trials (a result from an older JSON), accuracies are compared over folds
     folds_only = compare_evaluations(EvaluationResult(good.scores), plain).set_index("metric")
     assert (folds_only["unit"] == "folds").all() and folds_only.loc["accuracy", "n_items"] == 5
+
+
+def test_comparing_evaluations_of_other_trials_is_refused(study):
+    from neurodecode.evaluation.classification import compare_evaluations
+
+    full = evaluate(study, ts_lr(), "within_session", n_splits=4, seed=1)
+    fewer = evaluate(EpochCollection([study["s0"][np.r_[1:40, 41:80]], *[study[s] for s in ("s1", "s2", "s3")]]), ts_lr(),
+                     "within_session", n_splits=4, seed=1)
+    with pytest.raises(ValueError, match="field 'baseline'.*same test trials"):
+        compare_evaluations(full, fewer)

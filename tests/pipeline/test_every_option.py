@@ -31,7 +31,9 @@ WEIGHTS = {("objective", "clip_vit_l14"), ("objective", "clip_vit_l14_tokens"), 
 BRAINDECODE = {("encoder", n) for n in ("eegnet", "shallow_fbcsp", "atcnet", "eeg_conformer")}
 #: groups a training run does not take, and the command that does
 OTHER_COMMANDS = {"features": "neurodecode features", "tokenizer": "neurodecode pretrain (a codes MAE)",
-                  "cross_subject": "neurodecode adapt", "example": "neurodecode example (tests/cli/test_example)"}
+                  "cross_subject": "neurodecode adapt", "example": "neurodecode example (tests/cli/test_example)",
+                  "dataset": "neurodecode benchmark (tests/evaluation/test_benchmark)",
+                  "pipeline": "neurodecode benchmark (tests/evaluation/test_benchmark)"}
 
 
 def _png(path: Path, value: int) -> str:
