@@ -1,4 +1,5 @@
-"""Target spaces: the latent space an aligner predicts and the heads read — image PCA, pixels or a CLIP embedding.
+"""Target spaces: the latent space an aligner predicts and the heads read — image PCA, pixels, a CLIP embedding, or
+the epochs' classes (one-hot vectors: the aligner is then a classifier).
 
 May import: ``neurodecode.core``, ``neurodecode.loaders``, ``neurodecode.encoders``.
 """
@@ -28,16 +29,19 @@ class TargetSpace:
 
     Parameters
     ----------
-    kind : {"pca", "pixels", "clip"}
+    kind : {"pca", "pixels", "clip", "labels"}
         ``pca``: principal components of the training stimuli's images (``n_components``); ``pixels``: the images
-        themselves; ``clip``: an open_clip embedding (``model``, ``pretrained``) of images or captions (``column``).
+        themselves; ``clip``: an open_clip embedding (``model``, ``pretrained``) of images or captions (``column``);
+        ``labels``: the classes of the epochs' table column ``column`` (default ``"label"``) as one-hot vectors
+        (``dim`` = the training classes; the gallery is the classes, so retrieval's top-1 is the predicted class).
+        Epochs are seen through :meth:`class_view`: each epoch's "stimulus" is its class.
     """
 
     def __init__(self, kind: str = "pca", n_components: int = 32, model: str | None = None,
                  pretrained: str | None = None, column: str | None = None, root: str | None = None,
                  image_size: int | None = None, tokens: bool = False) -> None:
-        if kind not in ("pca", "pixels", "clip"):
-            raise ValueError(f"field 'objective.target': expected 'pca', 'pixels' or 'clip', got {kind!r}")
+        if kind not in ("pca", "pixels", "clip", "labels"):
+            raise ValueError(f"field 'objective.kind': expected 'pca', 'pixels', 'clip' or 'labels', got {kind!r}")
         if tokens and kind != "clip":
             raise ValueError(f"field 'objective.tokens': token-level targets are CLIP image tokens (kind 'clip'), "
                              f"got kind {kind!r}")
@@ -53,6 +57,8 @@ class TargetSpace:
         #: clip image targets: mean L2 norm of the training stimuli's unnormalised embeddings (the latents are unit
         #: vectors; heads built from published weights read the tower's own scale, see LatentSpec.norm)
         self.raw_norm_: float | None = None
+        #: kind "labels": the training classes, sorted (the one-hot order)
+        self.classes_: list[str] | None = None
         #: the retrieval gallery: the latents (n_stimuli, dim) of the stimuli known at training time and their ids
         self.gallery_: np.ndarray | None = None
         self.gallery_ids_: list[str] | None = None
@@ -73,9 +79,30 @@ class TargetSpace:
             img = resize_images(img, self.image_size, 1)
         return img
 
+    def class_view(self, epochs: Any) -> Any:
+        """Kind ``labels``: the epochs with each epoch's class (table column ``column``) as its ``stimulus`` and a
+        stimulus table of the classes — what the training run, ``reconstruct`` and the stream decode. An epoch
+        without a class is an error naming the column."""
+        column = self.column or "label"
+        table = epochs.table
+        if column not in table.columns:
+            raise ValueError(f"field 'objective.column': expected a table column with the classes, got {column!r} "
+                             f"(columns: {list(table.columns)})")
+        if table[column].isna().any():
+            raise ValueError(f"table['{column}']: expected a class for every epoch (objective labels), got "
+                             f"{int(table[column].isna().sum())} missing")
+        classes = sorted(set(table[column].astype(str)) | set(self.classes_ or []))
+        return epochs.replace(table=table.assign(stimulus=table[column].astype(str).to_numpy()),
+                              stimuli=pd.DataFrame({"stimulus": classes}))
+
     def fit(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> TargetSpace:
-        """Fit on the training stimuli (``ids``: each once)."""
-        if self.is_image_space:
+        """Fit on the training stimuli (``ids``: each once; kind ``labels``: the classes)."""
+        if self.kind == "labels":
+            self.classes_ = sorted({str(i) for i in ids})
+            if len(self.classes_) < 2:
+                raise ValueError(f"field 'objective': the labels objective needs at least 2 training classes, got "
+                                 f"{self.classes_}")
+        elif self.is_image_space:
             if self.scale is None:
                 self.scale = 255.0 if stimulus_images(stimuli, ids).max() > 1 else 1.0
             img = self.images(stimuli, ids)
@@ -101,6 +128,8 @@ class TargetSpace:
 
     @property
     def dim(self) -> int:
+        if self.kind == "labels":
+            return len(self.classes_ or [])
         if self.kind == "pca":
             return int(self.n_components)
         if self.kind == "pixels":
@@ -125,7 +154,14 @@ class TargetSpace:
         return img if self.kind == "pixels" else (img - self.mean_) @ self.components_.T
 
     def transform(self, stimuli: pd.DataFrame, ids: Sequence[Any]) -> np.ndarray:
-        """Latents (n, dim) of the stimuli ``ids``."""
+        """Latents (n, dim) of the stimuli ``ids`` (kind ``labels``: one-hot rows of the classes ``ids``)."""
+        if self.kind == "labels":
+            where = {c: k for k, c in enumerate(self.classes_ or [])}
+            unknown = sorted({str(i) for i in ids} - set(where))
+            if unknown:
+                raise ValueError(f"field 'label': classes {unknown} were not among the training classes "
+                                 f"{self.classes_}")
+            return np.eye(len(where))[[where[str(i)] for i in ids]]
         if self.kind == "clip":
             from neurodecode.alignment.embeddings import embed_stimuli
 
@@ -198,7 +234,7 @@ class TargetSpace:
 
     def state(self) -> dict[str, Any]:
         return {**self.params(), "scale": self.scale, "shape": None if self.shape_ is None else list(self.shape_),
-                "raw_norm": self.raw_norm_,
+                "raw_norm": self.raw_norm_, "classes": self.classes_,
                 "token_shape": None if self.token_shape_ is None else list(self.token_shape_)}
 
     @classmethod
@@ -209,6 +245,9 @@ class TargetSpace:
         obj.scale = state.get("scale")
         obj.shape_ = None if state.get("shape") is None else tuple(state["shape"])
         obj.raw_norm_ = state.get("raw_norm")
+        obj.classes_ = None if state.get("classes") is None else [str(c) for c in state["classes"]]
+        if obj.kind == "labels" and not obj.classes_:
+            raise ValueError("field 'classes': expected the training classes of a labels target space, got none")
         if "components" in arrays:
             obj.components_, obj.mean_ = np.asarray(arrays["components"]), np.asarray(arrays["mean"])
         if "gallery" in arrays:

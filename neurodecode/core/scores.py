@@ -338,7 +338,7 @@ def compare_scores(scores: pd.DataFrame, baseline: pd.DataFrame, *, names: tuple
     """
     if len(scores) != len(baseline):
         fail("baseline", f"the same trials as the pipeline's scores ({len(scores)})", f"{len(baseline)} rows")
-    kinds = {"pixcorr": "images", "ssim": "images", **(kinds or {})}
+    kinds = {"pixcorr": "images", "ssim": "images", "accuracy": "classification", **(kinds or {})}
     rows = []
     for metric in [c for c in scores.columns if c in baseline.columns]:
         res = paired_difference(scores[metric], baseline[metric], seed=seed, **options)

@@ -21,8 +21,8 @@ from neurodecode.core.stimuli import resize_images
 from neurodecode.evaluation.metrics import Scores, score_outputs
 from neurodecode.core.scores import gallery_rank, mean_interval, topk_hits, trial_scores
 
-__all__ = ["caption_scores_exact", "format_scores", "gallery_retrieval", "image_scores", "latent_scores",
-           "latent_trial_scores", "with_intervals"]
+__all__ = ["caption_scores_exact", "class_scores", "confusion", "format_scores", "gallery_retrieval", "image_scores",
+           "latent_scores", "latent_trial_scores", "predicted_classes", "with_intervals"]
 
 
 def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: Sequence[str], *, seed: int = 0,
@@ -34,6 +34,11 @@ def latent_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame, ids: 
     pipeline labels of the rows; ``per_trial`` the latents' :func:`latent_trial_scores` when already computed (their
     bootstrap intervals go on the rows).
     """
+    if target.kind == "labels":
+        scores = class_scores(target, latents, ids, pipeline=names[0])
+        if per_trial is None:
+            per_trial = latent_trial_scores(target, latents, stimuli, ids)
+        return with_intervals(scores, per_trial, seed=seed)
     true = target.transform(stimuli, ids)
     scores = score_outputs("retrieval", latents, true, k=[1, 5] if len(ids) > 5 else [1], pool_size=None,
                            n_repeats=1, seed=seed, pipeline=names[0])
@@ -50,14 +55,57 @@ def latent_trial_scores(target: Any, latents: np.ndarray, stimuli: pd.DataFrame,
                         ) -> pd.DataFrame:
     """Per-trial scores of predicted latents against the stimuli ``ids``
     (:func:`~neurodecode.core.scores.trial_scores`: two-way, top-1 among the trials, and the linear
-    reconstruction's PixCorr in image spaces)."""
+    reconstruction's PixCorr in image spaces; a labels space: ``accuracy``, 1 where the predicted class is the
+    trial's)."""
+    if target.kind == "labels":
+        return pd.DataFrame({"accuracy": (predicted_classes(target, latents) == np.asarray(ids, dtype=str))
+                             .astype(np.float64)})
     true = target.transform(stimuli, ids)
     linear = target.decode(latents)
     return trial_scores(latents, true, images=None if linear is None else (linear, target.images(stimuli, ids)))
 
 
 #: per-trial score column → the metric row it is the mean of
-TRIAL_METRICS = {"two_way": "two_way", "top1": "image_top1", "pixcorr": "pixcorr"}
+TRIAL_METRICS = {"two_way": "two_way", "top1": "image_top1", "pixcorr": "pixcorr", "accuracy": "accuracy"}
+
+
+def predicted_classes(target: Any, latents: np.ndarray) -> np.ndarray:
+    """The class of each latent in a labels target space: the largest of its one-hot coordinates (the nearest
+    class by cosine, as retrieval ranks them). Shape (n,)."""
+    z = np.asarray(latents, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != len(target.classes_):
+        raise ValueError(f"field 'latents': expected (n, {len(target.classes_)}) class scores, got {z.shape}")
+    return np.asarray(target.classes_, dtype=str)[z.argmax(1)]
+
+
+def class_scores(target: Any, latents: np.ndarray, labels: Sequence[str], pipeline: str | None = None) -> Scores:
+    """Accuracy, balanced accuracy and ROC-AUC (the latents as class scores; one-vs-rest macro average for more
+    than two classes) of latents in a labels target space against the trials' classes, with chance levels."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels, dtype=str)
+    z = np.asarray(latents, dtype=np.float64)
+    classes = np.asarray(target.classes_, dtype=str)
+    scores = score_outputs("classification", predicted_classes(target, z), y, classes=classes, pipeline=pipeline)
+    present = [k for k, c in enumerate(classes) if 0 < (y == c).sum() < len(y)]
+    if len(present) >= 2:
+        if len(classes) == 2:
+            auc = roc_auc_score(y == classes[1], z[:, 1] - z[:, 0])
+        else:
+            auc = float(np.mean([roc_auc_score(y == classes[k], z[:, k]) for k in present]))
+        row = {**scores.table.iloc[0].to_dict(), "metric": "roc_auc", "value": float(auc), "chance": 0.5}
+        scores = Scores(pd.concat([scores.table, pd.DataFrame([row])], ignore_index=True))
+    return scores
+
+
+def confusion(target: Any, latents: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix of latents in a labels target space: ``{"classes": [...], "matrix": rows = true class,
+    columns = predicted class (counts)}``."""
+    from sklearn.metrics import confusion_matrix
+
+    classes = list(target.classes_)
+    matrix = confusion_matrix(np.asarray(labels, dtype=str), predicted_classes(target, latents), labels=classes)
+    return {"classes": classes, "matrix": matrix.tolist(), "rows": "true class", "columns": "predicted class"}
 
 
 def with_intervals(scores: Scores, per_trial: pd.DataFrame, seed: int = 0, confidence: float = 0.95) -> Scores:
@@ -114,7 +162,8 @@ def gallery_retrieval(target: Any, latents: np.ndarray, true_ids: Sequence[str] 
     g = len(gallery_ids)
     table = pd.DataFrame([{"kind": "retrieval", "metric": f"gallery_top{kk}",
                            "value": float(topk_hits(ahead, tied, kk).mean()), "chance": kk / g,
-                           "n_items": len(known), "pipeline": f"gallery of {g}"} for kk in (1, 5)])
+                           "n_items": len(known), "pipeline": f"gallery of {g}"} for kk in (1, 5)
+                          if kk == 1 or kk < g])    # top-k of a gallery of at most k stimuli is always a hit
     return rows, Scores(table)
 
 

@@ -14,7 +14,8 @@ Output folder::
 
     latents.npy            predicted latents (n_trials, embed_dim)
     images/ low_level/ linear/ captions/ meshes/   per-trial files + metadata.json
-    retrieval.json         top-5 gallery stimuli and the rank of the true one, per trial
+    retrieval.json         top-5 gallery stimuli and the rank of the true one, per trial (labels objective: classes)
+    confusion.json         labels objective: the confusion matrix (rows: true class, columns: predicted class)
     scores.json, scores.png   evaluation (when stimuli are known): one panel per output kind, 95% intervals
     trial_scores.csv       per-trial two-way / top-1 / PixCorr of the pipeline and of its plain baseline
     baseline.json          the pipeline beside its baseline, paired over the trials (difference, CI, p-value)
@@ -92,6 +93,9 @@ class Decoded:
     comparison: pd.DataFrame | None = None
     trial_scores: pd.DataFrame | None = None
     scale: float | None = None
+    #: labels objective: the confusion matrix of the trials whose class is known (:func:`~neurodecode.evaluation.
+    #: scoring.confusion`)
+    confusion: dict[str, Any] | None = None
 
     def true_images(self) -> np.ndarray | None:
         """The trials' true stimulus images (n_trials, H, W, 1) in [0, 1], built once from the stimulus table
@@ -211,6 +215,9 @@ def decode(pipe: DecodingPipeline, epochs: EpochSet, *, outputs: Sequence[str] =
     from neurodecode.evaluation.scoring import gallery_retrieval
 
     options = dict(options or image_options(pipe))
+    column = pipe.target.column or "label"
+    if pipe.target.kind == "labels" and column in epochs.table and epochs.table[column].notna().all():
+        epochs = pipe.target.class_view(epochs)           # each trial's class is the "stimulus" it is scored on
     inf = pipe.infer(epochs)
     truth, ids = _truth(pipe, epochs)
     d = Decoded([str(i) for i in range(epochs.n_epochs)], epochs.table["subject"].astype(str).tolist(), ids, truth,
@@ -254,6 +261,10 @@ def score(pipe: DecodingPipeline, d: Decoded, seed: int = 0) -> Scores | None:
 
     if d.truth is None:
         return d.gallery_scores
+    if pipe.target.kind == "labels":
+        from neurodecode.evaluation.scoring import confusion
+
+        d.confusion = confusion(pipe.target, d.latents, d.ids)
     mine, base = _trial_tables(pipe, d)
     parts = [latent_scores(pipe.target, d.latents, d.truth, d.ids, seed=seed, per_trial=mine)]
     true_images = d.true_images()
@@ -341,6 +352,8 @@ def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
         d.trial_scores.assign(trial=d.trials).to_csv(out / "trial_scores.csv", index=False)
     if d.comparison is not None:
         (out / "baseline.json").write_text(dumps(d.comparison.to_dict(orient="records"), indent=1))
+    if d.confusion is not None:
+        (out / "confusion.json").write_text(dumps(d.confusion, indent=1))
     if scores is None:
         return None
     scores.to_json(out / "scores.json")
@@ -407,6 +420,9 @@ def _details(checkpoint: Path, recordings: Sequence[Any], epochs: EpochSet, pipe
             "latent space": f"{pipe.target.kind} ({d.latents.shape[1]}-d)",
             "aligner": type(pipe.aligner).__name__ + (f" — {pipe.selection['reason']}" if pipe.selection else ""),
             "heads": ", ".join(sorted(pipe.heads)) or "none", **timings,
+            **({"confusion (rows: true, columns: predicted)": "; ".join(
+                f"{c}: {row}" for c, row in zip(d.confusion["classes"], d.confusion["matrix"]))}
+               if d.confusion else {}),
             **({"brain guidance": f"{len(pipe.guidance.voxels_)} best-encoded features, scale "
                                   f"{options['brain_scale']:g}"} if pipe.guidance else {}),
             "seconds": f"{time.perf_counter() - t_start:.1f}"}
@@ -446,7 +462,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     Returns
     -------
     dict with ``report`` (path), ``scores`` (list of rows), ``baseline`` (the paired comparison with the plain
-    baseline, rows; empty when the checkpoint has none), ``n_trials``, ``seconds``.
+    baseline, rows; empty when the checkpoint has none), ``n_trials``, ``seconds`` and, for a labels objective,
+    ``confusion``.
     """
     from neurodecode.heads.writing import check_writable
 
@@ -471,4 +488,5 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                   details=_details(checkpoint, recordings, epochs, pipe, d, options, t_start))
     return {"report": page, "scores": [] if scores is None else json.loads(scores.to_json()),
             "baseline": [] if d.comparison is None else d.comparison.to_dict(orient="records"),
-            "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start}
+            "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start,
+            **({"confusion": d.confusion} if d.confusion is not None else {})}

@@ -32,7 +32,7 @@ from neurodecode.heads.base import KINDS, TrainingData, check_head, prepare_late
 from neurodecode.pipeline.checkpoint import Baseline, DecodingPipeline
 
 __all__ = ["BASELINE_NAME", "compare_with_baseline", "fit_baseline", "fit_pipeline", "load_data", "run",
-           "split_heldout"]
+           "split_heldout", "target_space"]
 
 
 def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
@@ -57,9 +57,10 @@ def load_data(data_cfg: Mapping[str, Any], path: Any = None) -> EpochSet:
     return out
 
 
-def split_heldout(epochs: EpochSet, split: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def split_heldout(epochs: EpochSet, split: Mapping[str, Any], classes: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Train and held-out epoch indices: by a table column's value (``column``, ``test``) or by whole runs /
-    sessions / subjects (``by``, ``test`` fraction or values; :func:`neurodecode.core.datasets.split_epochs`)."""
+    sessions / subjects (``by``, ``test`` fraction or values; :func:`neurodecode.core.datasets.split_epochs`).
+    ``classes``: the "stimuli" are classes (labels objective), which every part shares by design: not warned."""
     column, test = split.get("column"), split.get("test")
     if column:
         if column not in epochs.table.columns:
@@ -71,7 +72,8 @@ def split_heldout(epochs: EpochSet, split: Mapping[str, Any]) -> tuple[np.ndarra
     else:
         from neurodecode.core.datasets import split_epochs
 
-        parts = split_epochs(epochs.table, by=split.get("by", "run"), test=test, seed=int(split.get("seed", 0)))
+        parts = split_epochs(epochs.table, by=split.get("by", "run"), test=test, seed=int(split.get("seed", 0)),
+                             on_shared_stimulus="ignore" if classes else "warn")
         train, heldout = np.asarray(parts.parts["train"]), np.asarray(parts.parts["test"])
     if len(train) == 0 or len(heldout) == 0:
         raise ValueError(f"field 'split': expected training and held-out epochs, got {len(train)} and "
@@ -249,19 +251,35 @@ def _image_branches(cfg: Any, head: Any, images: np.ndarray | None, X: np.ndarra
     return low, guide
 
 
+def target_space(cfg: Any) -> TargetSpace:
+    """The (unfitted) target space of a training config's ``objective``."""
+    from omegaconf import OmegaConf
+
+    obj = OmegaConf.to_container(cfg.objective, resolve=True)
+    return TargetSpace(**{k: obj.get(k) for k in ("kind", "n_components", "model", "pretrained", "column", "root",
+                                                   "image_size", "tokens") if obj.get(k) is not None})
+
+
 def fit_pipeline(cfg: Any, epochs: EpochSet, stimuli_all: Any = None) -> DecodingPipeline:
     """Fit encoder, target space, aligner and heads on training epochs (a composed ``train`` config)."""
     import torch
     from omegaconf import OmegaConf
 
     torch.manual_seed(int(cfg.seed))
+    target = target_space(cfg)
+    if target.kind == "labels":                 # class decoding: each epoch's class is its "stimulus"
+        epochs = target.class_view(epochs)
+        stimuli_all = None
+        configured = [k for k in KINDS if (cfg.get("heads") or {}).get(k) is not None]
+        if configured:
+            raise ValueError(f"config 'heads.{configured[0]}': the labels objective decodes classes, which no "
+                             f"generative head reads; set head@heads.{configured[0]}=null (or use an image or CLIP "
+                             "objective)")
     if epochs.stimuli is None or epochs.table["stimulus"].isna().any():
         raise ValueError("data: expected a stimulus id for every epoch and a stimulus table (epochs.stimuli); the "
-                         "training run maps brain responses onto stimulus latents")
+                         "training run maps brain responses onto stimulus latents (to decode classes without "
+                         "stimuli, use objective=labels)")
     ids = epochs.table["stimulus"].astype(str).tolist()
-    obj = OmegaConf.to_container(cfg.objective, resolve=True)
-    target = TargetSpace(**{k: obj.get(k) for k in ("kind", "n_components", "model", "pretrained", "column",
-                                                     "root", "image_size", "tokens") if obj.get(k) is not None})
     target.fit(epochs.stimuli, list(dict.fromkeys(ids)))
     Y = target.transform(epochs.stimuli, ids)
     t0 = time.perf_counter()
@@ -343,7 +361,7 @@ def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any
     base = pipe.baseline_latents(epochs)
     per_trial = [latent_trial_scores(pipe.target, z, stimuli, ids) for z in (mine, base)]
     table = compare_scores(*per_trial, names=(name, BASELINE_NAME), seed=seed)
-    beats, summary = verdict(table)
+    beats, summary = verdict(table, "accuracy" if pipe.target.kind == "labels" else "two_way")
     scores = latent_scores(pipe.target, base, stimuli, ids, seed=seed, names=(BASELINE_NAME, BASELINE_NAME),
                            per_trial=per_trial[1])
     return {"name": BASELINE_NAME, "scores": json.loads(scores.to_json()),
@@ -372,7 +390,9 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     epochs = load_data(cfg.data)
     logger.info(f"data: {epochs.n_epochs} epochs × {epochs.n_channels} channels × {epochs.n_times} times "
                 f"({cfg.data._target_})")
-    train_idx, held_idx = split_heldout(epochs, cfg.split)
+    if target_space(cfg).kind == "labels":          # classes as "stimuli": also in heldout_epochs.h5
+        epochs = target_space(cfg).class_view(epochs)
+    train_idx, held_idx = split_heldout(epochs, cfg.split, classes=target_space(cfg).kind == "labels")
     held_ep = epochs[held_idx]
     pipe = fit_pipeline(cfg, epochs[train_idx], stimuli_all=epochs.stimuli)
     latents = pipe.latents(held_ep)
@@ -386,6 +406,10 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
                "scores": json.loads(scores.to_json()), "baseline": baseline, "checkpoint": str(ckpt)}
     if pipe.selection:
         metrics["aligner_selection"] = pipe.selection
+    if pipe.target.kind == "labels":
+        from neurodecode.evaluation.scoring import confusion
+
+        metrics["confusion"] = confusion(pipe.target, latents, held_ep.table["stimulus"].astype(str).tolist())
     if rank != 0:
         logger.info(f"rank {rank}: trained with rank 0, which writes {out}")
         _barrier()

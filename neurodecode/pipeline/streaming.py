@@ -230,31 +230,21 @@ def motor_imagery_checkpoint(root: Any, data: Any, encoder: str = "tangent_space
                              overrides: Sequence[str] = ()) -> Any:
     """A small checkpoint to try ``neurodecode stream`` with: EEGMMIDB subject 1's imagery runs 4 and 8 (the
     motor-imagery preprocessing, 1–2 s after the cue) → ``encoder`` (a ``conf/encoder`` name: tangent space, or
-    e.g. ``eegnet``) → ridge onto two stimuli (a left and a right bar image written into ``root``). ``data`` is the
-    folder of the shared recordings; ``overrides`` are more training-config overrides (``encoder.trainer.
-    max_epochs=5``); returns the checkpoint."""
+    e.g. ``eegnet``) → ridge onto the two classes (``experiment=classes``: the labels objective, no stimulus
+    table). ``data`` is the folder of the shared recordings; ``overrides`` are more training-config overrides
+    (``encoder.trainer.max_epochs=5``); returns the checkpoint (its predictions are the classes left / right)."""
     from pathlib import Path
-
-    from PIL import Image
 
     from neurodecode.core.configs import compose
     from neurodecode.pipeline.fitting import run
 
     root, data = Path(root), Path(data)
-    for i, s in enumerate(["left", "right"]):
-        img = np.zeros((16, 16), np.uint8)
-        img[i * 8:(i + 1) * 8] = 255
-        Image.fromarray(img).save(root / f"{s}.png")
-    pd.DataFrame({"stimulus": ["left", "right"], "file": ["left.png", "right.png"]}).to_csv(root / "s.csv",
-                                                                                            index=False)
     runs = [str(data / "eegmmidb_S001" / f"S001R{r:02d}.edf") for r in (4, 8)]
     for r in runs:
         if not Path(r).is_file():
             raise FileNotFoundError(f"{r}: missing (the shared EEGMMIDB recordings)")
-    cfg = compose(["data=meeg", f"data.path=[{','.join(repr(r) for r in runs)}]", f"data.stimuli={root / 's.csv'}",
-                   "data.tmin=1.0", "data.tmax=2.0", "data.labels={T1:left,T2:right}",
-                   "data.stimulus={T1:left,T2:right}", "objective.n_components=1", "preprocessing=eeg_motor_imagery",
-                   f"encoder={encoder}", "head@heads.images=null", "images.low_level=false", "split.column=null",
-                   "+split.by=run", "split.test=0.5", "data.subject=sub-01", "data.session=1", *overrides])
+    cfg = compose(["experiment=classes", f"data.path=[{','.join(repr(r) for r in runs)}]", "data.tmin=1.0",
+                   "data.tmax=2.0", "data.labels={T1:left,T2:right}", f"encoder={encoder}", "split.test=0.5",
+                   *overrides])
     run(cfg, root / "run")
     return root / "run" / "checkpoint"

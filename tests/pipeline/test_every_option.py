@@ -29,6 +29,9 @@ WEIGHTS = {("objective", "clip_vit_l14"), ("objective", "clip_vit_l14_tokens"), 
 #: braindecode models' configs: each is fitted by tests/encoders/test_braindecode.py (eegnet also in a training run
 #: and its checkpoint's stream decoder there); ``encoder=braindecode`` runs below
 BRAINDECODE = {("encoder", n) for n in ("eegnet", "shallow_fbcsp", "atcnet", "eeg_conformer")}
+#: the class-decoding run (objective=labels, experiment=classes): trained, reconstructed and streamed by
+#: tests/pipeline/test_classes.py, which checks its accuracies against the same pipeline fitted by hand
+CLASSES = {("experiment", "classes"), ("objective", "labels")}
 #: groups a training run does not take, and the command that does
 OTHER_COMMANDS = {"features": "neurodecode features", "tokenizer": "neurodecode pretrain (a codes MAE)",
                   "cross_subject": "neurodecode adapt", "example": "neurodecode example (tests/cli/test_example)",
@@ -194,7 +197,8 @@ def _all_options() -> set[tuple[str, str]]:
 def test_every_option_is_covered():
     """Each option of conf/ is run below (a training run, its group's command, or composed + skipped for
     weights / GPU), so a new option needs a run here."""
-    covered = {pair for _, _, pairs in RUNS.values() for pair in pairs} | WEIGHTS | BRAINDECODE | {("trainer", "gpu")}
+    covered = ({pair for _, _, pairs in RUNS.values() for pair in pairs} | WEIGHTS | BRAINDECODE | CLASSES
+               | {("trainer", "gpu")})
     covered |= {(g, o) for g, o in _all_options() if g in OTHER_COMMANDS}
     assert _all_options() - covered == set()
     ran = len({pair for _, _, pairs in RUNS.values() for pair in pairs})

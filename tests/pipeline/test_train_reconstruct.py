@@ -119,7 +119,7 @@ def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
             assert check_steps(steps) == steps and (option == "none") == (steps == [])
         elif group == "objective":
             space = TargetSpace(**{k: v for k, v in node.items()})
-            assert space.kind in ("pca", "pixels", "clip")
+            assert space.kind in ("pca", "pixels", "clip", "labels")
         elif group == "trainer":
             assert Trainer(**node).max_epochs >= 1
         elif group == "data":
@@ -383,7 +383,7 @@ def test_voxel_features_and_target_space():
     assert np.corrcoef(back.ravel(), truth.ravel())[0, 1] > 0.9
     with pytest.raises(ValueError, match="field 'objective.n_components': expected at most 90"):
         TargetSpace("pca", n_components=200).fit(ep.stimuli, ids)
-    with pytest.raises(ValueError, match="field 'objective.target': expected 'pca', 'pixels' or 'clip'"):
+    with pytest.raises(ValueError, match="field 'objective.kind': expected 'pca', 'pixels', 'clip' or 'labels'"):
         TargetSpace("vae")
 
 
