@@ -330,7 +330,10 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hy
             return hydra_compose(config_name, overrides=normalize_overrides(overrides),
                                  return_hydra_config=return_hydra_config)
         except (HydraException, OmegaConfBaseException) as err:
-            raise ValueError(f"{err}\n{COMPOSE_HINT}") from None
+            hint = COMPOSE_HINT if config_name == "train" else COMPOSE_HINT.replace(
+                "`neurodecode train --cfg job` (resolved config) or `neurodecode train --help` (groups and options)",
+                f"`neurodecode {config_name} --cfg`")
+            raise ValueError(f"{err}\n{hint}") from None
 
 
 COMPOSE_HINT = ("Hint: a key that the config does not have is refused; add a new key with +key=value, see what "

@@ -431,7 +431,8 @@ def run_benchmark(config: Any, *, datasets: Sequence[str] | None = None, pipelin
         skipped cells), ``summary.md`` (a table per dataset, :meth:`BenchmarkResult.table`) and
         ``<dataset>.png`` (:meth:`BenchmarkResult.plot`). Each finished cell is kept in
         ``out_dir/cells/<dataset>/<evaluation>/<pipeline>.json`` with a hash of its settings: a later run with
-        the same settings reads it back instead of recomputing it (``rerun=true`` recomputes). Another run
+        the same settings reads it back instead of recomputing it (``rerun=true`` recomputes; the hash covers the
+        settings — epoching, pipeline, evaluation, seed, folds — not the code). Another run
         writing into the same ``out_dir`` meanwhile is refused (a lock).
     """
     from omegaconf import DictConfig, OmegaConf

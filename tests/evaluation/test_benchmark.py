@@ -132,15 +132,16 @@ def test_every_dataset_and_pipeline_option_runs(tmp_path, shared_data):
     cfg = _config(shared_data, tmp_path, *(f"+pipeline@pipelines.{p}={p}" for p in extra),
                   *(f"pipelines.{p}.steps.0.trainer.max_epochs=2" for p in extra),
                   "datasets.eegmmidb.epochs.default.subjects=[S001,S002,S003]",
+                  "datasets.eegmmidb.epochs.wide.tmax=3.0",           # shorter than the benchmark's: quicker here
                   "datasets.eegmmidb.evaluations=[cross_subject]")
     result = run_benchmark(cfg, datasets=["eegmmidb"], pipelines=[*extra, "ts_lr_selected"])
     assert set(result.summary["pipeline"]) == {"EEGNet (braindecode)", "ShallowFBCSPNet (braindecode)",
                                                "TS+LR, window and re-centring chosen on the training subjects"}
     assert result.summary["mean"].between(0, 1).all()
     cells = result.cells
-    # the selection reads the wide epochs (0.5-4 s), for leave-one-subject-out only
+    # the selection reads the wide epochs (0.5-3 s here), for leave-one-subject-out only
     assert cells["eegmmidb/cross_subject/TS+LR, window and re-centring chosen on the training subjects"][
-        "epoching"]["n_times"] == 560
+        "epoching"]["n_times"] == 401
     within = run_benchmark(_config(shared_data, tmp_path), datasets=["eegmmidb"], pipelines=["ts_lr_selected"],
                            evaluations=["within_session"])
     assert [c["reason"] for c in within.skipped] == ["the pipeline is for evaluations ['cross_subject']"]
@@ -186,6 +187,10 @@ def test_the_benchmark_command_prints_its_config_and_help(capsys):
     assert main(["benchmark", "--cfg", "+pipeline@pipelines.eegnet=eegnet"]) == 0
     out = capsys.readouterr().out
     assert "eegnet:" in out and "ssvep_exo:" in out and "${dataset.covariance}" in out
+    assert main(["benchmark", "pipelines.eegnet.epochs=wide", "--cfg"]) == 2         # a new key needs a +
+    assert "+pipelines.eegnet.epochs=wide" in capsys.readouterr().err
+    assert main(["benchmark", "pipelines.mdm.epochs=wide", "--cfg"]) == 2
+    assert "`neurodecode benchmark --cfg`" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["benchmark", "--help"])
     assert "not recomputed" in capsys.readouterr().out
