@@ -1,4 +1,5 @@
-"""What every benchmark of ``benchmarks/`` shares: one argument set and one JSON result file.
+"""Benchmarks: what every script of ``benchmarks/`` shares (one argument set, one JSON result file), and the
+``neurodecode benchmark`` command.
 
 * :func:`benchmark_parser` — ``--data`` (the folder of the shared recordings; default ``$NEURODECODE_SHARED_DATA``,
   else ``../shared/data`` beside the repository), ``--seed`` and ``--out`` (the results folder); a benchmark adds
@@ -6,6 +7,10 @@
 * :func:`write_results` — ``<out>/<name>.json``: the benchmark's name, its arguments, the machine (Python, torch,
   CPU count, GPU) and its results (strict JSON: NaN becomes null), so that a figure in the documentation names the
   command and the machine that produced it.
+* :func:`run_benchmark` — ``neurodecode benchmark``: every dataset × pipeline × evaluation cell of
+  ``conf/benchmark.yaml`` (``conf/dataset``, ``conf/pipeline``; MOABB's own evaluation beside ours where a dataset
+  has an offline MOABB reader) → :class:`BenchmarkResult`, written as a results table, a summary and a figure per
+  dataset; finished cells are kept and read back.
 
 Cross-validation in a benchmark is the library's own (:func:`~neurodecode.evaluation.classification.evaluate`), and
 data sets are read by :mod:`neurodecode.loaders.public`: a benchmark imports no other benchmark.
