@@ -228,12 +228,13 @@ def build_pipeline(pipe: Mapping[str, Any], where: str = "pipeline") -> Any:
 
 
 def _frequency_epochs(epochs: Any, where: str) -> Any:
-    """The epochs whose label names a stimulation frequency (``labels: frequencies``)."""
+    """The epochs whose label names a stimulation frequency (``labels: frequencies``); an error naming the labels
+    when none does."""
     from neurodecode.loaders.preprocessing import ssvep_frequencies
 
     labels = epochs.table["label"].astype(str)
-    keep = np.array([bool(_is_frequency(v)) for v in labels])
-    ssvep_frequencies(labels[keep].tolist() or ["none"])      # an error naming the labels when none is one
+    ssvep_frequencies(labels.unique().tolist())
+    keep = labels.map(_is_frequency).to_numpy(dtype=bool)
     if keep.all():
         return epochs
     logger.info("%s: %d of %d epochs have a label naming a frequency (%s dropped)", where, int(keep.sum()),
@@ -388,7 +389,7 @@ def _headline(summary: pd.DataFrame) -> str:
 
 
 def _summaries(scores: pd.DataFrame, cells: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from scipy import stats
+    from neurodecode.evaluation.classification import student_interval
 
     keys = ["dataset", "evaluation", "pipeline", "source"]
     subjects = (scores.groupby([*keys, "subject", "metric"], sort=False)["score"].mean().reset_index())
@@ -396,15 +397,12 @@ def _summaries(scores: pd.DataFrame, cells: dict) -> tuple[pd.DataFrame, pd.Data
         ["fit_seconds", "predict_seconds"]].sum(min_count=1)
     rows = []
     for (d, e, p, src, metric), grp in subjects.groupby([*keys, "metric"], sort=False):
-        v = grp["score"].to_numpy(dtype=np.float64)
-        n = len(v)
-        sd = float(v.std(ddof=1)) if n > 1 else float("nan")
-        half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+        stat = student_interval(grp["score"], metric)
         cell = cells.get(f"{d}/{e}/{p}", {})
         t = timing.loc[(d, e, p, src)]
         rows.append({"dataset": d, "evaluation": e, "pipeline": p, "source": src, "metric": metric,
-                     "mean": float(v.mean()), "std": sd, "ci_low": max(0.0, float(v.mean()) - half),
-                     "ci_high": min(1.0, float(v.mean()) + half), "n_subjects": n,
+                     "mean": stat["mean"], "std": stat["std"], "ci_low": stat["ci_low"], "ci_high": stat["ci_high"],
+                     "n_subjects": stat["n"],
                      "chance": _chance(metric, int(cell.get("n_classes", 2))),
                      "imbalanced": bool(cell.get("imbalanced", False)),
                      "fit_seconds": float(t["fit_seconds"]), "predict_seconds": float(t["predict_seconds"])})
@@ -517,15 +515,14 @@ def _plan(cfg: Any, names_ds: Sequence[str], names_p: Sequence[str], evaluations
     plan, skipped = [], []
     for d in names_ds:
         _safe_name(d, "datasets")
-        for p in names_p:
-            _safe_name(p, "pipelines")
-            ds, pipe = _cell_config(cfg, d, p)
+        configs = {_safe_name(p, "pipelines"): _cell_config(cfg, d, p) for p in names_p}
+        for p, (ds, pipe) in configs.items():
             _check_dataset(d, ds)
             _check_pipeline(p, pipe)
-        ds = _cell_config(cfg, d, names_p[0])[0] if names_p else OmegaConf.to_container(cfg.datasets[d])
+        ds = next(iter(configs.values()))[0] if configs else OmegaConf.to_container(cfg.datasets[d])
         chosen = [_safe_name(e, "evaluations") for e in ds["evaluations"] if evaluations is None or e in evaluations]
-        for p in names_p:
-            reason = _not_for(*_cell_config(cfg, d, p))
+        for p, (ds, pipe) in configs.items():
+            reason = _not_for(ds, pipe)
             if reason is None:
                 plan += [(d, e, p) for e in chosen]
             else:
@@ -635,7 +632,7 @@ def _load(ds: Mapping[str, Any], variant: str, root: Path, dataset: str, loaded:
 
 def _compute_cell(d: str, e: str, p: str, ds: Mapping[str, Any], pipe: Mapping[str, Any], variant: str,
                   root: Path, seed: int, n_splits: int, loaded: dict) -> dict:
-    from neurodecode.evaluation.classification import evaluate
+    from neurodecode.evaluation.classification import evaluate, imbalanced
 
     estimator = build_pipeline(pipe, f"pipelines.{p}")
     head = {"dataset": d, "evaluation": e, "pipeline": pipe.get("name", p)}
@@ -647,11 +644,10 @@ def _compute_cell(d: str, e: str, p: str, ds: Mapping[str, Any], pipe: Mapping[s
     scheme, transfer = parse_evaluation(e)
     res = evaluate(epochs, estimator, scheme, transfer=transfer, seed=seed, n_splits=n_splits)
     sc = res.scores.rename(columns={"value": "score"}).assign(**head, source="neurodecode")
-    counts = epochs.table["label"].astype(str).value_counts()
+    labels = epochs.table["label"].astype(str)
     return {"scores": sc.reindex(columns=RESULT_COLUMNS).to_dict(orient="records"),
-            "trials": res.trials.to_dict(orient="records"), "n_classes": int(len(counts)),
-            "imbalanced": bool(counts.min() / counts.sum() < 0.8 / len(counts)), "labels": sorted(counts.index),
-            "epoching": epoching(epochs)}
+            "trials": res.trials.to_dict(orient="records"), "n_classes": int(labels.nunique()),
+            "imbalanced": imbalanced(labels), "labels": sorted(labels.unique()), "epoching": epoching(epochs)}
 
 
 def _moabb_cell(head: dict, ds: Mapping[str, Any], estimator: Any, root: Path, seed: int) -> dict:
@@ -688,11 +684,10 @@ def _moabb_cell(head: dict, ds: Mapping[str, Any], estimator: Any, root: Path, s
     mine = ours.scores.rename(columns={"value": "score"})
     sc = pd.concat([moabb_rows.assign(**head, source="moabb"), mine.assign(**head, source="neurodecode")],
                    ignore_index=True)
-    first = epochs if hasattr(epochs, "table") else epochs[next(iter(epochs))]
     labels = sorted(pd.unique(ours.trials["label"].astype(str)))
     return {"scores": sc.reindex(columns=RESULT_COLUMNS).to_dict(orient="records"), "trials": [],
             "n_classes": len(labels), "imbalanced": False, "labels": labels,
-            "epoching": {**epoching(first), "moabb_paradigm": type(paradigm).__name__}}
+            "epoching": {**epoching(epochs), "moabb_paradigm": type(paradigm).__name__}}
 
 
 def _comparisons(results: dict, base_name: str | None, seed: int) -> pd.DataFrame:

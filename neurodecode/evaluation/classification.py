@@ -33,7 +33,8 @@ from neurodecode.core.persistence import dumps
 from neurodecode.core.validation import fail
 
 __all__ = ["PARADIGM_RECIPES", "SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut",
-           "ParadigmDefaults", "TRIAL_COLUMNS", "TRIAL_METRICS", "paradigm_defaults", "calibration_trials", "compare_evaluations",
+           "ParadigmDefaults", "TRIAL_COLUMNS", "TRIAL_METRICS", "imbalanced", "paradigm_defaults",
+           "student_interval", "calibration_trials", "compare_evaluations",
            "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
@@ -55,9 +56,32 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
 
 #: columns of :attr:`EvaluationResult.trials`
 TRIAL_COLUMNS = ["scheme", "subject", "session", "fold", "trial", "label", "prediction"]
+#: the columns that name one fold of an evaluation
+_FOLD_KEYS = TRIAL_COLUMNS[:4]
 
 #: metrics whose values lie in [0, 1]: their confidence intervals are clipped to it
 UNIT_METRICS = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
+
+
+def student_interval(values: Any, metric: str = "", confidence: float = 0.95) -> dict[str, float]:
+    """Mean, standard deviation and Student-t interval of ``values`` (folds, or subjects), the interval clipped to
+    [0, 1] for a metric of :data:`UNIT_METRICS` (over few values near ceiling it otherwise reaches past 1); sd and
+    interval are NaN for a single value. Keys ``mean, std, ci_low, ci_high, n``."""
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+    low, high = float(v.mean()) - half, float(v.mean()) + half
+    if metric in UNIT_METRICS and n > 1:
+        low, high = max(0.0, low), min(1.0, high)
+    return {"mean": float(v.mean()), "std": sd, "ci_low": low, "ci_high": high, "n": n}
+
+
+def imbalanced(labels: Any) -> bool:
+    """Whether the smallest class holds under 0.8 of an equal share of ``labels`` (then balanced accuracy, not
+    accuracy, is the headline metric, and classifiers weight the classes)."""
+    counts = pd.Series(np.asarray(labels)).value_counts()
+    return bool(len(counts) > 1 and counts.min() / counts.sum() < 0.8 / len(counts))
 
 
 def _scores(model: Any, X: np.ndarray) -> np.ndarray | None:
@@ -101,15 +125,9 @@ class EvaluationResult:
         """
         rows = []
         for (scheme, metric), grp in self.scores.groupby(["scheme", "metric"], sort=False):
-            v = grp["value"].to_numpy()
-            n = len(v)
-            sd = float(v.std(ddof=1)) if n > 1 else float("nan")
-            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-            low, high = float(v.mean()) - half, float(v.mean()) + half
-            if metric in UNIT_METRICS and n > 1:
-                low, high = max(0.0, low), min(1.0, high)
-            rows.append({"scheme": scheme, "metric": metric, "mean": float(v.mean()), "std": sd, "n_folds": n,
-                         "ci_low": low, "ci_high": high})
+            stat = student_interval(grp["value"], metric, confidence)
+            rows.append({"scheme": scheme, "metric": metric, "mean": stat["mean"], "std": stat["std"],
+                         "n_folds": stat["n"], "ci_low": stat["ci_low"], "ci_high": stat["ci_high"]})
         return pd.DataFrame(rows)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -209,7 +227,7 @@ def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarr
     out = score_predictions(y_te, y_pred, scores, classes)
     if _TRAIN_SCORE.get():                  # how well it fits what it was trained on (overfitting shows here)
         out["train_accuracy"] = float(np.mean(model.predict(X_tr) == y_tr))
-    keys = {k: base[k] for k in ("scheme", "subject", "session", "fold")}
+    keys = {k: base[k] for k in _FOLD_KEYS}
     trials += [{**keys, "trial": int(i), "label": t, "prediction": p}
                for i, t, p in zip(np.asarray(trial_ids), np.asarray(y_te).tolist(), np.asarray(y_pred).tolist())]
     timed = {**base, "fit_seconds": t1 - t0, "predict_seconds": t2 - t1}
@@ -367,7 +385,6 @@ VERDICT_METRICS = ("balanced_accuracy", "accuracy", "roc_auc")
 #: metrics compared trial by trial when both results hold their trials
 TRIAL_METRICS = ("accuracy", "balanced_accuracy")
 
-_FOLD_KEYS = ["scheme", "subject", "session", "fold"]
 
 
 def _trial_weights(trials: pd.DataFrame, metric: str) -> np.ndarray:
@@ -688,8 +705,7 @@ def paradigm_defaults(epochs: EpochSet | EpochCollection, target: str = "label")
         else:
             paradigm, reason = "oscillatory", (f"epochs from {first.tmin:g} s, {duration:.2g} s long, labels "
                                                f"{[str(v) for v in labels][:4]}")
-    counts = table[target].value_counts()
-    imbalanced = len(counts) > 1 and counts.min() / counts.sum() < 0.8 / len(counts)
+    unbalanced = imbalanced(table[target])
     recipe, overrides = PARADIGM_RECIPES[paradigm]
-    return ParadigmDefaults(paradigm, reason, recipe, overrides, "balanced" if imbalanced else None,
-                            "balanced_accuracy" if imbalanced else "accuracy")
+    return ParadigmDefaults(paradigm, reason, recipe, overrides, "balanced" if unbalanced else None,
+                            "balanced_accuracy" if unbalanced else "accuracy")

@@ -390,9 +390,10 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     epochs = load_data(cfg.data)
     logger.info(f"data: {epochs.n_epochs} epochs × {epochs.n_channels} channels × {epochs.n_times} times "
                 f"({cfg.data._target_})")
-    if target_space(cfg).kind == "labels":          # classes as "stimuli": also in heldout_epochs.h5
-        epochs = target_space(cfg).class_view(epochs)
-    train_idx, held_idx = split_heldout(epochs, cfg.split, classes=target_space(cfg).kind == "labels")
+    target = target_space(cfg)
+    if target.kind == "labels":                     # classes as "stimuli": also in heldout_epochs.h5
+        epochs = target.class_view(epochs)
+    train_idx, held_idx = split_heldout(epochs, cfg.split, classes=target.kind == "labels")
     held_ep = epochs[held_idx]
     pipe = fit_pipeline(cfg, epochs[train_idx], stimuli_all=epochs.stimuli)
     latents = pipe.latents(held_ep)

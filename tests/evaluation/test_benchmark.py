@@ -194,3 +194,15 @@ def test_the_benchmark_command_prints_its_config_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["benchmark", "--help"])
     assert "not recomputed" in capsys.readouterr().out
+
+
+def test_frequency_labels_are_kept_and_a_set_without_any_is_refused_naming_its_labels():
+    from conftest import make_epochs
+
+    from neurodecode.evaluation.benchmarks import _frequency_epochs
+
+    ep = make_epochs(n_epochs=6)                                     # labels face / house
+    with pytest.raises(ValueError, match="field 'label'.*'face', 'house'"):
+        _frequency_epochs(ep, "test")
+    ssvep = ep.replace(table=ep.table.assign(label=["13", "rest", "17Hz", "rest", "13", "21"]))
+    assert _frequency_epochs(ssvep, "test").table["label"].tolist() == ["13", "17Hz", "13", "21"]
