@@ -21,8 +21,10 @@ def _usable_cores() -> int:
     return n
 
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, str(_usable_cores()))
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_OURS = [v for v in _THREAD_VARS if v not in os.environ]      # the ones the user did not set
+for _var in _OURS:
+    os.environ[_var] = str(_usable_cores())
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,22 @@ import pytest
 from neurodecode import Channels, EpochSet
 
 SHARED_DATA = Path(os.environ.get("NEURODECODE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per usable core (the affinity and the cgroup quota, not the host's core count); on
+    one core, no worker (the tests run in this process)."""
+    n = _usable_cores()
+    return n if n > 1 else 0
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n N``) the workers share the cores: before they start (they inherit this process's
+    environment), each is given its part of the threads, so that N workers do not oversubscribe the machine."""
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1:
+        for var in _OURS:
+            os.environ[var] = str(max(1, _usable_cores() // workers))
 
 
 def pytest_collection_modifyitems(config, items):
