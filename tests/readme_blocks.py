@@ -1,4 +1,5 @@
-"""The README's code blocks and the markers that say how a test runs them.
+"""The documentation's code blocks — the README and every page of ``docs/`` — and the markers that say how a test
+runs them.
 
 A fenced ``bash`` or ``python`` block runs as written, in a fresh folder, unless HTML comments right above its fence
 (invisible on GitHub) say otherwise — one directive per comment:
@@ -28,7 +29,16 @@ import json
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """The README and the documentation's hand-written pages (generated pages and the gallery's are not here)."""
+    skip = {"_build", "generated", "auto_examples"}
+    docs = sorted(p for p in (ROOT / "docs").rglob("*.md") if not skip & set(p.relative_to(ROOT / "docs").parts)
+                  and p.name != "configuration.md")
+    return [README, *docs]
 DIRECTIVE = re.compile(r"<!--\s*test:\s*(\w+)\s*(.*?)\s*-->")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
@@ -46,18 +56,24 @@ class Block:
     skip: str | None = None
     usage: str | None = None
     ordinal: int = 1              # among the section's blocks
+    page: str = "README.md"       # relative to the repository root
 
     @property
     def id(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.section.split("(")[0].lower()).strip("-")[:40]
-        return f"{slug}-{self.ordinal}"
+        where = "" if self.page == "README.md" else Path(self.page).with_suffix("").as_posix().removeprefix("docs/") + ":"
+        return f"{where}{slug}-{self.ordinal}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page} line {self.line}"
 
     def runnable(self) -> str:
         """The code as the test runs it: replacements applied (each must match), dropped commands left out."""
         code = self.code
         for old, new in self.replace:
             if old not in code:
-                raise AssertionError(f"README line {self.line}: the test's replacement {old!r} no longer matches the "
+                raise AssertionError(f"{self.where}: the test's replacement {old!r} no longer matches the "
                                      "block; update the marker with the block")
             code = code.replace(old, new)
         if not self.drop:
@@ -65,7 +81,7 @@ class Block:
         units = commands(code) if self.lang == "bash" else code.splitlines()
         for text, _ in self.drop:
             if not any(text in u for u in units):
-                raise AssertionError(f"README line {self.line}: the test drops {text!r}, which the block no longer has")
+                raise AssertionError(f"{self.where}: the test drops {text!r}, which the block no longer has")
         return "\n".join(u for u in units if not any(text in u for text, _ in self.drop))
 
 
@@ -84,7 +100,7 @@ def commands(code: str) -> list[str]:
     return out
 
 
-def _directive(block: Block, name: str, arg: str, where: int) -> None:
+def _directive(block: Block, name: str, arg: str, where: str) -> None:
     if name == "setup":
         block.setup = arg
     elif name == "continue":
@@ -92,25 +108,26 @@ def _directive(block: Block, name: str, arg: str, where: int) -> None:
     elif name == "replace":
         parts = [json.loads(s) for s in STRING.findall(arg)]
         if len(parts) != 2 or STRING.sub("", arg).strip():
-            raise ValueError(f"README line {where}: 'replace' takes two JSON strings, got {arg!r}")
+            raise ValueError(f"{where}: 'replace' takes two JSON strings, got {arg!r}")
         block.replace.append((parts[0], parts[1]))
     elif name == "drop":
         m = STRING.match(arg)
         if not m or not arg[m.end():].strip():
-            raise ValueError(f"README line {where}: 'drop' takes a JSON string and a reason, got {arg!r}")
+            raise ValueError(f"{where}: 'drop' takes a JSON string and a reason, got {arg!r}")
         block.drop.append((json.loads(m.group(0)), arg[m.end():].strip()))
     elif name == "skip":
         if not arg:
-            raise ValueError(f"README line {where}: 'skip' needs a reason")
+            raise ValueError(f"{where}: 'skip' needs a reason")
         block.skip = arg
     elif name == "usage":
         block.usage = arg
     else:
-        raise ValueError(f"README line {where}: unknown test directive {name!r}")
+        raise ValueError(f"{where}: unknown test directive {name!r}")
 
 
 def parse(path: Path = README) -> list[Block]:
-    """Every fenced block of the README with its directives."""
+    """Every fenced block of one page with its directives."""
+    page = path.resolve().relative_to(ROOT).as_posix()
     lines = path.read_text().splitlines()
     blocks, section, pending, i = [], "", [], 0
     while i < len(lines):
@@ -127,12 +144,17 @@ def parse(path: Path = README) -> list[Block]:
                 body.append(lines[i])
                 i += 1
             block = Block(start + 1, lang, "\n".join(body) + "\n", section,
-                          ordinal=1 + sum(b.section == section for b in blocks))
+                          ordinal=1 + sum(b.section == section for b in blocks), page=page)
             for name, arg, where in pending:
-                _directive(block, name, arg, where)
+                _directive(block, name, arg, f"{page} line {where}")
             pending = []
             blocks.append(block)
         elif line.strip() and not DIRECTIVE.search(line):
             pending = []              # a directive belongs to the fence right below it
         i += 1
     return blocks
+
+
+def parse_all() -> list[Block]:
+    """Every fenced block of the README and of the documentation's pages."""
+    return [b for p in pages() for b in parse(p)]

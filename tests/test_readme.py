@@ -1,6 +1,7 @@
-"""The README is executed: every bash command and Python block runs (on tiny configs and ../shared/data), so the
-README cannot drift from the code. How a block runs is said by markers in the README (see ``readme_blocks.py``);
-the variables and files a block takes for granted come from ``readme_setups.py``."""
+"""The README and the documentation's pages are executed: every bash command and Python block runs (on tiny configs
+and ../shared/data), so the documentation cannot drift from the code. How a block runs is said by markers in the
+page (see ``readme_blocks.py``); the variables and files a block takes for granted come from ``readme_setups.py``.
+The gallery (``examples/plot_*.py``) runs when the site is built (``make -C docs html``)."""
 
 import os
 import re
@@ -13,16 +14,19 @@ from pathlib import Path
 import pytest
 
 import readme_setups
-from readme_blocks import commands, parse
+from readme_blocks import commands, parse_all
 
-BLOCKS = [b for b in parse() if b.lang in ("bash", "python")]
+BLOCKS = [b for b in parse_all() if b.lang in ("bash", "python")]
 BIN = Path(sys.executable).parent
 SHELL = re.compile(r"[|;&<>`$]")
 
 
-def test_the_readme_has_no_unmarked_language_fences():
-    """A fence is bash, python or plain text; any other language would silently not run."""
-    assert {b.lang for b in parse()} <= {"bash", "python", ""}
+def test_the_pages_have_no_unmarked_language_fences():
+    """A fence is bash, python, plain text or a MyST directive (``{toctree}``); any other language would silently
+    not run."""
+    other = {f"{b.where}: {b.lang}" for b in parse_all()
+             if b.lang not in ("bash", "python", "") and not b.lang.startswith("{")}
+    assert not other
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def _check_usage(block, env):
                                timeout=120, check=True).stdout
     options = set(re.findall(r"(--[a-z][a-z-]*)", block.code))
     missing = sorted(o for o in options if o not in help_text)
-    assert not missing, f"README line {block.line}: {block.usage} --help does not know {missing}"
+    assert not missing, f"{block.where}: {block.usage} --help does not know {missing}"
 
 
 def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
@@ -55,7 +59,7 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
 
         rc = main(words[1:])
         out = capsys.readouterr()
-        assert rc == 0, f"README line {block.line}: `{cmd}` exited {rc}:\n{out.out[-1500:]}\n{out.err[-3000:]}"
+        assert rc == 0, f"{block.where}: `{cmd}` exited {rc}:\n{out.out[-1500:]}\n{out.err[-3000:]}"
         return
     if words[:1] == ["python"] and len(words) > 1 and words[1].startswith("benchmarks/") and not SHELL.search(cmd):
         argv = sys.argv
@@ -63,13 +67,13 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
         try:                                  # a benchmark as `python benchmarks/x.py ...` runs it, in this process
             runpy.run_path(str(folder / words[1]), run_name="__main__")
         except SystemExit as exit_:
-            assert exit_.code in (0, None), f"README line {block.line}: `{cmd}` exited {exit_.code}"
+            assert exit_.code in (0, None), f"{block.where}: `{cmd}` exited {exit_.code}"
         finally:
             sys.argv = argv
         return
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=folder, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
-    assert proc.returncode == 0, (f"README line {block.line}: `{cmd}` exited {proc.returncode}:\n"
+    assert proc.returncode == 0, (f"{block.where}: `{cmd}` exited {proc.returncode}:\n"
                                   f"{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
 
 
@@ -78,12 +82,12 @@ def _run_command(cmd: str, block, folder: Path, env: dict, capsys) -> None:
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_readme_block(block, tmp_path, previous, shared_data, monkeypatch, capsys):
     if block.skip:
-        pytest.skip(f"README line {block.line}: {block.skip}")
+        pytest.skip(f"{block.where}: {block.skip}")
     for text, reason in block.drop:
-        print(f"README line {block.line}: left out {text!r}: {reason}")
+        print(f"{block.where}: left out {text!r}: {reason}")
     if block.cont:
-        if previous.get("next") != block.line:
-            pytest.skip(f"README line {block.line} continues the block before it, which did not run")
+        if previous.get("next") != (block.page, block.line):
+            pytest.skip(f"{block.where} continues the block before it, which did not run")
         folder, namespace = previous["folder"], previous["namespace"]
     else:
         folder, namespace = tmp_path / "work", {}
@@ -103,9 +107,9 @@ def test_readme_block(block, tmp_path, previous, shared_data, monkeypatch, capsy
         namespace.update(made)
     code = block.runnable()
     if block.lang == "python":
-        exec(compile(code, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(code, f"{block.page}:{block.line}", "exec"), namespace)  # noqa: S102 - our own documentation
     else:
         for cmd in commands(code):
             _run_command(cmd, block, folder, env, capsys)
-    following = [b.line for b in BLOCKS if b.line > block.line]
+    following = [(b.page, b.line) for b in BLOCKS if b.page == block.page and b.line > block.line]
     previous.update(folder=folder, namespace=namespace, next=following[0] if following else None)

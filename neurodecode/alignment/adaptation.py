@@ -75,7 +75,7 @@ def adapt_subject(model: CrossSubjectModel, name: str, x: Any, y: Any = None, *,
         to ``reference[stimulus_i]`` — the latents the trained subjects give the same stimuli
         (:func:`reference_latents`); needs ``stimulus`` and ``reference``.
         ``"reset"``: reset-tuning — only the new subject's embedder and builder are trained on ``(x, y)``, the
-        shared backbone and the other subjects frozen (``trainer``: Trainer parameters over :data:`RESET_TRAINER`).
+        shared backbone and the other subjects frozen (``trainer``: Trainer parameters over ``RESET_TRAINER``).
 
     Returns
     -------

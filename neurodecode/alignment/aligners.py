@@ -404,7 +404,7 @@ class LearnedAlignment(_TorchAlignment):
     mixco_fraction : float
         Fraction of the epochs trained with BiMixCo first (0: never).
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults` (``checkpoint_dir``:
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults`` (``checkpoint_dir``:
         resumable training checkpoints; :meth:`save` writes the final model anywhere).
     seed, device :
         Seeds the initialisation and the batches; where the network trains and predicts.

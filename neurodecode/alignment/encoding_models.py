@@ -232,7 +232,7 @@ class TransformerEncodingModel(RegressorMixin, TorchEstimator):
         ``regions`` is given to ``fit`` (e.g. from an atlas).
     embed_dim, num_heads, num_layers, dropout : model size
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults` (300 epochs of one
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults`` (300 epochs of one
         batch, lr 3e-3, weight decay 0.05).
     seed : int
     device : str
@@ -329,7 +329,7 @@ class BrainGuidance(BaseEstimator):
     """Encoder-guided generation's encoding model (BrainDiVE): a :class:`RidgeEncodingModel` from the training
     images' grey pixels at ``size`` to the ``top_voxels`` brain features it predicts best (5-fold cross-validated
     r on the training trials), whose group activation — in standard deviations of the training images' — steers an
-    image head's sampling (:meth:`activation`).
+    image head's sampling (``activation``).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Diffusion prior: brain latents → target embeddings (e.g. CLIP image embeddings), after DALL·E 2 and MindEye.
 
-A diffusers :class:`~diffusers.PriorTransformer` denoises the target embedding, conditioned on the brain latent,
+A diffusers ``diffusers.PriorTransformer`` denoises the target embedding, conditioned on the brain latent,
 which a linear layer turns into ``n_tokens`` conditioning tokens (their mean is the transformer's projection
 embedding). It predicts the clean embedding (``prediction_type="sample"``) under a cosine DDPM schedule; conditioning
 is dropped with probability ``cond_drop_prob`` during training so that sampling can use classifier-free guidance.

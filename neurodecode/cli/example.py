@@ -1,11 +1,11 @@
 """The built-in example: real EEG → common epoch format → on-disk store → torch Dataset → a decoding score.
 
 PhysioNet EEG Motor Movement/Imagery, subject 1, runs 4/8/12 (imagined left vs right fist): each EDF run goes
-through :func:`neurodecode.meeg.load_epochs` (standard channel names and positions, band-pass, epochs 1–2 s after
-the cue); the runs are concatenated into one :class:`~neurodecode.EpochSet` and written to one chunked HDF5 store. The store is reopened lazily, served through :class:`~neurodecode.datasets.EpochDataset`
+through :func:`neurodecode.loaders.meeg.load_epochs` (standard channel names and positions, band-pass, epochs 1–2 s after
+the cue); the runs are concatenated into one :class:`~neurodecode.EpochSet` and written to one chunked HDF5 store. The store is reopened lazily, served through :class:`~neurodecode.core.datasets.EpochDataset`
 with per-subject batches, and decoded with neurodecode's Riemannian recipes (OAS covariance → tangent space →
 logistic regression, and the augmented covariance with Takens-selected order/lag) through the evaluation harness:
-5-fold stratified CV (seed 42), plus leave-one-run-out splits from :func:`~neurodecode.datasets.split_epochs`.
+5-fold stratified CV (seed 42), plus leave-one-run-out splits from :func:`~neurodecode.core.datasets.split_epochs`.
 The recipe is ``conf/example/eegmmidb_imagery.yaml``.
 
 May import: every stage.

@@ -3,8 +3,8 @@
 * :mod:`.epochs` — :class:`Channels`, :class:`EpochSet`, :class:`EpochCollection`, :func:`concatenate`.
 * :mod:`.storage` — the lazily readable HDF5 store (:class:`EpochWriter`, :class:`EpochStore`, :func:`save`, ...).
 * :mod:`.mne_convert` — :func:`to_mne` / :func:`from_mne`.
-* :mod:`.braindecode_convert` — :func:`~.braindecode_convert.to_braindecode` / :func:`~.braindecode_convert.
-  from_braindecode` (braindecode's windows datasets; imports braindecode when called).
+* :mod:`.braindecode_convert` — :func:`~.braindecode_convert.to_braindecode` /
+  :func:`~.braindecode_convert.from_braindecode` (braindecode's windows datasets; imports braindecode when called).
 * :mod:`.datasets` — torch ``Dataset``, leak-free splits, per-subject batches.
 * :mod:`.harmonize` — one channel contract across recordings.
 * :mod:`.stimuli` — stimulus tables: images from pixels, resizing.

@@ -3,7 +3,7 @@
 As in open_clip, the folder *is* the registry: :func:`build` instantiates ``conf/GROUP/NAME.yaml`` (or a YAML path)
 with ``key=value`` overrides and refuses unknown names by listing the known ones; :func:`options` lists a group.
 ``conf/`` and ``data_manifests/`` sit at the top of the repository and are shipped inside the package (the wheel maps
-them to ``neurodecode.conf`` and ``neurodecode.data_manifests``), found through :mod:`importlib.resources`, so an
+them to ``neurodecode.conf`` and ``neurodecode.data_manifests``), found through ``importlib.resources``, so an
 installed wheel and an editable checkout behave the same.
 
 Instantiation never runs code the user did not ask for: every ``_target_`` — of a shipped config, a user's YAML
@@ -319,7 +319,7 @@ def _is_group(key: str) -> bool:
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hydra_config: bool = False) -> Any:
     """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API, after
-    :func:`normalize_overrides`); errors get a hint."""
+    ``normalize_overrides``); errors get a hint."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException

@@ -51,7 +51,7 @@ class Split:
     by : str
         ``"run"``, ``"session"`` or ``"subject"``.
     groups : dict of str to list of tuple
-        The groups (values of :data:`GROUP_KEYS` ``[by]``) in each part.
+        The groups (values of ``GROUP_KEYS`` ``[by]``) in each part.
     shared_stimuli : dict of str to list
         Stimulus id → the parts it appears in, for stimuli found in more than one part.
     """
@@ -242,16 +242,16 @@ class EpochDataset(Dataset):
     source : EpochSet, EpochStore, EpochCollection or CollectionStore
         Stores are read lazily, one epoch per item.
     indices : sequence of int, optional
-        Rows of :attr:`table` to serve (e.g. ``split.train``); default all.
+        Rows of ``table`` to serve (e.g. ``split.train``); default all.
     target : str or None
         Table column served as ``"y"``. Numeric columns are served as float32 (or int64 for integers); other
-        columns are encoded as int64 class indices into :attr:`classes` (sorted over the whole source, so every
+        columns are encoded as int64 class indices into ``classes`` (sorted over the whole source, so every
         split shares one encoding). Every served epoch needs a value.
     transform : callable, optional
         Applied to each ``x`` tensor (n_channels, n_times).
 
     Items are dicts: ``x`` float32 (n_channels, n_times), ``subject`` int64 (index into :attr:`subjects`),
-    ``index`` int64 (row of :attr:`table`) and ``y`` when ``target`` is set. Batch epochs of different subjects
+    ``index`` int64 (row of ``table``) and ``y`` when ``target`` is set. Batch epochs of different subjects
     (different channel counts) with :class:`SubjectBatchSampler`.
     """
 
@@ -331,7 +331,7 @@ class SubjectBatchSampler(Sampler[list[int]]):
     batch_size : int
     shuffle : bool
         Shuffle items within each subject and the order of batches (reproducible with ``seed``; call
-        :meth:`set_epoch` each training epoch for a new order).
+        ``set_epoch`` each training epoch for a new order).
     drop_last : bool
         Drop each subject's last incomplete batch.
     seed : int

@@ -671,7 +671,7 @@ class InputContract:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "input contract") -> InputContract:
-        """From :meth:`to_dict`'s mapping (a checkpoint's), checked field by field."""
+        """From ``to_dict``'s mapping (a checkpoint's), checked field by field."""
         missing = [k for k in ("ch_names", "ch_types", "sfreq", "n_times", "tmin") if k not in d]
         if missing:
             fail("contract", "ch_names, ch_types, sfreq, n_times and tmin", f"no {missing}", where)

@@ -55,7 +55,7 @@ class WriteLock:
     """An exclusive, process-held lock on ``path`` (the lock file is ``.<name>.lock`` beside it).
 
     Raises ``FileExistsError`` naming the path and the holding process when another writer has it. The lock is
-    released by :meth:`release` or when the process ends (even by SIGKILL).
+    released by ``release`` or when the process ends (even by SIGKILL).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

@@ -19,7 +19,7 @@ code, definitions only), so a checkpoint can name a class whose module was not i
 
 :data:`MOVED` is the one table of old module paths (0.1 → 0.2 stage packages, and 0.2 → 0.3 renames); old
 ``_target_`` paths in configs and checkpoints are resolved through it (:func:`current_path`), and
-:mod:`neurodecode._compat` serves the old modules from it with a warning.
+``neurodecode._compat`` serves the old modules from it with a warning.
 
 Imports nothing from neurodecode.
 """

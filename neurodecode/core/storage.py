@@ -253,7 +253,7 @@ class EpochWriter(_AtomicWriter):
     Parameters
     ----------
     path : str or path-like
-        Target file (conventionally ``*.h5``). Nothing appears under this name until :meth:`close` succeeds.
+        Target file (conventionally ``*.h5``). Nothing appears under this name until ``close`` succeeds.
     sfreq, channels, n_times, tmin, provenance
         As in :class:`~neurodecode.EpochSet`; every appended block must have ``n_channels = len(channels)`` and
         ``n_times``.
@@ -264,7 +264,7 @@ class EpochWriter(_AtomicWriter):
     compression : str or None
         HDF5 filter (``"gzip"``, ``"lzf"``) or None (default, fastest random access).
     stimuli : DataFrame, optional
-        The stimulus table (see :class:`~neurodecode.EpochSet`), written at :meth:`close`.
+        The stimulus table (see :class:`~neurodecode.EpochSet`), written at ``close``.
 
     Examples
     --------

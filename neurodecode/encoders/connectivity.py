@@ -3,13 +3,13 @@
 Each epoch is one time-series window ``(n_rois, n_times)`` — a whole run for static connectivity, or the windows of
 :func:`~neurodecode.loaders.fmri.sliding_windows` for dynamic connectivity — and gets one connectome:
 
-=========================  ==========================================================================================
+==========================  ==========================================================================================
 ``Connectivity(kind)``      ``covariance``, ``correlation``, ``partial correlation``, ``precision`` or ``tangent``
                             (log of the connectome whitened by a reference: one group mean, as nilearn's, or each
                             subject's own mean); vectorised as nilearn does (lower triangle, diagonal / √2)
 ``GraphFeatures(density)``  per-ROI degree, clustering coefficient and 3-cycle participation of the network that
                             keeps the strongest ``density`` share of the connections
-=========================  ==========================================================================================
+==========================  ==========================================================================================
 
 Both are scikit-learn transformers; with the same Ledoit-Wolf estimator the connectomes equal nilearn's
 ``ConnectivityMeasure`` (tested). Many short windows are where the batch pays: one call, not one estimator fit per

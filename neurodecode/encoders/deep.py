@@ -79,7 +79,7 @@ class BetaVAEFeatures(TransformerMixin, _ChannelScaled):
     latent_dim, hidden, kernel, beta :
         The :class:`~neurodecode.encoders.models.vae.BetaVAE`'s.
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
     seed : int
         Seeds the initialisation and the batches.
     device : str
@@ -146,7 +146,7 @@ class MVCNetClassifier(ClassifierMixin, TransformerMixin, _ChannelScaled):
     temperature, dropout :
         The :class:`~neurodecode.encoders.models.mvcnet.MVCNet`'s (sizes in samples).
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
     seed : int
         Seeds the initialisation, the batches and the views.
     device : str
@@ -248,7 +248,7 @@ class BrainModuleEncoder(TransformerMixin, TorchEstimator):
         The objective: ``clip_weight`` · CLIP + (1 − ``clip_weight``) · MSE.
     missing_positions : {"error", "learned"}
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
     seed : int
     device : str
 
@@ -433,7 +433,7 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
         Allow a model whose licence in braindecode's metadata permits non-commercial use only (cc-by-nc: its
         BrainModule, EEGMiner, MetaNeuromotorHand); refused otherwise, naming the licence.
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
     seed, device :
 
     Attributes

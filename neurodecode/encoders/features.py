@@ -53,8 +53,8 @@ def reads_epochs(estimator: Any) -> bool:
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
     """What an encoder's ``fit``/``transform`` take from epochs: the EpochSet itself for the estimators that read
-    it (:func:`reads_epochs`: :class:`~neurodecode.encoders.EncoderFeatures`, :class:`~neurodecode.encoders.
-    FineTunedEncoder` — each epoch's subject picks its subject layer —, :class:`~neurodecode.encoders.TimeWindow`,
+    it (:func:`reads_epochs`: :class:`~neurodecode.encoders.EncoderFeatures`,
+    :class:`~neurodecode.encoders.FineTunedEncoder` — each epoch's subject picks its subject layer —, :class:`~neurodecode.encoders.TimeWindow`,
     also first in a pipeline or a ``GridSearchCV``), its data array for any other estimator."""
     return epochs if reads_epochs(estimator) else epochs.data
 

@@ -125,7 +125,7 @@ PRETRAIN_TRAINER: dict[str, Any] = {"max_epochs": 20, "batch_size": 64, "lr": 1e
 
 
 def _trainer(trainer: Trainer | Mapping[str, Any] | None, seed: int, where: str) -> Trainer:
-    """A Trainer as given, or built from a mapping over :data:`PRETRAIN_TRAINER` with ``seed``."""
+    """A Trainer as given, or built from a mapping over ``PRETRAIN_TRAINER`` with ``seed``."""
     if isinstance(trainer, Trainer):
         return trainer
     return Trainer(**trainer_settings(trainer, PRETRAIN_TRAINER, where, seed=int(seed)))
@@ -177,7 +177,7 @@ def pretrain(source: Any, model: nn.Module | str | Mapping[str, Any], *, trainer
         One channel set (a store is read lazily, one epoch per item).
     model : SignalMAE, or a config name / mapping for ``build("encoder", ...)`` (then initialised with ``seed``)
     trainer : Trainer or mapping of its settings
-        A mapping is read over :data:`PRETRAIN_TRAINER`, with ``seed``. ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
+        A mapping is read over ``PRETRAIN_TRAINER``, with ``seed``. ``checkpoint_dir`` makes the run resumable (``resume=True``); checkpoints hold the model config, so
         :func:`load_model` rebuilds the result by path.
     val_fraction : float
         Epochs held out (seeded) to measure the masked-reconstruction error before and after.
@@ -380,7 +380,7 @@ class FineTunedEncoder(ClassifierMixin, TorchEstimator):
         Head input: the mean token, or the channel-mean token of each patch (keeps time; fixed epoch length).
     dropout : float
     trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over :attr:`trainer_defaults`.
+        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
     type_map, missing_positions :
         See :func:`~neurodecode.encoders.models.tokenizers.input_spec`.
     subject : str, optional

@@ -2,20 +2,20 @@
 
 Estimators take ``(n_epochs, n_channels, n_times)`` signals or ``(n_epochs, [n_bands,] n, n)`` SPD matrices as numpy
 arrays (or an :class:`~neurodecode.EpochSet`'s data) and return numpy float64 arrays; the maths is in
-:mod:`neurodecode.spd` and equals pyRiemann's to 1e-6 relative (tested). ``device="cuda"`` runs it on a GPU.
+:mod:`neurodecode.encoders.spd` and equals pyRiemann's to 1e-6 relative (tested). ``device="cuda"`` runs it on a GPU.
 
-====================  =====================================================================================
-``Covariances``        ``scm``/``cov``/``lwf``/``oas`` covariance, explicit ``reg`` for rank-deficient data
-``AugmentedCovariances`` covariance of the time-delay embedding (order, lag; ``"auto"`` selects them)
-``ERPCovariances``     xDAWN super-trial covariances for evoked responses (supervised: needs labels)
-``FilterBankCovariances`` one covariance per frequency band → ``(n_epochs, n_bands, n, n)``
-``TangentSpace``       vectors at the Riemannian (or log-Euclidean) mean, one reference per band
-``MDM``                minimum distance to the class means
-``Recenter``           re-centre each group (subject/session) to the identity, unsupervised
-``Stretch``            stretch each re-centred group to a common dispersion (RPA, step 2)
-``Rotate``             rotate each group's matrices onto a reference group's class means (RPA, step 3)
-``Procrustes``         rotate each group's tangent vectors onto a reference group's anchors (tangent-space alignment)
-====================  =====================================================================================
+=========================  =====================================================================================
+``Covariances``            ``scm``/``cov``/``lwf``/``oas`` covariance, explicit ``reg`` for rank-deficient data
+``AugmentedCovariances``   covariance of the time-delay embedding (order, lag; ``"auto"`` selects them)
+``ERPCovariances``         xDAWN super-trial covariances for evoked responses (supervised: needs labels)
+``FilterBankCovariances``  one covariance per frequency band → ``(n_epochs, n_bands, n, n)``
+``TangentSpace``           vectors at the Riemannian (or log-Euclidean) mean, one reference per band
+``MDM``                    minimum distance to the class means
+``Recenter``               re-centre each group (subject/session) to the identity, unsupervised
+``Stretch``                stretch each re-centred group to a common dispersion (RPA, step 2)
+``Rotate``                 rotate each group's matrices onto a reference group's class means (RPA, step 3)
+``Procrustes``             rotate each group's tangent vectors onto a reference group's anchors (tangent-space alignment)
+=========================  =====================================================================================
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Covariances(ArrayInput, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : {"scm", "cov", "lwf", "oas"}
-        See :func:`neurodecode.spd.covariances`. ``"lwf"`` and ``"oas"`` shrink towards a scaled identity and are
+        See :func:`neurodecode.encoders.spd.covariances`. ``"lwf"`` and ``"oas"`` shrink towards a scaled identity and are
         always positive definite; ``"scm"``/``"cov"`` are singular on rank-deficient data (a warning says so).
     reg : float
         Adds ``reg * trace(C) / n_channels`` to the diagonal.
@@ -394,7 +394,7 @@ class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        """Tangent vectors, shape (n_epochs, [n_bands *] n(n+1)/2)."""
+        """Tangent vectors, shape ``(n_epochs, n * (n + 1) / 2)`` (``n_bands`` times that for a filter bank)."""
         check_is_fitted(self, "reference_")
         C = check_spd(X)
         if C.shape[1:] != (self.reference_.shape if C.ndim == 4 else self.reference_.shape[-2:]) or \

@@ -5,7 +5,7 @@ follow pyRiemann's definitions (``pyriemann.geometry``) so that results agree to
 batches at once (no per-matrix Python loop), on CPU or GPU, and under autograd. Numerically sensitive steps run in
 float64 unless the input is float64 already (then dtype is kept).
 
-The estimators in :mod:`neurodecode.riemann` wrap these functions with the scikit-learn API.
+The estimators in ``neurodecode.encoders.riemann`` wrap these functions with the scikit-learn API.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def _split(fn: Callable[[torch.Tensor], Any], C: torch.Tensor) -> list[Any]:
 
 
 def eigh(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.linalg.eigh`` of a batch (..., n, n), split over the CPU cores (see :func:`_split`)."""
+    """``torch.linalg.eigh`` of a batch (..., n, n), split over the CPU cores (see ``_split``)."""
     parts = _split(torch.linalg.eigh, C)
     w, V = (parts[0] if len(parts) == 1 else (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])))
     return w.reshape(C.shape[:-1]), V.reshape(C.shape)

@@ -331,16 +331,15 @@ class BenchmarkResult:
             lines.append(f"| {pipeline} | " + " | ".join(cells) + f" | {chance.max():.2f} |")
         return "\n".join(lines)
 
-    def plot(self, dataset: str, path: str | Path) -> None:
+    def plot(self, dataset: str, path: str | Path | None = None) -> Any:
         """One panel per evaluation: each pipeline's subjects (dots), their mean with its 95 % interval (bar) and
         the chance level (dashed); MOABB's evaluation shows MOABB's score (grey) beside neurodecode's on the same
         epochs."""
         import textwrap
 
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
+        from neurodecode.evaluation.plots import finish_figure
 
         s = self.summary[self.summary["dataset"] == dataset]
         subj = self.subjects[self.subjects["dataset"] == dataset]
@@ -378,9 +377,7 @@ class BenchmarkResult:
         for row in axes:
             row[0].set_ylabel("per subject (dots), mean ± 95 % CI;\nchance dashed", fontsize=7)
         fig.suptitle(dataset, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        return finish_figure(fig, path)
 
 
 def _headline(summary: pd.DataFrame) -> str:

@@ -54,7 +54,7 @@ def score_predictions(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
     return out
 
 
-#: columns of :attr:`EvaluationResult.trials`
+#: columns of ``EvaluationResult.trials``
 TRIAL_COLUMNS = ["scheme", "subject", "session", "fold", "trial", "label", "prediction"]
 #: the columns that name one fold of an evaluation
 _FOLD_KEYS = TRIAL_COLUMNS[:4]
@@ -65,7 +65,7 @@ UNIT_METRICS = frozenset({"accuracy", "balanced_accuracy", "roc_auc"})
 
 def student_interval(values: Any, metric: str = "", confidence: float = 0.95) -> dict[str, float]:
     """Mean, standard deviation and Student-t interval of ``values`` (folds, or subjects), the interval clipped to
-    [0, 1] for a metric of :data:`UNIT_METRICS` (over few values near ceiling it otherwise reaches past 1); sd and
+    [0, 1] for a metric of ``UNIT_METRICS`` (over few values near ceiling it otherwise reaches past 1); sd and
     interval are NaN for a single value. Keys ``mean, std, ci_low, ci_high, n``."""
     v = np.asarray(values, dtype=np.float64)
     n = len(v)
@@ -144,12 +144,16 @@ class EvaluationResult:
             Path(path).write_text(text)
         return text
 
-    def plot(self, path: str | Path) -> None:
-        """Per-fold scores (dots) and mean with confidence interval (bars), one panel per metric."""
-        import matplotlib
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Per-fold scores (dots), mean with confidence interval (bars) and chance (dashed), one panel per metric.
 
-        matplotlib.use("Agg")
+        Chance is read from the test trials: the majority class's share for accuracy, one over the number of
+        classes for balanced accuracy, 0.5 for ROC AUC. Returns the figure; with ``path`` it is saved there and
+        closed (:func:`~neurodecode.evaluation.plots.finish_figure`).
+        """
         import matplotlib.pyplot as plt
+
+        from neurodecode.evaluation.plots import finish_figure
 
         summary = self.summary()
         metrics = list(dict.fromkeys(summary["metric"]))
@@ -175,7 +179,7 @@ class EvaluationResult:
                         eb = [[rb["mean"] - rb["ci_low"]], [rb["ci_high"] - rb["mean"]]] if rb["n_folds"] > 1 else None
                         ax.bar(k + 0.2, rb["mean"], width=0.4, yerr=eb, color="tab:grey", alpha=0.6, capsize=4,
                                label="baseline" if k == 0 else None)
-            chance = {"roc_auc": 0.5}.get(metric)
+            chance = self._chance(metric)
             if chance is not None:
                 ax.axhline(chance, color="tab:red", ls="--", lw=1)
             if self.baseline is not None:
@@ -183,9 +187,15 @@ class EvaluationResult:
             ax.set_xticks(range(len(schemes)), [s.replace("_", "\n") for s in schemes], fontsize=8)
             ax.set_ylim(0, 1)
             ax.set_title(metric, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        return finish_figure(fig, path, dpi=100)
+
+    def _chance(self, metric: str) -> float | None:
+        if metric == "roc_auc":
+            return 0.5
+        if self.trials is None or "label" not in self.trials or not len(self.trials):
+            return None
+        shares = self.trials["label"].astype(str).value_counts(normalize=True)
+        return {"accuracy": float(shares.max()), "balanced_accuracy": 1.0 / len(shares)}.get(metric)
 
 
 def _as_sets(epochs: EpochSet | EpochCollection) -> dict[str, EpochSet]:
@@ -421,7 +431,7 @@ def compare_evaluations(result: EvaluationResult, baseline: EvaluationResult, *,
     """Pipeline minus baseline for each scheme and metric, paired over the same test trials or folds.
 
     Accuracy and balanced accuracy are compared trial by trial when both results hold their trials (the same test
-    trials of the same folds): each trial's weighted correctness (:func:`_trial_weights`: their mean is the metric's
+    trials of the same folds): each trial's weighted correctness (``_trial_weights``: their mean is the metric's
     mean over folds) paired between the two pipelines — a bootstrap interval over trials and a sign-flip p-value
     (the exact McNemar-type test of :func:`~neurodecode.core.scores.paired_difference`), which can reach small
     values: with n discordant trials the smallest is about 2^(1-n). Trials of one subject are not independent, so

@@ -274,7 +274,7 @@ def n_way_top1(pred: Any, true: Any, n_way: int = 2, n_trials: int = 100, seed: 
     """n-way top-1 identification: each prediction against its target and ``n_way - 1`` random other targets.
 
     Averaged over ``n_trials`` seeded draws per item; chance ``1 / n_way``. ``n_way=2`` with all pairs is
-    :func:`~neurodecode.retrieval.two_way_identification`.
+    :func:`~neurodecode.core.scores.two_way_identification`.
     """
     p, t = check_pair(pred, true)
     n = p.shape[0]
@@ -322,14 +322,13 @@ class Scores:
             Path(path).write_text(text)
         return text
 
-    def plot(self, path: str | Path) -> None:
+    def plot(self, path: str | Path | None = None) -> Any:
         """One panel per output kind, one bar per metric (grouped by pipeline when there are several), with
         confidence intervals (``ci_low`` / ``ci_high`` when the table has them, else ± sd over repeated rows such as
         seeds) and each metric's chance level as a dashed red line across its group."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
+        from neurodecode.evaluation.plots import finish_figure
 
         stats = _plot_stats(self.table)
         kinds = list(dict.fromkeys(stats["kind"]))
@@ -367,9 +366,7 @@ class Scores:
                           framealpha=0.8)
         for ax in list(axes.flat)[len(kinds):]:
             ax.axis("off")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        return finish_figure(fig, path)
 
 
 def _plot_stats(table: pd.DataFrame) -> pd.DataFrame:

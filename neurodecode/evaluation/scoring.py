@@ -140,8 +140,8 @@ def caption_scores_exact(captions: Sequence[str], references: Sequence[str], nam
 
 def gallery_retrieval(target: Any, latents: np.ndarray, true_ids: Sequence[str] | None,
                       trial_ids: Sequence[str] | None = None, k: int = 5) -> tuple[list[dict[str, Any]], Scores | None]:
-    """Each trial's top-``k`` stimuli of the target space's gallery (:meth:`~neurodecode.alignment.targets.
-    TargetSpace.retrieve`, the retrieval output) and the rank of its true stimulus (None when unknown or not in the
+    """Each trial's top-``k`` stimuli of the target space's gallery (``TargetSpace.retrieve``, the
+    retrieval output) and the rank of its true stimulus (None when unknown or not in the
     gallery), with gallery top-1 / top-5 accuracies over the trials whose stimulus is in the gallery.
 
     Similarities are cosines; ranks come from :func:`~neurodecode.core.scores.gallery_rank`.

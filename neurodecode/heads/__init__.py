@@ -3,7 +3,7 @@
 * :mod:`.base` — the head protocol: :class:`LatentSpec` (what a head reads), typed outputs (:class:`ImageOutput`,
   :class:`CaptionOutput`, :class:`MeshOutput`), per-trial seeds, weights loading with offline errors, batching.
 * :mod:`.images` — :class:`UnCLIPImageHead` (Stable unCLIP with MindEye's low-level img2img branch),
-  :class:`IPAdapterImageHead`, :class:`BlurryImages`.
+  :class:`IPAdapterImageHead`, ``BlurryImages`` (0.2; now ``LowLevelImages``).
 * :mod:`.captions` — :class:`NearestCaptionHead` (caption bank), :class:`PrefixCaptionHead` (ClipCap),
   :class:`GitCaptionHead` (GIT through a ridge map into its visual tokens, MindEye2).
 * :mod:`.meshes` — :class:`ShapEMeshHead` (Shap-E prior + renderer → trimesh meshes), :func:`render_mesh`.

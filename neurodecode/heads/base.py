@@ -102,8 +102,8 @@ def prepare_latents(head: Any, latents: Any, raw_norm: float | None = None,
                     token_shape: Sequence[int] | None = None) -> np.ndarray:
     """Latents at the scale ``head`` expects: unchanged for heads trained on the target space, each vector
     rescaled (direction kept) to the expected norm for heads that read the image tower's raw embeddings
-    (:attr:`LatentSpec.raw`) — the norm their weights declare, else ``raw_norm`` (the target space's measured
-    mean raw norm, :attr:`~neurodecode.alignment.targets.TargetSpace.raw_norm_`). With ``token_shape`` (a
+    (``LatentSpec.raw``) — the norm their weights declare, else ``raw_norm`` (the target space's measured
+    mean raw norm, ``raw_norm_``). With ``token_shape`` (a
     token-level objective's ``(n_tokens, width)``) the flattened latents are reshaped into tokens first.
 
     Raises when a raw head's scale is known from neither (never a silent unit-norm conditioning); warns when the
@@ -389,7 +389,7 @@ class HeadBase:
 class ImageHead(HeadBase):
     """Image heads: ``generate(latents) -> ImageOutput`` with ``images`` (n_trials, n_samples, H, W, C) in [0, 1].
 
-    A subclass defines :attr:`image_shape`, :attr:`device` and ``_sample(embeds, state, generators, steps,
+    A subclass defines :attr:`image_shape`, ``device`` and ``_sample(embeds, state, generators, steps,
     guidance_scale) -> tensor (B, C, H, W) in [0, 1]`` — one draw per row, each row from its own generator — and
     may define ``_prepare(embeds, **options) -> state`` for per-call inputs (initial images, guidance).
     """
@@ -489,7 +489,7 @@ class CaptionHead(HeadBase):
                              dict(self.config), captions=captions, top=top, scores=scores)
 
     def fit_from(self, data: TrainingData, trainer: Mapping[str, Any] | None = None, seed: int = 0) -> CaptionHead:
-        """Train on the stimulus captions (and images, for heads whose :attr:`fit_needs` say so)."""
+        """Train on the stimulus captions (and images, for heads whose ``fit_needs`` say so)."""
         captions = self._require(data, "captions", "a 'caption' column in the stimulus table")
         extra = {}
         if "images" in self.fit_needs:
@@ -537,7 +537,7 @@ def check_head(head: Any, kind: str, where: str) -> Any:
 
 
 def trial_ids_for(trial_ids: Sequence[Any] | None, n: int) -> list[str]:
-    """The trials' ids as strings (default ``0 .. n-1``), one per latent."""
+    """The trials' ids as strings (default: ``"0"`` to ``str(n - 1)``), one per latent."""
     ids = [str(i) for i in range(n)] if trial_ids is None else [str(t) for t in trial_ids]
     if len(ids) != n:
         raise ValueError(f"field 'trial_ids': expected one id per latent ({n}), got {len(ids)}")

@@ -46,7 +46,7 @@ class NearestCaptionHead(CaptionHead):
     captions : list of str
         The bank (e.g. COCO captions).
     embedder : OpenCLIPEmbedder or callable
-        ``embed_texts(list of str) -> (n, embed_dim)`` (an :class:`~neurodecode.embeddings.OpenCLIPEmbedder` caches
+        ``embed_texts(list of str) -> (n, embed_dim)`` (an :class:`~neurodecode.alignment.embeddings.OpenCLIPEmbedder` caches
         the bank's embeddings on disk), or a function with that behaviour.
     block : int
         Bank rows compared at once.

@@ -332,7 +332,7 @@ def voxel_grid(epochs: EpochSet) -> tuple[dict, np.ndarray]:
         prov = tuple(prov[0]["processing"])
     steps = [st for st in prov if st.get("step") == "mask"]
     if not steps or set(epochs.channels.types) != {"fmri-voxel"}:
-        fail("epochs", "voxel epochs made by neurodecode.fmri (a 'mask' provenance step)",
+        fail("epochs", "voxel epochs made by neurodecode.loaders.fmri (a 'mask' provenance step)",
               f"types {sorted(set(epochs.channels.types))} and steps {[st.get('step') for st in prov]}")
     ijk = np.array([[int(v) for v in n[1:].split("_")] for n in epochs.channels.names])
     return steps[-1], ijk

@@ -3,7 +3,7 @@ channel names, and MNE's own warnings — surfaced, and turned into errors where
 
 * :func:`check_edf` — an EDF/EDF+/BDF header against the file: header size, record count × record size = the bytes
   on disk (a truncated file is refused instead of being read short), finite and plausible physical ranges
-  (|range| ≤ 10 V for voltage channels, ≤ 1e9 for any), distinct digital limits, unique labels.
+  (``|range|`` ≤ 10 V for voltage channels, ≤ 1e9 for any), distinct digital limits, unique labels.
 * :func:`check_eeglab` — an EEGLAB ``.set`` with its ``.fdt``: the data file holds n_channels × n_samples float32.
 * :func:`read_with_checks` — runs an MNE reader catching its warnings: those that mean data were lost or changed
   (records inferred from the file size, invalid FIF tags, duplicate channel names renamed, annotations outside the

@@ -165,7 +165,7 @@ def load_mat(path: str | os.PathLike, *, responses: Mapping[str, str], images: M
     ``load_mat(path, **DIGITS69)`` reads the digits69 set: 100 trials × 3,092 voxels of subject "01", a ``split``
     column (train/test), labels "6"/"9", and a stimulus table whose ``pixels`` column holds each 28×28 image
     flattened row by row (``pixels.reshape(28, 28)`` shows it upright) — the file stores images column by column,
-    hence ``image_order="F"``. With images, a trial's stimulus id names its image's content (:func:`stimulus_id`):
+    hence ``image_order="F"``. With images, a trial's stimulus id names its image's content (``stimulus_id``):
     repeated presentations share one id; without them each trial is its own stimulus (``<part>_<index>``).
     Each part must hold one label and one image per trial and finite values; label codes missing from
     ``label_names`` are an error.

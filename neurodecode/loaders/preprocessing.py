@@ -9,28 +9,28 @@
 Every step is validated before anything runs (unknown steps or parameters are refused with the step's index), runs
 through MNE, and is returned with its resolved parameters so that it can be stored as provenance with the epochs.
 
-=============  =====================================================================================================
-``pick``        ``types`` (MNE channel types, e.g. ``["eeg"]``) and/or ``channels`` (names); stim channels are kept
-                (``events="stim"`` reads them after the steps; they never become epoch channels)
-``montage``     ``name`` of an MNE built-in montage, or ``file`` of a montage/electrode file MNE reads
-``filter``      ``l_freq``, ``h_freq`` in Hz (either may be null), ``method`` (``"fir"`` default or ``"iir"``)
-``notch``       ``freqs`` in Hz (e.g. ``[50, 100]``)
-``resample``    ``sfreq`` in Hz (MNE's anti-aliased FFT resampling)
-``reference``   ``kind``: ``"average"`` (EEG/sEEG/ECoG), ``"channels"`` (with ``channels``), ``"bipolar"`` (sEEG/ECoG,
-                consecutive contacts of each shaft; positions at the contacts' midpoint), ``"laplacian"`` (EEG
-                surface Laplacian / current source density; needs positions)
-``bads``        ``channels`` to handle, ``action``: ``"mark"``, ``"interpolate"`` (EEG only, needs positions),
-                ``"drop"``, or ``"auto"`` (default: interpolate EEG channels, drop the others)
-``crop``        ``tmin``, ``tmax`` in seconds
-``rename``      ``mapping`` (old → new channel names) or ``preset: "eegbci"`` (BCI2000 names such as ``Fc5.`` →
-                ``FC5``, MNE's ``eegbci.standardize``)
-``filter_bank`` every data channel band-passed in each band and stacked (``O1@12.5-13.5Hz``, ...; band-major,
-                positions kept): ``bands`` (``[[low, high], ...]`` Hz) or ``frequencies`` (e.g. SSVEP stimulation
-                rates) with ``harmonics`` (default 1: the fundamentals; 2 adds 2f) and ``width`` (Hz, default 1:
-                f ± 0.5); ``method`` ``"fir"`` (MNE's default design, automatic transition bands) or ``"iir"``
-                (Butterworth of ``order`` 4, forward-backward: MOABB's design). The step as applied records each
-                filter's band and actual −3 dB pass band (``filters``): an FIR design passes far wider than asked
-=============  =====================================================================================================
+===============  =====================================================================================================
+``pick``         ``types`` (MNE channel types, e.g. ``["eeg"]``) and/or ``channels`` (names); stim channels are kept
+                 (``events="stim"`` reads them after the steps; they never become epoch channels)
+``montage``      ``name`` of an MNE built-in montage, or ``file`` of a montage/electrode file MNE reads
+``filter``       ``l_freq``, ``h_freq`` in Hz (either may be null), ``method`` (``"fir"`` default or ``"iir"``)
+``notch``        ``freqs`` in Hz (e.g. ``[50, 100]``)
+``resample``     ``sfreq`` in Hz (MNE's anti-aliased FFT resampling)
+``reference``    ``kind``: ``"average"`` (EEG/sEEG/ECoG), ``"channels"`` (with ``channels``), ``"bipolar"`` (sEEG/ECoG,
+                 consecutive contacts of each shaft; positions at the contacts' midpoint), ``"laplacian"`` (EEG
+                 surface Laplacian / current source density; needs positions)
+``bads``         ``channels`` to handle, ``action``: ``"mark"``, ``"interpolate"`` (EEG only, needs positions),
+                 ``"drop"``, or ``"auto"`` (default: interpolate EEG channels, drop the others)
+``crop``         ``tmin``, ``tmax`` in seconds
+``rename``       ``mapping`` (old → new channel names) or ``preset: "eegbci"`` (BCI2000 names such as ``Fc5.`` →
+                 ``FC5``, MNE's ``eegbci.standardize``)
+``filter_bank``  every data channel band-passed in each band and stacked (``O1@12.5-13.5Hz``, ...; band-major,
+                 positions kept): ``bands`` (``[[low, high], ...]`` Hz) or ``frequencies`` (e.g. SSVEP stimulation
+                 rates) with ``harmonics`` (default 1: the fundamentals; 2 adds 2f) and ``width`` (Hz, default 1:
+                 f ± 0.5); ``method`` ``"fir"`` (MNE's default design, automatic transition bands) or ``"iir"``
+                 (Butterworth of ``order`` 4, forward-backward: MOABB's design). The step as applied records each
+                 filter's band and actual −3 dB pass band (``filters``): an FIR design passes far wider than asked
+===============  =====================================================================================================
 """
 
 from __future__ import annotations

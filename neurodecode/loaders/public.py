@@ -13,8 +13,8 @@ each, so that every study reads a data set the same way.
   statistics, the images and the training mask.
 * :func:`haxby_runs` — the one-slice Haxby 2001 runs with their events, and the slice's mask.
 
-Each takes the folder that holds the data sets (``root``, e.g. ``../shared/data``) and raises an error naming the
-missing file. May import: ``neurodecode.core``.
+Each takes the folder that holds the data sets (``root``, e.g. ``../shared/data``; :func:`shared_data` finds it) and
+raises an error naming the missing file. May import: ``neurodecode.core``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from neurodecode.core.epochs import EpochSet, concatenate
 
 __all__ = ["EEGMMIDB_STEPS", "MUSE_STEPS", "SSVEP_EXO_EVENTS", "digits69", "eegmmidb", "haxby_runs", "muse",
-           "ssvep_exo"]
+           "shared_data", "ssvep_exo"]
 
 #: the motor-imagery recipe of the data README: 10-05 names and positions, 7–30 Hz (MNE's FIR)
 EEGMMIDB_STEPS = ({"step": "rename", "preset": "eegbci"}, {"step": "montage", "name": "standard_1005"},
@@ -42,6 +42,32 @@ def _existing(path: Path, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing ({what}; see the data README of the shared recordings)")
     return path
+
+
+def shared_data() -> Path:
+    """The folder of the shared recordings: ``$NEURODECODE_SHARED_DATA``, else ``shared/data`` beside a development
+    checkout of neurodecode (``<checkout>/../shared/data``).
+
+    Returns
+    -------
+    root : Path
+        The folder (it exists).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming both places when neither exists.
+    """
+    if os.environ.get("NEURODECODE_SHARED_DATA"):
+        root = Path(os.environ["NEURODECODE_SHARED_DATA"])
+        if not root.is_dir():
+            raise FileNotFoundError(f"$NEURODECODE_SHARED_DATA is {str(root)!r}, which is not a folder")
+        return root
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    raise FileNotFoundError(f"the shared recordings are not at {beside} (beside this checkout): set "
+                            "$NEURODECODE_SHARED_DATA to their folder")
 
 
 def eegmmidb(root: str | os.PathLike, subjects: Sequence[str] = ("S001",), runs: Sequence[int] = (4, 8, 12), *,

@@ -7,7 +7,7 @@ whose size grows with eccentricity, as in early visual cortex — and responds w
 that sit close on the simulated cortical sheet, and scaled per voxel to a chosen signal-to-noise ratio. The subject
 is **simulated**: the epochs' provenance says so, and so does every report made from them.
 
-:func:`simulated_meg_subject` is the MEG counterpart: the same digits drive visual "sources" whose sensor
+``simulated_meg_subject`` is the MEG counterpart: the same digits drive visual "sources" whose sensor
 topographies are the real spatial components of an MEG recording's evoked responses (real sensor positions, types
 and units), with a per-subject mixing so that subjects differ, an evoked time course per source, and spatially
 correlated noise.

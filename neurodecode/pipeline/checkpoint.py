@@ -59,7 +59,7 @@ REQUIRED = ("encoder", "aligner", "target")
 
 
 def input_contract(epochs: EpochSet) -> InputContract:
-    """What a pipeline trained on ``epochs`` needs of new recordings (:meth:`InputContract.from_epochs`)."""
+    """What a pipeline trained on ``epochs`` needs of new recordings (``InputContract.from_epochs``)."""
     return InputContract.from_epochs(epochs)
 
 

@@ -345,9 +345,10 @@ def compare_with_baseline(pipe: DecodingPipeline, epochs: EpochSet, stimuli: Any
 
     Returns
     -------
-    dict with ``name``, ``scores`` (rows), ``comparison`` (rows), ``beats_baseline`` and ``summary`` (one line);
-    ``{"name": ..., "same_as_pipeline": True}`` when the pipeline is its own baseline, ``{"name": ...,
-    "skipped": why}`` when the config says ``baseline: false``.
+    result : dict
+        ``name``, ``scores`` (rows), ``comparison`` (rows), ``beats_baseline`` and ``summary`` (one line);
+        ``{"name": ..., "same_as_pipeline": True}`` when the pipeline is its own baseline, and
+        ``{"name": ..., "skipped": why}`` when the config says ``baseline: false``.
     """
     from neurodecode.core.scores import compare_scores, verdict
     from neurodecode.evaluation.scoring import latent_scores, latent_trial_scores
