@@ -57,7 +57,7 @@ def api_entries() -> list[tuple[str, str, list[str], list[tuple[str, list[str]]]
     for package_name in ["neurodecode"] + [f"neurodecode.{s}" for s in STAGES]:
         package = importlib.import_module(package_name)
         modules = []
-        subs = [] if package_name == "neurodecode" else _submodules(package)
+        subs = [] if package_name == "neurodecode" else [package_name] + _submodules(package)
         for module_name in subs:
             module = importlib.import_module(module_name)
             names = []
@@ -119,13 +119,16 @@ def write_api(path: Path = HERE / "api.rst") -> None:
         if exported:
             lines += [f"Exported by ``{package_name}``: "
                       + ", ".join(f":obj:`~{n}`" for n in exported) + ".", ""]
-        subpackages = sorted({m.rsplit(".", 1)[0] for m, _ in modules} - {package_name})
+        subpackages = sorted({m.rsplit(".", 1)[0] for m, _ in modules} - {package_name, package_name.rsplit(".", 1)[0]})
         for sub_package in subpackages:            # a package inside a stage (neurodecode.encoders.models)
             lines += [f".. py:module:: {sub_package}", ""]
         for module_name, names in modules:
             sub = f"``{module_name}``"
-            lines += [sub, "~" * len(sub), "", f".. automodule:: {module_name}", "   :no-members:", "",
-                      f".. currentmodule:: {module_name}", "", ".. autosummary::", "   :toctree: generated/",
+            if module_name == package_name:        # defined in the package itself (the 0.2 builders, deprecated)
+                lines += [f"Defined in ``{package_name}`` itself:", ""]
+            else:
+                lines += [sub, "~" * len(sub), "", f".. automodule:: {module_name}", "   :no-members:", ""]
+            lines += [f".. currentmodule:: {module_name}", "", ".. autosummary::", "   :toctree: generated/",
                       "   :nosignatures:", ""]
             lines += [f"   {n}" for n in names] + [""]
     _write(path, "\n".join(lines))

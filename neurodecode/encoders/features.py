@@ -51,6 +51,20 @@ def reads_epochs(estimator: Any) -> bool:
             return bool(getattr(estimator, "reads_epochs", False))
 
 
+def takes_epochs(estimator: Any) -> bool:
+    """Whether the first step of ``estimator`` takes an EpochSet: it reads one (:func:`reads_epochs`), or it is
+    one of neurodecode's estimators, which all take an EpochSet wherever they take an array — and hand its table
+    on (a covariance step's :class:`EpochMatrices`), so that a later ``Recenter`` re-centres each subject."""
+    while True:
+        if isinstance(estimator, Pipeline):
+            estimator = estimator.steps[0][1]
+        elif not getattr(estimator, "reads_epochs", False) and hasattr(getattr(estimator, "estimator", None), "fit"):
+            estimator = estimator.estimator
+        else:
+            return bool(getattr(estimator, "reads_epochs", False)) or \
+                type(estimator).__module__.startswith("neurodecode.")
+
+
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:
     """What an encoder's ``fit``/``transform`` take from epochs: the EpochSet itself for the estimators that read
     it (:func:`reads_epochs`: :class:`~neurodecode.encoders.EncoderFeatures`,

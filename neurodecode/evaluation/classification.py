@@ -245,11 +245,12 @@ def _fit_score(pipeline: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarr
 
 
 def _inputs(ep: EpochSet, pipeline: Any) -> Any:
-    """What the pipeline is fitted on: the EpochSet itself for estimators that read it (``reads_epochs``: channel
-    names and positions, subjects), else its data as float64."""
-    from neurodecode.encoders.features import reads_epochs
+    """What the pipeline is fitted on: the EpochSet itself when its first step takes one (``takes_epochs``: steps
+    that read channel names, positions or subjects, and neurodecode's own estimators, whose covariance steps hand
+    the table on so that a ``Recenter`` step re-centres each subject), else its data as float64."""
+    from neurodecode.encoders.features import takes_epochs
 
-    return ep if reads_epochs(pipeline) else ep.data.astype(np.float64)
+    return ep if takes_epochs(pipeline) else ep.data.astype(np.float64)
 
 
 #: cross-subject / cross-session alignments of ``evaluate(..., transfer=...)``

@@ -532,3 +532,23 @@ def test_comparing_evaluations_of_other_trials_is_refused(study):
                      "within_session", n_splits=4, seed=1)
     with pytest.raises(ValueError, match="field 'baseline'.*same test trials"):
         compare_evaluations(full, fewer)
+
+
+@pytest.mark.realdata
+def test_a_recenter_step_inside_the_pipeline_recentres_each_subject_in_evaluate(shared_data):
+    """evaluate hands neurodecode's own pipelines the EpochSet, so a ``Recenter`` step re-centres each subject (it
+    once got bare arrays and silently re-centred all subjects together: the plain pipeline's scores)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from neurodecode.encoders import Covariances, Recenter, TangentSpace
+    from neurodecode.loaders.public import eegmmidb
+
+    ep = eegmmidb(shared_data, ["S001", "S002", "S003"]).pick_channels(["FC3", "FC4", "C3", "Cz", "C4", "CP3", "CP4"])
+    plain = make_pipeline(Covariances("oas"), TangentSpace(), LogisticRegression(max_iter=1000))
+    step = make_pipeline(Covariances("oas"), Recenter(), TangentSpace(), LogisticRegression(max_iter=1000))
+    inside = evaluate(ep, step, "cross_subject").scores
+    option = evaluate(ep, plain, "cross_subject", recenter=True).scores
+    without = evaluate(ep, plain, "cross_subject").scores
+    np.testing.assert_allclose(inside["value"], option["value"])
+    assert not np.allclose(inside["value"], without["value"])
