@@ -10,7 +10,6 @@ before to 4 s after the cue). neurodecode's epochs go to MNE with :func:`neurode
 # %%
 import matplotlib.pyplot as plt
 import mne
-import numpy as np
 from mne.decoding import SlidingEstimator, cross_val_multiscore
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold

@@ -12,7 +12,7 @@ it sits near chance, which is why the ERP paradigm defaults to xDAWN.
 # %%
 import mne
 
-from neurodecode.evaluation import evaluate, plot_roc_curve
+from neurodecode.evaluation import evaluate
 from neurodecode.evaluation.classification import recipe_classifier
 from neurodecode.loaders.public import muse, shared_data
 

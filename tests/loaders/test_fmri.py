@@ -310,7 +310,7 @@ def test_to_nifti_after_concatenating_runs_and_on_non_voxel_epochs(tmp_path):
     both = concatenate(per_run)
     assert both.provenance[0]["step"] == "concatenate"
     assert to_nifti(np.ones(both.n_channels), both).shape == (7, 8, 9)
-    with pytest.raises(ValueError, match=r"field 'epochs': expected voxel epochs made by neurodecode.fmri"):
+    with pytest.raises(ValueError, match=r"field 'epochs': expected voxel epochs made by neurodecode.loaders.fmri"):
         to_nifti(np.ones(3), EpochSet.from_array(np.zeros((2, 3, 1)), 1.0, ch_types="fmri-roi"))
     with pytest.raises(ValueError, match=r"field 'values': expected one value per voxel channel"):
         to_nifti(np.ones(3), both)
