@@ -127,7 +127,7 @@ def test_moabb_scores_the_same_pipeline_beside_neurodecode(tmp_path, shared_data
 def test_every_dataset_and_pipeline_option_runs(tmp_path, shared_data):
     """The options the default run leaves out (braindecode's networks) run too, a few training epochs here."""
     assert set(options("dataset")) == {"eegmmidb", "ssvep_exo"}
-    extra = ["eegnet", "shallow_fbcsp"]
+    extra = ["atcnet", "eeg_conformer", "eegnet", "shallow_fbcsp"]
     assert set(options("pipeline")) - set(compose([], config_name="benchmark").pipelines) == set(extra)
     cfg = _config(shared_data, tmp_path, *(f"+pipeline@pipelines.{p}={p}" for p in extra),
                   *(f"pipelines.{p}.steps.0.trainer.max_epochs=2" for p in extra),
@@ -136,6 +136,7 @@ def test_every_dataset_and_pipeline_option_runs(tmp_path, shared_data):
                   "datasets.eegmmidb.evaluations=[cross_subject]")
     result = run_benchmark(cfg, datasets=["eegmmidb"], pipelines=[*extra, "ts_lr_selected"])
     assert set(result.summary["pipeline"]) == {"EEGNet (braindecode)", "ShallowFBCSPNet (braindecode)",
+                                               "ATCNet (braindecode)", "EEGConformer (braindecode)",
                                                "TS+LR, window and re-centring chosen on the training subjects"}
     assert result.summary["mean"].between(0, 1).all()
     cells = result.cells
