@@ -35,7 +35,7 @@ from neurodecode.core.scores import (as_matrix, check_pair, compare, normalize_r
                                              two_way_identification)
 
 __all__ = ["KINDS", "ImageFeatures", "Scores", "caption_scores", "chamfer_distance", "f_score", "image_trial_scores",
-           "n_way_top1", "pixcorr", "score_outputs", "ssim"]
+           "mismatched_chance", "n_way_top1", "pixcorr", "score_outputs", "ssim"]
 
 KINDS = ("classification", "retrieval", "images", "captions", "meshes")
 EXACT = "donot_use_mm_for_euclid_dist"  # exact distances (the matrix-product form leaves ~1e-8 for equal points)
@@ -79,6 +79,50 @@ def ssim(pred: Any, true: Any, data_range: float | None = None) -> float:
     rng = float(t.max() - t.min()) if data_range is None else float(data_range)
     return float(np.mean([structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                                 data_range=rng) for a, b in zip(p, t, strict=True)]))
+
+
+#: at most this many mismatched pairings per trial for SSIM's chance level (each an SSIM per trial)
+SSIM_CHANCE_SHIFTS = 5
+
+
+def mismatched_chance(pred: Any, true: Any) -> dict[str, float]:
+    """Chance levels of PixCorr and SSIM: the scores of predictions against other trials' stimuli.
+
+    A reconstruction that only captures what all stimuli share (the mean image, the background) scores well above
+    0 on PixCorr; the chance a result must beat is the score of the same predictions paired with the wrong
+    stimuli. PixCorr's is the mean over every mismatched pair; SSIM's over up to :data:`SSIM_CHANCE_SHIFTS`
+    cyclic re-pairings (trial ``i`` with trial ``i + s``). Pairs whose true images are equal (repeats of one
+    stimulus) are left out.
+
+    Parameters
+    ----------
+    pred, true : array-like, shape (n_trials, H, W) or (n_trials, H, W, C)
+        Predicted and true images of the same trials.
+
+    Returns
+    -------
+    chance : dict
+        ``{"pixcorr": float, "ssim": float}`` (SSIM only for images of at least ``SSIM_MIN_SIZE`` pixels a side;
+        NaN where fewer than two distinct stimuli).
+    """
+    p, t = check_pair(pred, true)
+    pn, tn = normalize_rows(p, "pearson").numpy(), normalize_rows(t, "pearson").numpy()
+    t_flat = np.asarray(t).reshape(len(t), -1)
+    same = np.array([[np.array_equal(a, b) for b in t_flat] for a in t_flat]) if len(t) <= 2000 else \
+        (tn @ tn.T > 1 - 1e-12)
+    other = ~same
+    out = {"pixcorr": float((pn @ tn.T)[other].mean()) if other.any() else float("nan")}
+    pg, tg = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if pg.ndim >= 3 and min(tg.shape[1:3]) >= SSIM_MIN_SIZE:
+        rng = float(tg.max() - tg.min())
+        vals = []
+        for shift in range(1, min(len(tg), SSIM_CHANCE_SHIFTS + 1)):
+            j = (np.arange(len(tg)) + shift) % len(tg)
+            keep = other[np.arange(len(tg)), j]
+            if keep.any():
+                vals.append(ssim(pg[keep], tg[j[keep]], data_range=rng))
+        out["ssim"] = float(np.mean(vals)) if vals else float("nan")
+    return out
 
 
 class ImageFeatures:
@@ -460,7 +504,7 @@ def _score_images(pred: Any, true: Any, seed: int, options: Mapping[str, Any]) -
     values = {"pixcorr": pixcorr(p, t)}
     if min(t.shape[1:3]) >= SSIM_MIN_SIZE:          # smaller images have no SSIM (see ssim)
         values["ssim"] = ssim(p, t)
-    chance = {"pixcorr": 0.0}
+    chance = mismatched_chance(p, t)                # the predictions against other trials' stimuli
     for net in options.get("networks", ()):
         name, fn = (net if isinstance(net, tuple) else (getattr(net, "name", type(net).__name__), net))
         values[f"two_way[{name}]"], chance[f"two_way[{name}]"] = two_way_identification(fn(p), fn(t)), 0.5

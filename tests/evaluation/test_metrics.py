@@ -129,3 +129,26 @@ def test_caption_scores_leave_the_root_logger_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_image_chance_is_the_score_of_mismatched_pairs():
+    """PixCorr's chance is the mean over every mismatched (prediction, other stimulus) pair, repeats of one stimulus
+    left out; a prediction that is only the stimuli's mean image scores at that chance, not above it."""
+    from neurodecode.evaluation.metrics import mismatched_chance
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(size=(12, 12))
+    true = base + 0.3 * rng.uniform(size=(6, 12, 12))
+    true = np.concatenate([true, true[:2]])                     # stimuli 0 and 1 shown twice
+    pred = true + 0.2 * rng.standard_normal(true.shape)
+    chance = mismatched_chance(pred, true)
+    r = np.corrcoef(pred.reshape(8, -1), true.reshape(8, -1))[:8, 8:]
+    same = np.array([[np.array_equal(a, b) for b in true] for a in true])
+    assert chance["pixcorr"] == pytest.approx(r[~same].mean())
+    assert 0.3 < chance["pixcorr"] < r[same].mean()             # well above 0: the shared base image
+    assert "ssim" in chance and np.isfinite(chance["ssim"])
+    mean_only = np.broadcast_to(true.mean(0), true.shape)
+    table = score_outputs("images", mean_only, true).table.set_index("metric")
+    assert table.loc["pixcorr", "value"] == pytest.approx(table.loc["pixcorr", "chance"], abs=0.05)
+    one = mismatched_chance(pred[:1], true[:1])
+    assert np.isnan(one["pixcorr"])

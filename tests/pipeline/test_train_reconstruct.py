@@ -414,7 +414,8 @@ def test_demo_beats_chance_and_says_simulated(tmp_path, caplog):
     rows = {(r["pipeline"], r["metric"]): r for r in res["scores"]}
     assert rows[("latents", "two_way")]["value"] > 0.7            # chance 0.5
     assert rows[("latents", "image_top5")]["value"] > 2 * rows[("latents", "image_top5")]["chance"]
-    assert rows[("linear", "pixcorr")]["value"] > 0.5            # chance 0
+    # chance = PixCorr against the other trials' stimuli: the digits share most of their pixels (0.73 here)
+    assert rows[("linear", "pixcorr")]["value"] > rows[("linear", "pixcorr")]["chance"] + 0.05
     assert "This subject is SIMULATED" in Path(res["report"]).read_text()
     with pytest.raises(FileExistsError, match="a training run is already there"):
         run_demo(tmp_path / "demo")
