@@ -23,6 +23,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from neurodecode.core.docs import fill_doc
 from neurodecode.core.estimators import Interval, TorchEstimator, check_params
 from neurodecode.core.registry import register
 
@@ -382,6 +383,7 @@ class _TorchAlignment(RegressorMixin, TorchEstimator):
         return est
 
 
+@fill_doc
 @register
 class LearnedAlignment(_TorchAlignment):
     """A trained mapper from brain features to a target space (MindEye's recipe, any backbone).
@@ -403,11 +405,10 @@ class LearnedAlignment(_TorchAlignment):
     temperature : float
     mixco_fraction : float
         Fraction of the epochs trained with BiMixCo first (0: never).
-    trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults`` (``checkpoint_dir``:
-        resumable training checkpoints; :meth:`save` writes the final model anywhere).
-    seed, device :
-        Seeds the initialisation and the batches; where the network trains and predicts.
+    %(trainer)s
+        :meth:`save` writes the final model anywhere.
+    %(seed)s
+    %(device)s
     standardize : bool
         Z-score inputs and targets with the training statistics (kept in the checkpoint).
     max_epochs, batch_size, lr, weight_decay, precision, checkpoint_dir :

@@ -32,6 +32,7 @@ from torch import nn
 
 from neurodecode.alignment.aligners import (ALPHAS, RidgeAlignment, as_2d, encoding_scores, select_voxels,
                                             voxel_correlations)
+from neurodecode.core.docs import fill_doc
 from neurodecode.core.estimators import Interval, TorchEstimator
 from neurodecode.core.registry import ConfigMixin, register
 
@@ -220,6 +221,7 @@ class RegionQueryEncoder(ConfigMixin, nn.Module):
         return (z * self.readout).sum(-1) + self.bias
 
 
+@fill_doc
 @register
 class TransformerEncodingModel(RegressorMixin, TorchEstimator):
     """Fit a :class:`RegionQueryEncoder` to voxel responses (MSE on z-scored voxels, AdamW with a cosine schedule,
@@ -231,11 +233,10 @@ class TransformerEncodingModel(RegressorMixin, TorchEstimator):
         Regions = k-means clusters of the voxels' training responses (correlated voxels share a query), unless
         ``regions`` is given to ``fit`` (e.g. from an atlas).
     embed_dim, num_heads, num_layers, dropout : model size
-    trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults`` (300 epochs of one
-        batch, lr 3e-3, weight decay 0.05).
-    seed : int
-    device : str
+    %(trainer)s
+        Here: 300 epochs of one batch, lr 3e-3, weight decay 0.05.
+    %(seed)s
+    %(device)s
     epochs, lr, weight_decay :
         Deprecated (one release): ``trainer={"max_epochs": ..., "lr": ..., "weight_decay": ...}``.
 

@@ -32,6 +32,7 @@ import torch
 from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from neurodecode.core.docs import fill_doc
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.estimators import Interval, TorchEstimator
 from neurodecode.core.registry import register
@@ -406,6 +407,7 @@ def braindecode_license(model: str) -> str | None:
 NONCOMMERCIAL = ("cc-by-nc",)
 
 
+@fill_doc
 @register
 class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
     """Any braindecode model by name, trained as a classifier on the one trainable-estimator base.
@@ -432,9 +434,9 @@ class BraindecodeModel(ClassifierMixin, TransformerMixin, _ChannelScaled):
     noncommercial : bool
         Allow a model whose licence in braindecode's metadata permits non-commercial use only (cc-by-nc: its
         BrainModule, EEGMiner, MetaNeuromotorHand); refused otherwise, naming the licence.
-    trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
-    seed, device :
+    %(trainer)s
+    %(seed)s
+    %(device)s
 
     Attributes
     ----------

@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from neurodecode.core.docs import fill_doc
 from neurodecode.core.epochs import Channels, EpochSet
 from neurodecode.encoders.models.tokenizers import SignalSpec, input_spec
 from neurodecode.core.configs import build
@@ -363,6 +364,7 @@ class _Head(nn.Module):
         return self.head(tokens.mean(dim=(1, 2)) if self.pool == "mean" else tokens.mean(1).flatten(1))
 
 
+@fill_doc
 @register
 class FineTunedEncoder(ClassifierMixin, TorchEstimator):
     """A pretrained encoder with a classification (or regression) head, trained end to end or frozen.
@@ -379,8 +381,7 @@ class FineTunedEncoder(ClassifierMixin, TorchEstimator):
     pool : {"mean", "channels"}
         Head input: the mean token, or the channel-mean token of each patch (keeps time; fixed epoch length).
     dropout : float
-    trainer : mapping, optional
-        :class:`~neurodecode.core.training.Trainer` settings over ``trainer_defaults``.
+    %(trainer)s
     type_map, missing_positions :
         See :func:`~neurodecode.encoders.models.tokenizers.input_spec`.
     subject : str, optional

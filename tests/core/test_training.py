@@ -150,3 +150,40 @@ def test_bf16_mixed_precision_trains_on_cpu():
     trainer = Trainer(max_epochs=5, batch_size=8, lr=1e-2, precision="bf16-mixed")
     trainer.fit(model, objective, data)
     assert trainer.history[-1]["train_mse"] < trainer.history[0]["train_mse"]
+
+
+def test_shared_parameter_texts_fill_every_placeholder():
+    """fill_doc writes DOCDICT's entries in place of %(name)s; no public docstring keeps a placeholder, and an
+    unknown one is refused naming it."""
+    import importlib
+    import inspect
+    import pkgutil
+    import re
+
+    import neurodecode
+    from neurodecode.core.docs import DOCDICT, fill_doc
+    from neurodecode.encoders import BraindecodeModel
+
+    assert DOCDICT["trainer"].splitlines()[0] in BraindecodeModel.__doc__
+    left = []
+    for info in pkgutil.walk_packages(neurodecode.__path__, "neurodecode."):
+        if info.name.endswith("__main__"):          # `python -m neurodecode` runs the command
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            own = getattr(obj, "__module__", "") == info.name
+            if own and (inspect.isclass(obj) or inspect.isfunction(obj)) and \
+                    re.search(r"^\s*%\(\w+\)s\s*$", obj.__doc__ or "", re.M):
+                left.append(f"{info.name}.{name}")
+    assert not left
+
+    def f():
+        """x
+
+        Parameters
+        ----------
+        %(nope)s
+        """
+
+    with pytest.raises(KeyError, match="no shared parameter text 'nope'"):
+        fill_doc(f)
