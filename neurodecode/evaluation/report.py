@@ -106,7 +106,8 @@ def _comparison(table: pd.DataFrame) -> str:
 
 
 def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mapping[str, Any]],
-                 columns: Sequence[str], scores: pd.DataFrame | None = None, plot: str | os.PathLike | None = None,
+                 columns: Sequence[str], scores: pd.DataFrame | None = None,
+                 plot: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
                  notices: Sequence[str] = (), details: Mapping[str, Any] | None = None,
                  comparison: pd.DataFrame | None = None) -> Path:
     """Write the report.
@@ -119,7 +120,7 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
         (a caption) or None.
     columns : the trial columns to show, in order (e.g. ``["stimulus image", "low-level", "generated"]``).
     scores : tidy scores table (kind, metric, value, chance, ...).
-    plot : a PNG file to embed (the scores plot).
+    plot : a PNG file to embed (the scores plot), or several (the scores, a confusion matrix, a ROC curve).
     notices : highlighted sentences at the top (e.g. "This subject is simulated").
     details : key → value lines (checkpoint, recordings, timings).
     comparison : the pipeline beside its plain baseline
@@ -136,9 +137,12 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
                                          f"{html.escape(str(v))}</td></tr>" for k, v in details.items()) + "</table>")
     if scores is not None and len(scores):
         parts.append("<h2>Evaluation</h2>")
-        if plot is not None and Path(plot).is_file():
-            uri = "data:image/png;base64," + base64.b64encode(Path(plot).read_bytes()).decode("ascii")
-            parts.append(f"<p><img src='{uri}' alt='scores' style='max-width:100%;width:64em'></p>")
+        figures = [] if plot is None else [plot] if isinstance(plot, (str, os.PathLike)) else list(plot)
+        for k, figure in enumerate(f for f in figures if Path(f).is_file()):
+            uri = "data:image/png;base64," + base64.b64encode(Path(figure).read_bytes()).decode("ascii")
+            width = "64em" if k == 0 else "24em"
+            parts.append(f"<p style='display:inline-block'><img src='{uri}' alt='{html.escape(Path(figure).stem)}' "
+                         f"style='max-width:100%;width:{width}'></p>")
         parts.append(_table(scores.drop(columns=[c for c in ("seed",) if c in scores])))
     if comparison is not None and len(comparison):
         parts.append(_comparison(comparison))

@@ -16,6 +16,7 @@ Output folder::
     images/ low_level/ linear/ captions/ meshes/   per-trial files + metadata.json
     retrieval.json         top-5 gallery stimuli and the rank of the true one, per trial (labels objective: classes)
     confusion.json         labels objective: the confusion matrix (rows: true class, columns: predicted class)
+    confusion.png, roc.png labels objective: the confusion matrix drawn; the ROC curve (two classes)
     scores.json, scores.png   evaluation (when stimuli are known): one panel per output kind, 95% intervals
     trial_scores.csv       per-trial two-way / top-1 / PixCorr of the pipeline and of its plain baseline
     baseline.json          the pipeline beside its baseline, paired over the trials (difference, CI, p-value)
@@ -338,8 +339,9 @@ def _generated_vs_reference(d: Decoded, seed: int, scale: float | None) -> tuple
 
 # -- 4. write and report -----------------------------------------------------------------------------------------------
 
-def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
-    """``latents.npy``, each output's folder, ``retrieval.json``, ``scores.json`` / ``scores.png``; returns the plot."""
+def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> list[Path]:
+    """``latents.npy``, each output's folder, ``retrieval.json``, ``scores.json`` / ``scores.png`` (and for class
+    decoding ``confusion.png``, with two classes ``roc.png``); returns the figures."""
     np.save(out / "latents.npy", d.latents)
     folders = {"linear": "linear", "low-level": "low_level", "images": "images"}
     for name, output in d.images.items():
@@ -355,10 +357,30 @@ def write_outputs(d: Decoded, out: Path, scores: Scores | None) -> Path | None:
     if d.confusion is not None:
         (out / "confusion.json").write_text(dumps(d.confusion, indent=1))
     if scores is None:
-        return None
+        return []
     scores.to_json(out / "scores.json")
     scores.plot(out / "scores.png")
-    return out / "scores.png"
+    return [out / "scores.png", *_class_figures(d, out)]
+
+
+def _class_figures(d: Decoded, out: Path) -> list[Path]:
+    """The confusion matrix and, with two classes, the ROC curve of a class-decoding run's trials."""
+    if d.confusion is None or d.ids is None:
+        return []
+    from neurodecode.evaluation.plots import plot_confusion_matrix, plot_roc_curve
+
+    classes = [str(c) for c in d.confusion["classes"]]
+    counts = np.asarray(d.confusion["matrix"])
+    true = np.repeat(np.repeat(classes, counts.shape[1]), counts.ravel())       # the counts back as trials
+    pred = np.repeat(np.tile(classes, counts.shape[0]), counts.ravel())
+    plot_confusion_matrix(true, pred, classes, path=out / "confusion.png")
+    figures = [out / "confusion.png"]
+    labels = np.asarray(d.ids).astype(str)
+    if len(classes) == 2 and len(set(labels)) == 2:
+        plot_roc_curve(labels, d.latents[:, 1] - d.latents[:, 0], positive=classes[1], name="decoded",
+                       path=out / "roc.png")
+        figures.append(out / "roc.png")
+    return figures
 
 
 def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]], list[str]]:
@@ -392,7 +414,7 @@ def _trial_rows(pipe: DecodingPipeline, d: Decoded) -> tuple[list[dict[str, Any]
 
 
 def report(pipe: DecodingPipeline, d: Decoded, epochs: EpochSet, out: Path, scores: Scores | None,
-           plot: Path | None, *, title: str, notices: Sequence[str] = (), details: Mapping[str, Any] = ()) -> Path:
+           plot: Sequence[Path] | Path | None, *, title: str, notices: Sequence[str] = (), details: Mapping[str, Any] = ()) -> Path:
     """Write ``report.html``: a notice when the subject is simulated, the details, scores and one row per trial."""
     from neurodecode.evaluation.report import write_report
 

@@ -89,7 +89,15 @@ def test_the_checkpoint_reconstructs_the_held_out_run_from_its_raw_file(trained,
     assert json.loads((tmp_path / "rec" / "confusion.json").read_text())["matrix"] == res["confusion"]["matrix"]
     retrieval = json.loads((tmp_path / "rec" / "retrieval.json").read_text())
     assert {r["top5"][0] for r in retrieval} <= {"left", "right"}
-    assert "confusion" in (tmp_path / "rec" / "report.html").read_text()
+    page = (tmp_path / "rec" / "report.html").read_text()
+    assert "confusion" in page
+    # the confusion matrix and the ROC curve are drawn and embedded beside the scores; the drawn matrix is the file's
+    from PIL import Image
+
+    for name in ("confusion", "roc"):
+        with Image.open(tmp_path / "rec" / f"{name}.png") as im:
+            assert im.size[0] > 200
+        assert f"alt='{name}'" in page
 
 
 def test_labels_objective_refuses_heads_missing_columns_and_unknown_classes(shared_data, tmp_path):
