@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from neurodecode.core.configs import compose, conf_dir, normalize_overrides
+from neurodecode.core.configs import check_targets, compose, conf_dir, normalize_overrides
 
 __all__ = ["main"]
 
@@ -83,6 +83,29 @@ def _error(err: BaseException) -> int:
     return 2
 
 
+def _first_of_sweeps(overrides: Sequence[str]) -> list[str]:
+    """Each ``key=a,b`` sweep as its first value ``key=a`` (list and dict values left whole)."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if "," in value and not value.lstrip().startswith(("[", "{")):
+            value = value.split(",")[0]
+        out.append(f"{key}={value}" if _ else o)
+    return out
+
+
+def _check_hydra_targets(overrides: Sequence[str]) -> None:
+    """Hydra instantiates its own ``hydra.callbacks`` before the run's code starts: their ``_target_`` entries —
+    from an experiment found through ``hydra.searchpath`` or from ``+hydra.callbacks.X._target_=...`` — are held to
+    the allowlist here, before Hydra sees them (a pickle loader as a callback would run the pickle)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(list(overrides), return_hydra_config=True)
+    callbacks = OmegaConf.select(cfg, "hydra.callbacks")
+    if callbacks:
+        check_targets(callbacks, "hydra.callbacks")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``neurodecode train`` (Hydra's command line); errors, also those raised inside the run, are
     one line naming the file and the field (``NEURODECODE_DEBUG=1`` shows the traceback)."""
@@ -94,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     old = sys.argv
     multirun = "--multirun" in argv or "-m" in argv
     try:
+        if not any(a in ("--help", "-h", "--hydra-help") for a in argv):
+            _check_hydra_targets(_first_of_sweeps(plain) if multirun else plain)
         if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for a in argv):
             if not multirun:
                 compose(plain)        # fail early, with the hint, on a bad key or value

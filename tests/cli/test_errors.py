@@ -87,3 +87,32 @@ def test_manifest_paths_that_leave_the_destination_are_refused(tmp_path, monkeyp
     assert main(["data", "fetch", "ok", "--dest", str(dest)]) == 2
     assert "resolves to" in capsys.readouterr().err and "outside" in capsys.readouterr().err + "outside"
     assert not (tmp_path / ".bashrc").exists() and not list((tmp_path / "cache").rglob("*.bin"))
+
+
+def test_hydra_callbacks_are_held_to_the_target_allowlist(tmp_path, monkeypatch, capsys):
+    """A pickle loader as a Hydra callback — on the command line or in an experiment found through hydra.searchpath
+    — is refused before Hydra instantiates it: the pickle never runs."""
+    import pickle
+
+    from neurodecode.cli.train import main
+
+    marker = tmp_path / "ran"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(Boom()))
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "evil.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    boom:\n      _target_: joblib.load\n"
+        f"      filename: {tmp_path / 'x.pkl'}\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["experiment=tiny", "+hydra.callbacks.x._target_=pandas.read_pickle",
+                  f"+hydra.callbacks.x.filepath_or_buffer={tmp_path / 'x.pkl'}"],
+                 [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=evil"],
+                 [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=evil", "-m"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "hydra.callbacks: field '" in err and "instantiating it could run arbitrary code" in err
+    assert not marker.exists()
