@@ -90,7 +90,7 @@ def mismatched_chance(pred: Any, true: Any) -> dict[str, float]:
 
     A reconstruction that only captures what all stimuli share (the mean image, the background) scores well above
     0 on PixCorr; the chance a result must beat is the score of the same predictions paired with the wrong
-    stimuli. PixCorr's is the mean over every mismatched pair; SSIM's over up to :data:`SSIM_CHANCE_SHIFTS`
+    stimuli. PixCorr's is the mean over every mismatched pair; SSIM's over up to ``SSIM_CHANCE_SHIFTS`` (5)
     cyclic re-pairings (trial ``i`` with trial ``i + s``). Pairs whose true images are equal (repeats of one
     stimulus) are left out.
 
