@@ -111,6 +111,10 @@ class TargetSpace:
                 from sklearn.decomposition import PCA
 
                 flat = img.reshape(len(img), -1).astype(np.float64)
+                if isinstance(self.n_components, bool) or not isinstance(self.n_components, (int, np.integer)) \
+                        or self.n_components < 1:
+                    raise ValueError(f"field 'objective.n_components': expected an integer >= 1, got "
+                                     f"{self.n_components!r}")
                 if self.n_components > min(flat.shape):
                     raise ValueError(f"field 'objective.n_components': expected at most {min(flat.shape)} "
                                      f"(training stimuli × pixels), got {self.n_components}")

@@ -475,6 +475,9 @@ class EpochStore:
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{self.name}: field 'meta': expected the store's channel and timing metadata, got an "
                              f"unreadable or damaged entry ({type(err).__name__}: {err})") from None
+        if not (np.isfinite(self.sfreq) and self.sfreq > 0) or not np.isfinite(self.tmin):
+            raise ValueError(f"{self.name}: field 'sfreq'/'tmin': expected a positive finite sampling rate and a "
+                             f"finite tmin, got {self.sfreq!r} and {self.tmin!r} (damaged or hand-edited store)")
         self.table = self._read_table(group, "table")
         self.stimuli = self._read_table(group, "stimuli") if "stimuli" in group else None
         self.data = group["data"]

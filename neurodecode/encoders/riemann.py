@@ -352,7 +352,7 @@ class FilterBankCovariances(ArrayInput, TransformerMixin, BaseEstimator):
         X = check_signals(X).astype(np.float64)
         out = []
         for low, high in self.bands:
-            Xf = mne.filter.filter_data(X, self.sfreq, low, high, verbose="error")
+            Xf = mne.filter.filter_data(X, self.sfreq, low, high, verbose="warning")
             out.append(spd.covariances(_tensor(Xf, self.device), self.estimator, self.reg))
         return EpochMatrices.wrap(torch.stack(out, dim=1).cpu().numpy(), table)
 

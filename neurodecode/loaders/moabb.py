@@ -47,6 +47,10 @@ def from_moabb(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = Non
     unknown = sorted(set(subjects) - set(dataset.subject_list))
     if unknown:
         fail("subjects", f"subjects of {dataset.code} ({dataset.subject_list[:5]}...)", unknown)
+    for band in getattr(paradigm, "filters", None) or []:      # MOABB filters (fmin, fmax) with fmin > fmax as a
+        low, high = band                                         # band-stop, silently: a swapped pair is an error
+        if low is not None and high is not None and not float(low) < float(high):
+            fail("paradigm.filters", "bands (fmin, fmax) with fmin < fmax", [tuple(b) for b in paradigm.filters])
     parts = []
     for subject in subjects:
         epochs, labels, meta = paradigm.get_data(dataset, subjects=[subject], return_epochs=True)

@@ -226,3 +226,16 @@ def test_chaining_aligners_checks_the_latent_dimension():
     mapper = LearnedAlignment(hidden=8, n_blocks=0, trainer={"max_epochs": 1, "batch_size": 16}).fit(X, Y[:, :6])
     with pytest.raises(ValueError, match="field 'X': expected 8 features as in fit, got 6"):
         prior.predict(mapper.predict(X))
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_a_pca_target_with_no_components_is_refused(n):
+    import pandas as pd
+
+    from neurodecode.alignment.targets import TargetSpace
+
+    rng = np.random.default_rng(0)
+    stimuli = pd.DataFrame({"stimulus": [f"s{i}" for i in range(6)],
+                            "pixels": [rng.uniform(0, 1, 64) for _ in range(6)], "height": 8, "width": 8})
+    with pytest.raises(ValueError, match=r"field 'objective.n_components': expected an integer >= 1"):
+        TargetSpace("pca", n_components=n).fit(stimuli, stimuli["stimulus"])

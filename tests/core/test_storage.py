@@ -285,3 +285,17 @@ def test_writer_refuses_a_stimulus_table_missing_ids(tmp_path):
                          stimuli=pd.DataFrame({"stimulus": ["a"]})) as w:
             w.append(np.zeros((2, 1, 2)), {"stimulus": ["a", "b"]})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("attr", "value"), [("sfreq", -1.0), ("sfreq", 0.0), ("sfreq", np.nan), ("tmin", np.inf)])
+def test_a_store_with_an_impossible_sampling_rate_is_refused_on_opening(tmp_path, epochs, attr, value):
+    import h5py
+
+    save(epochs, tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5", "r+") as f:
+        group = f[next(k for k in f if isinstance(f[k], h5py.Group))] if "data" not in f else f
+        group.attrs[attr] = value
+    with pytest.raises(ValueError, match=r"s\.h5: field 'sfreq'/'tmin': expected a positive finite sampling rate"):
+        open_store(tmp_path / "s.h5")
+    with pytest.raises(ValueError, match="field 'sfreq'/'tmin'"):
+        load(tmp_path / "s.h5")

@@ -506,3 +506,12 @@ def test_each_recipe_takes_its_own_parameters_and_refuses_the_others():
         make_recipe("tangentspace")
     ts = make_recipe("tangent_space", estimator="lwf", metric="logeuclid")
     assert (ts.named_steps["cov"].estimator, ts.named_steps["ts"].metric) == ("lwf", "logeuclid")
+
+
+def test_filter_bank_covariances_pass_on_mnes_distortion_warning():
+    """A filter longer than the epochs distorts them: MNE says so and the filter bank no longer silences it."""
+    from neurodecode.encoders import FilterBankCovariances
+
+    X = np.random.default_rng(0).standard_normal((4, 3, 60))
+    with pytest.warns(RuntimeWarning, match="distortion is likely"):
+        FilterBankCovariances([[8, 12]], 160.0).fit(X).transform(X)

@@ -47,3 +47,14 @@ def test_moabb_and_neurodecode_score_the_same_epochs_and_folds_equally(moabb_eeg
     auc = ours.set_index("metric").loc["roc_auc", "mean"]
     print(f"\nEEGMMIDB S001 imagery via MOABB: MOABB within-session ROC-AUC {theirs:.4f}, neurodecode {auc:.4f}")
     assert auc == pytest.approx(theirs, abs=1e-6)                                 # MOABB stores float32
+
+
+def test_a_swapped_band_is_refused_before_moabb_filters_it_as_a_band_stop():
+    from types import SimpleNamespace
+
+    from neurodecode.loaders.moabb import from_moabb
+
+    dataset = SimpleNamespace(subject_list=[1, 2], code="Fake")
+    paradigm = SimpleNamespace(filters=[(30.0, 7.0)], get_data=lambda *a, **k: pytest.fail("data were read"))
+    with pytest.raises(ValueError, match=r"field 'paradigm.filters': expected bands \(fmin, fmax\) with fmin < fmax"):
+        from_moabb(dataset, paradigm, subjects=[1])
