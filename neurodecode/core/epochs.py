@@ -263,6 +263,8 @@ class Channels:
 
 
 def check_data(data: Any) -> np.ndarray:
+    """The epochs' data as a float32 array (n_epochs, n_channels, n_times), or a ValueError naming field 'data'
+    (dimensions, dtype, NaN/Inf with the position of the first)."""
     if hasattr(data, "detach") and hasattr(data, "cpu"):  # a torch tensor
         data = data.detach().cpu().numpy()
     if not isinstance(data, np.ndarray):
@@ -291,6 +293,8 @@ def check_data(data: Any) -> np.ndarray:
 
 
 def check_table(table: pd.DataFrame | Mapping | None, n_epochs: int) -> pd.DataFrame:
+    """The per-epoch table with the standard columns (missing ones empty), or a ValueError naming field 'table'
+    (its length against ``n_epochs``)."""
     if table is None:
         table = pd.DataFrame(index=pd.RangeIndex(n_epochs))
     elif isinstance(table, Mapping):  # columns; a scalar value fills its column
@@ -320,6 +324,8 @@ def check_table(table: pd.DataFrame | Mapping | None, n_epochs: int) -> pd.DataF
 
 
 def check_stimuli(stimuli: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame | None:
+    """The stimulus table (one row per stimulus id, every id the epochs' table names), or a ValueError naming
+    field 'stimuli'; None stays None."""
     if stimuli is None:
         return None
     if not isinstance(stimuli, pd.DataFrame):

@@ -116,6 +116,7 @@ def standardized(X: Any, mean: np.ndarray, scale: np.ndarray, n_times: int) -> t
 
 
 def check_spd(C: Any, n_matrix_axes: tuple[int, ...] = (3, 4)) -> np.ndarray:
+    """SPD matrices (n_epochs, [n_bands,] n, n) as an array (their dtype kept), or a ValueError naming field 'X'."""
     C = as_array(C)
     if C.ndim not in n_matrix_axes or C.shape[-1] != C.shape[-2]:
         raise ValueError(f"field 'X': expected SPD matrices of shape (n_epochs, [n_bands,] n, n), got shape "

@@ -276,18 +276,22 @@ def _eig_fn(C: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torc
 
 
 def sqrtm(C: torch.Tensor) -> torch.Tensor:
+    """Matrix square root of SPD matrices (..., n, n), through their eigendecomposition."""
     return _eig_fn(C, torch.sqrt)
 
 
 def invsqrtm(C: torch.Tensor) -> torch.Tensor:
+    """Inverse matrix square root of SPD matrices (..., n, n), through their eigendecomposition."""
     return _eig_fn(C, lambda w: 1.0 / torch.sqrt(w))
 
 
 def logm(C: torch.Tensor) -> torch.Tensor:
+    """Matrix logarithm of SPD matrices (..., n, n), through their eigendecomposition."""
     return _eig_fn(C, torch.log)
 
 
 def expm(C: torch.Tensor) -> torch.Tensor:
+    """Matrix exponential of symmetric matrices (..., n, n), through their eigendecomposition."""
     return _eig_fn(C, torch.exp)
 
 

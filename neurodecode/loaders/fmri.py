@@ -33,6 +33,7 @@ __all__ = ["Run", "check_events", "check_runs", "check_stimulus_files", "drop_no
 
 
 def image_name(img: Any) -> str:
+    """The file name of a nibabel image, for error messages (``<image>`` for one built in memory)."""
     fn = getattr(img, "get_filename", lambda: None)()
     return str(fn) if fn else "<image>"
 

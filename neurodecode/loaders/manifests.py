@@ -145,6 +145,7 @@ def verify_file(path: str | os.PathLike, expected: str) -> None:
 
 
 def cache_dir() -> Path:
+    """Where downloads go: ``$NEURODECODE_CACHE``, else ``~/.cache/neurodecode``."""
     return Path(os.environ.get("NEURODECODE_CACHE", Path.home() / ".cache" / "neurodecode"))
 
 
