@@ -267,8 +267,26 @@ def build(group: str, name: str | Path | Mapping[str, Any], overrides: Sequence[
     """Build any configured object: ``conf/GROUP/NAME.yaml`` (or a YAML path, or a config mapping with
     ``_target_``), with ``key=value`` overrides and keyword arguments passed to the target.
 
-    Examples: ``build("aligner", "mlp", ["max_epochs=50"])``, ``build("head", "tiny_unclip")``,
-    ``build("encoder", "tiny_mae", ["encoder.depth=2"])``, ``build("features", "tangent_space")``.
+    Parameters
+    ----------
+    group : str
+        A config group of ``conf/`` (``aligner``, ``encoder``, ``head``, ``features``, ...).
+    name : str, path or mapping
+        An option of the group (:func:`options` lists them), a YAML file, or a config mapping.
+    overrides : sequence of str
+        ``key=value`` changes to the option.
+    **kwargs
+        Passed to the target's constructor.
+
+    Returns
+    -------
+    obj : object
+        The built estimator, head or model. Every ``_target_`` is checked against the allowlist first.
+
+    Examples
+    --------
+    ``build("aligner", "mlp", ["trainer.max_epochs=50"])``, ``build("head", "tiny_unclip")``,
+    ``build("encoder", "tiny_mae")``, ``build("features", "tangent_space")``.
     """
     from omegaconf import OmegaConf
 
@@ -319,7 +337,21 @@ def _is_group(key: str) -> bool:
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train", return_hydra_config: bool = False) -> Any:
     """Compose ``conf/<config_name>.yaml`` with Hydra overrides (Hydra's compose API, after
-    ``normalize_overrides``); errors get a hint."""
+    ``normalize_overrides``); errors get a hint.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        Hydra overrides, as on the command line: ``group=option``, ``key=value``, ``+new.key=value``.
+    config_name : str
+        ``"train"`` (``neurodecode train``) or ``"benchmark"`` (``neurodecode benchmark``).
+    return_hydra_config : bool
+        Keep the ``hydra`` node (its callbacks, launcher, run folder).
+
+    Returns
+    -------
+    cfg : omegaconf.DictConfig
+        The composed config, as the command would run it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException

@@ -359,6 +359,21 @@ def save(obj: EpochSet | EpochCollection, path: str | os.PathLike, *, overwrite:
          chunk_bytes: int = CHUNK_BYTES, compression: str | None = None) -> None:
     """Write an EpochSet or EpochCollection atomically to ``path`` (HDF5; see the module docstring).
 
+    Parameters
+    ----------
+    obj : EpochSet or EpochCollection
+        The epochs: data ``(n_epochs, n_channels, n_times)`` (per subject for a collection), channels, table,
+        stimuli and provenance.
+    path : str or path-like
+        The ``.h5`` file. It is written under a temporary name and renamed when complete, so a killed write
+        leaves the old file or the new one, never a partial one.
+    overwrite : bool
+        Replace an existing file.
+    chunk_bytes : int
+        Upper bound of one HDF5 chunk (whole epochs per chunk): the unit of lazy reads.
+    compression : str or None
+        HDF5 filter (``"gzip"``, ``"lzf"``) or None (default, fastest random access).
+
     Raises
     ------
     FileExistsError
@@ -701,7 +716,18 @@ class CollectionStore(Mapping[str, EpochStore]):
 
 
 def open_store(source: str | os.PathLike | BinaryIO) -> EpochStore | CollectionStore:
-    """Open a stored EpochSet (→ :class:`EpochStore`) or EpochCollection (→ :class:`CollectionStore`) lazily."""
+    """Open a stored EpochSet (→ :class:`EpochStore`) or EpochCollection (→ :class:`CollectionStore`) lazily.
+
+    Parameters
+    ----------
+    source : str, path-like or binary file object
+        A store written by :func:`save` or an :class:`EpochWriter`.
+
+    Returns
+    -------
+    store : EpochStore or CollectionStore
+        Reads epochs on indexing (``store[idx]`` → EpochSet), verifying their checksums; close it (or use it as a
+        context manager) when done."""
     h5, name = _open_h5(source)
     kind = h5.attrs.get("kind")
     h5.close()
@@ -717,7 +743,26 @@ def open_store(source: str | os.PathLike | BinaryIO) -> EpochStore | CollectionS
 def load(path: str | os.PathLike | BinaryIO, subject: str | None = None) -> EpochSet | EpochCollection:
     """Read a stored EpochSet or EpochCollection into memory — the one eager reader of stores (:func:`open_store`
     is the lazy one). With ``subject``: that subject's EpochSet of a collection file (only its data are read); a
-    single-set file has no subjects to choose from."""
+    single-set file has no subjects to choose from.
+
+    Parameters
+    ----------
+    path : str, path-like or binary file object
+        A store written by :func:`save` or an :class:`EpochWriter`.
+    subject : str or None
+        For a collection file: read only this subject.
+
+    Returns
+    -------
+    epochs : EpochSet or EpochCollection
+        As saved; every epoch's checksum is verified.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the field for a damaged, foreign or hand-edited store (sizes, metadata, sampling rate).
+    CorruptStoreError
+        When an epoch's data do not match its stored checksum (a subclass of ValueError)."""
     if subject is None:
         with open_store(path) as store:
             return store.load()

@@ -187,6 +187,20 @@ def make_recipe(name: str, **params: Any) -> Pipeline:
     Each recipe takes its own parameters (see its builder, e.g. :func:`tangent_space_recipe`:
     ``estimator``, ``reg``, ``metric``, ``device``); a parameter the recipe does not take is refused with the list of
     those it does — never silently ignored. ``None`` for a parameter means the recipe's default.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`RECIPES` (``tangent_space``, ``augmented_tangent_space``, ``xdawn_tangent_space``,
+        ``filter_bank``, ``covariance``, ``connectivity``, ...).
+    **params
+        The recipe's own parameters.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        A transformer from epochs ``(n_epochs, n_channels, n_times)`` (arrays, an EpochSet or an ``mne.Epochs``)
+        to features ``(n_epochs, n_features)``; put a classifier after it.
     """
     r = recipe(name)
     unknown = sorted(set(params) - set(r.parameters))

@@ -344,6 +344,18 @@ def to_nifti(values: np.ndarray, epochs: EpochSet) -> Any:
 
     Uses the voxel channel names (indices) and the ``mask`` step of the provenance (shape, affine), so it works on
     epochs read back from a store. Voxels outside the mask are 0.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+        One value per voxel channel of ``epochs``.
+    epochs : EpochSet
+        Voxel epochs made by :func:`read_volumes` or :func:`read_run` (their provenance holds the mask).
+
+    Returns
+    -------
+    image : nibabel.Nifti1Image
+        In the mask's grid and affine, for nilearn's ``plot_stat_map`` / ``plot_glass_brain``.
     """
     import nibabel as nib
 

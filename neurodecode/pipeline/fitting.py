@@ -375,6 +375,22 @@ def run(cfg: Any, out_dir: str | os.PathLike, overwrite: bool = False) -> dict[s
     """One training run into ``out_dir``: data → split → fit → held-out scores → checkpoint.
 
     A folder that already holds a run (``metrics.json`` or ``checkpoint/``) is refused unless ``overwrite``.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        The training config (:func:`neurodecode.compose`, as ``neurodecode train`` composes it).
+    out_dir : str or path-like
+        The run folder: ``checkpoint/``, ``heldout_epochs.h5``, ``metrics.json``, ``config.yaml``.
+    overwrite : bool
+        Replace a finished run in ``out_dir``.
+
+    Returns
+    -------
+    metrics : dict
+        What ``metrics.json`` holds: ``name``, ``n_train``, ``n_heldout``, ``seconds``, ``scores`` (held-out,
+        with chance levels and intervals), ``baseline`` (the plain baseline on the same trials, paired) and
+        ``checkpoint``.
     """
     from omegaconf import OmegaConf
 
