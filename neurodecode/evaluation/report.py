@@ -94,6 +94,23 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def chance_flags(scores: pd.DataFrame) -> pd.Series:
+    """Each score against its chance level: ``above chance`` / ``below chance`` when its 95 % interval excludes
+    chance, ``at chance`` when it includes it, ``above``/``below chance (no interval)`` when the row has none, and
+    ``""`` when the metric has no chance level. Scores are read as higher-is-better where a chance is given."""
+    out = []
+    for r in scores.itertuples():
+        chance, value = getattr(r, "chance", np.nan), getattr(r, "value", np.nan)
+        low, high = getattr(r, "ci_low", np.nan), getattr(r, "ci_high", np.nan)
+        if not _number(chance) or pd.isna(chance) or pd.isna(value):
+            out.append("")
+        elif _number(low) and _number(high) and not (pd.isna(low) or pd.isna(high)):
+            out.append("above chance" if low > chance else "below chance" if high < chance else "at chance")
+        else:
+            out.append(("above" if value > chance else "below") + " chance (no interval)")
+    return pd.Series(out, index=scores.index, dtype=object)
+
+
 def _comparison(table: pd.DataFrame) -> str:
     """The pipeline beside its plain baseline: one sentence per metric, coloured by the sign of the difference."""
     lines = []
@@ -143,7 +160,13 @@ def write_report(path: str | os.PathLike, *, title: str, trials: Sequence[Mappin
             width = "64em" if k == 0 else "24em"
             parts.append(f"<p style='display:inline-block'><img src='{uri}' alt='{html.escape(Path(figure).stem)}' "
                          f"style='max-width:100%;width:{width}'></p>")
-        parts.append(_table(scores.drop(columns=[c for c in ("seed",) if c in scores])))
+        flags = chance_flags(scores)
+        below = [f"{r.kind} {r.metric}" + (f" ({r.pipeline})" if "pipeline" in scores else "")
+                 for r, f in zip(scores.itertuples(), flags) if f == "below chance"]
+        if below:
+            parts.append("<div class='notice'>Below chance (95% interval under the chance level): "
+                         + html.escape(", ".join(below)) + ". Check the labels and the stimulus ids.</div>")
+        parts.append(_table(scores.drop(columns=[c for c in ("seed",) if c in scores]).assign(**{"vs chance": flags})))
     if comparison is not None and len(comparison):
         parts.append(_comparison(comparison))
     parts.append(f"<h2>Trials ({len(trials)})</h2><table class='sortable'><thead><tr><th>trial</th>"

@@ -106,3 +106,24 @@ def test_the_scores_figure_has_a_panel_per_kind_with_intervals_and_chance(tmp_pa
 
     with Image.open(tmp_path / "s.png") as im:
         assert im.size[0] >= 900 and im.size[1] >= 350            # readable, not a 480×30 strip
+
+
+def test_every_score_is_read_against_its_chance_and_a_result_below_it_is_flagged(tmp_path):
+    from neurodecode.evaluation.report import chance_flags
+
+    table = pd.DataFrame([
+        {"pipeline": "p", "kind": "retrieval", "metric": "two_way", "value": 0.8, "chance": 0.5, "ci_low": 0.7,
+         "ci_high": 0.9, "n_items": 10},
+        {"pipeline": "p", "kind": "retrieval", "metric": "top1", "value": 0.1, "chance": 0.1, "ci_low": 0.0,
+         "ci_high": 0.3, "n_items": 10},
+        {"pipeline": "p", "kind": "images", "metric": "pixcorr", "value": 0.40, "chance": 0.54, "ci_low": 0.35,
+         "ci_high": 0.45, "n_items": 10},
+        {"pipeline": "p", "kind": "images", "metric": "ssim", "value": 0.3, "chance": 0.2, "ci_low": np.nan,
+         "ci_high": np.nan, "n_items": 10},
+        {"pipeline": "p", "kind": "captions", "metric": "bleu4", "value": 0.3, "chance": np.nan, "ci_low": np.nan,
+         "ci_high": np.nan, "n_items": 10}])
+    assert chance_flags(table).tolist() == ["above chance", "at chance", "below chance",
+                                            "above chance (no interval)", ""]
+    page = write_report(tmp_path / "r.html", title="T", trials=[], columns=[], scores=table).read_text()
+    assert "Below chance (95% interval under the chance level): images pixcorr (p)" in page
+    assert "<th>vs chance</th>" in page
