@@ -53,7 +53,7 @@ def test_the_gallery_has_its_examples_each_with_a_title_and_the_data_it_reads():
 
 
 def _site() -> Path:
-    site = Path(os.environ.get("NEURODECODE_DOCS_HTML", DOCS / "_build" / "html"))
+    site = Path(os.environ.get("NEURODECODE_DOCS_HTML", DOCS / "_build" / "html")).resolve()
     if not (site / "index.html").is_file():
         pytest.skip(f"the documentation is not built at {site} (make -C docs html; .ci/run builds it and runs "
                     "this test after the suite)")
