@@ -134,7 +134,27 @@ def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLi
         epochs = epochs.query(query)
         if epochs.n_epochs == 0:
             raise ValueError(f"{paths[0]}: field 'query': {query!r} selects no epoch")
+    else:
+        _refuse_training_trials(pipe, epochs, paths[0])
     return check_contract(pipe.contract, epochs, str(paths[0]), checkpoint)
+
+
+def _refuse_training_trials(pipe: DecodingPipeline, epochs: EpochSet, path: Path) -> None:
+    """Recordings whose table marks trials outside the split the checkpoint held out (``split.column`` /
+    ``split.test`` of its training config) may hold the very trials it was fitted on: scoring them would report a
+    training score as a held-out one. Without ``--query`` that is refused; a query says which trials are meant."""
+    split = pipe.config.get("split") or {}
+    column, test = split.get("column"), split.get("test")
+    if not column or test is None or column not in epochs.table.columns:
+        return
+    values = [str(v) for v in (test if isinstance(test, (list, tuple)) else [test])]
+    outside = int((~epochs.table[column].astype(str).isin(values)).sum())
+    if outside:
+        held = values[0] if len(values) == 1 else values
+        raise ValueError(f"{path}: field '{column}': {outside} of {epochs.n_epochs} trials are not in the held-out "
+                         f"split {column} == {held!r} the checkpoint was trained without — it may have been fitted on "
+                         f"them, and their scores would not be held-out scores. Decode the held-out trials with "
+                         f"--query \"{column} == '{values[0]}'\", or say which trials you mean with another --query")
 
 
 def _truth(pipe: DecodingPipeline, epochs: EpochSet) -> tuple[pd.DataFrame | None, list[str] | None]:
@@ -499,8 +519,8 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     if not overwrite and (Path(out_dir) / "report.html").exists():
         raise FileExistsError(f"{out_dir}: a reconstruction is already there (report.html); choose another folder "
                               "or pass --overwrite")
+    epochs = read_recordings(pipe, recordings, subject, query, str(checkpoint))   # refused before anything is written
     out = check_writable(out_dir)
-    epochs = read_recordings(pipe, recordings, subject, query, str(checkpoint))
     d = decode(pipe, epochs, outputs=OUTPUTS if heads is None else heads, options=options, seed=seed,
                batch_size=batch_size, progress=progress)
     scores = score(pipe, d, seed)

@@ -589,3 +589,23 @@ def test_small_images_refuse_ssim_and_the_harness_skips_it(tmp_path):
         load(tmp_path / "s.h5", "sim-01")
     with pytest.warns(FutureWarning, match="neurodecode.read_epochs is deprecated"):
         assert read_epochs(tmp_path / "s.h5").n_epochs == 7
+
+
+@pytest.mark.realdata
+def test_reconstructing_a_file_with_the_training_trials_needs_a_query(tmp_path, shared_data):
+    """The digits69 .mat holds the 90 training trials beside the 10 held out: decoding it whole would score trials
+    the checkpoint was fitted on as if held out (PixCorr 0.996 instead of 0.971). Without --query it is refused,
+    before anything is written; with one it runs."""
+    from neurodecode import compose
+    from neurodecode.pipeline.decoding import reconstruct
+    from neurodecode.pipeline.fitting import run
+
+    mat = shared_data / "fmri_digits69" / "digit69_28x28.mat"
+    run(compose(["experiment=digits69", f"data.path={mat}", "aligner=ridge"]), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"field 'split': 90 of 100 trials are not in the held-out split.*"
+                                         r"--query \"split == 'test'\""):
+        reconstruct(tmp_path / "run" / "checkpoint", [mat], tmp_path / "rec", progress=False)
+    assert not (tmp_path / "rec").exists()
+    res = reconstruct(tmp_path / "run" / "checkpoint", [mat], tmp_path / "rec", query="split == 'train'",
+                      progress=False)
+    assert res["n_trials"] == 90
