@@ -134,9 +134,10 @@ def read_recordings(pipe: DecodingPipeline, recordings: Sequence[str | os.PathLi
         epochs = epochs.query(query)
         if epochs.n_epochs == 0:
             raise ValueError(f"{paths[0]}: field 'query': {query!r} selects no epoch")
-    else:
+    epochs = check_contract(pipe.contract, epochs, str(paths[0]), checkpoint)
+    if not query:
         _refuse_training_trials(pipe, epochs, paths[0])
-    return check_contract(pipe.contract, epochs, str(paths[0]), checkpoint)
+    return epochs
 
 
 def _refuse_training_trials(pipe: DecodingPipeline, epochs: EpochSet, path: Path) -> None:
