@@ -116,3 +116,22 @@ def embedder(tiny_model, tmp_path):
 
     torch.manual_seed(0)
     return OpenCLIPEmbedder(tiny_model, pretrained=None, cache_dir=tmp_path / "cache")
+
+
+def headless_browser(tmp_path: Path, *args: str) -> str:
+    """Run headless Chromium with ``args`` (``--dump-dom URL``, ``--screenshot=...``) and return its stdout; the
+    test is skipped with a message where no Chromium is found (``$NEURODECODE_CHROMIUM`` names one)."""
+    import shutil
+    import subprocess
+
+    for name in (os.environ.get("NEURODECODE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
+                 "google-chrome-stable"):
+        if name and shutil.which(name):
+            break
+    else:
+        pytest.skip("no Chromium found (Debian: apt-get install chromium; or set NEURODECODE_CHROMIUM): the "
+                    "browser check is skipped")
+    cmd = [shutil.which(name), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+           "--virtual-time-budget=5000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+

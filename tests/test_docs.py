@@ -3,13 +3,12 @@
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import headless_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -60,40 +59,25 @@ def _site() -> Path:
     return site
 
 
-def _chromium() -> str:
-    for name in (os.environ.get("NEURODECODE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("no Chromium found (Debian: apt-get install chromium; or set NEURODECODE_CHROMIUM): the site's "
-                "browser check is skipped")
-
-
-def _browser(tmp_path, *args) -> str:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
-
-
 @pytest.mark.slow
 def test_the_built_site_renders_with_the_gallerys_figures(tmp_path):
     from PIL import Image
 
     site = _site()
-    dom = _browser(tmp_path, "--dump-dom", (site / "index.html").as_uri())
+    dom = headless_browser(tmp_path, "--dump-dom", (site / "index.html").as_uri())
     assert "<title>" in dom and "neurodecode" in dom
     for page in ("getting_started.html", "api.html", "configuration.html", "auto_examples/index.html",
                  "guide/classifying_eeg.html", "benchmarks.html"):
         assert f'href="{page}"' in dom, f"the index does not link {page}"
     example = site / "auto_examples" / "plot_motor_imagery.html"
-    page = _browser(tmp_path, "--dump-dom", example.as_uri())
+    page = headless_browser(tmp_path, "--dump-dom", example.as_uri())
     figures = re.findall(r'<img[^>]+src="(\.\./_images/sphx_glr_plot_motor_imagery_\d+\.png)"', page)
     assert len(figures) >= 3, "the motor-imagery example shows its scores, confusion matrix and ROC curve"
     for src in figures:
         with Image.open(example.parent / src) as im:
             assert im.size[0] > 100 and len(np.unique(np.asarray(im.convert("L")))) > 10
     shot = Path(os.environ.get("NEURODECODE_DOCS_SCREENSHOT", tmp_path / "index.png"))
-    _browser(tmp_path, "--hide-scrollbars", "--window-size=1280,900", f"--screenshot={shot}",
+    headless_browser(tmp_path, "--hide-scrollbars", "--window-size=1280,900", f"--screenshot={shot}",
              (site / "index.html").as_uri())
     with Image.open(shot) as im:
         assert im.size == (1280, 900) and len(np.unique(np.asarray(im.convert("L")))) > 20    # not a blank page

@@ -39,30 +39,30 @@ __all__ = ["RECIPES", "RECIPE_BUILDERS", "SUPERVISED_RECIPES", "CovarianceVector
            "make_recipe", "reads_epochs", "recipe", "tangent_space_recipe", "xdawn_tangent_space_recipe"]
 
 
-def reads_epochs(estimator: Any) -> bool:
-    """Whether the first step of ``estimator`` reads an EpochSet (``reads_epochs``), looking through pipelines and
-    meta-estimators that hold one (``GridSearchCV(...).estimator``)."""
+def _first_step(estimator: Any) -> Any:
+    """The estimator that first sees the input: through pipelines and meta-estimators that hold one
+    (``GridSearchCV(...).estimator``), stopping at a step that reads epochs itself."""
     while True:
         if isinstance(estimator, Pipeline):
             estimator = estimator.steps[0][1]
         elif not getattr(estimator, "reads_epochs", False) and hasattr(getattr(estimator, "estimator", None), "fit"):
             estimator = estimator.estimator
         else:
-            return bool(getattr(estimator, "reads_epochs", False))
+            return estimator
+
+
+def reads_epochs(estimator: Any) -> bool:
+    """Whether the first step of ``estimator`` reads an EpochSet (``reads_epochs``), looking through pipelines and
+    meta-estimators that hold one (``GridSearchCV(...).estimator``)."""
+    return bool(getattr(_first_step(estimator), "reads_epochs", False))
 
 
 def takes_epochs(estimator: Any) -> bool:
     """Whether the first step of ``estimator`` takes an EpochSet: it reads one (:func:`reads_epochs`), or it is
     one of neurodecode's estimators, which all take an EpochSet wherever they take an array — and hand its table
     on (a covariance step's :class:`EpochMatrices`), so that a later ``Recenter`` re-centres each subject."""
-    while True:
-        if isinstance(estimator, Pipeline):
-            estimator = estimator.steps[0][1]
-        elif not getattr(estimator, "reads_epochs", False) and hasattr(getattr(estimator, "estimator", None), "fit"):
-            estimator = estimator.estimator
-        else:
-            return bool(getattr(estimator, "reads_epochs", False)) or \
-                type(estimator).__module__.startswith("neurodecode.")
+    first = _first_step(estimator)
+    return bool(getattr(first, "reads_epochs", False)) or type(first).__module__.startswith("neurodecode.")
 
 
 def encoder_input(estimator: Any, epochs: EpochSet) -> Any:

@@ -1,32 +1,14 @@
 """The HTML report in a real browser (headless Chromium): it renders, every embedded image loads, a click on a
 column header sorts the trials, and the scores figure has one panel per output kind."""
 
-import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
-import pytest
+from conftest import headless_browser
 
 from neurodecode.evaluation.metrics import Scores, score_outputs
 from neurodecode.evaluation.report import write_report
-
-
-def _chromium():
-    for name in (os.environ.get("NEURODECODE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("no Chromium found (Debian: apt-get install chromium; or set NEURODECODE_CHROMIUM): the report's "
-                "browser check is skipped")
-
-
-def _browser(tmp_path, *args):
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 def _report(tmp_path):
@@ -51,11 +33,11 @@ def test_report_renders_in_chromium_with_every_image_loaded(tmp_path):
     page, trials = _report(tmp_path)
     n_images = page.read_text().count("<img ")
     assert n_images == 6 * 5 + 1                        # 5 per trial and the scores figure
-    dom = _browser(tmp_path, "--dump-dom", page.as_uri())
+    dom = headless_browser(tmp_path, "--dump-dom", page.as_uri())
     body = re.search(r"<body([^>]*)>", dom).group(1)
     assert f'data-images-loaded="{n_images}"' in body and 'data-images-broken="0"' in body
     shot = tmp_path / "shot.png"
-    _browser(tmp_path, "--hide-scrollbars", "--window-size=1200,900", f"--screenshot={shot}", page.as_uri())
+    headless_browser(tmp_path, "--hide-scrollbars", "--window-size=1200,900", f"--screenshot={shot}", page.as_uri())
     from PIL import Image
 
     with Image.open(shot) as im:
@@ -73,7 +55,7 @@ def test_a_click_on_a_column_header_sorts_the_trials(tmp_path):
              "document.body.dataset.desc=order()})</script></body>")
     clicked = tmp_path / "clicked.html"
     clicked.write_text(html.replace("</body>", probe))
-    dom = _browser(tmp_path, "--dump-dom", clicked.as_uri())
+    dom = headless_browser(tmp_path, "--dump-dom", clicked.as_uri())
     by_score = [t["trial"] for t in sorted(trials, key=lambda t: t["score: two_way"])]
     assert f'data-asc="{",".join(by_score)}"' in dom and f'data-desc="{",".join(by_score[::-1])}"' in dom
 
