@@ -126,6 +126,7 @@ CASES = {
     "Procrustes": (lambda: _est("Procrustes", n_components=0), lambda: _tangent_vectors()[:2],
                    {"groups": "subjects"}, "transform"),
     "TimeWindow": (lambda: _est("TimeWindow", tmin=0.25, tmax=0.75), lambda: (_signals()[0],), {}, None),
+    "SplitBands": (lambda: _est("SplitBands", n_bands=2), lambda: (_signals()[1],), {}, "transform"),
     "Connectivity": (lambda: _est("Connectivity"), lambda: (_signals()[1],), {}, "transform"),
     "GraphFeatures": (lambda: _est("GraphFeatures", density=0.5), lambda: (_connectomes(),), {}, "transform"),
     # alignment: features → latents, stimuli → brain

@@ -5,7 +5,10 @@
   re-centring, RPA's stretch and rotation, Procrustes.
 * :mod:`.connectivity` — connectomes of ROI series (:class:`Connectivity`) and their graph measures.
 * :mod:`.inputs` — what the estimators accept (arrays, EpochSet, ``mne.Epochs``), :class:`EpochMatrices`, and
-  :class:`TimeWindow` (the epoch window as a pipeline parameter).
+  :class:`TimeWindow` (the epoch window as a pipeline parameter), :class:`SplitBands` (filter-bank epochs in
+  MOABB's layout, for a per-band estimator such as FBCSP).
+* :mod:`.artifacts` — artefact rejection with pyRiemann's Riemannian potato (:func:`potato_rejection`), rejections
+  recorded in the drop report.
 * :mod:`.features` — named feature recipes (:func:`make_recipe`, :func:`extract_features`).
 * :mod:`.voxels` — :class:`VoxelFeatures`, z-scored voxel vectors.
 * :mod:`.ssvep` — :class:`SSVEPClassifier`: MOABB's SSVEP classifiers (CCA, TRCA, MsetCCA, ...) on epochs, the
@@ -30,7 +33,8 @@ from neurodecode.encoders.deep import (BetaVAEFeatures, BraindecodeModel, BrainM
                                       braindecode_models)
 from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
-from neurodecode.encoders.inputs import TimeWindow
+from neurodecode.encoders.artifacts import potato_rejection, potato_scores
+from neurodecode.encoders.inputs import SplitBands, TimeWindow
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
 from neurodecode.encoders.riemann import (MDM, AugmentedCovariances, Covariances, FilterBankCovariances, Procrustes,
@@ -52,6 +56,6 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
-           "Recenter", "Rotate", "SSVEPClassifier", "Stretch", "TangentSpace", "TimeWindow", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input",
+           "Recenter", "Rotate", "SSVEPClassifier", "SplitBands", "Stretch", "TangentSpace", "TimeWindow", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input", "potato_rejection", "potato_scores",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
            "pretrain_tokenizer", "save_model"]

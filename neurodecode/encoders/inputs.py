@@ -3,6 +3,7 @@ scikit-learn's cross-validation makes), and the per-epoch table that travels wit
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from neurodecode.core.registry import register
 
-__all__ = ["ArrayInput", "EpochMatrices", "TimeWindow", "as_array", "channel_scaling", "check_signals", "check_spd", "standardized",
+__all__ = ["ArrayInput", "EpochMatrices", "SplitBands", "TimeWindow", "as_array", "channel_scaling", "check_signals", "check_spd", "standardized",
            "table_groups", "table_of"]
 
 
@@ -205,3 +206,113 @@ class TimeWindow(ArrayInput, TransformerMixin, BaseEstimator):
         if _is_mne_epochs(X):
             return X.copy().crop(X.times[idx[0]], X.times[idx[-1]], include_tmax=True)
         return X.replace(data=X.data[:, :, idx], tmin=float(X.times[idx[0]]))
+
+
+_BAND_NAME = re.compile(r"^(?P<channel>.+)@(?P<low>[0-9.]+)-(?P<high>[0-9.]+)Hz$")
+
+
+@register
+class SplitBands(ArrayInput, TransformerMixin, BaseEstimator):
+    """Filter-bank epochs, bands stacked as channels, in MOABB's filter-bank layout: one axis per band, last.
+
+    A ``filter_bank`` preprocessing step stacks the band-passed copies of the channels band-major
+    (``C3@8-12Hz, C4@8-12Hz, ..., C3@12-16Hz, ...``); MOABB's filter-bank paradigms and its
+    :class:`moabb.pipelines.utils.FilterBank` (one clone of an estimator per band, e.g. CSP for FBCSP) read
+    ``(n_epochs, n_channels, n_times, n_bands)``. This step turns the first into the second.
+
+    Parameters
+    ----------
+    n_bands : int, optional
+        The number of bands. Default: read from the channel names of an EpochSet or ``mne.Epochs``
+        (``<channel>@<low>-<high>Hz``); required for a plain 3-D array. A 4-D array (MOABB's own filter-bank
+        epochs) passes unchanged.
+
+    Attributes
+    ----------
+    bands_ : list of str
+        The bands, as the channel names give them (``"8-12Hz"``, ...), or ``"band0"``... for a plain array.
+    n_channels_ : int
+        Channels per band.
+
+    Takes ``(n_epochs, n_bands * n_channels, n_times)`` (an EpochSet, an ``mne.Epochs`` or an array), returns
+    ``(n_epochs, n_channels, n_times, n_bands)``. Channels whose names do not follow the band pattern, or bands
+    that do not hold the same channels in the same order, are an error naming them: a silent reshape would mix
+    bands and channels.
+    """
+
+    #: evaluate() hands over the EpochSet (its channel names)
+    reads_epochs = True
+
+    def __init__(self, n_bands: int | None = None) -> None:
+        self.n_bands = n_bands
+
+    def _layout(self, X: Any) -> tuple[list[str], int]:
+        """(bands, channels per band) of ``X``, checked."""
+        if self.n_bands is not None and (isinstance(self.n_bands, bool) or not isinstance(self.n_bands, int)
+                                         or self.n_bands < 1):
+            raise ValueError(f"field 'n_bands': expected an integer >= 1 or None, got {self.n_bands!r}")
+        names = _channel_names(X)
+        data = as_array(X)
+        if data.ndim == 4:
+            n_bands = data.shape[-1]
+            if self.n_bands is not None and self.n_bands != n_bands:
+                raise ValueError(f"field 'n_bands': {self.n_bands}, but the 4-D epochs hold {n_bands} bands on "
+                                 "their last axis")
+            return [f"band{k}" for k in range(n_bands)], data.shape[1]
+        if data.ndim != 3:
+            raise ValueError(f"field 'X': expected (n_epochs, n_bands * n_channels, n_times) or MOABB's "
+                             f"(n_epochs, n_channels, n_times, n_bands), got shape {data.shape}")
+        if names is None:
+            if self.n_bands is None:
+                raise ValueError("field 'n_bands': a plain array carries no channel names to read the bands from; "
+                                 "give n_bands, or pass the EpochSet")
+            if data.shape[1] % self.n_bands:
+                raise ValueError(f"field 'n_bands': {data.shape[1]} channels do not split into {self.n_bands} bands")
+            return [f"band{k}" for k in range(self.n_bands)], data.shape[1] // self.n_bands
+        parsed = [_BAND_NAME.match(n) for n in names]
+        odd = [n for n, m in zip(names, parsed) if m is None]
+        if odd:
+            raise ValueError(f"field 'channels': expected filter-bank channels named <channel>@<low>-<high>Hz (a "
+                             f"filter_bank preprocessing step), got {odd[:5]}{' ...' if len(odd) > 5 else ''}; pick "
+                             "the filter-bank channels first")
+        bands = list(dict.fromkeys(f"{m['low']}-{m['high']}Hz" for m in parsed))
+        per = len(names) // len(bands)
+        blocks = [[m["channel"] for m in parsed[k * per:(k + 1) * per]] for k in range(len(bands))]
+        ok = len(names) == per * len(bands) and all(
+            {f"{m['low']}-{m['high']}Hz" for m in parsed[k * per:(k + 1) * per]} == {b} for k, b in enumerate(bands))
+        if not ok or any(block != blocks[0] for block in blocks):
+            raise ValueError(f"field 'channels': expected the bands {bands} stacked band-major, each holding the "
+                             "same channels in the same order, got another layout")
+        if self.n_bands is not None and self.n_bands != len(bands):
+            raise ValueError(f"field 'n_bands': {self.n_bands}, but the channel names give {len(bands)} bands "
+                             f"{bands}")
+        return bands, per
+
+    def fit(self, X: Any, y: Any = None) -> SplitBands:
+        self.bands_, self.n_channels_ = self._layout(X)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "bands_")
+        bands, per = self._layout(X)
+        if len(bands) != len(self.bands_) or per != self.n_channels_:
+            raise ValueError(f"field 'X': expected {len(self.bands_)} bands of {self.n_channels_} channels as in "
+                             f"fit, got {len(bands)} bands of {per}")
+        data = as_array(X)
+        if data.ndim == 4:
+            return data
+        n = data.shape[0]
+        return np.ascontiguousarray(data.reshape(n, len(bands), per, data.shape[-1]).transpose(0, 2, 3, 1))
+
+
+def _channel_names(X: Any) -> list[str] | None:
+    """The channel names of an EpochSet or an ``mne.Epochs`` (or a list of them), else None."""
+    if isinstance(X, (list, tuple)) and X and all(_is_epochs(x) for x in X):
+        X = X[0]
+    if _is_mne_epochs(X):
+        return list(X.ch_names)
+    if _is_epochs(X):
+        return list(X.channels.names)
+    return None

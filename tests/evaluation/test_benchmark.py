@@ -70,6 +70,8 @@ def test_the_benchmark_table_equals_evaluate_called_directly(small_run, shared_d
     skipped = {(c["dataset"], c["evaluation"], c["pipeline"]): c["reason"] for c in result.skipped}
     assert "the dataset is ssvep" in skipped[("ssvep_exo", "cross_session", "csp_lda")]
     assert "covariance step" in skipped[("eegmmidb", "cross_subject+recenter", "csp_lda")]
+    assert "covariance step" in skipped[("eegmmidb", "cross_subject+recenter", "fbcsp")]
+    assert "the dataset is ssvep" in skipped[("ssvep_exo", "cross_session", "fbcsp")]
     assert ("eegmmidb", "within_session", "cca") in skipped
     assert any("not run" in line for line in lines) and any("[1/" in line for line in lines)
     # paired comparisons with the baseline, trial by trial; CCA (other trials) is not compared
@@ -83,6 +85,9 @@ def test_the_benchmark_table_equals_evaluate_called_directly(small_run, shared_d
     cell = record["cells"]["ssvep_exo/cross_session/TS+LR"]
     assert cell["epoching"]["n_channels"] == 48 and "filter_bank" in [st["step"] for st in cell["epoching"]["steps"]]
     assert cell["epoching"]["tmin"] == 2.0 and cell["labels"] == ["13", "17", "21", "rest"]
+    bank = record["cells"]["eegmmidb/within_session/FBCSP+SVM"]["epoching"]      # 6 bands × 64 channels
+    assert bank["n_channels"] == 384 and "filter_bank" in [st["step"] for st in bank["steps"]]
+    assert {"FgMDM", "FBCSP+SVM"} <= set(result.summary["pipeline"])
     summary = (out / "summary.md").read_text()
     assert "| TS+LR | " in summary and "paired trials" in summary
     assert (out / "eegmmidb.png").stat().st_size > 10_000 and (out / "ssvep_exo.png").is_file()
@@ -127,17 +132,18 @@ def test_moabb_scores_the_same_pipeline_beside_neurodecode(tmp_path, shared_data
 def test_every_dataset_and_pipeline_option_runs(tmp_path, shared_data):
     """The options the default run leaves out (braindecode's networks) run too, a few training epochs here."""
     assert set(options("dataset")) == {"eegmmidb", "ssvep_exo"}
-    extra = ["atcnet", "eeg_conformer", "eegnet", "shallow_fbcsp"]
+    deep = ["atcnet", "eeg_conformer", "eegnet", "shallow_fbcsp"]
+    extra = [*deep, "mean_field", "ts_svm"]
     assert set(options("pipeline")) - set(compose([], config_name="benchmark").pipelines) == set(extra)
     cfg = _config(shared_data, tmp_path, *(f"+pipeline@pipelines.{p}={p}" for p in extra),
-                  *(f"pipelines.{p}.steps.0.trainer.max_epochs=2" for p in extra),
+                  *(f"pipelines.{p}.steps.0.trainer.max_epochs=2" for p in deep),
                   "datasets.eegmmidb.epochs.default.subjects=[S001,S002,S003]",
                   "datasets.eegmmidb.epochs.wide.tmax=3.0",           # shorter than the benchmark's: quicker here
                   "datasets.eegmmidb.evaluations=[cross_subject]")
     result = run_benchmark(cfg, datasets=["eegmmidb"], pipelines=[*extra, "ts_lr_selected"])
     assert set(result.summary["pipeline"]) == {"EEGNet (braindecode)", "ShallowFBCSPNet (braindecode)",
-                                               "ATCNet (braindecode)", "EEGConformer (braindecode)",
-                                               "TS+LR, window and re-centring chosen on the training subjects"}
+                                               "ATCNet (braindecode)", "EEGConformer (braindecode)", "MeanField",
+                                               "TS+SVM", "TS+LR, window and re-centring chosen on the training subjects"}
     assert result.summary["mean"].between(0, 1).all()
     cells = result.cells
     # the selection reads the wide epochs (0.5-3 s here), for leave-one-subject-out only
