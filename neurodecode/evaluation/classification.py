@@ -35,7 +35,7 @@ from neurodecode.core.validation import fail
 __all__ = ["PARADIGM_RECIPES", "SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut",
            "ParadigmDefaults", "TRIAL_COLUMNS", "TRIAL_METRICS", "imbalanced", "paradigm_defaults",
            "student_interval", "calibration_trials", "compare_evaluations",
-           "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions"]
+           "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions", "subject_sets"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
 
@@ -198,7 +198,9 @@ class EvaluationResult:
         return {"accuracy": float(shares.max()), "balanced_accuracy": 1.0 / len(shares)}.get(metric)
 
 
-def _as_sets(epochs: EpochSet | EpochCollection) -> dict[str, EpochSet]:
+def subject_sets(epochs: EpochSet | EpochCollection) -> dict[str, EpochSet]:
+    """One EpochSet per subject: a collection's sets, or an EpochSet split by its table's ``subject`` column (one
+    set named ``unknown`` when it has none)."""
     if isinstance(epochs, EpochCollection):
         return dict(epochs.items())
     if isinstance(epochs, EpochSet):
@@ -322,7 +324,7 @@ def evaluate(epochs: EpochSet | EpochCollection, pipeline: Any, scheme: str = "w
     if transfer in ("rpa", "procrustes") and n_calibration < 1:
         fail("n_calibration", f"at least 1 labelled calibration trial per class of the test unit for "
              f"transfer={transfer!r} (its rotation matches class means)", n_calibration)
-    sets = _as_sets(epochs)
+    sets = subject_sets(epochs)
     token = _TRAIN_SCORE.set(bool(train_score))
     try:
         result = _run_scheme(sets, pipeline, scheme, target, transfer, int(n_calibration), n_splits, seed)
@@ -689,7 +691,7 @@ def paradigm_defaults(epochs: EpochSet | EpochCollection, target: str = "label")
     the recipe, class weighting and headline metric that follow from it and from the class balance."""
     from neurodecode.loaders.preprocessing import ssvep_frequencies
 
-    sets = _as_sets(epochs)
+    sets = subject_sets(epochs)
     first = next(iter(sets.values()))
     table = pd.concat([ep.table for ep in sets.values()], ignore_index=True)
     if "paradigm" in table.columns and table["paradigm"].notna().any():

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["finish_figure", "plot_confusion_matrix", "plot_roc_curve"]
+__all__ = ["finish_figure", "plot_confusion_matrix", "plot_roc_curve", "plot_scores_over_time",
+           "plot_temporal_generalization"]
 
 
 def finish_figure(fig: Any, path: str | Path | None = None, dpi: int = 110) -> Any:
@@ -131,4 +132,96 @@ def plot_roc_curve(y_true: Sequence[Any], scores: np.ndarray, positive: Any = No
     fig, ax = _axes(ax, (3.4, 3.4))
     RocCurveDisplay.from_predictions(y_true == positive, scores, name=name, ax=ax, plot_chance_level=True)
     ax.set_title(f"ROC, positive class {positive!r}", fontsize=9)
+    return finish_figure(fig, path)
+
+
+def plot_scores_over_time(times: np.ndarray, scores: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None = None,
+                          *, metric: str = "score", chance: float | None = None, label: str | None = None,
+                          title: str | None = None, ax: Any = None, path: str | Path | None = None) -> Any:
+    """A decoding score against time: the curve, its interval as a band, the chance level and the event at 0 s.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+        Seconds relative to the event.
+    scores : ndarray, shape (n_times,)
+        The mean score at each time.
+    interval : (ndarray, ndarray) or None
+        Lower and upper bounds, each ``(n_times,)`` (e.g. a 95 % interval over subjects); NaN bounds are not drawn.
+    metric : str
+        The y-axis label.
+    chance : float or None
+        Drawn as a dashed line.
+    label : str or None
+        The curve's legend label.
+    title : str or None
+    ax : matplotlib.axes.Axes or None
+        Draw into these axes; default: a new figure.
+    path : str or Path or None
+        Save the figure there (see :func:`finish_figure`).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    times, scores = np.asarray(times, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    if times.ndim != 1 or scores.shape != times.shape:
+        raise ValueError(f"field 'scores': expected one score per time {times.shape}, got shape {scores.shape}")
+    fig, ax = _axes(ax, (6.0, 3.0))
+    ax.plot(times, scores, color="tab:blue", label=label)
+    if interval is not None:
+        low, high = (np.asarray(v, dtype=np.float64) for v in interval)
+        if low.shape != times.shape or high.shape != times.shape:
+            raise ValueError(f"field 'interval': expected two arrays of shape {times.shape}, got {low.shape}, "
+                             f"{high.shape}")
+        if np.isfinite(low).any():
+            ax.fill_between(times, low, high, color="tab:blue", alpha=0.2, lw=0, label="95 % interval")
+    if chance is not None:
+        ax.axhline(chance, color="tab:red", ls="--", lw=1, label="chance")
+    if times[0] <= 0 <= times[-1]:
+        ax.axvline(0.0, color="k", lw=0.8)
+    ax.set(xlabel="time (s)", ylabel=metric, title=title)
+    if label or interval is not None or chance is not None:
+        ax.legend(fontsize=8, loc="best")
+    return finish_figure(fig, path)
+
+
+def plot_temporal_generalization(matrix: np.ndarray, times: np.ndarray, *, metric: str = "score",
+                                 chance: float = 0.5, title: str | None = None, ax: Any = None,
+                                 path: str | Path | None = None) -> Any:
+    """A temporal-generalisation matrix: the classifier trained at each time (rows, y axis) tested at each time
+    (columns, x axis), the colour scale centred on chance (as in MNE's tutorial).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_times, n_times)
+        ``matrix[i, j]``: trained at ``times[i]``, tested at ``times[j]``.
+    times : ndarray, shape (n_times,)
+    metric : str
+        The colour bar's label.
+    chance : float
+        The centre of the diverging colour scale.
+    title : str or None
+    ax : matplotlib.axes.Axes or None
+    path : str or Path or None
+        Save the figure there (see :func:`finish_figure`).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    times, matrix = np.asarray(times, dtype=np.float64), np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (len(times), len(times)):
+        raise ValueError(f"field 'matrix': expected shape (n_times, n_times) = ({len(times)}, {len(times)}), got "
+                         f"{matrix.shape}")
+    fig, ax = _axes(ax, (4.2, 3.6))
+    span = float(np.nanmax(np.abs(matrix - chance))) or 0.5
+    im = ax.imshow(matrix, origin="lower", cmap="RdBu_r", vmin=chance - span, vmax=chance + span,
+                   extent=(times[0], times[-1], times[0], times[-1]), aspect="auto", interpolation="nearest")
+    if times[0] <= 0 <= times[-1]:
+        ax.axvline(0.0, color="k", lw=0.6)
+        ax.axhline(0.0, color="k", lw=0.6)
+    ax.plot([times[0], times[-1]], [times[0], times[-1]], color="k", lw=0.6, ls=":")
+    ax.set(xlabel="testing time (s)", ylabel="training time (s)", title=title or "temporal generalisation")
+    fig.colorbar(im, ax=ax, label=metric)
     return finish_figure(fig, path)
