@@ -1,7 +1,7 @@
 """Benchmark neurodecode's batched Riemannian estimators against pyRiemann on the same data, in the same run.
 
 For each problem size (default: 288×22×1000 as BCI IV 2a, 1000×64×500, 200×128×1000; two classes) and each step
-(covariances scm/lwf/oas, TangentSpace fit_transform, MDM fit + predict_proba) it prints the best of ``--repeats``
+(covariances scm/lwf/oas, TangentSpace fit_transform, MDM fit + predict_proba, FgMDM fit + predict_proba) it prints the best of ``--repeats``
 wall-clock times of pyRiemann on numpy, pyRiemann on torch float64 tensors (its array-API backend, ``SCIPY_ARRAY_API=1``)
 and neurodecode, both speed-ups (> 1: neurodecode is faster), the largest relative difference from pyRiemann on
 numpy, and the **floor**: the eigendecompositions the method needs (one per matrix per mean iteration, plus the
@@ -10,7 +10,8 @@ distances) of that size in one call, with neurodecode's time divided by it (belo
 several cores). The iteration counts of neurodecode's Riemannian means are printed beside them.
 
 The last two lines are the minimum speed-ups over lwf, oas, tangent space and MDM at 1000×64×500:
-``speedup_vs_pyriemann_min`` (against numpy) and ``speedup_vs_pyriemann_torch_min``.
+``speedup_vs_pyriemann_min`` (against numpy) and ``speedup_vs_pyriemann_torch_min``; FgMDM (no torch path in
+pyRiemann) is printed in its own line, ``speedup_fgmdm``.
 
 Usage::
 
@@ -65,11 +66,12 @@ def _py_mdm_torch(C, y):
 def run_size(shape, repeats: int, device: str | None) -> dict[str, tuple[float, float]]:
     import torch
     from pyriemann.classification import MDM as PyMDM
+    from pyriemann.classification import FgMDM as PyFgMDM
     from pyriemann.estimation import Covariances as PyCov
     from pyriemann.tangentspace import TangentSpace as PyTS
 
     from neurodecode.encoders import spd
-    from neurodecode.encoders.riemann import Covariances, MDM, TangentSpace
+    from neurodecode.encoders.riemann import Covariances, FgMDM, MDM, TangentSpace
 
     X, y = problem(*shape)
     Xt = torch.as_tensor(X)
@@ -80,7 +82,7 @@ def run_size(shape, repeats: int, device: str | None) -> dict[str, tuple[float, 
 
     def row(name, ref_fn, ref_torch_fn, our_fn, floor=None, iters=""):
         t_ref, ref = best_time(ref_fn, repeats)
-        t_rt, _ = best_time(ref_torch_fn, repeats)
+        t_rt = best_time(ref_torch_fn, repeats)[0] if ref_torch_fn else float("nan")   # None: no torch path
         t_our, our = best_time(our_fn, repeats)
         fl = f"{floor:9.3f}{t_our / floor:9.2f}" if floor else f"{'-':>9s}{'-':>9s}"
         print(f"{name:28s}{t_ref:10.3f}{t_rt:12.3f}{t_our:8.3f}{t_ref / t_our:7.2f}{t_rt / t_our:8.2f}"
@@ -110,6 +112,9 @@ def run_size(shape, repeats: int, device: str | None) -> dict[str, tuple[float, 
     row("MDM fit + predict_proba", lambda: PyMDM().fit(C, y).predict_proba(C), lambda: _py_mdm_torch(Ct, y),
         lambda: MDM(device=device).fit(C, y).predict_proba(C), floor=floor,
         iters="class means: " + ", ".join(str(n) for n, _ in per_class) + f"; {n_classes} eigvalsh passes")
+    # FgMDM: pyRiemann's LDA (an SVD least squares on n(n+1)/2 features) has no torch path in pyRiemann 0.12
+    row("FgMDM fit + predict_proba", lambda: PyFgMDM().fit(C, y).predict_proba(C), None,
+        lambda: FgMDM(device=device).fit(C, y).predict_proba(C))
     print(f"one batched eigh of {len(C)} × {C.shape[1]} × {C.shape[1]}: {t_eigh:.3f} s (eigvalsh {t_eigvals:.3f} s)")
     return ratios
 
@@ -143,6 +148,7 @@ def main() -> None:
     print(f"\nat {main_size}, over {', '.join(steps)}:")
     print(f"speedup_vs_pyriemann_min: {min(results[main_size][s][0] for s in steps):.2f}")
     print(f"speedup_vs_pyriemann_torch_min: {min(results[main_size][s][1] for s in steps):.2f}")
+    print(f"speedup_fgmdm: {results[main_size]['FgMDM fit + predict_proba'][0]:.2f}")
     print(f"wrote {write_results(args, NAME, {s: {step: list(v) for step, v in r.items()} for s, r in results.items()})}")
 
 

@@ -120,6 +120,7 @@ CASES = {
     # Riemannian steps: matrices → matrices, vectors or classes
     "TangentSpace": (lambda: _est("TangentSpace"), lambda: (_spd()[0],), {}, "transform"),
     "MDM": (lambda: _est("MDM"), lambda: _spd()[:2], {}, "predict_proba"),
+    "FgMDM": (lambda: _est("FgMDM"), lambda: _spd()[:2], {}, "predict_proba"),
     "Recenter": (lambda: _est("Recenter"), lambda: (_spd()[0], None), {"groups": "subjects"}, "transform"),
     "Stretch": (lambda: _est("Stretch"), lambda: (_spd()[0], None), {"groups": "subjects"}, "transform"),
     "Rotate": (lambda: _est("Rotate"), lambda: _spd()[:2], {"groups": "subjects"}, "transform"),

@@ -34,7 +34,8 @@ from neurodecode.encoders import spd
 from neurodecode.encoders.inputs import (ArrayInput, EpochMatrices, as_array, check_signals, check_spd, table_groups,
                                          table_of)
 
-__all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FilterBankCovariances", "Procrustes",
+__all__ = ["MDM", "AugmentedCovariances", "Covariances", "ERPCovariances", "FgMDM", "FilterBankCovariances",
+           "Procrustes",
            "Recenter", "Rotate", "Stretch", "TangentSpace", "select_order_lag"]
 
 
@@ -479,6 +480,129 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the negative squared distances."""
+        d2 = -self.transform(X) ** 2
+        d2 -= d2.max(axis=1, keepdims=True)
+        p = np.exp(d2)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def _lda_directions(T: np.ndarray, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The discriminant directions (``coef_``) of scikit-learn's ``LinearDiscriminantAnalysis(solver="lsqr",
+    shrinkage="auto")`` on ``T`` — the prior-weighted sum of each class's Ledoit-Wolf covariance of standardised
+    features, rescaled — solved with a Cholesky factorisation of that SPD matrix instead of an SVD least squares
+    (the same directions, ~10× faster at 2,080 features)."""
+    from scipy.linalg import solve
+    from sklearn.covariance import ledoit_wolf
+
+    n, p = T.shape
+    cov, means = np.zeros((p, p)), []
+    for c in classes:
+        Xg = T[y == c]
+        scale = Xg.std(axis=0)
+        scale[scale < 10 * np.finfo(scale.dtype).eps] = 1.0          # as StandardScaler
+        shrunk = ledoit_wolf((Xg - Xg.mean(axis=0)) / scale)[0]
+        cov += len(Xg) / n * (scale[:, None] * shrunk * scale[None, :])
+        means.append(Xg.mean(axis=0))
+    W = solve(cov, np.stack(means).T, assume_a="pos").T
+    return W[1:] - W[:1] if len(classes) == 2 else W
+
+
+@register
+class FgMDM(ArrayInput, ClassifierMixin, BaseEstimator):
+    """Minimum distance to mean after geodesic filtering (as ``pyriemann.classification.FgMDM``; Barachant et al.
+    2012), on neurodecode's :class:`TangentSpace` and :class:`MDM`.
+
+    The matrices are mapped to the tangent space at their Riemannian mean, filtered by the projection on the span
+    of a shrinkage LDA's discriminant directions (pyRiemann's FGDA: ``W.T (W W.T)^+ W``), mapped back to matrices,
+    and classified by :class:`MDM`. The same numbers as pyRiemann's (tested), in a fraction of its time
+    (``benchmarks/bench_riemann.py``).
+
+    Parameters
+    ----------
+    metric : {"riemann", "logeuclid"}
+        Mean and tangent map (:class:`TangentSpace`), class means and distances (as pyRiemann's: log-Euclidean
+        distances for ``logeuclid``).
+    tsupdate : bool
+        Re-estimate the tangent-space reference on the data given to ``predict`` (:class:`TangentSpace`).
+    device : str, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+    tangent_space_ : TangentSpace
+        Fitted on the training matrices.
+    filter_ : ndarray, shape (n_features, n_features)
+        The geodesic filter on tangent vectors (n_features = n(n+1)/2).
+    mdm_ : MDM
+        Fitted on the filtered training matrices (its ``covmeans_`` are the class means).
+    direction_ : ndarray, shape (n_features,) or None
+        For two classes (``metric="riemann"``, no ``tsupdate``): the one discriminant direction the filter keeps.
+        Every filtered matrix then lies on one geodesic through the reference, so the class means and distances
+        are exact in closed form (``class_coordinates_``: each class mean's position along it) instead of Karcher
+        iterations and eigendecompositions.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {"metric": spd.metrics_with("mean", "map"),
+                                                        "tsupdate": bool}
+
+    def __init__(self, metric: str = "riemann", tsupdate: bool = False, device: str | None = None) -> None:
+        self.metric = metric
+        self.tsupdate = tsupdate
+        self.device = device
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FgMDM:
+        check_params(self)
+        C = check_spd(X, (3,))
+        y = np.asarray(y)
+        if y.shape != (C.shape[0],):
+            raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"field 'y': expected at least two classes, got {list(self.classes_)}")
+        self.tangent_space_ = TangentSpace(self.metric, self.tsupdate, self.device)
+        T = self.tangent_space_.fit_transform(C, sample_weight=sample_weight)
+        W = _lda_directions(T, y, self.classes_)
+        self.filter_ = W.T @ np.linalg.pinv(W @ W.T) @ W
+        self.n_features_in_ = C.shape[1] * C.shape[2]
+        self.direction_ = None
+        if self.metric == "riemann" and not self.tsupdate and len(self.classes_) == 2:
+            # two classes: the filter keeps one direction w, so every filtered matrix is R^1/2 expm(a S) R^1/2 with
+            # a = t.w / w.w and S the matrix of w. These commute once whitened: each class's Riemannian mean is
+            # R^1/2 expm(mean(a) S) R^1/2 exactly, and the distance to it |a - mean(a)| ||w||. No eigendecomposition.
+            w = W[0]
+            a = T @ w / (w @ w)
+            sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            self.direction_ = w
+            self.class_coordinates_ = np.array([np.average(a[y == c], weights=sw[y == c]) for c in self.classes_])
+            self.mdm_ = MDM(self.metric, self.device)
+            self.mdm_.classes_, self.mdm_.n_features_in_ = self.classes_, self.n_features_in_
+            self.mdm_.covmeans_ = self.tangent_space_.inverse_transform(self.class_coordinates_[:, None] * w)
+            return self
+        self.mdm_ = MDM(self.metric, self.device).fit(self.tangent_space_.inverse_transform(T @ self.filter_), y,
+                                                      sample_weight)
+        return self
+
+    def _filtered(self, X: Any) -> np.ndarray:
+        return self.tangent_space_.inverse_transform(self.tangent_space_.transform(X) @ self.filter_)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Riemannian distance of each filtered matrix to each class mean, shape (n_epochs, n_classes)."""
+        check_is_fitted(self, "mdm_")
+        if self.direction_ is not None:
+            w = self.direction_
+            a = self.tangent_space_.transform(X) @ w / (w @ w)
+            return np.abs(a[:, None] - self.class_coordinates_[None, :]) * np.sqrt(w @ w)
+        if self.metric == "logeuclid":    # pyRiemann's MDM(metric="logeuclid") measures log-Euclidean distances
+            L = spd.logm(_tensor(self._filtered(X), self.device))
+            M = spd.logm(_tensor(self.mdm_.covmeans_, self.device))
+            return torch.linalg.matrix_norm(L[:, None] - M[None], ord="fro").cpu().numpy()
+        return self.mdm_.transform(self._filtered(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.transform(X).argmin(axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of the negative squared distances (as :class:`MDM`)."""
         d2 = -self.transform(X) ** 2
         d2 -= d2.max(axis=1, keepdims=True)
         p = np.exp(d2)

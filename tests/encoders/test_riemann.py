@@ -68,6 +68,35 @@ def test_mdm_equal_pyriemann():
     assert ours.score(C, y) > 0.8
 
 
+@pytest.mark.parametrize("n_classes, metric, tsupdate, weighted", [
+    (2, "riemann", False, False),     # the closed form: one geodesic
+    (2, "riemann", False, True),
+    (3, "riemann", False, False),     # the general path: Karcher means of the filtered matrices
+    (2, "logeuclid", False, False),
+    (2, "riemann", True, False)])
+def test_fgmdm_equal_pyriemann(n_classes, metric, tsupdate, weighted):
+    from pyriemann.classification import FgMDM as PyFgMDM
+
+    from neurodecode.encoders.riemann import FgMDM
+
+    X, _ = signals(n_epochs=60)
+    y = np.arange(60) % n_classes
+    X[y == 2, 4] *= 1.5
+    C = PyCovariances("oas").fit_transform(X)
+    perm = np.random.default_rng(0).permutation(60)
+    tr, te = np.sort(perm[:30]), np.sort(perm[30:])
+    w = np.linspace(0.5, 2.0, len(tr)) if weighted else None
+    ours = FgMDM(metric, tsupdate).fit(C[tr], y[tr], sample_weight=w)
+    ref = PyFgMDM(metric=metric, tsupdate=tsupdate).fit(C[tr], y[tr], sample_weight=w)
+    assert (ours.direction_ is not None) == (n_classes == 2 and metric == "riemann" and not tsupdate)
+    assert_rel(ours.mdm_.covmeans_, ref._mdm.covmeans_)
+    assert_rel(ours.transform(C[te]), ref.transform(C[te]))
+    assert_rel(ours.predict_proba(C[te]), ref.predict_proba(C[te]))
+    np.testing.assert_array_equal(ours.predict(C[te]), ref.predict(C[te]))
+    with pytest.raises(ValueError, match="field 'y': expected at least two classes"):
+        FgMDM().fit(C[tr], np.zeros(len(tr)))
+
+
 def test_batches_split_over_cores_equal_one_call():
     X, _ = signals(n_epochs=200, n_channels=9)
     C = spd.covariances(torch.as_tensor(X), "oas")

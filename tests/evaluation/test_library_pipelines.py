@@ -66,7 +66,9 @@ def _config_pipeline(name):
     from neurodecode.core.configs import compose
     from neurodecode.evaluation.benchmarks import _cell_config, build_pipeline
 
-    cfg = compose([f"+pipeline@pipelines.{name}={name}"], config_name="benchmark")
+    cfg = compose([], config_name="benchmark")
+    if name not in cfg.pipelines:          # an option the default run leaves out
+        cfg = compose([f"+pipeline@pipelines.{name}={name}"], config_name="benchmark")
     _, pipe = _cell_config(cfg, "eegmmidb", name)    # ${dataset.covariance} resolved as the benchmark does: oas
     return build_pipeline(pipe, name)
 
