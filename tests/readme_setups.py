@@ -131,6 +131,9 @@ def _meeg_files(shared: Path) -> Path:
             ch.update({k: src[k] for k in ("loc", "coil_type", "unit", "coord_frame")})
         raw.info["dev_head_t"] = info["dev_head_t"]
     raw.save(out / "run_01_raw.fif", verbose="error")
+    second = raw.copy()                                     # a second run: same sensors and events, other noise
+    second._data[:-1] = np.random.default_rng(1).normal(size=(len(scale), n)) * scale[:, None]
+    second.save(out / "run_02_raw.fif", verbose="error")
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     affine[:3, 3] = [-90, -126, -72]
     vol = np.zeros((91, 109, 91), np.int16)
@@ -147,12 +150,13 @@ def _meeg_files(shared: Path) -> Path:
     return out
 
 
-def _seeg_raw():
-    """Two shafts (LA1-4 in the left amygdala region, RH1-3 in the right hippocampus region), MNI positions."""
+def _seeg_raw(seed: int = 0):
+    """Two shafts (LA1-4 in the left amygdala region, RH1-3 in the right hippocampus region), MNI positions; ``seed``
+    draws the signals (another seed: another recording)."""
     import mne
 
     names = ["LA1", "LA2", "LA3", "LA4", "RH1", "RH2", "RH3"]
-    raw = mne.io.RawArray(np.random.default_rng(0).normal(scale=20e-6, size=(7, 20000)),
+    raw = mne.io.RawArray(np.random.default_rng(seed).normal(scale=20e-6, size=(7, 20000)),
                           mne.create_info(names, 1000.0, "seeg"), verbose="error")
     pos = {n: np.array([-0.02 - 0.004 * k, -0.005, -0.015]) for k, n in enumerate(names[:4])}
     pos.update({n: np.array([0.03 + 0.004 * k, -0.02, -0.01]) for k, n in enumerate(names[4:])})

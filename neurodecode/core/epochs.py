@@ -43,6 +43,8 @@ __all__ = [
     "check_table",
     "concatenate",
     "frames_equal",
+    "duplicate_recordings",
+    "epoch_digests",
 ]
 
 #: Channel types understood by neurodecode.
@@ -748,11 +750,57 @@ def compatibility_problems(a: EpochSet, b: EpochSet) -> list[str]:
     return out
 
 
-def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
+def _sources(ep: EpochSet) -> str:
+    """The files an EpochSet was read from, as its provenance names them (for error messages)."""
+    names: list[str] = []
+
+    def walk(prov: Any) -> None:
+        for step in prov:
+            if isinstance(step, dict):
+                if step.get("step") == "concatenate":
+                    for src in step.get("sources", []):
+                        walk(src)
+                elif isinstance(step.get("file"), str):
+                    names.append(step["file"])
+    walk(ep.provenance)
+    subjects = ep.subjects
+    what = ", ".join(dict.fromkeys(names)) or "no file recorded"
+    return f"{what}; subject {', '.join(subjects[:3])}" if subjects else what
+
+
+def epoch_digests(data: np.ndarray) -> list[bytes | None]:
+    """A content hash (BLAKE2b, 128 bits) of each epoch of ``data`` (n_epochs, ...); None for a constant epoch (a
+    flat line can repeat in distinct recordings)."""
+    import hashlib
+
+    flat = np.ascontiguousarray(data).reshape(len(data), -1)
+    constant = flat.min(axis=1) == flat.max(axis=1) if flat.shape[1] else np.ones(len(flat), dtype=bool)
+    return [None if c else hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row, c in zip(flat, constant)]
+
+
+def duplicate_recordings(sets: Sequence[EpochSet], names: Sequence[str] | None = None) -> list[str]:
+    """Where two of ``sets`` hold the same (non-constant) epochs, byte for byte: one line per pair naming both sets,
+    their files and how many epochs they share. The same recording loaded twice (a file copied into two session
+    folders, one run listed twice) would otherwise sit on both sides of a cross-validation split."""
+    names = [f"set {i}" for i in range(len(sets))] if names is None else list(names)
+    seen: dict[bytes, int] = {}
+    shared: dict[tuple[int, int], int] = {}
+    for j, ep in enumerate(sets):
+        for digest in set(d for d in epoch_digests(ep.data) if d is not None):
+            i = seen.setdefault(digest, j)
+            if i != j:
+                shared[(i, j)] = shared.get((i, j), 0) + 1
+    return [f"{names[j]} ({_sources(sets[j])}) repeats {n} of its {sets[j].n_epochs} epochs from {names[i]} "
+            f"({_sources(sets[i])})" for (i, j), n in sorted(shared.items())]
+
+
+def concatenate(epoch_sets: Sequence[EpochSet], *, allow_duplicates: bool = False) -> EpochSet:
     """Concatenate EpochSets that share channels, sampling rate, timing and processing along the epoch axis.
 
     Sets whose provenance differs only in per-recording details (file names, drop counts) are concatenated; the
     result's provenance is one ``concatenate`` step holding the shared ``processing`` and each set's ``sources``.
+    Sets that hold the same epochs byte for byte (:func:`duplicate_recordings`: one recording loaded twice) are an
+    error naming both, unless ``allow_duplicates``.
 
     Subjects with different channel sets belong in an :class:`EpochCollection` instead.
 
@@ -760,6 +808,8 @@ def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
     ----------
     epoch_sets : sequence of EpochSet
         At least one set.
+    allow_duplicates : bool
+        Concatenate sets that share epochs (e.g. to oversample on purpose).
 
     Returns
     -------
@@ -781,6 +831,11 @@ def concatenate(epoch_sets: Sequence[EpochSet]) -> EpochSet:
                 f"field 'epoch_sets': expected sets with the same channels, sfreq, tmin, n_times and provenance, "
                 f"got set {i} differing from set 0: " + "; ".join(problems)
                 + ". Sets of subjects with different channels go into an EpochCollection.")
+    duplicates = [] if allow_duplicates else duplicate_recordings(epoch_sets)
+    if duplicates:
+        fail("epoch_sets", "distinct recordings (the same epochs twice would sit on both sides of a "
+             "cross-validation split; remove the copy, or pass allow_duplicates=True on purpose)",
+             "; ".join(duplicates))
     data = np.concatenate([ep.data for ep in epoch_sets], axis=0)
     table = pd.concat([ep.table for ep in epoch_sets], ignore_index=True)
     provenance = first.provenance
@@ -845,6 +900,11 @@ class EpochCollection(Mapping[str, EpochSet]):
             if subj.isna().any() or not (subj.astype(str) == key).all():
                 fail(f"sets[{key!r}].table['subject']", f"{key!r} in every row",
                       f"{sorted(map(str, subj.dropna().unique()))}" + (" with missing values" if subj.isna().any() else ""))
+        loaded = [k for k, ep in items.items() if not isinstance(ep.data, np.memmap)]   # a lazy store stays lazy
+        duplicates = duplicate_recordings([items[k] for k in loaded], [f"subject {k!r}" for k in loaded])
+        if duplicates:
+            fail("sets", "distinct recordings for distinct subjects (one recording under two subject ids would sit "
+                 "on both sides of a leave-one-subject-out split)", "; ".join(duplicates))
         self._sets = items
 
     def __getitem__(self, subject: str) -> EpochSet:

@@ -737,7 +737,7 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
     ``stimuli`` a CSV/TSV/parquet table with a ``stimulus`` id column (and ``file``, ``caption``, ...). This is the
     data recipe of ``conf/data/meeg.yaml``: ``neurodecode reconstruct`` calls it again on new recordings.
     """
-    from neurodecode.core.epochs import compatibility_problems, concatenate
+    from neurodecode.core.epochs import compatibility_problems, concatenate, duplicate_recordings
 
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
@@ -762,6 +762,10 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
         if problems:
             raise ValueError(f"{p}: expected a run compatible with {paths[0]} (same channels, sampling rate, epoch "
                              f"window and processing), got: " + "; ".join(problems))
+    duplicates = duplicate_recordings(sets, [str(p) for p in paths])
+    if duplicates:
+        raise ValueError("field 'path': expected distinct recordings (the same epochs twice would sit on both "
+                         "sides of a cross-validation split), got: " + "; ".join(duplicates))
     ep = sets[0] if len(sets) == 1 else concatenate(sets)
     if stimuli is not None:
         sp = Path(stimuli)

@@ -23,7 +23,7 @@ def test_to_mne_of_several_runs_gives_unique_event_samples(epochs):
     """Runs concatenated share onset times; MNE needs one sample per epoch: each run is shifted past the last."""
     from neurodecode.core.epochs import concatenate
 
-    two = concatenate([epochs, epochs.replace(table=epochs.table.assign(run="3"))])  # same onsets in run 3
+    two = concatenate([epochs, epochs.replace(data=epochs.data * 2, table=epochs.table.assign(run="3"))])  # same onsets
     m = to_mne(two)
     samples = m.events[:, 0]
     assert len(np.unique(samples)) == len(two)

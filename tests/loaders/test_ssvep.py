@@ -160,7 +160,7 @@ def test_a_benchmark_result_records_how_its_epochs_were_made(tmp_path):
     raw.set_annotations(ann)
     ep = load_epochs(raw, return_report=False, tmin=0.5, tmax=2.0, labels={"13": "13"}, subject="1",
                      steps=ssvep_steps([13], harmonics=1, method="iir"))
-    two = concatenate([ep, ep.replace(table=ep.table.assign(run="2"))])
+    two = concatenate([ep, ep.replace(data=ep.data * 1.5, table=ep.table.assign(run="2"))])   # another run
     path = write_results(argparse.Namespace(out=tmp_path, seed=0), "b", {"x": 1}, epochs={"ssvep": two})
     rec = json.loads(path.read_text())["epoching"]["ssvep"]
     assert rec["sfreq"] == 256.0 and rec["tmin"] == 0.5 and rec["n_times"] == 385 and rec["n_channels"] == 2

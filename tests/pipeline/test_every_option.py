@@ -78,13 +78,13 @@ def recordings(tmp_path_factory):
                   "data.stimulus={T1:left,T2:right}", "objective.n_components=1", *split]
     meg = _meeg_files(SHARED) / "run_01_raw.fif"
     (root / "meg").mkdir()
-    out["meg"] = ["data=meeg", f"data.path={_paths([meg, meg])}", f"data.stimuli={_stimuli(root / 'meg', ['a', 'b'])}",
+    out["meg"] = ["data=meeg", f"data.path={_paths([meg, meg.with_name('run_02_raw.fif')])}", f"data.stimuli={_stimuli(root / 'meg', ['a', 'b'])}",
                   "data.tmin=0.0", "data.tmax=0.5", "+data.events=stim", "+data.stim_channel='STI 014'",
                   "data.labels={1:a,3:b}", "data.stimulus={1:a,3:b}", "objective.n_components=1", *split]
     (root / "seeg").mkdir()
     runs = []
     for k in range(2):
-        raw = _seeg_raw()
+        raw = _seeg_raw(seed=k)
         raw.set_annotations(mne.Annotations(np.arange(1.0, 18.0, 1.5), [0] * 12, ["word", "face"] * 6))
         raw.save(root / "seeg" / f"run{k}_raw.fif", verbose="error")
         runs.append(root / "seeg" / f"run{k}_raw.fif")
