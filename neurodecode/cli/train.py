@@ -47,18 +47,34 @@ def _hydra_main(cfg: Any) -> float:
     return float(top[0]) if top else float("nan")
 
 
-def _refuse_finished_run(overrides: Sequence[str], multirun: bool) -> None:
-    """Refuse, before Hydra writes anything (its .hydra/ would overwrite the old run's record), a run folder that
-    already holds a finished run."""
+def _run_folder(overrides: Sequence[str], multirun: bool) -> Any:
+    """The folder Hydra will write the run (or the sweep) into."""
     from pathlib import Path
 
     cfg = compose(overrides, return_hydra_config=True)
-    folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    return Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+
+
+def _refuse_finished_run(overrides: Sequence[str], multirun: bool) -> Any:
+    """Refuse, before Hydra writes anything (its .hydra/ would overwrite the old run's record), a run folder that
+    already holds a finished run, and lock it for this process (a second ``train`` into it, started before this
+    one finishes, fails at once instead of replacing it). Returns the lock (None under torchrun's other ranks,
+    which write elsewhere)."""
+    from neurodecode.core.files import WriteLock
+
+    folder = _run_folder(overrides, multirun)
+    lock = None
+    if int(os.environ.get("RANK", "0")) == 0:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = WriteLock(folder)
     done = [p for p in ([folder] + (sorted(folder.iterdir()) if multirun and folder.is_dir() else []))
             if (p / "metrics.json").exists() or (p / "checkpoint").exists()]
     if done:
+        if lock is not None:
+            lock.release()
         raise FileExistsError(f"{done[0]}: a training run is already there; choose another folder "
                               "(hydra.run.dir=... / hydra.sweep.dir=...) — nothing was written")
+    return lock
 
 
 def _other_rank_overrides(multirun: bool) -> list[str]:
@@ -116,13 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(_hydra_main)
     old = sys.argv
     multirun = "--multirun" in argv or "-m" in argv
+    lock = None
     try:
         if not any(a in ("--help", "-h", "--hydra-help") for a in argv):
             _check_hydra_targets(_first_of_sweeps(plain) if multirun else plain)
         if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c") for a in argv):
             if not multirun:
                 compose(plain)        # fail early, with the hint, on a bad key or value
-            _refuse_finished_run([a for a in plain if "," not in a] if multirun else plain, multirun)
+            lock = _refuse_finished_run([a for a in plain if "," not in a] if multirun else plain, multirun)
         sys.argv = ["neurodecode train", *argv, *_other_rank_overrides(multirun)]
         _JOB_ERRORS.clear()
         app()
@@ -130,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(err)
     finally:
         sys.argv = old
+        if lock is not None:
+            lock.release()
     if _JOB_ERRORS:
         if len(_JOB_ERRORS) > 1:
             print(f"neurodecode train: {len(_JOB_ERRORS)} jobs failed; the first:", file=sys.stderr)

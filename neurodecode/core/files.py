@@ -8,6 +8,10 @@ until the new one is whole, the process's umask respected, a full disk reported 
 * :func:`publish_dir` — the same for a folder: an existing one is moved aside, the new one renamed into place, the
   old one removed — a kill in between leaves the old folder complete under a ``.<name>.old-*`` name, which
   :func:`interrupted_replacement` finds and the loaders name in their error.
+* :class:`OutputFolder` — a command's output folder written all-or-nothing: locked for one writer, the outputs
+  made in a hidden staging folder beside it and moved in only when the command succeeds (a killed run leaves
+  nothing in the folder, and its staging folder is removed by the next run), the earlier run's outputs replaced only
+  with ``overwrite`` — and then all of them, so no stale file of an earlier run stays beside the new report.
 * :func:`permissions` — the mode a new file or folder would get from the umask (``mkstemp``/``mkdtemp`` create
   0600/0700 whatever the umask).
 * :func:`check_free_space` — an ``OSError`` (ENOSPC) naming the path when the disk cannot hold what is about to be
@@ -26,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WriteLock", "check_free_space", "interrupted_replacement", "permissions", "publish_dir", "publish_file",
+__all__ = ["OutputFolder", "WriteLock", "check_free_space", "interrupted_replacement", "permissions", "publish_dir", "publish_file",
            "temporary_dir", "temporary_file"]
 
 #: room kept free besides the bytes about to be written (metadata, the file system's own needs)
@@ -163,3 +167,122 @@ def publish_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     _fsync_dir(path.parent)
     if old is not None:
         shutil.rmtree(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class OutputFolder:
+    """The output folder of a command, written all-or-nothing and by one process at a time.
+
+    >>> with OutputFolder("results", overwrite=False) as staging:     # doctest: +SKIP
+    ...     (staging / "report.html").write_text(html)
+
+    ``__enter__`` takes the folder's :class:`WriteLock` (a second writer fails at once, naming the holder), removes
+    the staging folders of killed runs, refuses a folder that holds an earlier run's outputs unless ``overwrite``,
+    and returns a fresh, hidden staging folder beside it (same file system). On success ``__exit__`` moves every
+    entry of the staging folder into the folder (``marker`` last, so its presence means a complete run), removes the
+    earlier run's outputs this run did not make again, and records the entries in ``.neurodecode-outputs.json``; on
+    an error it removes the staging folder and leaves the folder as it was. Files of the user's own in the folder
+    are kept; one that an output would replace is an error unless ``overwrite``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder (created when missing).
+    overwrite : bool
+        Replace an earlier run's outputs (and same-named files).
+    marker : str
+        The entry published last (e.g. ``report.html``).
+    """
+
+    MANIFEST = ".neurodecode-outputs.json"
+
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, marker: str | None = None) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.marker = marker
+        self.staging: Path | None = None
+        self._lock: WriteLock | None = None
+
+    def _earlier(self) -> list[str]:
+        import json
+
+        manifest = self.path / self.MANIFEST
+        if not manifest.is_file():
+            return []
+        try:
+            names = json.loads(manifest.read_text())["entries"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{manifest}: field 'entries': expected the list of an earlier run's outputs, got an "
+                             f"unreadable file ({err}); remove it by hand") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) and n and "/" not in n and n not in (".", "..")
+                                                  for n in names):
+            raise ValueError(f"{manifest}: field 'entries': expected plain file names, got {names!r}")
+        return names
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"{self.path}: expected an output folder, got a file")
+        self._lock = WriteLock(self.path)
+        try:
+            for stale in self.path.parent.glob(f".{self.path.name}.*.staging"):   # killed runs (we hold the lock)
+                shutil.rmtree(stale, ignore_errors=True)
+            earlier = self._earlier()
+            if earlier and not self.overwrite:
+                raise FileExistsError(f"{self.path}: holds an earlier run's outputs ({', '.join(earlier[:6])}"
+                                      f"{', ...' if len(earlier) > 6 else ''}); choose another folder or overwrite")
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".staging",
+                                                 dir=self.path.parent))
+            os.chmod(self.staging, permissions(directory=True))
+        except BaseException:
+            self._lock.release()
+            raise
+        return self.staging
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if exc_type is None:
+                self._publish()
+        finally:
+            if self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+            if self._lock is not None:
+                self._lock.release()
+
+    def _publish(self) -> None:
+        import json
+
+        assert self.staging is not None
+        new = sorted(p.name for p in self.staging.iterdir())
+        earlier = self._earlier()
+        clash = [n for n in new if (self.path / n).exists() and n not in earlier]
+        if clash and not self.overwrite:
+            raise FileExistsError(f"{self.path}: {clash[:6]} already there and not from an earlier run; nothing was "
+                                  "written (choose another folder or overwrite)")
+        for sub in [self.staging, *self.staging.rglob("*")]:
+            os.chmod(sub, permissions(directory=sub.is_dir()))
+            if sub.is_file():
+                with open(sub, "rb") as fh:
+                    os.fsync(fh.fileno())
+        self.path.mkdir(exist_ok=True)
+        if self.marker and (self.path / self.marker).exists():
+            _remove(self.path / self.marker)              # an incomplete-looking folder until the new marker lands
+        for name in earlier:
+            if name not in new:
+                _remove(self.path / name)
+        order = [n for n in new if n != self.marker] + [n for n in new if n == self.marker]
+        tmp = temporary_file(self.path / self.MANIFEST)
+        tmp.write_text(json.dumps({"entries": new}))
+        publish_file(tmp, self.path / self.MANIFEST, overwrite=True)
+        for name in order:
+            target = self.path / name
+            if target.exists() and (target.is_dir() or (self.staging / name).is_dir()):
+                _remove(target)
+            os.replace(self.staging / name, target)
+        _fsync_dir(self.path)

@@ -508,6 +508,7 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
     baseline, rows; empty when the checkpoint has none), ``n_trials``, ``seconds`` and, for a labels objective,
     ``confusion``.
     """
+    from neurodecode.core.files import OutputFolder
     from neurodecode.heads.writing import check_writable
 
     t_start = time.perf_counter()
@@ -522,13 +523,17 @@ def reconstruct(checkpoint: str | os.PathLike, recordings: Sequence[str | os.Pat
                               "or pass --overwrite")
     epochs = read_recordings(pipe, recordings, subject, query, str(checkpoint))   # refused before anything is written
     out = check_writable(out_dir)
-    d = decode(pipe, epochs, outputs=OUTPUTS if heads is None else heads, options=options, seed=seed,
-               batch_size=batch_size, progress=progress)
-    scores = score(pipe, d, seed)
-    plot = write_outputs(d, out, scores)
-    page = report(pipe, d, epochs, out, scores, plot, notices=notices,
-                  title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
-                  details=_details(checkpoint, recordings, epochs, pipe, d, options, t_start))
+    # locked for this run; written in a staging folder and moved in only once complete (a killed or concurrent
+    # run leaves nothing half-written here, an earlier run's outputs are all replaced or none)
+    with OutputFolder(out, overwrite=overwrite, marker="report.html") as staging:
+        d = decode(pipe, epochs, outputs=OUTPUTS if heads is None else heads, options=options, seed=seed,
+                   batch_size=batch_size, progress=progress)
+        scores = score(pipe, d, seed)
+        plot = write_outputs(d, staging, scores)
+        report(pipe, d, epochs, staging, scores, plot, notices=notices,
+               title=title or f"neurodecode reconstruction — {checkpoint.parent.name}",
+               details=_details(checkpoint, recordings, epochs, pipe, d, options, t_start))
+    page = out / "report.html"
     return {"report": page, "scores": [] if scores is None else json.loads(scores.to_json()),
             "baseline": [] if d.comparison is None else d.comparison.to_dict(orient="records"),
             "n_trials": len(d.trials), "seconds": time.perf_counter() - t_start,

@@ -41,6 +41,19 @@ def test_a_refused_rerun_leaves_the_finished_run_untouched(run, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (run / ".hydra").iterdir()} == before
 
 
+def test_a_second_run_into_a_folder_being_trained_is_refused_at_once(tmp_path, capsys):
+    """The finished-run check alone let a second run started before the first finished replace it: the folder is
+    locked for the whole run."""
+    from neurodecode.core.files import WriteLock
+
+    folder = tmp_path / "busy"
+    with WriteLock(folder):                                   # a first run still training there
+        assert main(["train", "experiment=tiny", f"hydra.run.dir={folder}"]) == 2
+    err = capsys.readouterr().err
+    assert "busy: being written by another process" in err and not folder.exists()
+    assert not (tmp_path / ".busy.lock").exists()
+
+
 def test_written_scores_are_strict_json(run, tmp_path):
     metrics = _strict((run / "metrics.json").read_text())
     # values a metric does not have (an interval here, a chance level elsewhere) are null, not NaN

@@ -164,3 +164,62 @@ def test_files_follow_the_umask(tmp_path, umask):
     assert (tmp_path / "s.h5").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o777 & ~umask
     assert (tmp_path / "ckpt" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_an_output_folder_is_published_whole_or_not_at_all(tmp_path):
+    from neurodecode.core.files import OutputFolder, WriteLock
+
+    out = tmp_path / "rec"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")                       # the user's own file stays
+    with OutputFolder(out, marker="report.html") as staging:
+        assert staging.parent == tmp_path and staging.name.startswith(".rec.")
+        (staging / "images").mkdir()
+        (staging / "images" / "0.png").write_bytes(b"png")
+        (staging / "report.html").write_text("first")
+        assert not (out / "report.html").exists()                # nothing visible until the run succeeds
+    assert sorted(p.name for p in out.iterdir()) == [".neurodecode-outputs.json", "images", "notes.txt", "report.html"]
+    assert not list(tmp_path.glob(".rec.*"))                     # no staging folder, no lock file left
+    # a second run is refused unless it overwrites, and then replaces every output of the first
+    with pytest.raises(FileExistsError, match=r"rec: holds an earlier run's outputs \(images, report.html\)"):
+        OutputFolder(out).__enter__()
+    with OutputFolder(out, overwrite=True, marker="report.html") as staging:
+        (staging / "report.html").write_text("second")
+    assert sorted(p.name for p in out.iterdir()) == [".neurodecode-outputs.json", "notes.txt", "report.html"]
+    assert (out / "report.html").read_text() == "second" and (out / "notes.txt").read_text() == "mine"
+    # a failing run leaves the folder as it was
+    with pytest.raises(RuntimeError, match="boom"):
+        with OutputFolder(out, overwrite=True) as staging:
+            (staging / "report.html").write_text("third")
+            raise RuntimeError("boom")
+    assert (out / "report.html").read_text() == "second" and not list(tmp_path.glob(".rec.*"))
+    # an output named like a file of the user's is refused, nothing written
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"\['notes.txt'\] already there and not from an earlier run"):
+        with OutputFolder(mine) as staging:
+            (staging / "notes.txt").write_text("theirs")
+    assert (mine / "notes.txt").read_text() == "mine" and not (mine / "report.html").exists()
+    # a killed run's staging folder is removed by the next one; a concurrent writer is refused at once
+    stale = tmp_path / ".rec.killed.staging"
+    stale.mkdir()
+    (stale / "report.html").write_text("half")
+    with OutputFolder(out, overwrite=True) as staging:
+        assert not stale.exists()
+        with pytest.raises(FileExistsError, match="being written by another process"):
+            WriteLock(out)
+
+
+@pytest.mark.parametrize("entries", ['{"entries": ["../outside"]}', '{"entries": "x"}', "not json"])
+def test_an_output_manifest_cannot_point_outside_its_folder(tmp_path, entries):
+    from neurodecode.core.files import OutputFolder
+
+    out = tmp_path / "rec"
+    out.mkdir()
+    (out / ".neurodecode-outputs.json").write_text(entries)
+    (tmp_path / "outside").write_text("keep")
+    with pytest.raises(ValueError, match=r"\.neurodecode-outputs\.json: field 'entries'"):
+        with OutputFolder(out, overwrite=True):
+            pass
+    assert (tmp_path / "outside").read_text() == "keep"

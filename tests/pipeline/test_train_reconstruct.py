@@ -304,8 +304,21 @@ def test_reconstruct_cli_writes_every_trial_and_the_report(tiny_run, tmp_path, c
     assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tiny_run / "heldout_epochs.h5"), "--out", str(out),
                  "--no-progress"]) == 2                                   # nothing is overwritten silently
     assert "a reconstruction is already there (report.html)" in capsys.readouterr().err
+    # a second reconstruction into the folder while one writes it is refused at once, nothing written
+    from neurodecode.core.files import WriteLock
+
+    with WriteLock(out):
+        assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tiny_run / "heldout_epochs.h5"), "--out",
+                     str(out), "--no-progress", "--overwrite", "--heads", "retrieval"]) == 2
+    assert "being written by another process" in capsys.readouterr().err
+    # a killed run's half-written staging folder is cleared; --overwrite replaces every output of the earlier run
+    killed = tmp_path / ".rec.killed.staging"
+    killed.mkdir()
+    (killed / "report.html").write_text("half")
     assert main(["reconstruct", str(tiny_run / "checkpoint"), str(tiny_run / "heldout_epochs.h5"), "--out", str(out),
                  "--no-progress", "--overwrite", "--heads", "retrieval"]) == 0
+    assert not killed.exists() and not (out / "images").exists() and not (out / "captions").exists()
+    assert (out / "report.html").is_file() and (out / "retrieval.json").is_file()
 
 
 def test_reconstruct_selects_heads_and_trials(tiny_run, tmp_path):
