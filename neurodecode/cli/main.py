@@ -541,14 +541,20 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     decoder = OnlineDecoder(args.checkpoint, args.lsl_stream, markers=args.markers, pad=args.pad,
                             bufsize=args.bufsize, outlet=args.outlet, marker_offset=args.marker_offset)
-    latencies = []
+    latencies, dropped = [], []
     for pred in decoder.run(n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle):
-        latencies.append(pred["latency_s"])
+        (dropped if "dropped" in pred else latencies).append(pred.get("dropped", pred.get("latency_s")))
         print(json.dumps({k: v for k, v in pred.items() if k != "latent" or args.latents}), flush=True)
+    lost = ""
+    if dropped:
+        reasons = {r: dropped.count(r) for r in dict.fromkeys(dropped)}
+        lost = f"; {len(dropped)} dropped (" + "; ".join(f"{n} × {r}" for r, n in reasons.items()) + ")"
     if latencies:
-        print(f"{len(latencies)} epoch(s) decoded from {args.lsl_stream}: latency after the padded window median "
-              f"{np.median(latencies):.4f} s, 95th percentile {np.percentile(latencies, 95):.4f} s (plus the "
+        print(f"{len(latencies)} epoch(s) decoded from {args.lsl_stream}{lost}: latency after the padded window "
+              f"median {np.median(latencies):.4f} s, 95th percentile {np.percentile(latencies, 95):.4f} s (plus the "
               f"{args.pad:g} s pad)", file=sys.stderr)
+    elif dropped:
+        print(f"0 epoch(s) decoded from {args.lsl_stream}{lost}", file=sys.stderr)
     else:
         print(f"no labelled marker arrived on {decoder.marker_name} before the stream went quiet", file=sys.stderr)
     return 0

@@ -147,10 +147,32 @@ class OnlineDecoder:
         return {"marker": description, "stimulus": top5[0], "top5": top5,
                 "latent": latents[0].round(6).tolist()}
 
+    def _drop(self, desc: str, stamp: float, reason: str) -> dict[str, Any]:
+        """A labelled marker whose epoch cannot be decoded: logged, kept in :attr:`dropped`, and yielded."""
+        logger.warning(f"{self.stream_name}: marker {desc!r} at {stamp:.3f} s dropped: {reason}")
+        record = {"timestamp": stamp, "marker": desc, "dropped": reason}
+        self.dropped.append(record)
+        return record
+
+    def _newest(self) -> float | None:
+        """The stream time of the newest buffered sample (None when the buffer is empty)."""
+        try:
+            _, ts = self.stream.get_data(winsize=self.bufsize)
+        except Exception:                     # a source that already went away
+            return None
+        ts = ts[ts > 0]
+        return float(ts[-1]) if ts.size else None
+
     def run(self, n_epochs: int | None = None, timeout: float = 30.0, idle: float = 5.0) -> Iterator[dict[str, Any]]:
-        """Yield one prediction per labelled marker, until ``n_epochs`` are decoded, or ``idle`` seconds pass with
-        no new marker or sample after the last one (the stream ended), or ``timeout`` seconds without any."""
+        """Yield one dict per labelled marker, until ``n_epochs`` are decoded, or ``idle`` seconds pass with no new
+        marker or sample after the last one (the stream ended), or ``timeout`` seconds without any.
+
+        A decoded epoch's dict holds ``timestamp``, ``marker``, the predictions and ``latency_s``. An epoch that
+        cannot be decoded is never silently lost: its dict holds ``timestamp``, ``marker`` and ``dropped`` (the
+        reason — its window began before the oldest buffered sample, or the stream ended before the window was
+        complete), and it is also kept in :attr:`dropped`."""
         self._connect(timeout)
+        self.dropped: list[dict[str, Any]] = []
         pending: list[tuple[str, float]] = []
         done, last, self._seen = 0, time.monotonic(), 0
         try:
@@ -171,9 +193,9 @@ class OnlineDecoder:
                     if got is None:
                         continue
                     if isinstance(got, str):
-                        logger.warning(f"{self.stream_name}: marker {desc!r} at {stamp:.3f} s skipped: its window "
-                                       "starts before the oldest buffered sample (connected late, or a small bufsize)")
                         ready.append((desc, stamp))
+                        yield self._drop(desc, stamp, "its window starts before the oldest buffered sample (the "
+                                         "decoder connected late, or --bufsize is too small)")
                         continue
                     raw, newest, t0 = got
                     out = {"timestamp": stamp, **self._decode(raw, desc, stamp - t0)}
@@ -188,6 +210,14 @@ class OnlineDecoder:
                         break
                 pending = [p for p in pending if p not in ready]
                 if time.monotonic() - last > (idle if done or pending else timeout):
+                    # the stream went quiet: the epochs still waiting for their window will never complete
+                    newest = self._newest()
+                    for desc, stamp in pending:
+                        need = stamp + self.recipe["tmax"] + self.pad
+                        held = "no sample" if newest is None else f"samples up to {newest:.3f} s"
+                        yield self._drop(desc, stamp, f"the stream ended (or its source stopped) before the epoch's "
+                                         f"padded window was complete: it needs samples up to {need:.3f} s, the "
+                                         f"stream sent {held}")
                     break
                 time.sleep(0.005)
         finally:

@@ -117,3 +117,45 @@ def test_a_marker_older_than_the_buffer_is_skipped_and_windows_keep_their_marker
     assert decoder._stretch(102.5) is None              # needs the stream up to 105.5 s
     raw, newest, t0 = decoder._stretch(101.0)          # tmin 1 s > 0: the stretch still starts at the marker − pad
     assert t0 == pytest.approx(100.0) and raw.times[-1] == pytest.approx(4.0, abs=1 / 160)
+
+
+def test_an_epoch_cut_by_the_end_of_the_stream_is_reported_dropped_not_lost(eeg_checkpoint):
+    """The source stops 1 s into an epoch's window: the run yields (and keeps) a dropped record with the reason,
+    instead of ending as if every labelled epoch had been decoded."""
+    import mne
+
+    from neurodecode.pipeline.streaming import OnlineDecoder
+
+    decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
+    label = sorted(decoder.descriptions)[0]
+
+    class Buffer:                       # 5 s of signal from t = 100 s, then nothing more
+        info = mne.create_info(4, 160.0, "eeg")
+        n_new_samples = 0
+
+        def get_data(self, winsize):
+            return np.zeros((4, 800)), 100.0 + np.arange(800) / 160.0
+
+        def disconnect(self):
+            pass
+
+    class Markers:                      # one labelled marker at 103 s, its window ends at 103 + 2 + 1 s
+        sent = False
+
+        def pull_chunk(self, timeout):
+            if self.sent:
+                return [], []
+            self.sent = True
+            return [[label]], [103.0]
+
+        def close_stream(self):
+            pass
+
+    def connect(timeout):
+        decoder.stream, decoder.inlet, decoder.outlet = Buffer(), Markers(), None
+
+    decoder._connect = connect
+    out = list(decoder.run(idle=0.2, timeout=1.0))
+    assert len(out) == 1 and out[0]["marker"] == label and out[0]["timestamp"] == 103.0
+    assert "the stream ended" in out[0]["dropped"] and "up to 106.000 s" in out[0]["dropped"]
+    assert "up to 104.994 s" in out[0]["dropped"] and decoder.dropped == out
