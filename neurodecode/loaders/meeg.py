@@ -611,6 +611,8 @@ def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str 
     """
     import mne_bids
 
+    from neurodecode.loaders.integrity import read_with_checks
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such BIDS root folder")
@@ -624,9 +626,18 @@ def read_bids(root: str | os.PathLike, *, subject: str, task: str, session: str 
         raise ValueError(f"{root}: field 'run'/'session': expected one recording, got {len(recordings)}: "
                          f"{[m.basename for m in recordings]}")
     bp = recordings[0]
+    channels_tsv = bp.copy().update(suffix="channels", extension=".tsv").fpath
+    if channels_tsv.exists():                  # mne-bids renames duplicated names (FC5-0, FC5-1) without a word
+        names = pd.read_csv(channels_tsv, sep="\t", dtype=str, keep_default_na=False).get("name")
+        dups = sorted(set(names[names.duplicated()])) if names is not None else []
+        if dups:
+            raise ValueError(f"{channels_tsv}: field 'name': expected unique channel names, got duplicates {dups}")
     try:
-        raw = mne_bids.read_raw_bids(bp, on_ch_mismatch=on_ch_mismatch, verbose="error")
+        raw = read_with_checks(bp.fpath, lambda: mne_bids.read_raw_bids(bp, on_ch_mismatch=on_ch_mismatch,
+                                                                          verbose="warning"))
     except (ValueError, OSError, RuntimeError) as err:
+        if str(err).startswith(str(bp.fpath)):   # read_with_checks' own error: it names the file and the field
+            raise
         raise ValueError(f"{bp.fpath}: expected a readable BIDS recording, got an error from mne-bids: {err}") \
             from None
     events_tsv = bp.copy().update(suffix="events", extension=".tsv")

@@ -124,6 +124,15 @@ def test_bids_round_trip(shared_data, tmp_path):
     assert np.isfinite(ep.channels.pos).all()  # from *_electrodes.tsv
     with pytest.raises(FileNotFoundError, match=r"no BIDS recording for subject='002'"):
         read_bids(tmp_path, return_report=False, subject="002", task="imagery", tmin=0, tmax=1)
+    # a channels.tsv naming one channel twice: mne-bids would rename them FC5-0 / FC5-1 without a word
+    tsv = bp.copy().update(suffix="channels", extension=".tsv").fpath
+    channels = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    channels.loc[1, "name"] = channels.loc[0, "name"]
+    channels.to_csv(tsv, sep="\t", index=False)
+    with pytest.raises(ValueError, match=rf"channels.tsv: field 'name': expected unique channel names, got "
+                                         rf"duplicates \['{channels.loc[0, 'name']}'\]"):
+        read_bids(tmp_path, return_report=False, subject="001", session="01", task="imagery", run="04",
+                  on_ch_mismatch="rename", tmin=1.0, tmax=2.0)
 
 
 @pytest.mark.realdata
