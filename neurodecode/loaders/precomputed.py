@@ -237,7 +237,12 @@ def load_surface(files: Sequence[str | os.PathLike], *, mask: str | os.PathLike 
         if f.suffix == ".gii":
             arr = np.stack([d.data for d in nib.load(f).darrays]).reshape(-1, len(nib.load(f).darrays[0].data))
         elif f.suffix == ".npy":
-            arr = np.load(f)
+            arr = np.load(f, allow_pickle=False)
+            if arr.ndim != 3:
+                raise ValueError(f"{f}: field 'data': expected frames of a flattened surface image (n_frames, height, "
+                                 f"width), got shape {arr.shape}" + (
+                                     "; a 2-D array is ambiguous (one image, or frames × vertices): save one image "
+                                     "as arr[None]" if arr.ndim == 2 else ""))
             if mask_arr is not None:
                 if arr.shape[1:] != mask_arr.shape:
                     raise ValueError(f"{f}: field 'mask': expected frames of the mask's shape {mask_arr.shape}, got "
@@ -247,12 +252,18 @@ def load_surface(files: Sequence[str | os.PathLike], *, mask: str | os.PathLike 
                 arr = arr.reshape(arr.shape[0], -1)
         else:
             raise ValueError(f"{f}: expected a .gii or .npy surface file, got {f.suffix!r}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{f}: field 'data': expected finite values, got {int((~np.isfinite(arr)).sum())} NaN/Inf")
         trials.append(arr.T)  # (n_vertices, n_frames)
     shapes = {t.shape for t in trials}
     if len(shapes) != 1:
         raise ValueError(f"field 'files': expected one (n_vertices, n_frames) shape for every file, got {sorted(shapes)}")
     ids = list(stimulus_ids) if stimulus_ids is not None else [f.stem for f in files]
+    if len(ids) != len(files):
+        fail("stimulus_ids", f"one id per file ({len(files)})", len(ids))
     n_vert = trials[0].shape[0]
+    if n_vert == 0:
+        fail("mask", "at least one vertex (non-zero entry)", "an empty selection")
     channels = Channels([f"vertex{i}" for i in range(n_vert)], "fmri-voxel", coord_frame="fsaverage")
     table = pd.DataFrame({"subject": subject, "stimulus": ids, "file": [f.name for f in files]})
     return EpochSet(np.stack(trials), sfreq, channels, table, 0.0,

@@ -225,6 +225,27 @@ def test_mind3d_sample_with_mask(shared_data):
         load_surface(files[:1], mask=np.ones((10, 10)))
 
 
+def test_surface_files_that_would_be_read_wrong_are_refused(tmp_path):
+    one = tmp_path / "one.npy"
+    np.save(one, np.ones((16, 16)))                      # one image without its frame axis: not 16 frames × 16
+    with pytest.raises(ValueError, match=r"one.npy: field 'data': expected frames .* got shape \(16, 16\); a 2-D "
+                                         r"array is ambiguous"):
+        load_surface([one])
+    nan = tmp_path / "nan.npy"
+    frames = np.ones((3, 4, 4))
+    frames[1, 2, 2] = np.nan
+    np.save(nan, frames)
+    with pytest.raises(ValueError, match=r"nan.npy: field 'data': expected finite values, got 1 NaN/Inf"):
+        load_surface([nan])
+    ok = tmp_path / "ok.npy"
+    np.save(ok, np.ones((3, 4, 4)))
+    with pytest.raises(ValueError, match=r"field 'stimulus_ids': expected one id per file \(1\), got 2"):
+        load_surface([ok], stimulus_ids=["a", "b"])
+    with pytest.raises(ValueError, match=r"field 'mask': expected at least one vertex"):
+        load_surface([ok], mask=np.zeros((4, 4)))
+    assert load_surface([ok], mask=np.eye(4)).shape == (1, 4, 3)
+
+
 def test_fmriprep_confounds_are_regressed(tmp_path):
     """A fake fMRIPrep output: motion confounds (24 columns) that explain a drift planted in the signal."""
     files, planted, weights = synthetic_bids(tmp_path)
