@@ -19,6 +19,7 @@ May import: ``neurodecode.core`` … ``neurodecode.alignment``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from neurodecode.core.registry import ConfigMixin
 
 from neurodecode.heads.base import LatentSpec, MeshHead, render_mesh
 
-__all__ = ["SHAPES", "SDFMeshHead", "mesh_sdf", "procedural_shapes"]
+__all__ = ["SHAPES", "SDFMeshHead", "check_mesh", "mesh_sdf", "procedural_shapes", "read_mesh"]
 
 #: the primitive families of :func:`procedural_shapes`
 SHAPES = ("sphere", "box", "cylinder", "capsule", "cone", "torus")
@@ -50,6 +51,45 @@ def _winding_number(mesh: Any, points: np.ndarray, block: int = 1024) -> np.ndar
         div = la * lb * lc + (a * b).sum(-1) * lc + (b * c).sum(-1) * la + (c * a).sum(-1) * lb
         out.append(torch.atan2(det, div).sum(1) / (2 * torch.pi))
     return torch.cat(out).numpy()
+
+
+def check_mesh(mesh: Any, where: str) -> Any:
+    """``mesh`` if a signed distance can be computed from it: a ``trimesh.Trimesh`` with faces, finite vertices,
+    closed (watertight) and consistently wound; else a ``ValueError`` naming ``where`` and what is wrong. An open
+    mesh has no inside: its winding number, and so every sign of the distance field, would be meaningless."""
+    import trimesh
+
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise ValueError(f"{where}: expected a non-empty triangle mesh (trimesh.Trimesh), got "
+                         f"{type(mesh).__name__}" + (" without faces" if isinstance(mesh, trimesh.Trimesh) else ""))
+    vertices = np.asarray(mesh.vertices)
+    if not np.isfinite(vertices).all():
+        raise ValueError(f"{where}: field 'vertices': expected finite coordinates, got "
+                         f"{int((~np.isfinite(vertices)).any(axis=1).sum())} vertices with NaN/Inf")
+    if not mesh.is_watertight:
+        raise ValueError(f"{where}: expected a closed (watertight) mesh — a signed distance needs an inside — got "
+                         f"one with {len(trimesh.grouping.group_rows(mesh.edges_sorted, require_count=1))} boundary "
+                         "edges; close its holes first (e.g. trimesh's fill_holes)")
+    if not mesh.is_winding_consistent:
+        raise ValueError(f"{where}: expected consistently wound faces, got a mesh whose neighbouring faces disagree "
+                         "(trimesh's fix_normals repairs it)")
+    return mesh
+
+
+def read_mesh(path: str | Any) -> Any:
+    """A mesh file (OBJ, PLY, STL, GLB, OFF, ...) read with trimesh without its repairs — merging or dropping
+    vertices would hide a damaged file — and checked by :func:`check_mesh` (the file named in every error)."""
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such mesh file")
+    try:
+        mesh = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as err:          # trimesh raises many types for damaged files
+        raise ValueError(f"{path}: expected a mesh file trimesh can read, got {type(err).__name__}: {err}") from None
+    check_mesh(mesh, str(path))
+    return mesh
 
 
 def mesh_sdf(mesh: Any, points: np.ndarray, n_surface: int = 10000, seed: int = 0) -> np.ndarray:
@@ -179,9 +219,7 @@ class SDFMeshHead(MeshHead, ConfigMixin, nn.Module):
         rng = np.random.default_rng(params["seed"])
         pts, sdf = [], []
         for i, mesh in enumerate(meshes):
-            if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-                raise ValueError(f"field 'meshes': expected non-empty trimesh.Trimesh objects, got "
-                                 f"{type(mesh).__name__} at index {i}")
+            check_mesh(mesh, f"field 'meshes[{i}]'")
             near = trimesh.sample.sample_surface(mesh, n_points // 2, seed=int(rng.integers(1 << 31)))[0]
             p = np.concatenate([rng.uniform(-1, 1, (n_points - n_points // 2, 3)),
                                 near + rng.normal(0, 0.05, near.shape)])

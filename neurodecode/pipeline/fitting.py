@@ -144,12 +144,13 @@ def mesh_targets(epochs: EpochSet, ids: list[str], Y: np.ndarray, fit: Mapping[s
     or ``fit.procedural`` procedural objects (:func:`~neurodecode.heads.sdf.procedural_shapes`) whose rendered
     views are embedded in the run's target space."""
     import pandas as pd
-    import trimesh
+
+    from neurodecode.heads.sdf import read_mesh
 
     if "mesh" in epochs.stimuli.columns:
         table = epochs.stimuli.set_index("stimulus")
         files = {i: table.loc[i, "mesh"] for i in dict.fromkeys(ids)}
-        loaded = {i: trimesh.load(str(f), force="mesh") for i, f in files.items()}
+        loaded = {i: read_mesh(f) for i, f in files.items()}        # closed, finite meshes, or the file named
         return Y, [loaded[i] for i in ids]
     n = int(fit.get("procedural") or 0)
     if n <= 0:

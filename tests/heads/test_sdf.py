@@ -60,3 +60,34 @@ def test_sdf_head_decodes_held_out_objects_closest_to_their_own_shape():
     assert top1 >= 0.33 and np.diag(D).mean() < D[~np.eye(12, dtype=bool)].mean()
     again = SDFMeshHead(**head.config)
     np.testing.assert_array_equal(again.generate(embed(test["renders"][:1]), grid_size=16).renders.shape, (1, 4, 128, 128))
+
+
+def test_open_or_damaged_meshes_are_refused_before_training(tmp_path):
+    """An open mesh has no inside (every sign of its distance field would be noise); a NaN vertex that trimesh's
+    repairs would drop silently is named with its file."""
+    import trimesh
+
+    from neurodecode.heads.sdf import check_mesh, read_mesh
+
+    box = trimesh.creation.box()
+    assert check_mesh(box, "box") is box
+    open_box = trimesh.Trimesh(box.vertices, box.faces[:-2], process=False)      # one side missing
+    with pytest.raises(ValueError, match=r"open: expected a closed \(watertight\) mesh .* 4 boundary edges"):
+        check_mesh(open_box, "open")
+    with pytest.raises(ValueError, match=r"field 'meshes\[1\]': expected a closed"):
+        SDFMeshHead(embed_dim=4).fit(np.zeros((2, 4), np.float32), [box, open_box])
+    flipped = box.copy()
+    flipped.faces[0] = flipped.faces[0][::-1]
+    with pytest.raises(ValueError, match="consistently wound"):
+        check_mesh(flipped, "flipped")
+    path = tmp_path / "nan.obj"
+    lines = [f"v {x} {y} {z}" for x, y, z in box.vertices] + [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in box.faces]
+    lines[0] = "v nan 0.5 0.5"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=r"nan.obj: field 'vertices': expected finite coordinates, got 1 vertices"):
+        read_mesh(path)
+    good = tmp_path / "box.obj"
+    box.export(good)
+    assert len(read_mesh(good).faces) == 12
+    with pytest.raises(FileNotFoundError, match="no such mesh file"):
+        read_mesh(tmp_path / "missing.obj")
