@@ -651,7 +651,7 @@ class EpochSet:
 #: provenance keys that describe one recording rather than the processing (ignored when comparing sets)
 PER_RECORDING_KEYS = frozenset({"file", "n_kept", "n_dropped", "sources"})
 #: provenance steps that describe one recording, not its processing (a loader's drop report)
-PER_RECORDING_STEPS = frozenset({"drop_report"})
+PER_RECORDING_STEPS = frozenset({"drop_report", "skipped_runs"})
 
 
 @dataclasses.dataclass(frozen=True)

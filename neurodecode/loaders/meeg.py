@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from neurodecode.core.epochs import DropReport, EpochSet
+from neurodecode.core.validation import check_option
 from neurodecode.core.mne_convert import from_mne
 from neurodecode.loaders.preprocessing import apply_steps, check_steps
 
@@ -740,28 +741,47 @@ def _resolve_stimulus_files(table: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, stimuli: str | os.PathLike | None = None,
-                    subject: str | None = None, steps: Sequence[Mapping[str, Any]] = (), **epoch_kwargs: Any
-                    ) -> EpochSet:
+                    subject: str | None = None, steps: Sequence[Mapping[str, Any]] = (), on_error: str = "raise",
+                    **epoch_kwargs: Any) -> EpochSet:
     """Several runs of one subject through :func:`load_epochs`, concatenated, with a stimulus table from a file.
 
     ``path`` is one recording or a list (run ids ``1, 2, ...`` in that order unless ``epoch_kwargs`` name a run);
     ``stimuli`` a CSV/TSV/parquet table with a ``stimulus`` id column (and ``file``, ``caption``, ...). This is the
     data recipe of ``conf/data/meeg.yaml``: ``neurodecode reconstruct`` calls it again on new recordings.
+
+    ``on_error="skip"`` goes on past a run that cannot be read or epoched (a damaged file, no labelled event in the
+    window): each skipped run is logged and recorded, with its error, in the result's provenance
+    (``{"step": "skipped_runs", "runs": [{"path", "error"}, ...]}``) — never silently; when every run fails the
+    error lists them all. ``"raise"`` (default) stops at the first.
     """
     from neurodecode.core.epochs import compatibility_problems, concatenate, duplicate_recordings
+    from neurodecode.core.logs import logger
 
+    check_option("on_error", on_error, ("raise", "skip"))
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
         raise ValueError("field 'path': expected one recording or a list of them, got an empty list")
-    sets, seen = [], set()
+    sets, seen, kept, skipped = [], set(), [], []
     for i, p in enumerate(paths):
         kw = {"run": str(i + 1), **epoch_kwargs} if len(paths) > 1 else dict(epoch_kwargs)
         if len(paths) > 1 and kw.get("labels") is not None:
             kw.setdefault("absent_labels", "allow")          # a run may hold some of the labels; checked below
-        ep = load_epochs(p, steps=steps, subject=subject, return_report=False, **kw)
+        try:
+            ep = load_epochs(p, steps=steps, subject=subject, return_report=False, **kw)
+        except (ValueError, OSError, RuntimeError) as err:
+            if on_error == "raise":
+                raise
+            logger.warning("%s: run skipped (on_error='skip'): %s", p, err)
+            skipped.append({"path": str(p), "error": str(err)})
+            continue
         report = ep.drop_report
         sets.append(ep)
+        kept.append(p)
         seen.update(report.events["description"].astype(str) if report is not None else ())
+    if not sets:
+        raise ValueError("field 'path': expected at least one readable run, got none: " + "; ".join(
+            f"{r['path']}: {r['error']}" for r in skipped))
+    paths = kept
     labels = epoch_kwargs.get("labels")
     if len(paths) > 1 and labels is not None:
         absent = [str(d) for d in labels if str(d) not in seen]
@@ -778,6 +798,8 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
         raise ValueError("field 'path': expected distinct recordings (the same epochs twice would sit on both "
                          "sides of a cross-validation split), got: " + "; ".join(duplicates))
     ep = sets[0] if len(sets) == 1 else concatenate(sets)
+    if skipped:
+        ep = ep.replace(provenance=[*ep.provenance, {"step": "skipped_runs", "runs": skipped}])
     if stimuli is not None:
         sp = Path(stimuli)
         if not sp.is_file():

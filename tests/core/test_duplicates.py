@@ -64,3 +64,25 @@ def test_one_edf_listed_twice_or_copied_is_refused_naming_both_files(tmp_path, s
     # two distinct runs of the subject load
     ep = load_recordings([edf, shared_data / "eegmmidb_S001" / "S001R08.edf"], **kw)
     assert ep.n_epochs == 30
+
+
+@pytest.mark.realdata
+def test_a_subject_with_one_unreadable_run_loads_with_skip_and_says_which(tmp_path, shared_data):
+    from neurodecode.loaders.meeg import load_recordings
+
+    runs = [shared_data / "eegmmidb_S001" / f"S001R{r:02d}.edf" for r in (4, 8)]
+    cut = tmp_path / "S001R12.edf"                             # a run truncated mid-file
+    data = (shared_data / "eegmmidb_S001" / "S001R12.edf").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    kw = {"labels": ["T1", "T2"], "tmin": 0.0, "tmax": 2.0}
+    with pytest.raises(ValueError, match="S001R12.edf"):
+        load_recordings([*runs, cut], **kw)                     # the default stops at the bad run
+    ep = load_recordings([*runs, cut], on_error="skip", **kw)
+    assert ep.n_epochs == 30 and sorted(ep.table["run"].unique()) == ["1", "2"]
+    skipped = [s for s in ep.provenance if s.get("step") == "skipped_runs"]
+    assert len(skipped) == 1 and skipped[0]["runs"][0]["path"] == str(cut)
+    assert "S001R12.edf" in skipped[0]["runs"][0]["error"]
+    with pytest.raises(ValueError, match=r"field 'path': expected at least one readable run, got none: .*S001R12"):
+        load_recordings([cut], on_error="skip", **kw)
+    with pytest.raises(ValueError, match="field 'on_error'"):
+        load_recordings(runs, on_error="ignore", **kw)
