@@ -117,7 +117,8 @@ class TargetSpace:
                                      f"{self.n_components!r}")
                 if self.n_components > min(flat.shape):
                     raise ValueError(f"field 'objective.n_components': expected at most {min(flat.shape)} "
-                                     f"(training stimuli × pixels), got {self.n_components}")
+                                     f"(training stimuli × pixels), got {self.n_components}; set "
+                                     f"objective.n_components={min(flat.shape)} or fewer for this data")
                 pca = PCA(self.n_components, random_state=0).fit(flat)
                 self.components_, self.mean_ = pca.components_, pca.mean_
         elif self.tokens:

@@ -123,7 +123,8 @@ def _mat_labels(path: Path, mat: Mapping[str, Any], key: str, n: int, names: Map
         unknown = sorted({v for v in values if v not in lookup})
         if unknown:
             raise ValueError(f"{path}: field '{key}': expected label codes among {sorted(lookup)} (label_names), got "
-                             f"{unknown}")
+                             f"{unknown}; map every code of the file (in a training run: data.label_names={{...}}) or "
+                             "keep the file's codes as labels (label_names=None; data.label_names=null)")
         return [lookup[v] for v in values]
     return values
 

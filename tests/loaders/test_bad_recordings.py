@@ -300,8 +300,10 @@ def test_a_mat_file_with_more_images_than_trials_is_refused(tmp_path):
         load_mat(tmp_path / "extra.mat", **DIGITS69)
     savemat(tmp_path / "code.mat", {**good, "labelTest": [[3]] * 2})
     with pytest.raises(ValueError, match=r"code.mat: field 'labelTest': expected label codes among \['1', '2'\] "
-                                         r"\(label_names\), got \['3'\]"):
+                                         r"\(label_names\), got \['3'\]; .*data.label_names=null"):
         load_mat(tmp_path / "code.mat", **DIGITS69)
+    codes = load_mat(tmp_path / "code.mat", **{**DIGITS69, "label_names": None})      # the fix the error names
+    assert set(codes.table.query("split == 'test'")["label"]) == {"3"} and "1" in set(codes.table["label"])
     nan = good["fmriTest"].copy()
     nan[1, 3] = np.nan
     savemat(tmp_path / "nan.mat", {**good, "fmriTest": nan})
