@@ -5,7 +5,9 @@ fMRI: decoding object categories volume by volume, weights on the brain
 One slice of Haxby et al. (2001), subject 1: 12 runs of 8 object categories in blocks, 1,452 volumes. Each volume
 becomes one epoch ``(n_voxels, 1)`` inside the mask (per-run detrending and z-scoring), labelled with its block's
 category. A linear SVM (scikit-learn) decodes faces against houses, leaving one run out; its weights go back to the
-brain's voxel grid with :func:`neurodecode.loaders.fmri.to_nifti` and are drawn with nilearn.
+brain's voxel grid with :func:`neurodecode.loaders.fmri.to_nifti` and are drawn with nilearn — beside the decoder's
+Haufe patterns (:func:`neurodecode.evaluation.linear_patterns`), which show where the signal is rather than how the
+decoder weighs the voxels to cancel noise.
 """
 
 # %%
@@ -36,5 +38,16 @@ print(f"faces vs houses, leave one run out: {scores.mean():.3f} ± {scores.std()
 # The weights of the SVM fitted on all runs, as a NIfTI image in the recording's space.
 weights = svm.fit(X, y).named_steps["linearsvc"].coef_[0]
 image = to_nifti(weights, faces_houses)
-plotting.plot_stat_map(image, display_mode="z", cut_coords=1, title="SVM weights (face > house)",
+plotting.plot_stat_map(image, display_mode="z", cut_coords=1, title="SVM weights (house > face)",
                        colorbar=True, draw_cross=False, annotate=False)
+
+# %%
+# Weights are not activity: a voxel can weigh heavily because it records the noise that another voxel's signal
+# carries. The Haufe patterns of the same decoder (the forward model cov(X) w, MNE's ``LinearModel``) show where
+# the face/house difference is. (This slice is in the subject's own space, so it is drawn on its grid; for data in
+# MNI space, ``plotting.plot_glass_brain(patterns.to_nifti())`` draws it on a glass brain.)
+from neurodecode.evaluation import linear_patterns
+
+patterns = linear_patterns(faces_houses, LinearSVC(C=0.01, max_iter=5000))
+plotting.plot_stat_map(patterns.to_nifti(), display_mode="z", cut_coords=1, colorbar=True, draw_cross=False,
+                       annotate=False, title="Haufe patterns (house > face)")

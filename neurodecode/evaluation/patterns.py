@@ -1,0 +1,147 @@
+"""What a linear decoder looks at: Haufe patterns, as scalp topographies (MNE) and brain maps (nilearn).
+
+A linear decoder's weights (its *filters*) are not interpretable as brain activity: they also cancel noise, so a
+channel can weigh heavily without carrying any signal. Haufe et al. (2014) turn them into *patterns* — the forward
+model ``cov(X) w`` — which show where the decoded signal is. :func:`linear_patterns` fits MNE's
+:class:`mne.decoding.LinearModel` (vectorised epochs → standardisation → the classifier) and reads both with
+:func:`mne.decoding.get_coef` back in the epochs' layout ``(n_channels, n_times)``; :class:`LinearPatterns` draws
+them as topomaps at chosen times (EEG/MEG, through :func:`neurodecode.to_mne`) or as a NIfTI image for nilearn's
+glass brain (fMRI voxels, through :func:`neurodecode.loaders.fmri.to_nifti`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodecode.core.epochs import EpochSet
+from neurodecode.core.validation import fail
+
+__all__ = ["LinearPatterns", "linear_patterns"]
+
+
+@dataclasses.dataclass
+class LinearPatterns:
+    """Haufe patterns and filters of a fitted linear decoder, in the epochs' layout.
+
+    Attributes
+    ----------
+    patterns, filters : ndarray, shape (n_outputs, n_channels, n_times)
+        One map per decision function (1 for two classes: the positive class is ``classes[1]``; one per class
+        otherwise), in the data's units (the standardisation undone).
+    classes : ndarray, shape (n_classes,)
+    epochs : EpochSet
+        The epochs it was fitted on (channels, positions, times, voxel grid).
+    """
+
+    patterns: np.ndarray
+    filters: np.ndarray
+    classes: np.ndarray
+    epochs: EpochSet
+
+    def _maps(self, kind: str, output: int) -> np.ndarray:
+        if kind not in ("patterns", "filters"):
+            fail("kind", "'patterns' or 'filters'", kind)
+        maps = self.patterns if kind == "patterns" else self.filters
+        if not 0 <= output < len(maps):
+            fail("output", f"an index below {len(maps)} (the decision functions)", output)
+        return maps[output]
+
+    def to_evoked(self, kind: str = "patterns", output: int = 0) -> Any:
+        """The maps as an ``mne.EvokedArray`` (EEG/MEG channels with their positions), for MNE's plots."""
+        import mne
+
+        from neurodecode.core.mne_convert import to_mne
+
+        info = to_mne(self.epochs[:1]).info
+        return mne.EvokedArray(self._maps(kind, output), info, tmin=self.epochs.tmin, verbose="error")
+
+    def plot_topomap(self, times: Any = "auto", *, kind: str = "patterns", output: int = 0,
+                     path: str | Path | None = None) -> Any:
+        """Topomaps of the maps at ``times`` (seconds, or MNE's ``"auto"``/``"peaks"``), MNE's
+        ``Evoked.plot_topomap``; the figure is saved to ``path`` when given (and closed).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        evoked = self.to_evoked(kind, output)
+        positive = self.classes[-1] if len(self.patterns) == 1 else self.classes[output]
+        fig = evoked.plot_topomap(times, ch_type=None, show=False, units="a.u.", scalings=1.0,
+                                  time_format=f"{positive}, %0.2f s")
+        if path is not None:                      # MNE lays the figure out itself (its colour bar)
+            import matplotlib.pyplot as plt
+
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig
+
+    def to_nifti(self, kind: str = "patterns", output: int = 0, time: int = 0) -> Any:
+        """The map of one time sample as a NIfTI image in the fMRI epochs' voxel grid (for nilearn's
+        ``plot_glass_brain`` / ``plot_stat_map``)."""
+        from neurodecode.loaders.fmri import to_nifti
+
+        maps = self._maps(kind, output)
+        if not 0 <= time < maps.shape[1]:
+            fail("time", f"a sample index below {maps.shape[1]}", time)
+        return to_nifti(maps[:, time], self.epochs)
+
+
+def linear_patterns(epochs: EpochSet, estimator: Any = None, *, target: str = "label") -> LinearPatterns:
+    """Fit a linear decoder on all ``epochs`` and return its Haufe patterns and filters (MNE's ``LinearModel``).
+
+    Parameters
+    ----------
+    epochs : EpochSet
+        Data ``(n_epochs, n_channels, n_times)`` — EEG/MEG windows (filter, crop or average first) or fMRI voxel
+        responses ``(n_trials, n_voxels, 1)``; classes in ``table[target]``.
+    estimator : scikit-learn linear classifier, optional
+        One with ``coef_`` (logistic regression, linear SVM, LDA). Default: logistic regression.
+    target : str
+        The table column holding the classes.
+
+    Returns
+    -------
+    LinearPatterns
+        ``patterns`` and ``filters`` ``(n_outputs, n_channels, n_times)``.
+
+    Notes
+    -----
+    The fit is on every epoch (patterns describe the data, they are not a score); the decoder's accuracy comes from
+    :func:`~neurodecode.evaluation.evaluate` on the same pipeline. The pipeline is MNE's tutorial's:
+    ``make_pipeline(Vectorizer(), StandardScaler(), LinearModel(estimator))``.
+    """
+    from mne.decoding import LinearModel, Vectorizer, get_coef
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(epochs, EpochSet):
+        fail("epochs", "an EpochSet", type(epochs).__name__, exc=TypeError)
+    if target not in epochs.table.columns or epochs.table[target].isna().any():
+        fail(f"table[{target!r}]", "a class for every epoch", "missing values" if target in epochs.table.columns
+             else "no such column")
+    y = epochs.table[target].astype(str).to_numpy()
+    classes = np.unique(y)
+    if len(classes) < 2:
+        fail(f"table[{target!r}]", "at least two classes", list(classes))
+    model = LinearModel(LogisticRegression(max_iter=1000) if estimator is None else estimator)
+    clf = make_pipeline(Vectorizer(), StandardScaler(), model)
+    try:
+        clf.fit(epochs.data.astype(np.float64), y)
+        if not hasattr(getattr(model, "model_", model.model), "coef_"):
+            raise AttributeError("coef_")
+    except AttributeError:                        # MNE's LinearModel reads the fitted model's coef_
+        fail("estimator", "a linear classifier with coef_ (logistic regression, linear SVM, LDA)",
+             type(model.model).__name__, exc=TypeError)
+
+    def back(attr: str) -> np.ndarray:
+        """MNE's ``get_coef(..., inverse_transform=True)``, kept in (n_outputs, n_channels, n_times): the
+        standardisation undone, then the vectorisation (MNE transposes 2-D results on its own)."""
+        coef = np.atleast_2d(get_coef(clf, attr, inverse_transform=False))
+        return clf[0].inverse_transform(clf[1].inverse_transform(coef))
+
+    return LinearPatterns(back("patterns_"), back("filters_"), classes, epochs)
