@@ -6,7 +6,8 @@ model ``cov(X) w`` — which show where the decoded signal is. :func:`linear_pat
 :class:`mne.decoding.LinearModel` (vectorised epochs → standardisation → the classifier) and reads both with
 :func:`mne.decoding.get_coef` back in the epochs' layout ``(n_channels, n_times)``; :class:`LinearPatterns` draws
 them as topomaps at chosen times (EEG/MEG, through :func:`neurodecode.to_mne`) or as a NIfTI image for nilearn's
-glass brain (fMRI voxels, through :func:`neurodecode.loaders.fmri.to_nifti`).
+glass brain (fMRI voxels, through :func:`neurodecode.loaders.fmri.to_nifti`). :func:`searchlight` maps where
+information is with nilearn's :class:`nilearn.decoding.SearchLight` (Kriegeskorte et al. 2006) on voxel epochs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.validation import fail
 
-__all__ = ["LinearPatterns", "linear_patterns"]
+__all__ = ["LinearPatterns", "linear_patterns", "searchlight"]
 
 
 @dataclasses.dataclass
@@ -145,3 +146,70 @@ def linear_patterns(epochs: EpochSet, estimator: Any = None, *, target: str = "l
         return clf[0].inverse_transform(clf[1].inverse_transform(coef))
 
     return LinearPatterns(back("patterns_"), back("filters_"), classes, epochs)
+
+
+def searchlight(epochs: EpochSet, *, radius: float = 5.0, estimator: Any = "svc", cv: Any = None,
+                groups: str | None = "run", scoring: str | None = None, target: str = "label",
+                n_jobs: int = 1) -> Any:
+    """Cross-validated decoding in a sphere around every voxel (nilearn's ``SearchLight``), on voxel epochs.
+
+    Parameters
+    ----------
+    epochs : EpochSet
+        Voxel epochs ``(n_trials, n_voxels, 1)`` made by :mod:`neurodecode.loaders.fmri` (their provenance holds the
+        mask and the affine: the spheres are in millimetres of that grid); classes in ``table[target]``.
+    radius : float
+        Sphere radius in millimetres.
+    estimator : str or scikit-learn estimator
+        nilearn's names (``"svc"``, ``"logistic"``, ``"ridge_classifier"``, ...) or an estimator.
+    cv : int or splitter, optional
+        Default: leave one ``groups`` value out (whole runs, so a sphere is never tested on its own run's
+        volumes) when the table has that column, else 5-fold stratified.
+    groups : str or None
+        The table column of the runs.
+    scoring : str, optional
+        A scikit-learn scorer (nilearn's default: accuracy).
+    target : str
+        The table column holding the classes.
+    n_jobs : int
+        Parallel spheres (nilearn's ``n_jobs``).
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        The cross-validated score of each voxel's sphere in the epochs' voxel grid (0 outside the mask), for
+        nilearn's ``plot_stat_map`` / ``plot_glass_brain``.
+    """
+    import nibabel as nib
+    from nilearn.decoding import SearchLight
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
+
+    from neurodecode.loaders.fmri import to_nifti, voxel_grid
+
+    if not isinstance(epochs, EpochSet):
+        fail("epochs", "an EpochSet of voxel epochs", type(epochs).__name__, exc=TypeError)
+    step, _ = voxel_grid(epochs)                      # voxel epochs with their grid, or an error naming them
+    if epochs.n_times != 1:
+        fail("epochs", "one response per trial and voxel (n_trials, n_voxels, 1)", f"n_times {epochs.n_times}")
+    if target not in epochs.table.columns or epochs.table[target].isna().any():
+        fail(f"table[{target!r}]", "a class for every epoch", "missing values" if target in epochs.table.columns
+             else "no such column")
+    y = epochs.table[target].astype(str).to_numpy()
+    if len(np.unique(y)) < 2:
+        fail(f"table[{target!r}]", "at least two classes", list(np.unique(y)))
+    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0:
+        fail("radius", "a sphere radius > 0 in millimetres", radius)
+    runs = None
+    if cv is None:
+        if groups is not None and groups in epochs.table.columns and epochs.table[groups].nunique() > 1:
+            cv, runs = LeaveOneGroupOut(), epochs.table[groups].astype(str).to_numpy()
+        else:
+            cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    mask = nib.Nifti1Image((np.asarray(to_nifti(np.ones(epochs.n_channels), epochs).dataobj) > 0).astype(np.int8),
+                           np.array(step["affine"]))
+    volumes = nib.concat_images([to_nifti(epochs.data[k, :, 0], epochs) for k in range(epochs.n_epochs)])
+    sl = SearchLight(mask_img=mask, radius=float(radius), estimator=estimator, cv=cv, scoring=scoring,
+                     n_jobs=n_jobs, verbose=0)
+    sl.fit(volumes, y, groups=runs)
+    return nib.Nifti1Image(np.asarray(sl.scores_, dtype=np.float32) * np.asarray(mask.dataobj),
+                           np.array(step["affine"]))

@@ -89,3 +89,32 @@ def test_patterns_on_real_eeg_as_topomaps_and_on_fmri_as_a_brain_image(shared_da
     mask = np.asarray(__import__("nibabel").load(folder / "mask.nii.gz").dataobj) > 0
     data = np.asarray(img.dataobj)
     assert data.shape == mask.shape and np.count_nonzero(data) == mask.sum() and not data[~mask].any()
+
+
+@pytest.mark.realdata
+def test_searchlight_equals_nilearns_on_the_same_volumes_and_refuses_non_voxel_epochs(shared_data):
+    import nibabel as nib
+    from nilearn.decoding import SearchLight
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from neurodecode.evaluation.patterns import searchlight
+    from neurodecode.loaders.fmri import read_volumes, to_nifti
+
+    folder = shared_data / "haxby2001_slice" / "tutorial_slice"
+    labels, runs = np.loadtxt(folder / "attributes_literal.txt", dtype=str).T
+    vols = read_volumes(folder / "bold.nii.gz", folder / "mask.nii.gz", labels=labels, runs=runs, subject="1")
+    keep = vols.table["label"].isin(["face", "house"]) & vols.table["run"].astype(int).lt(4)
+    fh = vols[keep.to_numpy()]
+    img = searchlight(fh, radius=4.0)
+    # nilearn directly: the same volumes as a 4-D image, the mask, leave one run out
+    mask = nib.load(folder / "mask.nii.gz")
+    volumes = nib.concat_images([to_nifti(fh.data[k, :, 0], fh) for k in range(fh.n_epochs)])
+    sl = SearchLight(mask_img=mask, radius=4.0, estimator="svc", cv=LeaveOneGroupOut(), verbose=0)
+    sl.fit(volumes, fh.table["label"].astype(str).to_numpy(), groups=fh.table["run"].astype(str).to_numpy())
+    inside = np.asarray(mask.dataobj) > 0
+    np.testing.assert_allclose(np.asarray(img.dataobj)[inside], sl.scores_[inside], atol=1e-6)
+    assert np.asarray(img.dataobj)[inside].max() > 0.9                  # face/house sits in this slice
+    with pytest.raises(ValueError, match="field 'epochs': expected voxel epochs"):
+        searchlight(_epochs(n=40))
+    with pytest.raises(ValueError, match="field 'radius'"):
+        searchlight(fh, radius=0)
