@@ -20,8 +20,9 @@ from typing import Any
 
 from neurodecode.alignment.adaptation import adapt_from_stores, adapt_subject, adaptation_benchmark, reference_latents
 from neurodecode.alignment.aligners import LearnedAlignment, PriorAlignment, RidgeAlignment
-from neurodecode.alignment.encoding_models import (RidgeEncodingModel, TransformerEncodingModel, noise_ceiling,
-                                                   select_voxels, voxel_correlations)
+from neurodecode.alignment.encoding_models import (RidgeEncodingModel, TransformerEncodingModel, TRFResult,
+                                                   noise_ceiling, select_voxels, temporal_response_function,
+                                                   voxel_correlations)
 from neurodecode.alignment.selection import AutoAlignment
 from neurodecode.alignment.targets import TargetSpace
 
@@ -50,6 +51,7 @@ def make_aligner(name: str, overrides: Sequence[str] = ()) -> Any:
     return build("aligner", name, overrides)
 
 
-__all__ = ["AutoAlignment", "LearnedAlignment", "PriorAlignment", "RidgeAlignment", "RidgeEncodingModel", "TargetSpace",
-           "TransformerEncodingModel", "adapt_from_stores", "adapt_subject", "adaptation_benchmark", "make_aligner",
-           "noise_ceiling", "reference_latents", "select_voxels", "voxel_correlations"]
+__all__ = ["AutoAlignment", "LearnedAlignment", "PriorAlignment", "RidgeAlignment", "RidgeEncodingModel", "TRFResult",
+           "TargetSpace", "TransformerEncodingModel", "adapt_from_stores", "adapt_subject", "adaptation_benchmark",
+           "make_aligner", "noise_ceiling", "reference_latents", "select_voxels", "temporal_response_function",
+           "voxel_correlations"]

@@ -8,6 +8,9 @@
   learned query that attends over the image's tokens (:func:`image_patches`, or any image embedder's token
   features) and every voxel reads its response linearly from its region's output (:class:`RegionQueryEncoder`);
   trained on the one trainable-estimator base (:class:`~neurodecode.core.estimators.TorchEstimator`).
+* :func:`temporal_response_function` — continuous-stimulus encoding of M/EEG (TRF: a speech envelope, a
+  luminance trace → each channel, over time lags): MNE's :class:`mne.decoding.ReceptiveField` on epochs, with
+  cross-validated correlations per channel (:class:`TRFResult`).
 * :func:`voxel_correlations` — held-out Pearson r per voxel; :func:`noise_ceiling` — the split-half reliability of
   repeated presentations (Spearman–Brown), the most an encoding model can explain; divide by it to normalise.
 * :func:`encoding_scores` — cross-validated r of every voxel on training trials only, and :func:`select_voxels`, the
@@ -19,6 +22,8 @@ features (:mod:`neurodecode.encoders`), and ``TransformerEncoder`` is torch's. T
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -38,7 +43,7 @@ from neurodecode.core.registry import ConfigMixin, register
 
 # encoding_scores, select_voxels and voxel_correlations live beside the ridge solver (RidgeAlignment selects voxels
 # with them); they are part of this module's API
-__all__ = ["BrainGuidance", "RegionQueryEncoder", "RidgeEncodingModel", "TransformerEncodingModel", "encoding_scores", "image_patches",
+__all__ = ["BrainGuidance", "TRFResult", "RegionQueryEncoder", "RidgeEncodingModel", "TransformerEncodingModel", "encoding_scores", "image_patches", "temporal_response_function",
            "noise_ceiling", "pixel_features", "select_voxels", "voxel_correlations"]
 
 
@@ -376,3 +381,115 @@ class BrainGuidance(BaseEstimator):
         check_is_fitted(self, "encoder_")
         raw = self.encoder_.activation(np.arange(len(self.voxels_)), pixel_features(int(self.size)))
         return lambda images: (raw(images) - self.mean_) / self.sd_
+
+
+
+@dataclasses.dataclass
+class TRFResult:
+    """A temporal response function fitted on epochs and its cross-validated prediction scores.
+
+    Attributes
+    ----------
+    coefs : ndarray, shape (n_channels, n_features, n_delays)
+        The TRF of every channel and stimulus feature (MNE's ``coef_``), fitted on all the epochs.
+    delays : ndarray, shape (n_delays,)
+        Lags in seconds (a positive lag: the response follows the stimulus).
+    scores : ndarray, shape (n_folds, n_channels)
+        Correlation of the predicted and the recorded signal on each fold's held-out epochs.
+    channels, features : list of str
+    model : mne.decoding.ReceptiveField
+        The model fitted on all the epochs (``predict`` on new stimuli).
+    """
+
+    coefs: np.ndarray
+    delays: np.ndarray
+    scores: np.ndarray
+    channels: list
+    features: list
+    model: Any
+
+    def plot(self, feature: int = 0, *, channels: Sequence[str] | None = None, ax: Any = None,
+             path: Any = None) -> Any:
+        """The TRF of one stimulus feature over lags, one line per channel (default: the 5 best predicted)."""
+        from neurodecode.evaluation.plots import finish_figure
+
+        import matplotlib.pyplot as plt
+
+        if not 0 <= feature < len(self.features):
+            raise ValueError(f"field 'feature': expected an index below {len(self.features)}, got {feature}")
+        if channels is None:
+            best = np.argsort(self.scores.mean(axis=0))[::-1][:5]
+            channels = [self.channels[k] for k in best]
+        unknown = [c for c in channels if c not in self.channels]
+        if unknown:
+            raise ValueError(f"field 'channels': expected channels of the epochs, got unknown {unknown}")
+        fig, ax = (plt.subplots(figsize=(5.5, 3.0)) if ax is None else (ax.figure, ax))
+        for c in channels:
+            k = self.channels.index(c)
+            ax.plot(self.delays, self.coefs[k, feature], label=f"{c} (r = {self.scores[:, k].mean():.2f})")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(xlabel="lag (s)", ylabel="TRF weight", title=f"temporal response function: {self.features[feature]}")
+        ax.legend(fontsize=7)
+        return finish_figure(fig, path)
+
+
+def temporal_response_function(epochs: Any, stimulus: Any, *, tmin: float, tmax: float,
+                               estimator: float | Any = 1.0, cv: int = 5, seed: int = 0,
+                               feature_names: Sequence[str] | None = None) -> TRFResult:
+    """Fit a temporal response function (continuous stimulus → each channel, over lags ``tmin``..``tmax``) with
+    MNE's :class:`mne.decoding.ReceptiveField`, and score it on held-out epochs.
+
+    Parameters
+    ----------
+    epochs : EpochSet
+        The recorded signals ``(n_epochs, n_channels, n_times)``.
+    stimulus : array-like, shape (n_epochs, n_features, n_times) or (n_epochs, n_times)
+        The stimulus feature(s) during each epoch, sampled like the epochs (e.g. a speech envelope).
+    tmin, tmax : float
+        The lags in seconds (MNE's ``tmin``/``tmax``; positive: the response follows the stimulus).
+    estimator : float or scikit-learn regressor
+        A ridge penalty (MNE's ``ReceptiveField(estimator=alpha)``) or an estimator such as
+        ``mne.decoding.TimeDelayingRidge``.
+    cv : int
+        Folds over epochs (shuffled with ``seed``).
+    feature_names : sequence of str, optional
+
+    Returns
+    -------
+    TRFResult
+        The TRF ``(n_channels, n_features, n_delays)`` fitted on all epochs and the per-fold correlations.
+    """
+    from mne.decoding import ReceptiveField
+    from mne.utils import use_log_level
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    from neurodecode.core.epochs import EpochSet
+
+    if not isinstance(epochs, EpochSet):
+        raise TypeError(f"field 'epochs': expected an EpochSet, got {type(epochs).__name__}")
+    S = np.asarray(stimulus, dtype=np.float64)
+    if S.ndim == 2:
+        S = S[:, None]
+    if S.ndim != 3 or S.shape[0] != epochs.n_epochs or S.shape[2] != epochs.n_times:
+        raise ValueError(f"field 'stimulus': expected (n_epochs, n_features, n_times) = ({epochs.n_epochs}, ..., "
+                         f"{epochs.n_times}) sampled like the epochs, got shape {S.shape}")
+    if not np.isfinite(S).all():
+        raise ValueError(f"field 'stimulus': expected finite values, got {int((~np.isfinite(S)).sum())} NaN/Inf")
+    if not tmax > tmin:
+        raise ValueError(f"field 'tmax': expected tmax > tmin = {tmin}, got {tmax}")
+    names = list(feature_names) if feature_names is not None else [f"feature{k}" for k in range(S.shape[1])]
+    if len(names) != S.shape[1]:
+        raise ValueError(f"field 'feature_names': expected {S.shape[1]} names, got {len(names)}")
+    if not isinstance(cv, int) or not 2 <= cv <= epochs.n_epochs:
+        raise ValueError(f"field 'cv': expected an integer from 2 to n_epochs ({epochs.n_epochs}), got {cv!r}")
+    X = S.transpose(2, 0, 1)                                 # MNE's (n_times, n_epochs, n_features)
+    Y = epochs.data.astype(np.float64).transpose(2, 0, 1)    # (n_times, n_epochs, n_channels)
+    rf = ReceptiveField(tmin, tmax, epochs.sfreq, feature_names=names, estimator=estimator, scoring="corrcoef")
+    scores = []
+    with use_log_level("error"):                            # MNE's per-fit lines and progress bars
+        for tr, te in KFold(cv, shuffle=True, random_state=seed).split(np.arange(epochs.n_epochs)):
+            scores.append(clone(rf).fit(X[:, tr], Y[:, tr]).score(X[:, te], Y[:, te]))
+        model = clone(rf).fit(X, Y)
+    return TRFResult(np.asarray(model.coef_).reshape(epochs.n_channels, len(names), -1), np.asarray(model.delays_)
+                     / epochs.sfreq, np.asarray(scores), list(epochs.channels.names), names, model)
