@@ -5,7 +5,7 @@ The benchmark command: datasets × pipelines × evaluations
 ``neurodecode benchmark`` runs every cell of ``conf/benchmark.yaml`` and writes a results table, a summary and a
 figure per dataset. Here, as a Python call on a small subset so that it takes seconds: the SSVEP set's subjects 1
 and 2, tangent space + logistic regression against MDM, trained on one session and tested on the other, with and
-without re-centring each session. The full default run (28 cells, about 14 minutes on 2 cores) is
+without re-centring each session. The full default run (39 cells; its times are on the benchmarks page) is
 ``neurodecode benchmark --out benchmark_results``.
 """
 
