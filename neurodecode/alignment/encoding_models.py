@@ -411,8 +411,6 @@ class TRFResult:
     def plot(self, feature: int = 0, *, channels: Sequence[str] | None = None, ax: Any = None,
              path: Any = None) -> Any:
         """The TRF of one stimulus feature over lags, one line per channel (default: the 5 best predicted)."""
-        from neurodecode.evaluation.plots import finish_figure
-
         import matplotlib.pyplot as plt
 
         if not 0 <= feature < len(self.features):
@@ -430,7 +428,11 @@ class TRFResult:
         ax.axhline(0, color="k", lw=0.6)
         ax.set(xlabel="lag (s)", ylabel="TRF weight", title=f"temporal response function: {self.features[feature]}")
         ax.legend(fontsize=7)
-        return finish_figure(fig, path)
+        fig.tight_layout()
+        if path is not None:                      # saved and closed, as neurodecode.evaluation's figures
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig
 
 
 def temporal_response_function(epochs: Any, stimulus: Any, *, tmin: float, tmax: float,
