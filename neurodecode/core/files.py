@@ -7,7 +7,8 @@ until the new one is whole, the process's umask respected, a full disk reported 
   otherwise a hard link that fails if the name exists (so no writer, locked or not, is ever overwritten).
 * :func:`publish_dir` — the same for a folder: an existing one is moved aside, the new one renamed into place, the
   old one removed — a kill in between leaves the old folder complete under a ``.<name>.old-*`` name, which
-  :func:`interrupted_replacement` finds and the loaders name in their error.
+  :func:`interrupted_replacement` finds: the next writer puts it back (:func:`restore_interrupted`) and the
+  checkpoint loader reads it, with a warning, until then.
 * :class:`OutputFolder` — a command's output folder written all-or-nothing: locked for one writer, the outputs
   made in a hidden staging folder beside it and moved in only when the command succeeds (a killed run leaves
   nothing in the folder, and its staging folder is removed by the next run), the earlier run's outputs replaced only
@@ -30,8 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutputFolder", "WriteLock", "check_free_space", "interrupted_replacement", "permissions", "publish_dir", "publish_file",
-           "temporary_dir", "temporary_file"]
+__all__ = ["OutputFolder", "WriteLock", "check_free_space", "interrupted_replacement", "permissions", "publish_dir",
+           "publish_file", "restore_interrupted", "temporary_dir", "temporary_file"]
 
 #: room kept free besides the bytes about to be written (metadata, the file system's own needs)
 FREE_SPACE_MARGIN = 1 << 20
@@ -148,9 +149,27 @@ def interrupted_replacement(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}.old-*"))
 
 
+def restore_interrupted(path: Path) -> Path | None:
+    """Put back the complete old folder that a replacement killed between its two renames left beside ``path``
+    (``.<name>.old-*``), when ``path`` itself is missing; the caller holds ``path``'s :class:`WriteLock`, so no
+    replacement is running. Older leftovers are removed. Returns the restored path, or None."""
+    left = interrupted_replacement(path)
+    if not left or path.exists():
+        return None
+    newest = max(left, key=lambda p: p.stat().st_mtime_ns)
+    newest.rename(path)
+    for other in left:
+        if other != newest:
+            shutil.rmtree(other, ignore_errors=True)
+    _fsync_dir(path.parent)
+    return path
+
+
 def publish_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     """Give the finished folder ``tmp`` its final name ``path``: an existing folder (with ``overwrite``) is moved
-    aside first and removed only once the new one is in place."""
+    aside first and removed only once the new one is in place. A folder a killed replacement left aside is put back
+    first (:func:`restore_interrupted`), so ``overwrite=False`` still refuses to replace it."""
+    restore_interrupted(path)
     for sub in [tmp, *tmp.rglob("*")]:
         os.chmod(sub, permissions(directory=sub.is_dir()))   # some writers (safetensors) create 0600 files
         if sub.is_file():

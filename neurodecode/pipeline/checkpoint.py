@@ -43,6 +43,7 @@ import pandas as pd
 
 from neurodecode.alignment.targets import TargetSpace
 from neurodecode.core.epochs import EpochSet, InputContract
+from neurodecode.core.logs import logger
 from neurodecode.core.persistence import dumps
 from neurodecode.encoders.features import encoder_input
 from neurodecode.heads.base import check_head
@@ -239,9 +240,18 @@ class DecodingPipeline:
         Nothing in a format-3 or format-2 checkpoint runs code when loaded; ``trust_pickle=True`` is needed (and
         warned about) for the pickled parts of a format-1 checkpoint.
         """
+        from neurodecode.core.files import interrupted_replacement
         from neurodecode.pipeline.legacy import read_flat
 
         path = Path(path)
+        left = interrupted_replacement(path)
+        if left and not any((path / name).is_file() for name in ("model_index.json", "pipeline.json",
+                                                                  "checkpoint.json")):
+            old = max(left, key=lambda p: p.stat().st_mtime_ns)      # read it where it is: loading writes nothing
+            logger.warning(f"{path}: a replacement of this checkpoint was interrupted before the new one was in "
+                           f"place; loading the previous, complete checkpoint from {old} (the next save puts it "
+                           "back)")
+            path = old
         meta = _read_index(path)
         if meta["format"] == FORMAT:
             return _load_components(cls, path, meta, device, heads)
