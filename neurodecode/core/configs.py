@@ -166,7 +166,24 @@ def instantiate(cfg: Any, where: str = "config", **kwargs: Any) -> Any:
             raise _unexpected_key(cfg, where, cause) from None
         if isinstance(cause, (ValueError, TypeError, KeyError, OSError, RuntimeError)):
             raise cause from None
+        missing = _missing_module(err)
+        if missing:
+            target = str(cfg.get("_target_", "?")) if hasattr(cfg, "get") else "?"
+            raise ModuleNotFoundError(f"{where}: {target} needs the package {missing!r}, which is not installed "
+                                      f"(pip install {missing.replace('_', '-')}, or neurodecode's extra that "
+                                      "names it, e.g. pip install 'neurodecode[moabb]')") from None
         raise
+
+
+def _missing_module(err: BaseException) -> str | None:
+    """The top-level package a failed import names, anywhere in an exception's chain (Hydra wraps it)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ModuleNotFoundError) and err.name:
+            return err.name.split(".")[0]
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _unexpected_key(cfg: Any, where: str, err: TypeError) -> ValueError:

@@ -50,7 +50,10 @@ def _check(threshold: float, estimator: str, groups: Any, epochs: EpochSet) -> d
 
 
 def _detector(threshold: float, p_threshold: float, groups: dict[str, list[int]] | None) -> Any:
-    from pyriemann.artifact_detection import Potato, PotatoField
+    try:
+        from pyriemann.artifact_detection import Potato, PotatoField
+    except ImportError:                       # pyRiemann < 0.12 keeps them in its clustering module
+        from pyriemann.clustering import Potato, PotatoField
 
     if groups is None:
         return Potato(metric="riemann", threshold=threshold)

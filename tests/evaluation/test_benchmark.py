@@ -213,3 +213,26 @@ def test_frequency_labels_are_kept_and_a_set_without_any_is_refused_naming_its_l
         _frequency_epochs(ep, "test")
     ssvep = ep.replace(table=ep.table.assign(label=["13", "rest", "17Hz", "rest", "13", "21"]))
     assert _frequency_epochs(ssvep, "test").table["label"].tolist() == ["13", "17Hz", "13", "21"]
+
+
+def test_a_pipeline_whose_library_is_missing_names_the_package_to_install(monkeypatch):
+    """A pipeline step from an optional library (MOABB's FilterBank, ...) that is not installed: the error names the
+    config field and the package, not Hydra's wrapped ImportError."""
+    import builtins
+
+    from neurodecode.evaluation.benchmarks import build_pipeline
+
+    real_import = builtins.__import__
+
+    def no_moabb(name, *args, **kwargs):
+        if name == "moabb" or name.startswith("moabb."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_moabb)
+    for mod in [m for m in list(__import__("sys").modules) if m == "moabb" or m.startswith("moabb.")]:
+        monkeypatch.delitem(__import__("sys").modules, mod)
+    pipe = compose([], config_name="benchmark").pipelines.fbcsp
+    with pytest.raises(ModuleNotFoundError, match=r"pipelines.fbcsp: field 'steps\[1\]': "
+                                                  r"moabb.pipelines.utils.FilterBank needs the package 'moabb'"):
+        build_pipeline(pipe, "pipelines.fbcsp")
