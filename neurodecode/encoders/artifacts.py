@@ -145,7 +145,7 @@ def potato_rejection(epochs: EpochSet, *, threshold: float = 3.0, estimator: str
     Returns
     -------
     EpochSet
-        The clean epochs. Its :attr:`~neurodecode.EpochSet.drop_report` lists every input epoch (its ``label``,
+        The clean epochs. Its ``drop_report`` lists every input epoch (its ``label``,
         ``onset`` where the table has one, ``kept``, and for a rejected one ``reason`` = "Riemannian potato: z =
         4.21 > 3 (subject S001)"); the provenance records the step, its settings and the counts. An error names the
         group when the potato would reject every epoch of it.

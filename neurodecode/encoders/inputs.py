@@ -217,7 +217,7 @@ class SplitBands(ArrayInput, TransformerMixin, BaseEstimator):
 
     A ``filter_bank`` preprocessing step stacks the band-passed copies of the channels band-major
     (``C3@8-12Hz, C4@8-12Hz, ..., C3@12-16Hz, ...``); MOABB's filter-bank paradigms and its
-    :class:`moabb.pipelines.utils.FilterBank` (one clone of an estimator per band, e.g. CSP for FBCSP) read
+    ``moabb.pipelines.utils.FilterBank`` (one clone of an estimator per band, e.g. CSP for FBCSP) read
     ``(n_epochs, n_channels, n_times, n_bands)``. This step turns the first into the second.
 
     Parameters

@@ -170,7 +170,7 @@ class OnlineDecoder:
         A decoded epoch's dict holds ``timestamp``, ``marker``, the predictions and ``latency_s``. An epoch that
         cannot be decoded is never silently lost: its dict holds ``timestamp``, ``marker`` and ``dropped`` (the
         reason — its window began before the oldest buffered sample, or the stream ended before the window was
-        complete), and it is also kept in :attr:`dropped`."""
+        complete), and it is also kept in ``self.dropped``."""
         self._connect(timeout)
         self.dropped: list[dict[str, Any]] = []
         pending: list[tuple[str, float]] = []
