@@ -540,7 +540,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     from neurodecode.pipeline.streaming import OnlineDecoder
 
     decoder = OnlineDecoder(args.checkpoint, args.lsl_stream, markers=args.markers, pad=args.pad,
-                            bufsize=args.bufsize, outlet=args.outlet, marker_offset=args.marker_offset)
+                            bufsize=args.bufsize, outlet=args.outlet, marker_offset=args.marker_offset,
+                            potato=args.potato, potato_warmup=args.potato_warmup)
     latencies, dropped = [], []
     for pred in decoder.run(n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle):
         (dropped if "dropped" in pred else latencies).append(pred.get("dropped", pred.get("latency_s")))
@@ -577,6 +578,10 @@ def _add_stream(sub: Any) -> None:
     st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the streams and a first marker")
     st.add_argument("--idle", type=float, default=5.0, help="stop after this many seconds without new data")
     st.add_argument("--latents", action="store_true", help="include each epoch's latent in the JSON lines")
+    st.add_argument("--potato", type=float, default=None, metavar="Z",
+                    help="reject (report as dropped, not decode) epochs a Riemannian potato scores above this z")
+    st.add_argument("--potato-warmup", type=int, default=10, metavar="N",
+                    help="epochs that fit the potato before any is judged (default 10)")
     st.set_defaults(func=_cmd_stream)
 
 

@@ -33,7 +33,7 @@ from neurodecode.encoders.deep import (BetaVAEFeatures, BraindecodeModel, BrainM
                                       braindecode_models)
 from neurodecode.encoders.connectivity import Connectivity, GraphFeatures
 from neurodecode.encoders.features import RECIPES, Features, encoder_input, extract_features, make_recipe
-from neurodecode.encoders.artifacts import potato_rejection, potato_scores
+from neurodecode.encoders.artifacts import OnlinePotato, potato_rejection, potato_scores
 from neurodecode.encoders.inputs import SplitBands, TimeWindow
 from neurodecode.encoders.pretraining import (EncoderFeatures, FineTunedEncoder, PretrainResult, load_model,
                                               masked_reconstruction_error, pretrain, pretrain_tokenizer, save_model)
@@ -56,6 +56,6 @@ def build_model(config: Any, overrides: Sequence[str] = ()) -> Any:
 
 __all__ = ["MDM", "RECIPES", "AugmentedCovariances", "BetaVAEFeatures", "BraindecodeModel", "BrainModuleEncoder", "Connectivity", "Covariances", "GraphFeatures",
            "EncoderFeatures", "Features", "FilterBankCovariances", "FineTunedEncoder", "MVCNetClassifier", "PretrainResult", "Procrustes",
-           "Recenter", "Rotate", "SSVEPClassifier", "SplitBands", "Stretch", "TangentSpace", "TimeWindow", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input", "potato_rejection", "potato_scores",
+           "Recenter", "Rotate", "SSVEPClassifier", "SplitBands", "Stretch", "TangentSpace", "TimeWindow", "VoxelFeatures", "braindecode_models", "build_model", "encoder_input", "OnlinePotato", "potato_rejection", "potato_scores",
            "extract_features", "load_model", "make_recipe", "masked_reconstruction_error", "pretrain",
            "pretrain_tokenizer", "save_model"]

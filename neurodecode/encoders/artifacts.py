@@ -7,7 +7,8 @@ channel, the potato catches any change of the spatial covariance (a loose electr
 :func:`potato_rejection` fits one potato per subject (each head has its own covariance), keeps the clean epochs and
 records every rejection, with its z-score, in the EpochSet's drop report and provenance; nothing is dropped
 silently. The detection is pyRiemann's :class:`pyriemann.artifact_detection.Potato` (its ``PotatoField``, one potato
-per channel group, with ``groups``).
+per channel group, with ``groups``). :class:`OnlinePotato` is the same detector for a stream: fitted on its first
+clean epochs, then scoring each new one and following slow drifts on the clean ones (pyRiemann's ``partial_fit``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from neurodecode.core.logs import logger
 from neurodecode.core.validation import fail
 from neurodecode.encoders import spd
 
-__all__ = ["potato_rejection", "potato_scores"]
+__all__ = ["OnlinePotato", "potato_rejection", "potato_scores"]
 
 
 def _check(threshold: float, estimator: str, groups: Any, epochs: EpochSet) -> dict[str, list[int]] | None:
@@ -183,3 +184,56 @@ def potato_rejection(epochs: EpochSet, *, threshold: float = 3.0, estimator: str
     out = epochs[keep]
     out = out.replace(provenance=[*out.provenance, step])
     return out.with_drop_report(DropReport(events))
+
+
+class OnlinePotato:
+    """A Riemannian potato for epochs that arrive one at a time (``neurodecode stream --potato Z``).
+
+    The first ``warmup`` epochs fit the potato (pyRiemann's ``Potato.fit``, which drops the outliers among them);
+    every later epoch is scored against it and, when clean, updates it (pyRiemann's ``partial_fit`` with weight
+    ``alpha``, so the reference follows slow drifts, not artefacts).
+
+    Parameters
+    ----------
+    threshold : float
+        z-score above which an epoch is an artefact.
+    warmup : int
+        Epochs that fit the potato before any is judged (at least 3).
+    estimator : str
+        Covariance estimator (:data:`neurodecode.encoders.spd.COV_ESTIMATORS`).
+    alpha : float
+        Weight of a new clean epoch in the update (pyRiemann's default, 0.1).
+    """
+
+    def __init__(self, threshold: float = 3.0, warmup: int = 10, estimator: str = "oas", alpha: float = 0.1) -> None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+            fail("threshold", "a z-score > 0", threshold)
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 3:
+            fail("warmup", "an integer >= 3 (epochs that fit the potato)", warmup)
+        if estimator not in spd.COV_ESTIMATORS:
+            fail("estimator", f"one of {sorted(spd.COV_ESTIMATORS)}", estimator)
+        if not 0 < alpha <= 1:
+            fail("alpha", "a weight in (0, 1]", alpha)
+        self.threshold, self.warmup, self.estimator, self.alpha = float(threshold), warmup, estimator, float(alpha)
+        self._seen: list[np.ndarray] = []
+        self._potato: Any = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the warm-up is over (epochs are judged)."""
+        return self._potato is not None
+
+    def check(self, epoch: np.ndarray) -> tuple[bool, float | None]:
+        """``(clean, z)`` of one epoch ``(n_channels, n_times)``; during the warm-up ``(True, None)``."""
+        C = _matrices(np.asarray(epoch)[None], self.estimator, None)
+        if self._potato is None:
+            self._seen.append(C[0])
+            if len(self._seen) >= self.warmup:
+                self._potato = _detector(self.threshold, 0.01, None).fit(np.stack(self._seen))
+                logger.info("online potato fitted on the first %d epochs", len(self._seen))
+            return True, None
+        z = float(self._potato.transform(C)[0])
+        clean = z <= self.threshold
+        if clean:
+            self._potato.partial_fit(C, alpha=self.alpha)
+        return clean, z

@@ -63,12 +63,18 @@ class OnlineDecoder:
     pad : seconds of signal kept on each side of the epoch window for the filters (latency cost).
     bufsize : seconds of signal buffered.
     outlet : name of an LSL outlet of strings to push each prediction (JSON) to; None: none.
+    potato : a z-score: reject epochs whose covariance a Riemannian potato (:class:`~neurodecode.encoders.OnlinePotato`,
+        fitted on the first ``potato_warmup`` epochs, updated on the clean ones) finds farther; None: no rejection.
     marker_offset : seconds added to every marker timestamp: a source's known offset between its markers and its
         samples (mne-lsl's player stamps an annotation one sample before the sample it marks: ``1 / sfreq``).
     """
 
     def __init__(self, checkpoint: Any, stream: str, *, markers: str | None = None, pad: float = 2.0,
-                 bufsize: float = 20.0, outlet: str | None = None, marker_offset: float = 0.0) -> None:
+                 bufsize: float = 20.0, outlet: str | None = None, marker_offset: float = 0.0,
+                 potato: float | None = None, potato_warmup: int = 10) -> None:
+        from neurodecode.encoders.artifacts import OnlinePotato
+
+        self.potato = None if potato is None else OnlinePotato(potato, potato_warmup)
         self.pipe = DecodingPipeline.load(checkpoint, heads=[])
         self.where = str(checkpoint)
         self.recipe = epoch_recipe(self.pipe, self.where)
@@ -133,7 +139,8 @@ class OnlineDecoder:
         t0 = ts[keep][0]
         return raw, float(ts[-1]), t0
 
-    def _decode(self, raw: Any, description: str, onset: float) -> dict[str, Any]:
+    def _epoch(self, raw: Any, description: str, onset: float) -> Any:
+        """The epoch of one marker, made by the checkpoint's recipe and checked against its contract."""
         import mne
 
         from neurodecode.loaders.meeg import load_epochs
@@ -141,7 +148,14 @@ class OnlineDecoder:
         kw = {k: v for k, v in self.recipe.items() if k != "steps"}
         raw.set_annotations(mne.Annotations([onset], [0.0], [description]))
         ep = load_epochs(raw, return_report=False, steps=self.recipe["steps"], absent_labels="allow", **kw)
-        ep = check_contract(self.pipe.contract, ep, f"{self.stream_name} at {onset:.3f} s", self.where)
+        return check_contract(self.pipe.contract, ep, f"{self.stream_name} at {onset:.3f} s", self.where)
+
+    def _decode(self, raw: Any, description: str, onset: float) -> dict[str, Any]:
+        ep = self._epoch(raw, description, onset)
+        if self.potato is not None:
+            clean, z = self.potato.check(ep.data[0])
+            if not clean:
+                return {"dropped": f"Riemannian potato: z = {z:.2f} > {self.potato.threshold:g} (an artefact)"}
         latents = self.pipe.latents(ep)
         top5 = self.pipe.target.retrieve(latents, 5)[0]         # retrieval: the target space's gallery
         return {"marker": description, "stimulus": top5[0], "top5": top5,
@@ -198,7 +212,12 @@ class OnlineDecoder:
                                          "decoder connected late, or --bufsize is too small)")
                         continue
                     raw, newest, t0 = got
-                    out = {"timestamp": stamp, **self._decode(raw, desc, stamp - t0)}
+                    decoded = self._decode(raw, desc, stamp - t0)
+                    if "dropped" in decoded:          # rejected as an artefact: reported, not decoded
+                        ready.append((desc, stamp))
+                        yield self._drop(desc, stamp, decoded["dropped"])
+                        continue
+                    out = {"timestamp": stamp, **decoded}
                     out["latency_s"] = round(float(self.stream_clock() - (stamp + self.recipe["tmax"] + self.pad)), 4)
                     ready.append((desc, stamp))
                     done += 1

@@ -113,3 +113,22 @@ def test_potato_on_real_eeg_equals_pyriemann(shared_data):
     np.testing.assert_allclose(scores["z"], pot.transform(C), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(scores["clean"], pot.predict(C) == 1)
     assert potato_rejection(ep, threshold=2.0).n_epochs == int((pot.predict(C) == 1).sum())
+
+
+def test_the_online_potato_warms_up_then_judges_like_pyriemanns():
+    from pyriemann.artifact_detection import Potato
+    from pyriemann.estimation import Covariances
+
+    from neurodecode.encoders import OnlinePotato
+
+    ep = _epochs(n_epochs=30, bad=(25,))
+    online = OnlinePotato(threshold=3.0, warmup=20)
+    verdicts = [online.check(e) for e in ep.data]
+    assert verdicts[:20] == [(True, None)] * 20 and online.ready
+    C = Covariances(estimator="oas").fit_transform(ep.data.astype(np.float64))
+    ref = Potato(threshold=3.0).fit(C[:20])
+    assert verdicts[20][1] == pytest.approx(float(ref.transform(C[20:21])[0]), rel=1e-6)   # before any update
+    assert [c for c, _ in verdicts[20:]] == [True] * 5 + [False] + [True] * 4
+    for bad in ({"threshold": 0}, {"warmup": 2}, {"estimator": "x"}, {"alpha": 0}):
+        with pytest.raises(ValueError, match=f"field '{next(iter(bad))}'"):
+            OnlinePotato(**bad)

@@ -159,3 +159,70 @@ def test_an_epoch_cut_by_the_end_of_the_stream_is_reported_dropped_not_lost(eeg_
     assert len(out) == 1 and out[0]["marker"] == label and out[0]["timestamp"] == 103.0
     assert "the stream ended" in out[0]["dropped"] and "up to 106.000 s" in out[0]["dropped"]
     assert "up to 104.994 s" in out[0]["dropped"] and decoder.dropped == out
+
+
+def test_the_online_potato_rejects_an_artefact_epoch_and_the_run_reports_it_dropped(eeg_checkpoint, shared_data):
+    """`--potato Z`: the first epochs fit a Riemannian potato; an epoch with a burst on two channels is reported as
+    dropped (not decoded); the clean ones are decoded as without it."""
+    import mne
+
+    from neurodecode.pipeline.streaming import OnlineDecoder
+
+    raw = mne.io.read_raw_edf(shared_data / "eegmmidb_S001" / "S001R04.edf", preload=True, verbose="error")
+    cues = [(float(t), d) for t, d in zip(raw.annotations.onset, raw.annotations.description) if d in ("T1", "T2")]
+    decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0, potato=3.0, potato_warmup=8)
+    plain = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
+    out = []
+    for k, (onset, desc) in enumerate(cues[:14]):
+        stretch = raw.copy().crop(onset - 1.0, onset + 3.5)
+        if k == 12:                                   # a 200 µV burst on two channels during the epoch window
+            data = stretch.get_data()
+            data[:2, 300:500] += 200e-6 * np.sin(np.arange(200) / 3.0)
+            stretch = mne.io.RawArray(data, stretch.info, verbose="error")
+        got = decoder._decode(stretch, desc, 1.0)
+        out.append(got)
+        if "dropped" not in got:
+            np.testing.assert_allclose(got["latent"], plain._decode(stretch, desc, 1.0)["latent"], atol=1e-6)
+    assert [("dropped" in o) for o in out] == [False] * 12 + [True, False]
+    assert out[12]["dropped"].startswith("Riemannian potato: z = ") and decoder.potato.ready
+
+    # the run loop reports it as a dropped line, in order, and keeps it
+    class Buffer:
+        info = mne.create_info(4, 160.0, "eeg")
+        n_new_samples = 0
+
+        def get_data(self, winsize):
+            return np.zeros((4, 1600)), 100.0 + np.arange(1600) / 160.0
+
+        def disconnect(self):
+            pass
+
+    label = sorted(decoder.descriptions)[0]
+
+    class Markers:
+        sent = False
+
+        def pull_chunk(self, timeout):
+            if self.sent:
+                return [], []
+            self.sent = True
+            return [[label], [label]], [102.0, 104.0]
+
+        def close_stream(self):
+            pass
+
+    def connect(timeout):
+        decoder.stream, decoder.inlet, decoder.outlet = Buffer(), Markers(), None
+
+    decoder._connect = connect
+    calls = []
+
+    def judged(raw, desc, onset):                  # the second epoch is an artefact
+        calls.append(onset)
+        if len(calls) == 2:
+            return {"dropped": "Riemannian potato: z = 9.00 > 3 (an artefact)"}
+        return {"marker": desc, "stimulus": "x", "top5": []}
+
+    decoder._decode = judged
+    lines = list(decoder.run(idle=0.2, timeout=1.0))
+    assert [("dropped" in line) for line in lines] == [False, True] and decoder.dropped == [lines[1]]
