@@ -7,7 +7,8 @@ model ``cov(X) w`` — which show where the decoded signal is. :func:`linear_pat
 :func:`mne.decoding.get_coef` back in the epochs' layout ``(n_channels, n_times)``; :class:`LinearPatterns` draws
 them as topomaps at chosen times (EEG/MEG, through :func:`neurodecode.to_mne`) or as a NIfTI image for nilearn's
 glass brain (fMRI voxels, through :func:`neurodecode.loaders.fmri.to_nifti`). :func:`searchlight` maps where
-information is with nilearn's :class:`nilearn.decoding.SearchLight` (Kriegeskorte et al. 2006) on voxel epochs.
+information is with nilearn's :class:`nilearn.decoding.SearchLight` (Kriegeskorte et al. 2006) on voxel epochs, and
+:func:`whole_brain_decoder` fits nilearn's ``Decoder`` or ``FREMClassifier`` on them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from neurodecode.core.epochs import EpochSet
 from neurodecode.core.validation import fail
 
-__all__ = ["LinearPatterns", "linear_patterns", "searchlight"]
+__all__ = ["LinearPatterns", "linear_patterns", "searchlight", "whole_brain_decoder"]
 
 
 @dataclasses.dataclass
@@ -182,9 +183,22 @@ def searchlight(epochs: EpochSet, *, radius: float = 5.0, estimator: Any = "svc"
     """
     import nibabel as nib
     from nilearn.decoding import SearchLight
-    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
 
-    from neurodecode.loaders.fmri import to_nifti, voxel_grid
+    step, y = _voxel_classes(epochs, target)
+    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0:
+        fail("radius", "a sphere radius > 0 in millimetres", radius)
+    cv, runs = _run_folds(epochs, cv, groups)
+    mask, volumes = _voxel_images(epochs)
+    sl = SearchLight(mask_img=mask, radius=float(radius), estimator=estimator, cv=cv, scoring=scoring,
+                     n_jobs=n_jobs, verbose=0)
+    sl.fit(volumes, y, groups=runs)
+    return nib.Nifti1Image(np.asarray(sl.scores_, dtype=np.float32) * np.asarray(mask.dataobj),
+                           np.array(step["affine"]))
+
+
+def _voxel_classes(epochs: EpochSet, target: str) -> tuple[dict, np.ndarray]:
+    """The ``mask`` provenance step of voxel epochs ``(n_trials, n_voxels, 1)`` and their classes, checked."""
+    from neurodecode.loaders.fmri import voxel_grid
 
     if not isinstance(epochs, EpochSet):
         fail("epochs", "an EpochSet of voxel epochs", type(epochs).__name__, exc=TypeError)
@@ -197,19 +211,74 @@ def searchlight(epochs: EpochSet, *, radius: float = 5.0, estimator: Any = "svc"
     y = epochs.table[target].astype(str).to_numpy()
     if len(np.unique(y)) < 2:
         fail(f"table[{target!r}]", "at least two classes", list(np.unique(y)))
-    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0:
-        fail("radius", "a sphere radius > 0 in millimetres", radius)
-    runs = None
-    if cv is None:
-        if groups is not None and groups in epochs.table.columns and epochs.table[groups].nunique() > 1:
-            cv, runs = LeaveOneGroupOut(), epochs.table[groups].astype(str).to_numpy()
-        else:
-            cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    return step, y
+
+
+def _run_folds(epochs: EpochSet, cv: Any, groups: str | None) -> tuple[Any, np.ndarray | None]:
+    """``cv`` as given, else leave one ``groups`` value (run) out when there are several, else 5-fold stratified."""
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
+
+    if cv is not None:
+        runs = epochs.table[groups].astype(str).to_numpy() if groups in epochs.table.columns else None
+        return cv, runs
+    if groups is not None and groups in epochs.table.columns and epochs.table[groups].nunique() > 1:
+        return LeaveOneGroupOut(), epochs.table[groups].astype(str).to_numpy()
+    return StratifiedKFold(5, shuffle=True, random_state=0), None
+
+
+def _voxel_images(epochs: EpochSet) -> tuple[Any, Any]:
+    """The mask and the 4-D image (one volume per trial) of voxel epochs, in their grid."""
+    import nibabel as nib
+
+    from neurodecode.loaders.fmri import to_nifti, voxel_grid
+
+    step, _ = voxel_grid(epochs)
     mask = nib.Nifti1Image((np.asarray(to_nifti(np.ones(epochs.n_channels), epochs).dataobj) > 0).astype(np.int8),
                            np.array(step["affine"]))
     volumes = nib.concat_images([to_nifti(epochs.data[k, :, 0], epochs) for k in range(epochs.n_epochs)])
-    sl = SearchLight(mask_img=mask, radius=float(radius), estimator=estimator, cv=cv, scoring=scoring,
-                     n_jobs=n_jobs, verbose=0)
-    sl.fit(volumes, y, groups=runs)
-    return nib.Nifti1Image(np.asarray(sl.scores_, dtype=np.float32) * np.asarray(mask.dataobj),
-                           np.array(step["affine"]))
+    return mask, volumes
+
+
+def whole_brain_decoder(epochs: EpochSet, *, kind: str = "decoder", estimator: Any = "svc", cv: Any = None,
+                        groups: str | None = "run", screening_percentile: float = 20, scoring: str = "roc_auc",
+                        target: str = "label", n_jobs: int = 1) -> Any:
+    """nilearn's whole-brain decoder — ``Decoder`` (univariate screening, then a linear model with an inner grid
+    search) or ``FREMClassifier`` (an ensemble over clustered voxels, Hoyos-Idrobo et al. 2018) — fitted on voxel
+    epochs, the mask and grid taken from their provenance.
+
+    Parameters
+    ----------
+    epochs : EpochSet
+        Voxel epochs ``(n_trials, n_voxels, 1)`` made by :mod:`neurodecode.loaders.fmri`; classes in
+        ``table[target]``.
+    kind : {"decoder", "frem"}
+    estimator : str or estimator
+        nilearn's names (``"svc"``, ``"logistic_l1"``, ...).
+    cv : int or splitter, optional
+        Default: leave one ``groups`` value (run) out when there are several, else 5-fold stratified.
+    groups : str or None
+        The table column of the runs.
+    screening_percentile : float
+        Percentage of voxels kept by the univariate screening (nilearn's default 20).
+    scoring : str
+        nilearn's scorer (default ``roc_auc``).
+    target : str
+    n_jobs : int
+
+    Returns
+    -------
+    nilearn.decoding.Decoder or nilearn.decoding.FREMClassifier
+        Fitted: ``cv_scores_`` (per class, per fold), ``coef_img_`` (weight maps per class, NIfTI),
+        ``predict`` on new images.
+    """
+    from nilearn.decoding import Decoder, FREMClassifier
+
+    if kind not in ("decoder", "frem"):
+        fail("kind", "'decoder' or 'frem'", kind)
+    _, y = _voxel_classes(epochs, target)
+    cv, runs = _run_folds(epochs, cv, groups)
+    mask, volumes = _voxel_images(epochs)
+    cls = Decoder if kind == "decoder" else FREMClassifier
+    model = cls(estimator=estimator, mask=mask, cv=cv, screening_percentile=screening_percentile, scoring=scoring,
+                standardize="zscore_sample", n_jobs=n_jobs)
+    return model.fit(volumes, y, groups=runs)

@@ -118,3 +118,37 @@ def test_searchlight_equals_nilearns_on_the_same_volumes_and_refuses_non_voxel_e
         searchlight(_epochs(n=40))
     with pytest.raises(ValueError, match="field 'radius'"):
         searchlight(fh, radius=0)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["decoder", "frem"])
+def test_whole_brain_decoders_equal_nilearns_on_the_same_volumes(shared_data, kind):
+    import warnings
+
+    import nibabel as nib
+    from nilearn.decoding import Decoder, FREMClassifier
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from neurodecode.evaluation.patterns import whole_brain_decoder
+    from neurodecode.loaders.fmri import read_volumes, to_nifti
+
+    folder = shared_data / "haxby2001_slice" / "tutorial_slice"
+    labels, runs = np.loadtxt(folder / "attributes_literal.txt", dtype=str).T
+    vols = read_volumes(folder / "bold.nii.gz", folder / "mask.nii.gz", labels=labels, runs=runs, subject="1")
+    keep = vols.table["label"].isin(["face", "house"]) & vols.table["run"].astype(int).lt(4)
+    fh = vols[keep.to_numpy()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # nilearn: a slice is smaller than a brain mask
+        ours = whole_brain_decoder(fh, kind=kind)
+        volumes = nib.concat_images([to_nifti(fh.data[k, :, 0], fh) for k in range(fh.n_epochs)])
+        cls = Decoder if kind == "decoder" else FREMClassifier
+        theirs = cls(estimator="svc", mask=nib.load(folder / "mask.nii.gz"), cv=LeaveOneGroupOut(),
+                     screening_percentile=20, scoring="roc_auc", standardize="zscore_sample").fit(
+            volumes, fh.table["label"].astype(str).to_numpy(), groups=fh.table["run"].astype(str).to_numpy())
+    for label in ("face", "house"):
+        np.testing.assert_allclose(ours.cv_scores_[label], theirs.cv_scores_[label], atol=1e-10)
+    assert len(ours.cv_scores_["face"]) == 4 and np.mean(ours.cv_scores_["face"]) > 0.9
+    np.testing.assert_allclose(np.asarray(ours.coef_img_["house"].dataobj),
+                               np.asarray(theirs.coef_img_["house"].dataobj), atol=1e-8)
+    with pytest.raises(ValueError, match="field 'kind'"):
+        whole_brain_decoder(fh, kind="searchlight")
