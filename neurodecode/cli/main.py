@@ -543,7 +543,11 @@ def _cmd_stream(args: argparse.Namespace) -> int:
                             bufsize=args.bufsize, outlet=args.outlet, marker_offset=args.marker_offset,
                             potato=args.potato, potato_warmup=args.potato_warmup)
     latencies, dropped = [], []
-    for pred in decoder.run(n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle):
+    if args.sliding is not None:            # no markers: a window every --sliding seconds (asynchronous BCI)
+        preds = decoder.run_sliding(args.sliding, n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle)
+    else:
+        preds = decoder.run(n_epochs=args.n_epochs, timeout=args.timeout, idle=args.idle)
+    for pred in preds:
         (dropped if "dropped" in pred else latencies).append(pred.get("dropped", pred.get("latency_s")))
         print(json.dumps({k: v for k, v in pred.items() if k != "latent" or args.latents}), flush=True)
     lost = ""
@@ -578,6 +582,8 @@ def _add_stream(sub: Any) -> None:
     st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the streams and a first marker")
     st.add_argument("--idle", type=float, default=5.0, help="stop after this many seconds without new data")
     st.add_argument("--latents", action="store_true", help="include each epoch's latent in the JSON lines")
+    st.add_argument("--sliding", type=float, default=None, metavar="STEP",
+                    help="decode without markers: a window of the checkpoint's epoch length every STEP seconds")
     st.add_argument("--potato", type=float, default=None, metavar="Z",
                     help="reject (report as dropped, not decode) epochs a Riemannian potato scores above this z")
     st.add_argument("--potato-warmup", type=int, default=10, metavar="N",

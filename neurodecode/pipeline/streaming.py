@@ -87,12 +87,19 @@ class OnlineDecoder:
         labels = self.recipe.get("labels", self.recipe.get("stimulus"))
         self.descriptions = {str(k) for k in (labels if not isinstance(labels, str) else [])}
 
-    def _connect(self, timeout: float) -> None:
+    def _connect(self, timeout: float, markers: bool = True) -> None:
         from mne_lsl.lsl import StreamInlet, StreamInfo, StreamOutlet, resolve_streams
         from mne_lsl.stream import StreamLSL
 
         self.stream = StreamLSL(bufsize=self.bufsize, name=self.stream_name).connect(acquisition_delay=0.001,
                                                                                      timeout=timeout)
+        self.inlet = None
+        if not markers:                           # sliding windows: no marker stream
+            self.outlet = None
+            if self.outlet_name:
+                info = StreamInfo(self.outlet_name, "Markers", 1, 0.0, "string", f"neurodecode-{self.outlet_name}")
+                self.outlet = StreamOutlet(info)
+            return
         found = [s for s in resolve_streams(timeout=timeout, name=self.marker_name)]
         if not found:
             fail("markers", f"an LSL marker stream named {self.marker_name!r}", "none found", self.stream_name)
@@ -241,6 +248,73 @@ class OnlineDecoder:
                 time.sleep(0.005)
         finally:
             self._close()
+
+    def run_sliding(self, step: float, n_epochs: int | None = None, timeout: float = 30.0,
+                    idle: float = 5.0) -> Iterator[dict[str, Any]]:
+        """Decode the stream without markers (an asynchronous BCI): a window of the checkpoint's epoch length every
+        ``step`` seconds, from the first buffered sample on, until ``n_epochs`` windows are decoded or ``idle``
+        seconds pass without new samples (``timeout`` before the first).
+
+        Each window goes through the same recipe as a marker-locked epoch (the checkpoint's preprocessing on a
+        padded stretch, its window ``tmin``..``tmax`` after the window's time, its contract); the dict holds
+        ``timestamp`` (the window's time 0 on the stream clock), ``window`` (its start and end), the predictions and
+        ``latency_s``. ``--potato`` applies here too (a rejected window is a ``dropped`` dict).
+        """
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+            fail("step", "a sliding step > 0 in seconds", step)
+        if not self.descriptions:
+            fail("data.labels", "the checkpoint's labelled event descriptions (the recipe epochs on one)", "none",
+                 self.where)
+        desc = sorted(self.descriptions)[0]       # the recipe epochs on a labelled event; the label is not used
+        self._connect(timeout, markers=False)
+        self.dropped: list[dict[str, Any]] = []
+        done, last, self._seen, onset = 0, time.monotonic(), 0, None
+        lead = self.pad - min(0.0, self.recipe["tmin"])     # the first window starts on the first buffered sample
+        try:
+            while n_epochs is None or done < n_epochs:
+                arrived = self.stream.n_new_samples
+                if arrived > self._seen:
+                    last = time.monotonic()
+                self._seen = arrived
+                if onset is None:
+                    first = self._oldest()
+                    if first is not None:
+                        onset = first + lead
+                while onset is not None and (n_epochs is None or done < n_epochs):
+                    got = self._stretch(onset)
+                    if got is None:
+                        break
+                    if isinstance(got, str):
+                        yield self._drop(desc, onset, "the window starts before the oldest buffered sample (decoding "
+                                         "fell behind the stream, or --bufsize is too small)")
+                    else:
+                        raw, newest, t0 = got
+                        decoded = self._decode(raw, desc, onset - t0)
+                        if "dropped" in decoded:
+                            yield self._drop(desc, onset, decoded["dropped"])
+                        else:
+                            decoded.pop("marker", None)
+                            out = {"timestamp": onset, "window": [onset + self.recipe["tmin"],
+                                                                  onset + self.recipe["tmax"]], **decoded}
+                            out["latency_s"] = round(float(self.stream_clock() - (onset + self.recipe["tmax"]
+                                                                                  + self.pad)), 4)
+                            done += 1
+                            last = time.monotonic()
+                            if self.outlet is not None:
+                                self.outlet.push_sample([json.dumps({k: v for k, v in out.items() if k != "latent"})])
+                            yield out
+                    onset += float(step)
+                if time.monotonic() - last > (idle if onset is not None else timeout):
+                    break
+                time.sleep(0.005)
+        finally:
+            self._close()
+
+    def _oldest(self) -> float | None:
+        """The stream time of the oldest buffered sample (None when the buffer is empty)."""
+        _, ts = self.stream.get_data(winsize=self.bufsize)
+        ts = ts[ts > 0]
+        return float(ts[0]) if ts.size else None
 
     @staticmethod
     def stream_clock() -> float:

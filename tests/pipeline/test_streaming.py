@@ -226,3 +226,38 @@ def test_the_online_potato_rejects_an_artefact_epoch_and_the_run_reports_it_drop
     decoder._decode = judged
     lines = list(decoder.run(idle=0.2, timeout=1.0))
     assert [("dropped" in line) for line in lines] == [False, True] and decoder.dropped == [lines[1]]
+
+
+def test_sliding_windows_without_markers_decode_what_epochs_of_the_whole_recording_give(eeg_checkpoint, shared_data):
+    """An asynchronous BCI: windows every 2 s from the first buffered sample, no marker stream; each window's latent
+    equals the latent of the same window epoched from the whole recording."""
+    import mne
+
+    from neurodecode.pipeline.streaming import OnlineDecoder
+
+    raw = mne.io.read_raw_edf(shared_data / "eegmmidb_S001" / "S001R04.edf", preload=True, verbose="error")
+    raw.crop(0, 20.0)
+    data = raw.get_data()
+
+    class Buffer:                                   # the first 20 s of the run, stamped from t = 100 s
+        info = raw.info
+        n_new_samples = 0
+
+        def get_data(self, winsize):
+            return data, 100.0 + np.arange(data.shape[1]) / raw.info["sfreq"]
+
+        def disconnect(self):
+            pass
+
+    decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
+    decoder._connect = lambda timeout, markers=True: setattr(decoder, "stream", Buffer()) or setattr(
+        decoder, "outlet", None)
+    out = list(decoder.run_sliding(2.0, n_epochs=4, idle=0.2))
+    assert [o["timestamp"] for o in out] == [101.0, 103.0, 105.0, 107.0]
+    assert out[0]["window"] == [102.0, 103.0] and "marker" not in out[0] and "stimulus" in out[0]
+    desc = sorted(decoder.descriptions)[0]
+    for o in out:
+        ep = decoder._epoch(raw.copy(), desc, o["timestamp"] - 100.0)          # the whole 20 s, one annotation
+        np.testing.assert_allclose(o["latent"], decoder.pipe.latents(ep)[0], atol=1e-4)
+    with pytest.raises(ValueError, match="field 'step'"):
+        next(decoder.run_sliding(0.0))
