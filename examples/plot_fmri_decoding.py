@@ -13,6 +13,7 @@ decoder weighs the voxels to cancel noise.
 # %%
 import numpy as np
 from nilearn import plotting
+from nilearn.image import mean_img
 from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -38,7 +39,8 @@ print(f"faces vs houses, leave one run out: {scores.mean():.3f} ± {scores.std()
 # The weights of the SVM fitted on all runs, as a NIfTI image in the recording's space.
 weights = svm.fit(X, y).named_steps["linearsvc"].coef_[0]
 image = to_nifti(weights, faces_houses)
-plotting.plot_stat_map(image, display_mode="z", cut_coords=1, title="SVM weights (house > face)",
+background = mean_img(folder / "bold.nii.gz")                  # the subject's own mean EPI: the slice is not in MNI
+plotting.plot_stat_map(image, bg_img=background, display_mode="z", cut_coords=1, title="SVM weights (house > face)",
                        colorbar=True, draw_cross=False, annotate=False)
 
 # %%
@@ -49,5 +51,5 @@ plotting.plot_stat_map(image, display_mode="z", cut_coords=1, title="SVM weights
 from neurodecode.evaluation import linear_patterns
 
 patterns = linear_patterns(faces_houses, LinearSVC(C=0.01, max_iter=5000))
-plotting.plot_stat_map(patterns.to_nifti(), display_mode="z", cut_coords=1, colorbar=True, draw_cross=False,
-                       annotate=False, title="Haufe patterns (house > face)")
+plotting.plot_stat_map(patterns.to_nifti(), bg_img=background, display_mode="z", cut_coords=1, colorbar=True,
+                       draw_cross=False, annotate=False, title="Haufe patterns (house > face)")

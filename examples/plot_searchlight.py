@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 from nilearn import plotting
+from nilearn.image import mean_img
 
 from neurodecode.evaluation import searchlight, whole_brain_decoder
 from neurodecode.loaders.fmri import read_volumes
@@ -23,11 +24,12 @@ folder = shared_data() / "haxby2001_slice" / "tutorial_slice"
 labels, runs = np.loadtxt(folder / "attributes_literal.txt", dtype=str).T
 volumes = read_volumes(folder / "bold.nii.gz", folder / "mask.nii.gz", labels=labels, runs=runs, subject="1")
 faces_houses = volumes[volumes.table["label"].isin(["face", "house"]).to_numpy()]
+background = mean_img(folder / "bold.nii.gz")                  # the subject's own mean EPI: the slice is not in MNI
 
 # %%
 scores = searchlight(faces_houses, radius=5.0)                  # linear SVM per sphere, leave one run out
-plotting.plot_stat_map(scores, display_mode="z", cut_coords=1, colorbar=True, draw_cross=False, annotate=False,
-                       title="searchlight accuracy (chance 0.5)")
+plotting.plot_stat_map(scores, bg_img=background, display_mode="z", cut_coords=1, colorbar=True, draw_cross=False,
+                       annotate=False, title="searchlight accuracy")
 
 # %%
 with warnings.catch_warnings():
@@ -35,5 +37,5 @@ with warnings.catch_warnings():
     decoder = whole_brain_decoder(faces_houses)                  # nilearn's Decoder, ROC-AUC per left-out run
 print(f"Decoder ROC-AUC over {len(decoder.cv_scores_['house'])} left-out runs: "
       f"{np.mean(decoder.cv_scores_['house']):.3f} ± {np.std(decoder.cv_scores_['house']):.3f}")
-plotting.plot_stat_map(decoder.coef_img_["house"], display_mode="z", cut_coords=1, colorbar=True, draw_cross=False,
-                       annotate=False, title="Decoder weights (house)")
+plotting.plot_stat_map(decoder.coef_img_["house"], bg_img=background, display_mode="z", cut_coords=1, colorbar=True,
+                       draw_cross=False, annotate=False, title="Decoder weights (house)")
