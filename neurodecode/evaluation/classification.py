@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ from neurodecode.core.validation import fail
 __all__ = ["PARADIGM_RECIPES", "SCHEMES", "TRANSFERS", "VERDICT_METRICS", "EvaluationResult", "LeaveOneSubjectOut",
            "ParadigmDefaults", "TRIAL_COLUMNS", "TRIAL_METRICS", "imbalanced", "paradigm_defaults",
            "student_interval", "calibration_trials", "compare_evaluations",
-           "evaluate", "evaluation_verdict", "recipe_classifier", "score_predictions", "subject_sets"]
+           "evaluate", "evaluation_verdict", "joined_subjects", "metric_chance", "recipe_classifier",
+           "score_predictions", "session_splits", "subject_sets"]
 
 SCHEMES = ("within_session", "within_subject", "cross_session", "cross_subject")
 
@@ -75,6 +76,18 @@ def student_interval(values: Any, metric: str = "", confidence: float = 0.95) ->
     if metric in UNIT_METRICS and n > 1:
         low, high = max(0.0, low), min(1.0, high)
     return {"mean": float(v.mean()), "std": sd, "ci_low": low, "ci_high": high, "n": n}
+
+
+def metric_chance(metric: str, labels: Any = None) -> float | None:
+    """The chance level of a classification metric for these true labels: 0.5 for ROC-AUC, the majority class's
+    share for accuracy, 1 / n_classes for balanced accuracy; None when it depends on labels not given (or for
+    another metric)."""
+    if metric == "roc_auc":
+        return 0.5
+    if labels is None or not len(labels):
+        return None
+    shares = pd.Series(np.asarray(labels)).astype(str).value_counts(normalize=True)
+    return {"accuracy": float(shares.max()), "balanced_accuracy": 1.0 / len(shares)}.get(metric)
 
 
 def imbalanced(labels: Any) -> bool:
@@ -190,12 +203,8 @@ class EvaluationResult:
         return finish_figure(fig, path, dpi=100)
 
     def _chance(self, metric: str) -> float | None:
-        if metric == "roc_auc":
-            return 0.5
-        if self.trials is None or "label" not in self.trials or not len(self.trials):
-            return None
-        shares = self.trials["label"].astype(str).value_counts(normalize=True)
-        return {"accuracy": float(shares.max()), "balanced_accuracy": 1.0 / len(shares)}.get(metric)
+        labels = None if self.trials is None or "label" not in self.trials else self.trials["label"]
+        return metric_chance(metric, labels)
 
 
 def subject_sets(epochs: EpochSet | EpochCollection) -> dict[str, EpochSet]:
@@ -488,22 +497,48 @@ def evaluation_verdict(comparison: pd.DataFrame) -> tuple[bool, str]:
     raise AssertionError
 
 
+def session_splits(ep: EpochSet, target: str, n_splits: int, seed: int, pooled: bool = False) -> Any:
+    """The within-session folds of one subject's epochs: ``(session, mask, y, fold, train, test)`` — stratified
+    ``n_splits``-fold (shuffled with ``seed``) inside each session (all sessions together with ``pooled``); ``y``
+    are the session's labels, ``train``/``test`` index the session's epochs (``ep[mask]``). Every within-session
+    evaluation uses these."""
+    sessions = (pd.Series("all", index=ep.table.index) if pooled else ep.table["session"].fillna("1").astype(str))
+    labels = _labels(ep, target)
+    for session in pd.unique(sessions):
+        mask = (sessions == session).to_numpy()
+        y = labels[mask]
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
+            yield session, mask, y, fold, tr, te
+
+
+def joined_subjects(sets: Mapping[str, EpochSet]) -> EpochSet:
+    """The subjects' epochs as one EpochSet for leave-one-subject-out: at least two subjects, each with the first
+    one's channels and n_times (an error naming the subject and the difference otherwise)."""
+    if len(sets) < 2:
+        fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
+    first = next(iter(sets.values()))
+    for s, ep in sets.items():
+        if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
+            fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject (harmonise them "
+                 "first)", "; ".join(ep.channels.differences(first.channels)) or f"n_times {ep.n_times} vs "
+                 f"{first.n_times}")
+    return concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
+
+
 def _within_session(sets: dict[str, EpochSet], pipeline: Any, target: str, n_splits: int, seed: int,
                     trials: list[dict], pooled: bool = False) -> list[dict]:
     rows: list[dict] = []
     scheme = "within_subject" if pooled else "within_session"
     for subject, ep in sets.items():
-        sessions = (pd.Series("all", index=ep.table.index) if pooled
-                    else ep.table["session"].fillna("1").astype(str))
-        for session in pd.unique(sessions):
-            mask = (sessions == session).to_numpy()
-            sub, index = ep[mask], np.flatnonzero(mask)
-            X, y = _inputs(sub, pipeline), _labels(sub, target)
-            cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
-                base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
-                        "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
-                rows += _fit_score(pipeline, X[tr], y[tr], X[te], y[te], base, index[te], trials)
+        inputs: dict = {}
+        for session, mask, y, fold, tr, te in session_splits(ep, target, n_splits, seed, pooled):
+            if session not in inputs:                      # the session's inputs, made once for its folds
+                inputs[session] = (_inputs(ep[mask], pipeline), np.flatnonzero(mask))
+            X, index = inputs[session]
+            base = {"scheme": scheme, "subject": subject, "session": session, "fold": fold,
+                    "test": f"fold {fold}", "n_train": len(tr), "n_test": len(te)}
+            rows += _fit_score(pipeline, X[tr], y[tr], X[te], y[te], base, index[te], trials)
     return rows
 
 
@@ -594,15 +629,7 @@ def _cross_session(sets: dict[str, EpochSet], pipeline: Any, target: str, transf
 
 def _cross_subject(sets: dict[str, EpochSet], pipeline: Any, target: str, transfer: str | None, n_calibration: int,
                    seed: int, trials: list[dict]) -> list[dict]:
-    if len(sets) < 2:
-        fail("epochs", "at least two subjects for cross_subject", f"{list(sets)}")
-    first = next(iter(sets.values()))
-    for s, ep in sets.items():
-        if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
-            fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject (harmonise them "
-                 "first)", "; ".join(ep.channels.differences(first.channels)) or f"n_times {ep.n_times} vs "
-                 f"{first.n_times}")
-    all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
+    all_ep = joined_subjects(sets)
     X, y = _inputs(all_ep, pipeline), _labels(all_ep, target)
     subj = all_ep.table["subject"].astype(str).to_numpy()
     rows: list[dict] = []

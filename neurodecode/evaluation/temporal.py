@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
-from neurodecode.core.epochs import EpochCollection, EpochSet, concatenate
+from neurodecode.core.epochs import EpochCollection, EpochSet
 from neurodecode.core.validation import fail
 
 __all__ = ["TimeResolvedResult", "decode_over_time"]
@@ -169,37 +168,30 @@ def _sets(epochs: Any) -> dict[str, EpochSet]:
 
 
 def _chance(metric: str, y: np.ndarray) -> float:
-    counts = pd.Series(y).value_counts()
-    if metric == "roc_auc":
-        return 0.5
-    if metric == "balanced_accuracy":
-        return 1.0 / len(counts)
-    return float(counts.max() / counts.sum())
+    """:func:`~neurodecode.evaluation.classification.metric_chance`; for another scorer, the majority class's share
+    (as for accuracy)."""
+    from neurodecode.evaluation.classification import metric_chance
+
+    chance = metric_chance(metric, y)
+    return metric_chance("accuracy", y) if chance is None else chance
 
 
 def _folds(sets: dict[str, EpochSet], scheme: str, target: str, n_splits: int, seed: int) -> Any:
-    """``(fold row, (X_train, y_train, X_test, y_test))`` of each fold: stratified k-fold inside each subject's
-    session (``evaluate``'s folds), or leave one subject out."""
+    """``(fold row, (X_train, y_train, X_test, y_test))`` of each fold: :func:`evaluate`'s folds — stratified k-fold
+    inside each subject's session, or leave one subject out."""
+    from neurodecode.evaluation.classification import joined_subjects, session_splits
+
     if scheme == "within_session":
         for subject, ep in sets.items():
-            sessions = ep.table["session"].fillna("1").astype(str) if "session" in ep.table else \
-                pd.Series("1", index=ep.table.index)
-            for session in pd.unique(sessions):
-                mask = (sessions == session).to_numpy()
-                X, y = ep.data[mask].astype(np.float64), ep.table[target].astype(str).to_numpy()[mask]
-                cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-                for fold, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y)):
-                    yield ({"subject": subject, "session": session, "fold": fold, "n_train": len(tr),
-                            "n_test": len(te)}, (X[tr], y[tr], X[te], y[te]))
+            data: dict = {}
+            for session, mask, y, fold, tr, te in session_splits(ep, target, n_splits, seed):
+                if session not in data:                     # the session's data, converted once for its folds
+                    data[session] = ep.data[mask].astype(np.float64)
+                X = data[session]
+                yield ({"subject": subject, "session": session, "fold": fold, "n_train": len(tr),
+                        "n_test": len(te)}, (X[tr], y[tr], X[te], y[te]))
         return
-    if len(sets) < 2:
-        fail("epochs", "at least two subjects for cross_subject", list(sets))
-    first = next(iter(sets.values()))
-    for s, ep in sets.items():
-        if ep.channels.names != first.channels.names or ep.n_times != first.n_times:
-            fail(f"epochs[{s!r}]", "the channels and n_times of the first subject for cross_subject",
-                 "; ".join(ep.channels.differences(first.channels)) or f"n_times {ep.n_times} vs {first.n_times}")
-    all_ep = concatenate([ep.replace(provenance=first.provenance) for ep in sets.values()])
+    all_ep = joined_subjects(sets)
     X, y = all_ep.data.astype(np.float64), all_ep.table[target].astype(str).to_numpy()
     subj = all_ep.table["subject"].astype(str).to_numpy()
     for fold, subject in enumerate(sets):
