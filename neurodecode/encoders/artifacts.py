@@ -27,13 +27,18 @@ from neurodecode.encoders import spd
 __all__ = ["OnlinePotato", "potato_rejection", "potato_scores"]
 
 
-def _check(threshold: float, estimator: str, groups: Any, epochs: EpochSet) -> dict[str, list[int]] | None:
-    if not isinstance(epochs, EpochSet):
-        fail("epochs", "an EpochSet", type(epochs).__name__, exc=TypeError)
+def _check_settings(threshold: float, estimator: str) -> None:
+    """The z-score threshold and the covariance estimator of a potato (offline and online)."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
         fail("threshold", "a z-score > 0 (pyRiemann's default: 3)", threshold)
     if estimator not in spd.COV_ESTIMATORS:
         fail("estimator", f"one of {sorted(spd.COV_ESTIMATORS)}", estimator)
+
+
+def _check(threshold: float, estimator: str, groups: Any, epochs: EpochSet) -> dict[str, list[int]] | None:
+    if not isinstance(epochs, EpochSet):
+        fail("epochs", "an EpochSet", type(epochs).__name__, exc=TypeError)
+    _check_settings(threshold, estimator)
     if groups is None:
         return None
     if not isinstance(groups, Mapping) or not groups:
@@ -206,12 +211,9 @@ class OnlinePotato:
     """
 
     def __init__(self, threshold: float = 3.0, warmup: int = 10, estimator: str = "oas", alpha: float = 0.1) -> None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-            fail("threshold", "a z-score > 0", threshold)
+        _check_settings(threshold, estimator)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 3:
             fail("warmup", "an integer >= 3 (epochs that fit the potato)", warmup)
-        if estimator not in spd.COV_ESTIMATORS:
-            fail("estimator", f"one of {sorted(spd.COV_ESTIMATORS)}", estimator)
         if not 0 < alpha <= 1:
             fail("alpha", "a weight in (0, 1]", alpha)
         self.threshold, self.warmup, self.estimator, self.alpha = float(threshold), warmup, estimator, float(alpha)

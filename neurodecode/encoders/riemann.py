@@ -428,6 +428,23 @@ class TangentSpace(ArrayInput, TransformerMixin, BaseEstimator):
                                    self.metric).cpu().numpy()
 
 
+def _matrices_and_labels(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """SPD matrices ``(n, c, c)`` and one label per matrix, checked (the classifiers' ``fit``)."""
+    C = check_spd(X, (3,))
+    y = np.asarray(y)
+    if y.shape != (C.shape[0],):
+        raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+    return C, y
+
+
+def _distance_softmax(d: np.ndarray) -> np.ndarray:
+    """Class probabilities from distances ``(n, n_classes)``: the softmax of −d² (pyRiemann's MDM)."""
+    d2 = -np.asarray(d) ** 2
+    d2 -= d2.max(axis=1, keepdims=True)
+    p = np.exp(d2)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 @register
 class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
     """Minimum distance to mean: the class whose Riemannian mean is nearest (as ``pyriemann.MDM``).
@@ -452,10 +469,7 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MDM:
         check_params(self)
-        C = check_spd(X, (3,))
-        y = np.asarray(y)
-        if y.shape != (C.shape[0],):
-            raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+        C, y = _matrices_and_labels(X, y)
         self.classes_ = np.unique(y)
         Ct = _tensor(C, self.device)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -480,10 +494,7 @@ class MDM(ArrayInput, ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the negative squared distances."""
-        d2 = -self.transform(X) ** 2
-        d2 -= d2.max(axis=1, keepdims=True)
-        p = np.exp(d2)
-        return p / p.sum(axis=1, keepdims=True)
+        return _distance_softmax(self.transform(X))
 
 
 def _lda_directions(T: np.ndarray, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -552,10 +563,7 @@ class FgMDM(ArrayInput, ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FgMDM:
         check_params(self)
-        C = check_spd(X, (3,))
-        y = np.asarray(y)
-        if y.shape != (C.shape[0],):
-            raise ValueError(f"field 'y': expected one label per matrix ({C.shape[0]}), got shape {y.shape}")
+        C, y = _matrices_and_labels(X, y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"field 'y': expected at least two classes, got {list(self.classes_)}")
@@ -603,10 +611,7 @@ class FgMDM(ArrayInput, ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the negative squared distances (as :class:`MDM`)."""
-        d2 = -self.transform(X) ** 2
-        d2 -= d2.max(axis=1, keepdims=True)
-        p = np.exp(d2)
-        return p / p.sum(axis=1, keepdims=True)
+        return _distance_softmax(self.transform(X))
 
 
 @register
