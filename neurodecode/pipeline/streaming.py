@@ -94,17 +94,12 @@ class OnlineDecoder:
         self.stream = StreamLSL(bufsize=self.bufsize, name=self.stream_name).connect(acquisition_delay=0.001,
                                                                                      timeout=timeout)
         self.inlet = None
-        if not markers:                           # sliding windows: no marker stream
-            self.outlet = None
-            if self.outlet_name:
-                info = StreamInfo(self.outlet_name, "Markers", 1, 0.0, "string", f"neurodecode-{self.outlet_name}")
-                self.outlet = StreamOutlet(info)
-            return
-        found = [s for s in resolve_streams(timeout=timeout, name=self.marker_name)]
-        if not found:
-            fail("markers", f"an LSL marker stream named {self.marker_name!r}", "none found", self.stream_name)
-        self.inlet = StreamInlet(found[0])
-        self.inlet.open_stream(timeout=timeout)
+        if markers:                               # sliding windows read no marker stream
+            found = [s for s in resolve_streams(timeout=timeout, name=self.marker_name)]
+            if not found:
+                fail("markers", f"an LSL marker stream named {self.marker_name!r}", "none found", self.stream_name)
+            self.inlet = StreamInlet(found[0])
+            self.inlet.open_stream(timeout=timeout)
         self.outlet = None
         if self.outlet_name:
             info = StreamInfo(self.outlet_name, "Markers", 1, 0.0, "string", f"neurodecode-{self.outlet_name}")
@@ -125,10 +120,8 @@ class OnlineDecoder:
         buffer (the decoder connected after the window began, or ``bufsize`` is too small)."""
         import mne
 
-        data, ts = self.stream.get_data(winsize=self.bufsize)
+        data, ts = self._buffered()
         self._seen = 0                                    # reading the buffer resets its count of new samples
-        filled = ts > 0                                   # the buffer starts as zeros stamped 0
-        data, ts = data[:, filled], ts[filled]
         if ts.size == 0:
             return None
         # the marker itself must lie in the stretch (MNE epochs on an annotation), so a window that starts after
@@ -145,6 +138,21 @@ class OnlineDecoder:
         raw = mne.io.RawArray(data[:, keep], info, verbose="error")
         t0 = ts[keep][0]
         return raw, float(ts[-1]), t0
+
+    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered samples ``(n_channels, n)`` and their stream times, without the buffer's unfilled start
+        (zeros stamped 0)."""
+        data, ts = self.stream.get_data(winsize=self.bufsize)
+        filled = ts > 0
+        return data[:, filled], ts[filled]
+
+    def _prediction(self, stamp: float, decoded: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A decoded epoch's dict (``timestamp``, ``extra``, the predictions, ``latency_s``), pushed to the outlet."""
+        out = {"timestamp": stamp, **extra, **decoded}
+        out["latency_s"] = round(float(self.stream_clock() - (stamp + self.recipe["tmax"] + self.pad)), 4)
+        if self.outlet is not None:
+            self.outlet.push_sample([json.dumps({k: v for k, v in out.items() if k != "latent"})])
+        return out
 
     def _epoch(self, raw: Any, description: str, onset: float) -> Any:
         """The epoch of one marker, made by the checkpoint's recipe and checked against its contract."""
@@ -178,10 +186,9 @@ class OnlineDecoder:
     def _newest(self) -> float | None:
         """The stream time of the newest buffered sample (None when the buffer is empty)."""
         try:
-            _, ts = self.stream.get_data(winsize=self.bufsize)
+            ts = self._buffered()[1]
         except Exception:                     # a source that already went away
             return None
-        ts = ts[ts > 0]
         return float(ts[-1]) if ts.size else None
 
     def run(self, n_epochs: int | None = None, timeout: float = 30.0, idle: float = 5.0) -> Iterator[dict[str, Any]]:
@@ -220,18 +227,13 @@ class OnlineDecoder:
                         continue
                     raw, newest, t0 = got
                     decoded = self._decode(raw, desc, stamp - t0)
+                    ready.append((desc, stamp))
                     if "dropped" in decoded:          # rejected as an artefact: reported, not decoded
-                        ready.append((desc, stamp))
                         yield self._drop(desc, stamp, decoded["dropped"])
                         continue
-                    out = {"timestamp": stamp, **decoded}
-                    out["latency_s"] = round(float(self.stream_clock() - (stamp + self.recipe["tmax"] + self.pad)), 4)
-                    ready.append((desc, stamp))
                     done += 1
                     last = time.monotonic()
-                    if self.outlet is not None:
-                        self.outlet.push_sample([json.dumps({k: v for k, v in out.items() if k != "latent"})])
-                    yield out
+                    yield self._prediction(stamp, decoded)
                     if n_epochs is not None and done >= n_epochs:
                         break
                 pending = [p for p in pending if p not in ready]
@@ -294,15 +296,10 @@ class OnlineDecoder:
                             yield self._drop(desc, onset, decoded["dropped"])
                         else:
                             decoded.pop("marker", None)
-                            out = {"timestamp": onset, "window": [onset + self.recipe["tmin"],
-                                                                  onset + self.recipe["tmax"]], **decoded}
-                            out["latency_s"] = round(float(self.stream_clock() - (onset + self.recipe["tmax"]
-                                                                                  + self.pad)), 4)
                             done += 1
                             last = time.monotonic()
-                            if self.outlet is not None:
-                                self.outlet.push_sample([json.dumps({k: v for k, v in out.items() if k != "latent"})])
-                            yield out
+                            yield self._prediction(onset, decoded, window=[onset + self.recipe["tmin"],
+                                                                           onset + self.recipe["tmax"]])
                     onset += float(step)
                 if time.monotonic() - last > (idle if onset is not None else timeout):
                     break
@@ -312,8 +309,7 @@ class OnlineDecoder:
 
     def _oldest(self) -> float | None:
         """The stream time of the oldest buffered sample (None when the buffer is empty)."""
-        _, ts = self.stream.get_data(winsize=self.bufsize)
-        ts = ts[ts > 0]
+        ts = self._buffered()[1]
         return float(ts[0]) if ts.size else None
 
     @staticmethod

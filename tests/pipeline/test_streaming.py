@@ -18,6 +18,53 @@ from neurodecode.pipeline.streaming import offline_predictions
 pytestmark = pytest.mark.realdata
 
 
+class FakeBuffer:
+    """mne-lsl's ``StreamLSL`` as the decoder reads it: a buffer holding ``data`` (n_channels, n) stamped from
+    ``t0`` at ``info["sfreq"]``, that receives nothing more (so the decoder's idle clock runs)."""
+
+    n_new_samples = 0
+
+    def __init__(self, data, info, t0=100.0):
+        self.data, self.info, self.t0 = data, info, t0
+
+    def get_data(self, winsize):
+        return self.data, self.t0 + np.arange(self.data.shape[1]) / self.info["sfreq"]
+
+    def disconnect(self):
+        pass
+
+
+class FakeMarkers:
+    """An LSL marker inlet that sends ``labels`` at ``stamps`` once."""
+
+    def __init__(self, labels, stamps):
+        self.chunk, self.sent = ([[label] for label in labels], list(stamps)), False
+
+    def pull_chunk(self, timeout):
+        if self.sent:
+            return [], []
+        self.sent = True
+        return self.chunk
+
+    def close_stream(self):
+        pass
+
+
+def _silent_buffer(n_samples):
+    """4 channels of zeros at 160 Hz from t = 100 s."""
+    import mne
+
+    return FakeBuffer(np.zeros((4, n_samples)), mne.create_info(4, 160.0, "eeg"))
+
+
+def _connect_fakes(decoder, buffer, markers=None):
+    """Replace the decoder's LSL connection (signal, markers, outlet) with the fakes."""
+    def connect(timeout, **kwargs):          # run() asks for the marker stream, run_sliding() (markers=False) not
+        decoder.stream, decoder.inlet, decoder.outlet = buffer, markers, None
+
+    decoder._connect = connect
+
+
 @pytest.fixture(scope="module")
 def eeg_checkpoint(tmp_path_factory):
     from conftest import SHARED_DATA
@@ -100,19 +147,10 @@ def test_a_checkpoint_without_a_continuous_recipe_is_refused(eeg_checkpoint):
 
 
 def test_a_marker_older_than_the_buffer_is_skipped_and_windows_keep_their_marker(eeg_checkpoint):
-    import mne
-
     from neurodecode.pipeline.streaming import OnlineDecoder
 
     decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
-
-    class Buffer:                       # 5 s of a stream whose first sample is at t = 100 s
-        info = mne.create_info(4, 160.0, "eeg")
-
-        def get_data(self, winsize):
-            return np.zeros((4, 800)), 100.0 + np.arange(800) / 160.0
-
-    decoder.stream = Buffer()
+    decoder.stream = _silent_buffer(800)                # 5 s of a stream whose first sample is at t = 100 s
     assert decoder._stretch(99.5) == "missed"          # its padded window starts before the oldest sample
     assert decoder._stretch(102.5) is None              # needs the stream up to 105.5 s
     raw, newest, t0 = decoder._stretch(101.0)          # tmin 1 s > 0: the stretch still starts at the marker − pad
@@ -122,39 +160,12 @@ def test_a_marker_older_than_the_buffer_is_skipped_and_windows_keep_their_marker
 def test_an_epoch_cut_by_the_end_of_the_stream_is_reported_dropped_not_lost(eeg_checkpoint):
     """The source stops 1 s into an epoch's window: the run yields (and keeps) a dropped record with the reason,
     instead of ending as if every labelled epoch had been decoded."""
-    import mne
-
     from neurodecode.pipeline.streaming import OnlineDecoder
 
     decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
     label = sorted(decoder.descriptions)[0]
-
-    class Buffer:                       # 5 s of signal from t = 100 s, then nothing more
-        info = mne.create_info(4, 160.0, "eeg")
-        n_new_samples = 0
-
-        def get_data(self, winsize):
-            return np.zeros((4, 800)), 100.0 + np.arange(800) / 160.0
-
-        def disconnect(self):
-            pass
-
-    class Markers:                      # one labelled marker at 103 s, its window ends at 103 + 2 + 1 s
-        sent = False
-
-        def pull_chunk(self, timeout):
-            if self.sent:
-                return [], []
-            self.sent = True
-            return [[label]], [103.0]
-
-        def close_stream(self):
-            pass
-
-    def connect(timeout):
-        decoder.stream, decoder.inlet, decoder.outlet = Buffer(), Markers(), None
-
-    decoder._connect = connect
+    # 5 s of signal from t = 100 s, then nothing more; one labelled marker at 103 s, its window ends at 103 + 2 + 1 s
+    _connect_fakes(decoder, _silent_buffer(800), FakeMarkers([label], [103.0]))
     out = list(decoder.run(idle=0.2, timeout=1.0))
     assert len(out) == 1 and out[0]["marker"] == label and out[0]["timestamp"] == 103.0
     assert "the stream ended" in out[0]["dropped"] and "up to 106.000 s" in out[0]["dropped"]
@@ -187,34 +198,8 @@ def test_the_online_potato_rejects_an_artefact_epoch_and_the_run_reports_it_drop
     assert out[12]["dropped"].startswith("Riemannian potato: z = ") and decoder.potato.ready
 
     # the run loop reports it as a dropped line, in order, and keeps it
-    class Buffer:
-        info = mne.create_info(4, 160.0, "eeg")
-        n_new_samples = 0
-
-        def get_data(self, winsize):
-            return np.zeros((4, 1600)), 100.0 + np.arange(1600) / 160.0
-
-        def disconnect(self):
-            pass
-
     label = sorted(decoder.descriptions)[0]
-
-    class Markers:
-        sent = False
-
-        def pull_chunk(self, timeout):
-            if self.sent:
-                return [], []
-            self.sent = True
-            return [[label], [label]], [102.0, 104.0]
-
-        def close_stream(self):
-            pass
-
-    def connect(timeout):
-        decoder.stream, decoder.inlet, decoder.outlet = Buffer(), Markers(), None
-
-    decoder._connect = connect
+    _connect_fakes(decoder, _silent_buffer(1600), FakeMarkers([label, label], [102.0, 104.0]))
     calls = []
 
     def judged(raw, desc, onset):                  # the second epoch is an artefact
@@ -237,21 +222,8 @@ def test_sliding_windows_without_markers_decode_what_epochs_of_the_whole_recordi
 
     raw = mne.io.read_raw_edf(shared_data / "eegmmidb_S001" / "S001R04.edf", preload=True, verbose="error")
     raw.crop(0, 20.0)
-    data = raw.get_data()
-
-    class Buffer:                                   # the first 20 s of the run, stamped from t = 100 s
-        info = raw.info
-        n_new_samples = 0
-
-        def get_data(self, winsize):
-            return data, 100.0 + np.arange(data.shape[1]) / raw.info["sfreq"]
-
-        def disconnect(self):
-            pass
-
     decoder = OnlineDecoder(eeg_checkpoint[0], "no-such-stream", pad=1.0)
-    decoder._connect = lambda timeout, markers=True: setattr(decoder, "stream", Buffer()) or setattr(
-        decoder, "outlet", None)
+    _connect_fakes(decoder, FakeBuffer(raw.get_data(), raw.info))      # the first 20 s of the run, from t = 100 s
     out = list(decoder.run_sliding(2.0, n_epochs=4, idle=0.2))
     assert [o["timestamp"] for o in out] == [101.0, 103.0, 105.0, 107.0]
     assert out[0]["window"] == [102.0, 103.0] and "marker" not in out[0] and "stimulus" in out[0]
