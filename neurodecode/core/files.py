@@ -145,8 +145,19 @@ def publish_file(tmp: Path, path: Path, overwrite: bool) -> None:
 
 
 def interrupted_replacement(path: Path) -> list[Path]:
-    """Complete old folders left beside ``path`` by a replacement that was killed between its two renames."""
-    return sorted(path.parent.glob(f".{path.name}.old-*"))
+    """Complete old folders left beside ``path`` by a replacement that was killed between its two renames, oldest
+    first (the last one is the most recent)."""
+    return sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def _settle(folder: Path) -> None:
+    """Give a finished folder and everything in it the umask's permissions (some writers, e.g. safetensors, create
+    0600 files) and flush its files to disk, before it is published."""
+    for sub in [folder, *folder.rglob("*")]:
+        os.chmod(sub, permissions(directory=sub.is_dir()))
+        if sub.is_file():
+            with open(sub, "rb") as fh:
+                os.fsync(fh.fileno())
 
 
 def restore_interrupted(path: Path) -> Path | None:
@@ -156,11 +167,9 @@ def restore_interrupted(path: Path) -> Path | None:
     left = interrupted_replacement(path)
     if not left or path.exists():
         return None
-    newest = max(left, key=lambda p: p.stat().st_mtime_ns)
-    newest.rename(path)
-    for other in left:
-        if other != newest:
-            shutil.rmtree(other, ignore_errors=True)
+    left[-1].rename(path)                     # the most recent
+    for other in left[:-1]:
+        shutil.rmtree(other, ignore_errors=True)
     _fsync_dir(path.parent)
     return path
 
@@ -170,11 +179,7 @@ def publish_dir(tmp: Path, path: Path, overwrite: bool) -> None:
     aside first and removed only once the new one is in place. A folder a killed replacement left aside is put back
     first (:func:`restore_interrupted`), so ``overwrite=False`` still refuses to replace it."""
     restore_interrupted(path)
-    for sub in [tmp, *tmp.rglob("*")]:
-        os.chmod(sub, permissions(directory=sub.is_dir()))   # some writers (safetensors) create 0600 files
-        if sub.is_file():
-            with open(sub, "rb") as fh:
-                os.fsync(fh.fileno())
+    _settle(tmp)
     old = None
     if path.exists():
         if not overwrite:
@@ -284,11 +289,7 @@ class OutputFolder:
         if clash and not self.overwrite:
             raise FileExistsError(f"{self.path}: {clash[:6]} already there and not from an earlier run; nothing was "
                                   "written (choose another folder or overwrite)")
-        for sub in [self.staging, *self.staging.rglob("*")]:
-            os.chmod(sub, permissions(directory=sub.is_dir()))
-            if sub.is_file():
-                with open(sub, "rb") as fh:
-                    os.fsync(fh.fileno())
+        _settle(self.staging)
         self.path.mkdir(exist_ok=True)
         if self.marker and (self.path / self.marker).exists():
             _remove(self.path / self.marker)              # an incomplete-looking folder until the new marker lands

@@ -247,7 +247,7 @@ class DecodingPipeline:
         left = interrupted_replacement(path)
         if left and not any((path / name).is_file() for name in ("model_index.json", "pipeline.json",
                                                                   "checkpoint.json")):
-            old = max(left, key=lambda p: p.stat().st_mtime_ns)      # read it where it is: loading writes nothing
+            old = left[-1]                        # the most recent; read where it is: loading writes nothing
             logger.warning(f"{path}: a replacement of this checkpoint was interrupted before the new one was in "
                            f"place; loading the previous, complete checkpoint from {old} (the next save puts it "
                            "back)")
@@ -262,16 +262,11 @@ class DecodingPipeline:
 
 def _read_index(path: Path) -> dict[str, Any]:
     """The checkpoint's ``model_index.json`` (format 3) or ``pipeline.json`` (formats 1–2), checked."""
-    from neurodecode.core.files import interrupted_replacement
-
     index = path / "model_index.json"
     meta_path = index if index.is_file() else path / "pipeline.json"
-    if not meta_path.is_file():
-        left = interrupted_replacement(path)
+    if not meta_path.is_file():               # (an interrupted replacement is read by DecodingPipeline.load)
         hint = (" (this is a training-state checkpoint of one model, not a decoding pipeline)"
-                if (path / "checkpoint.json").is_file() else
-                f"; a replacement of it was interrupted and the previous checkpoint is complete at {left[-1]}: "
-                f"rename it to {path.name} to use it" if left else "")
+                if (path / "checkpoint.json").is_file() else "")
         raise FileNotFoundError(f"{index}: no decoding-pipeline checkpoint here{hint}; `neurodecode train` "
                                 "writes one to <run folder>/checkpoint")
     try:
