@@ -797,7 +797,8 @@ def load_recordings(path: str | os.PathLike | Sequence[str | os.PathLike], *, st
     if duplicates:
         raise ValueError("field 'path': expected distinct recordings (the same epochs twice would sit on both "
                          "sides of a cross-validation split), got: " + "; ".join(duplicates))
-    ep = sets[0] if len(sets) == 1 else concatenate(sets)
+    # duplicates were refused above, naming the paths: concatenate need not hash every epoch a second time
+    ep = sets[0] if len(sets) == 1 else concatenate(sets, allow_duplicates=True)
     if skipped:
         ep = ep.replace(provenance=[*ep.provenance, {"step": "skipped_runs", "runs": skipped}])
     if stimuli is not None:
