@@ -24,6 +24,11 @@ DOCDICT: dict[str, str] = {
     :class:`~neurodecode.core.training.Trainer` settings over the class's ``trainer_defaults``
     (``max_epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``precision``, ``accumulate``,
     ``checkpoint_dir`` for resumable training, ...); unknown keys are refused, naming them.""",
+    "ax": """ax : matplotlib.axes.Axes or None
+    Draw into these axes; default: a new figure.""",
+    "path": """path : str or Path or None
+    Save the figure there and close it (see :func:`~neurodecode.evaluation.plots.finish_figure`); None keeps it
+    open (for a notebook or the documentation's gallery).""",
     "n_jobs": """n_jobs : int or None
     Worker processes for the work that parallelises (as scikit-learn's and MNE's ``n_jobs``); None or 1: one
     process, -1: one per usable core. Each worker runs one BLAS/torch thread.""",

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from neurodecode.core.docs import fill_doc
+
 __all__ = ["finish_figure", "plot_confusion_matrix", "plot_roc_curve", "plot_scores_over_time",
            "plot_temporal_generalization"]
 
@@ -51,6 +53,7 @@ def _axes(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:
     return ax.figure, ax
 
 
+@fill_doc
 def plot_confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any], classes: Sequence[Any] | None = None, *,
                           normalize: bool = True, title: str | None = None, ax: Any = None,
                           path: str | Path | None = None) -> Any:
@@ -67,10 +70,8 @@ def plot_confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any], classes:
         Rows as proportions of each true class (True) or counts.
     title : str or None
         The axes' title; default: the accuracy and balanced accuracy.
-    ax : matplotlib.axes.Axes or None
-        Draw into these axes; default: a new figure.
-    path : str or Path or None
-        Save the figure there (see :func:`finish_figure`).
+    %(ax)s
+    %(path)s
 
     Returns
     -------
@@ -94,6 +95,7 @@ def plot_confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any], classes:
     return finish_figure(fig, path)
 
 
+@fill_doc
 def plot_roc_curve(y_true: Sequence[Any], scores: np.ndarray, positive: Any = None, *, name: str | None = None,
                    ax: Any = None, path: str | Path | None = None) -> Any:
     """The ROC curve of a two-class decoder (scikit-learn's ``RocCurveDisplay``), with the chance diagonal.
@@ -108,10 +110,8 @@ def plot_roc_curve(y_true: Sequence[Any], scores: np.ndarray, positive: Any = No
         The positive class; default: the larger of the two sorted class names.
     name : str or None
         The curve's legend label (the area under it is appended).
-    ax : matplotlib.axes.Axes or None
-        Draw into these axes; default: a new figure.
-    path : str or Path or None
-        Save the figure there (see :func:`finish_figure`).
+    %(ax)s
+    %(path)s
 
     Returns
     -------
@@ -135,6 +135,7 @@ def plot_roc_curve(y_true: Sequence[Any], scores: np.ndarray, positive: Any = No
     return finish_figure(fig, path)
 
 
+@fill_doc
 def plot_scores_over_time(times: np.ndarray, scores: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None = None,
                           *, metric: str = "score", chance: float | None = None, label: str | None = None,
                           title: str | None = None, ax: Any = None, path: str | Path | None = None) -> Any:
@@ -155,10 +156,8 @@ def plot_scores_over_time(times: np.ndarray, scores: np.ndarray, interval: tuple
     label : str or None
         The curve's legend label.
     title : str or None
-    ax : matplotlib.axes.Axes or None
-        Draw into these axes; default: a new figure.
-    path : str or Path or None
-        Save the figure there (see :func:`finish_figure`).
+    %(ax)s
+    %(path)s
 
     Returns
     -------
@@ -186,6 +185,7 @@ def plot_scores_over_time(times: np.ndarray, scores: np.ndarray, interval: tuple
     return finish_figure(fig, path)
 
 
+@fill_doc
 def plot_temporal_generalization(matrix: np.ndarray, times: np.ndarray, *, metric: str = "score",
                                  chance: float = 0.5, title: str | None = None, ax: Any = None,
                                  path: str | Path | None = None) -> Any:
@@ -202,9 +202,8 @@ def plot_temporal_generalization(matrix: np.ndarray, times: np.ndarray, *, metri
     chance : float
         The centre of the diverging colour scale.
     title : str or None
-    ax : matplotlib.axes.Axes or None
-    path : str or Path or None
-        Save the figure there (see :func:`finish_figure`).
+    %(ax)s
+    %(path)s
 
     Returns
     -------

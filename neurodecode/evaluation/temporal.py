@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from neurodecode.core.docs import fill_doc
 from neurodecode.core.epochs import EpochCollection, EpochSet
 from neurodecode.core.validation import fail
 
@@ -120,17 +121,16 @@ class TimeResolvedResult:
                                           "score": self.scores[k]}))
         return pd.concat(rows, ignore_index=True)
 
+    @fill_doc
     def plot(self, *, ax: Any = None, title: str | None = None, path: str | Path | None = None) -> Any:
         """The mean score over time with its interval and the chance line, or the temporal-generalisation matrix
         (training time × testing time, the colour scale centred on chance).
 
         Parameters
         ----------
-        ax : matplotlib.axes.Axes, optional
-            Where to draw; default a new figure.
+        %(ax)s
         title : str, optional
-        path : str or Path, optional
-            Save the figure there (and close it).
+        %(path)s
 
         Returns
         -------
