@@ -121,15 +121,8 @@ def linear_patterns(epochs: EpochSet, estimator: Any = None, *, target: str = "l
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if not isinstance(epochs, EpochSet):
-        fail("epochs", "an EpochSet", type(epochs).__name__, exc=TypeError)
-    if target not in epochs.table.columns or epochs.table[target].isna().any():
-        fail(f"table[{target!r}]", "a class for every epoch", "missing values" if target in epochs.table.columns
-             else "no such column")
-    y = epochs.table[target].astype(str).to_numpy()
+    y = _class_labels(epochs, target, "an EpochSet")
     classes = np.unique(y)
-    if len(classes) < 2:
-        fail(f"table[{target!r}]", "at least two classes", list(classes))
     model = LinearModel(LogisticRegression(max_iter=1000) if estimator is None else estimator)
     clf = make_pipeline(Vectorizer(), StandardScaler(), model)
     try:
@@ -205,13 +198,20 @@ def _voxel_classes(epochs: EpochSet, target: str) -> tuple[dict, np.ndarray]:
     step, _ = voxel_grid(epochs)                      # voxel epochs with their grid, or an error naming them
     if epochs.n_times != 1:
         fail("epochs", "one response per trial and voxel (n_trials, n_voxels, 1)", f"n_times {epochs.n_times}")
+    return step, _class_labels(epochs, target, "an EpochSet of voxel epochs")
+
+
+def _class_labels(epochs: EpochSet, target: str, what: str) -> np.ndarray:
+    """The classes ``table[target]`` of ``epochs`` as text: a class for every epoch and at least two of them."""
+    if not isinstance(epochs, EpochSet):
+        fail("epochs", what, type(epochs).__name__, exc=TypeError)
     if target not in epochs.table.columns or epochs.table[target].isna().any():
         fail(f"table[{target!r}]", "a class for every epoch", "missing values" if target in epochs.table.columns
              else "no such column")
     y = epochs.table[target].astype(str).to_numpy()
     if len(np.unique(y)) < 2:
         fail(f"table[{target!r}]", "at least two classes", list(np.unique(y)))
-    return step, y
+    return y
 
 
 def _run_folds(epochs: EpochSet, cv: Any, groups: str | None) -> tuple[Any, np.ndarray | None]:
